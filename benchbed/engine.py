@@ -1,0 +1,252 @@
+"""The measurement engine that the CLI, the pytest plugin and the Python API all drive.
+
+A `Session` is one run: an id, an environment fingerprint, a store, and caches of models and
+pipelines keyed by what cannot change within a run. `Session.run_case` turns a `Case` into a
+record: load (cached) -> inputs -> parity of both paths -> timed loop -> phase pass -> stats ->
+store. Failures are data: a case that errors, runs out of memory or cannot run here becomes a
+record with its status and message, and the caller goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import secrets
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .measure import CudaPeak, PeakRSS, StopRule, measure, no_sync, noise_warning, summarize
+from .record import empty_record
+from .spec import Case
+
+__all__ = ["EngineConfig", "Session", "CaseResult", "new_run_id"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Run-wide settings, recorded with every case."""
+
+    rule: StopRule = StopRule()
+    seed: int = 0
+    threads: int | None = None
+    tokenizers_parallelism: bool = False
+    phase_calls: int = 5
+    trust_remote_code: bool = False
+    suite: str = ""
+
+
+@dataclass
+class CaseResult:
+    """A finished case: its record, where it was stored, and the raw samples for callers."""
+
+    case: Case
+    record: dict[str, Any]
+    path: str | None = None
+    samples: tuple[float, ...] = field(default=())
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _device_sync(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        import torch
+
+        return lambda: torch.cuda.synchronize(device)
+    if device == "mps":
+        import torch
+
+        return torch.mps.synchronize
+    return no_sync
+
+
+def unavailable_reason(case: Case) -> str | None:
+    """Why this machine cannot run the case, or None."""
+    import torch
+
+    if case.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        index = int(case.device.split(":")[1]) if ":" in case.device else 0
+        if index >= torch.cuda.device_count():
+            return f"{case.device} requested but only {torch.cuda.device_count()} CUDA device(s) present"
+        if case.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+            return f"bf16 is not supported by {torch.cuda.get_device_name(index)}"
+    if case.device == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available on this machine"
+    return None
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+
+
+class Session:
+    """One benchmark run writing records under `results` (see `benchbed.store`)."""
+
+    def __init__(self, results: str = "results", config: EngineConfig = EngineConfig(), run_id: str | None = None,
+                 store: Any = None) -> None:
+        from .env import collect_env
+        from .store import open_store
+
+        self.config = config
+        self.run_id = run_id or new_run_id()
+        self.started_at = _dt.datetime.now(_dt.timezone.utc)
+        # Fix the setting for both paths: the pipeline would otherwise set it to "false" for the
+        # whole process on first use, changing how fast later raw-path tokenisation runs.
+        os.environ["TOKENIZERS_PARALLELISM"] = "true" if config.tokenizers_parallelism else "false"
+        import torch
+
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        _quiet_transformers()
+        self.env = collect_env()
+        self.store = store if store is not None else open_store(results, self.run_id)
+        self._bundles: dict[tuple, Any] = {}
+        self._pipes: dict[tuple, Any] = {}
+        self._parity: dict[str, Any] = {}
+        self.results: list[CaseResult] = []
+
+    # -- caches ---------------------------------------------------------------------------------
+    def bundle(self, case: Case, task: Any) -> Any:
+        from .models import load_model
+
+        key = (case.model, task.head, task.labels, case.dtype, case.device)
+        if key not in self._bundles:
+            self._bundles[key] = load_model(case.model, task.head, task.labels, case.dtype, case.device,
+                                            seed=self.config.seed, trust_remote_code=self.config.trust_remote_code)
+        return self._bundles[key]
+
+    def pipe(self, case: Case, task: Any, bundle: Any) -> Any:
+        from .runners import build_pipeline
+
+        key = (case.model, task.name, case.dtype, case.device)
+        if key not in self._pipes:
+            self._pipes[key] = build_pipeline(task, bundle, case.device)
+        return self._pipes[key]
+
+    def runner(self, case: Case, task: Any, bundle: Any, inputs: list[Any], runner: str | None = None) -> Any:
+        from .runners import PipelineRunner, TorchRunner
+
+        name = runner or case.runner
+        args = (task, bundle, inputs, case.device, case.batch_size, _device_sync(case.device))
+        if name == "torch":
+            return TorchRunner(*args)
+        return PipelineRunner(*args, pipe=self.pipe(case, task, bundle))
+
+    # -- one case ---------------------------------------------------------------------------------
+    def base_record(self, case: Case) -> dict[str, Any]:
+        import torch
+
+        rec = empty_record()
+        rec.update({
+            "run_id": self.run_id, "case_id": case.case_id, "pair_id": case.pair_id, "started_at": self.started_at,
+            "suite": self.config.suite, "task": case.task, "model": case.model, "runner": case.runner,
+            "device": case.device, "dtype": case.dtype, "batch_size": case.batch_size, "seq_len": case.seq_len,
+            "new_tokens": case.new_tokens, "compiled": False, "threads": torch.get_num_threads(),
+            "options": json.dumps(dict(case.options), sort_keys=True),
+        })
+        rec.update(self.env)
+        return rec
+
+    def parity(self, case: Case, task: Any, bundle: Any, inputs: list[Any]) -> Any:
+        """Both paths once on the same inputs; cached per cell so a torch/pipeline pair checks once."""
+        if case.pair_id not in self._parity:
+            raw = self.runner(case, task, bundle, inputs, "torch")()
+            piped = self.runner(case, task, bundle, inputs, "pipeline")()
+            self._parity[case.pair_id] = task.compare(raw, piped, case.dtype)
+        return self._parity[case.pair_id]
+
+    def run_case(self, case: Case) -> CaseResult:
+        """Measure one case and store its record, whatever happens."""
+        from .tasks import get_task
+
+        rec = self.base_record(case)
+        samples: tuple[float, ...] = ()
+        try:
+            reason = unavailable_reason(case)
+            if reason:
+                rec.update(status="skipped", message=reason)
+            else:
+                task = get_task(case.task)
+                bundle = self.bundle(case, task)
+                rec.update(model_params=bundle.params, model_config=bundle.config_name, model_weights=bundle.weights,
+                           attn_impl=getattr(bundle.module.config, "_attn_implementation", None))
+                if bundle.max_positions and case.seq_len > bundle.max_positions:
+                    rec.update(status="skipped", message=f"seq_len {case.seq_len} exceeds the model's "
+                                                         f"{bundle.max_positions} positions")
+                else:
+                    try:
+                        inputs = task.make_inputs(bundle.tokenizer, case.batch_size, case.seq_len, self.config.seed)
+                    except ValueError as exc:
+                        rec.update(status="skipped", message=str(exc))
+                    else:
+                        samples = self._measure(case, task, bundle, inputs, rec)
+        except Exception as exc:  # failures are data
+            rec.update(status="oom" if _is_oom(exc) else "error",
+                       message=f"{exc.__class__.__name__}: {exc}".strip()[:2000])
+            if rec["status"] == "error" and os.environ.get("BENCHBED_TRACEBACK"):
+                traceback.print_exc(file=sys.stderr)
+            _release(case.device)
+        path = self.store.write(rec)
+        result = CaseResult(case=case, record=rec, path=path, samples=samples)
+        self.results.append(result)
+        return result
+
+    def _measure(self, case: Case, task: Any, bundle: Any, inputs: list[Any], rec: dict[str, Any]) -> tuple[float, ...]:
+        parity = self.parity(case, task, bundle, inputs)
+        rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
+        run = self.runner(case, task, bundle, inputs)
+        t0 = time.perf_counter()
+        with PeakRSS() as rss, CudaPeak(case.device) as gpu:
+            timing = measure(run, self.config.rule, sync=run.sync)
+        phases = [run.call_with_phases()[1] for _ in range(self.config.phase_calls)]
+        stats = summarize(timing.samples, seed=self.config.seed)
+        rec.update(stats.as_columns())
+        rec.update(
+            status="ok", samples_s=list(timing.samples), n_samples=stats.n, warmup=timing.warmup,
+            stop_reason=timing.stop_reason, measure_s=time.perf_counter() - t0, noise=noise_warning(stats),
+            items_per_s=case.batch_size / stats.median if stats.median > 0 else None,
+            tokens_per_s=case.batch_size * case.seq_len / stats.median if stats.median > 0 else None,
+            cpu_rss_peak_delta_mb=rss.delta_bytes / 2**20, cpu_rss_method=rss.method,
+            gpu_alloc_peak_mb=None if gpu.allocated is None else gpu.allocated / 2**20,
+            gpu_reserved_peak_mb=None if gpu.reserved is None else gpu.reserved / 2**20,
+        )
+        if phases:
+            import numpy as np
+
+            for key in ("pre", "fwd", "post"):
+                rec[f"{key}_s"] = float(np.median([p[key] for p in phases]))
+        if not parity.ok:
+            rec["message"] = f"PARITY MISMATCH: {parity.detail}"
+        return timing.samples
+
+
+def _release(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,50 @@
+"""Models that ``from_pretrained`` loads: a local directory offline, or a hub id where a network exists.
+
+``trust_remote_code`` stays off unless the caller passes it explicitly. A head the checkpoint lacks
+(say, a token-classification head on an embedding model) is initialised from a fixed seed and the
+record says so.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .bundle import HEADS, ModelBundle, auto_class, count_params, finish, seeded
+
+__all__ = ["load_pretrained"]
+
+
+def _has_head(config: Any, head: str) -> bool:
+    suffix = HEADS[head].replace("AutoModel", "")  # "ForTokenClassification", "" for base
+    archs = getattr(config, "architectures", None) or []
+    return not suffix or any(a.endswith(suffix) for a in archs)
+
+
+def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str,
+                    seed: int = 0, trust_remote_code: bool = False) -> ModelBundle:
+    """Load `source` (path or hub id) with `head`; `name` is what the record calls it."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    local = os.path.isdir(source)
+    common = {"trust_remote_code": trust_remote_code}
+    if local:
+        common["local_files_only"] = True
+    config = AutoConfig.from_pretrained(source, **common)
+    has_head = _has_head(config, head)
+    overrides: dict[str, Any] = {}
+    if not has_head and labels:
+        overrides = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                     "label2id": {n: i for i, n in enumerate(labels)}}
+    with seeded(seed):
+        module = auto_class(head).from_pretrained(source, dtype="float32", **overrides, **common)
+    tokenizer = AutoTokenizer.from_pretrained(source, **common)
+    if tokenizer.model_max_length is None or tokenizer.model_max_length > 10**6:
+        tokenizer.model_max_length = getattr(module.config, "max_position_embeddings", 512)
+    module = finish(module, dtype, device)
+    return ModelBundle(
+        module=module, tokenizer=tokenizer, name=name, params=count_params(module),
+        config_name=module.config.model_type, weights="pretrained" if has_head else "pretrained, seeded head",
+        max_positions=getattr(module.config, "max_position_embeddings", None),
+        extra={"source": source},
+    )

@@ -1,0 +1,75 @@
+"""Offline models with seeded random weights and exactly the shapes of real checkpoints.
+
+Latency depends on shapes, not on the values of the weights, so a seeded random model of
+bert-base-uncased's shapes costs what bert-base-uncased costs, with no download. Outputs are
+meaningless, which parity does not mind: both paths get the same module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .bundle import ModelBundle, auto_class, count_params, finish, seeded
+from .vocab import bert_uncased_tokenizer
+
+__all__ = ["PRESETS", "Preset", "load_synthetic"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A transformers config family and the exact shape parameters of the checkpoint it mirrors."""
+
+    mirrors: str
+    config_class: str
+    shape: tuple[tuple[str, Any], ...]
+    tokenizer: Callable[[], Any]
+    description: str
+
+
+def _bert_tok() -> Any:
+    return bert_uncased_tokenizer(512, token_type_ids=True)
+
+
+def _distil_tok() -> Any:
+    return bert_uncased_tokenizer(512, token_type_ids=False)
+
+
+PRESETS: dict[str, Preset] = {
+    "bert-tiny": Preset(
+        "google/bert_uncased_L-2_H-128_A-2", "BertConfig",
+        (("vocab_size", 30522), ("hidden_size", 128), ("num_hidden_layers", 2), ("num_attention_heads", 2),
+         ("intermediate_size", 512), ("max_position_embeddings", 512), ("type_vocab_size", 2)),
+        _bert_tok, "2 layers, hidden 128, 2 heads (4.4M params); for tests and quick runs"),
+    "bert-base-uncased": Preset(
+        "bert-base-uncased", "BertConfig",
+        (("vocab_size", 30522), ("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12),
+         ("intermediate_size", 3072), ("max_position_embeddings", 512), ("type_vocab_size", 2)),
+        _bert_tok, "12 layers, hidden 768, 12 heads (110M params)"),
+    "distilbert-base-uncased": Preset(
+        "distilbert-base-uncased", "DistilBertConfig",
+        (("vocab_size", 30522), ("dim", 768), ("n_layers", 6), ("n_heads", 12), ("hidden_dim", 3072),
+         ("max_position_embeddings", 512)),
+        _distil_tok, "6 layers, dim 768, 12 heads (66M params)"),
+}
+
+
+def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str,
+                   seed: int = 0) -> ModelBundle:
+    """Build preset `preset` with head `head`; `labels` name the classes of a classification head."""
+    import transformers
+
+    spec = PRESETS[preset]
+    kwargs = dict(spec.shape)
+    if labels:
+        kwargs["id2label"] = dict(enumerate(labels))
+        kwargs["label2id"] = {name: i for i, name in enumerate(labels)}
+    config = getattr(transformers, spec.config_class)(**kwargs)
+    with seeded(seed):
+        module = auto_class(head).from_config(config)
+    module = finish(module, dtype, device)
+    return ModelBundle(
+        module=module, tokenizer=spec.tokenizer(), name=f"synthetic:{preset}", params=count_params(module),
+        config_name=config.model_type, weights="random", max_positions=config.max_position_embeddings,
+        extra={"mirrors": spec.mirrors},
+    )

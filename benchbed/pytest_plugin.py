@@ -1,0 +1,161 @@
+"""The pytest door: ``pytest suites --benchmark``.
+
+Registers ``--benchmark`` (without it, benchbed cases are skipped so a plain ``pytest`` stays
+fast), ``--benchbed-results DIR`` and axis filters, a session-wide engine `Session`, and the
+``benchbed`` fixture. Timing runs in benchbed's engine (device sync, adaptive stopping); the raw
+samples are then handed to pytest-benchmark's ``benchmark`` fixture, so its table,
+``--benchmark-json``, ``--benchmark-autosave`` and ``--benchmark-compare`` show exactly the
+numbers that go into parquet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .spec import Case, Matrix
+
+__all__ = ["BenchbedFixture", "parametrize"]
+
+_FILTERS = {"task": "--benchbed-task", "model": "--benchbed-model", "runner": "--benchbed-runner",
+            "device": "--benchbed-device", "dtype": "--benchbed-dtype", "batch_size": "--benchbed-batch-size",
+            "seq_len": "--benchbed-seq-len"}
+
+
+def parametrize(matrix: Matrix, *marks: Any) -> Any:
+    """``@benchbed.pytest_plugin.parametrize(MATRIX)``: one test per case, id = case label, each
+    marked ``benchbed`` plus `marks`, so ``-k`` and ``-m`` select on them."""
+    params = [pytest.param(case, id=case.label, marks=[pytest.mark.benchbed, *marks]) for case in matrix.cases()]
+    return pytest.mark.parametrize("case", params)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("benchbed", "benchbed: raw torch vs pipelines")
+    group.addoption("--benchmark", action="store_true", default=False,
+                    help="run benchbed benchmark cases (skipped without it)")
+    group.addoption("--benchbed-results", metavar="DIR", default="results",
+                    help="folder for parquet results (default: results/)")
+    for axis, flag in _FILTERS.items():
+        group.addoption(flag, metavar="V1,V2", default=None, help=f"run only cases with these {axis} values")
+    group.addoption("--benchbed-max-time", type=float, default=10.0, metavar="S",
+                    help="per-case cap on timed seconds (default: 10)")
+    group.addoption("--benchbed-min-time", type=float, default=0.5, metavar="S",
+                    help="timed seconds at least per case (default: 0.5)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "benchbed: a benchbed benchmark case (runs only with --benchmark)")
+    config._benchbed_records = []  # type: ignore[attr-defined]
+
+
+def _case_of(item: pytest.Item) -> Case | None:
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("case") if callspec else None
+    return case if isinstance(case, Case) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = {axis: [v.strip() for v in str(config.getoption(flag)).split(",")]
+              for axis, flag in _FILTERS.items() if config.getoption(flag)}
+    if wanted:
+        keep, drop = [], []
+        for item in items:
+            case = _case_of(item)
+            if case is not None and any(str(getattr(case, axis)) not in values for axis, values in wanted.items()):
+                drop.append(item)
+            else:
+                keep.append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+    if not config.getoption("--benchmark"):
+        skip = pytest.mark.skip(reason="benchbed cases run only with --benchmark")
+        for item in items:
+            if "benchbed" in item.fixturenames or item.get_closest_marker("benchbed"):
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def benchbed_session(pytestconfig: pytest.Config) -> Any:
+    """The run all cases of this pytest session share: one run id, one results folder."""
+    from .engine import EngineConfig, Session
+    from .measure import StopRule
+    from .spec import SpecError
+    from .store import check_writable
+
+    results = pytestconfig.getoption("--benchbed-results")
+    problem = check_writable(results)
+    if problem:
+        raise pytest.UsageError(problem)
+    rule = StopRule(min_time_s=pytestconfig.getoption("--benchbed-min-time"),
+                    max_time_s=pytestconfig.getoption("--benchbed-max-time"))
+    try:
+        return Session(results, EngineConfig(rule=rule, suite="pytest"))
+    except SpecError as exc:  # pragma: no cover - defensive
+        raise pytest.UsageError(str(exc)) from None
+
+
+class BenchbedFixture:
+    """What a suite test gets: ``benchbed.run(case)`` measures, stores and reports one case."""
+
+    def __init__(self, session: Any, benchmark: Any, config: pytest.Config, node: pytest.Item) -> None:
+        self.session = session
+        self.benchmark = benchmark
+        self.config = config
+        self.node = node
+
+    def run(self, case: Case) -> dict[str, Any]:
+        from .tasks import task_names
+        from .models import check_model
+
+        case = case.validate(task_names(), check_model)
+        result = self.session.run_case(case)
+        rec = result.record
+        self.config._benchbed_records.append(rec)  # type: ignore[attr-defined]
+        if rec["status"] == "ok":
+            self._feed(result.samples, rec)
+        if rec["status"] == "skipped":
+            pytest.skip(rec["message"])
+        if rec["status"] != "ok":
+            pytest.fail(f"{rec['status']}: {rec['message']}", pytrace=False)
+        if rec["parity_ok"] is False:
+            pytest.fail(f"PARITY MISMATCH between torch and pipeline: {rec['parity_detail']}", pytrace=False)
+        return rec
+
+    def _feed(self, samples: tuple[float, ...], rec: dict[str, Any]) -> None:
+        """Hand benchbed's raw samples to pytest-benchmark, one round per sample.
+
+        pytest-benchmark has no public call for "record these durations", so this uses the
+        fixture's `_make_stats` / `stats.update` (stable from 4.0 to 5.x, pinned in pyproject).
+        """
+        bm = self.benchmark
+        if bm is None or getattr(bm, "disabled", True):
+            return
+        bm._mode = "benchbed"
+        stats = bm._make_stats(1)
+        for s in samples:
+            stats.update(s)
+        bm.extra_info.update({k: rec[k] for k in ("run_id", "case_id", "task", "model", "runner", "device", "dtype",
+                                                  "batch_size", "seq_len", "parity_ok", "items_per_s")})
+
+
+@pytest.fixture
+def benchbed(request: pytest.FixtureRequest, benchbed_session: Any) -> BenchbedFixture:
+    """Measure benchbed cases inside a test: ``benchbed.run(case)``."""
+    return BenchbedFixture(benchbed_session, request.getfixturevalue("benchmark"), request.config, request.node)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    records = getattr(config, "_benchbed_records", [])
+    if not records:
+        return
+    from .summary import format_table
+
+    tr = terminalreporter
+    tr.section("benchbed: raw torch vs pipeline (median ms, items/s, pipeline ÷ torch)")
+    for line in format_table(records).splitlines():
+        tr.write_line(line)
+    session = records[0]["run_id"]
+    tr.write_line(f"{len(records)} records, run {session}, in {config.getoption('--benchbed-results')}")
+

@@ -1,0 +1,74 @@
+"""The flat record: one row per case per run, its columns, their types and the schema version.
+
+Units live in column names (``_s``, ``_mb``). Raw samples are kept beside their statistics, so
+every statistic can be recomputed and runs can be merged by concatenating samples.
+
+Schema history:
+  1 — first version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table"]
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "skipped", "error", "oom", "timeout")
+
+_f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
+
+COLUMNS: list[tuple[str, pa.DataType]] = [
+    # identity
+    ("schema_version", _i), ("run_id", _s), ("case_id", _s), ("pair_id", _s), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("suite", _s),
+    # case
+    ("task", _s), ("model", _s), ("model_params", _i), ("model_config", _s), ("model_weights", _s), ("runner", _s),
+    ("device", _s), ("dtype", _s), ("batch_size", _i), ("seq_len", _i), ("new_tokens", _i), ("attn_impl", _s),
+    ("compiled", _b), ("threads", _i), ("options", _s),
+    # outcome
+    ("status", _s), ("message", _s),
+    # parity
+    ("parity_ok", _b), ("parity_detail", _s),
+    # time
+    ("samples_s", pa.list_(_f)), ("n_samples", _i), ("warmup", _i), ("stop_reason", _s), ("measure_s", _f),
+    ("lat_min_s", _f), ("lat_median_s", _f), ("lat_mean_s", _f), ("lat_p90_s", _f), ("lat_p95_s", _f),
+    ("lat_p99_s", _f), ("lat_max_s", _f), ("lat_std_s", _f), ("lat_iqr_s", _f),
+    ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),
+    # rate
+    ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f),
+    # phases
+    ("pre_s", _f), ("fwd_s", _f), ("post_s", _f),
+    # memory
+    ("cpu_rss_peak_delta_mb", _f), ("cpu_rss_method", _s), ("gpu_alloc_peak_mb", _f), ("gpu_reserved_peak_mb", _f),
+    ("gpu_nvml_used_peak_mb", _f),
+    # efficiency
+    ("flops_per_call", _f), ("achieved_tflops", _f), ("energy_j_per_item", _f),
+    # environment
+    ("env_host", _s), ("env_os", _s), ("env_cpu", _s), ("env_cores", _i), ("env_gpu", _s), ("env_gpu_driver", _s),
+    ("env_cuda", _s), ("env_python", _s), ("env_torch", _s), ("env_transformers", _s), ("env_tokenizers", _s),
+    ("env_benchbed", _s), ("env_git_sha", _s), ("env_git_dirty", _b), ("env_ci", _b),
+    ("env_tokenizers_parallelism", _s),
+]
+
+SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],
+                   metadata={"benchbed_schema_version": str(SCHEMA_VERSION)})
+
+
+def empty_record() -> dict[str, Any]:
+    """Every column present, all null except the schema version."""
+    rec: dict[str, Any] = {name: None for name, _ in COLUMNS}
+    rec["schema_version"] = SCHEMA_VERSION
+    return rec
+
+
+def to_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Records as an Arrow table with the fixed schema (unknown keys are an error, not dropped)."""
+    names = {n for n, _ in COLUMNS}
+    for rec in records:
+        extra = set(rec) - names
+        if extra:
+            raise KeyError(f"record has columns not in schema v{SCHEMA_VERSION}: {sorted(extra)}")
+    return pa.Table.from_pylist([{n: r.get(n) for n in names} for r in records], schema=SCHEMA)

@@ -1,0 +1,79 @@
+"""The pipeline path: ``transformers.pipeline(task, model=<the same module object>, tokenizer=...)``
+called on the same inputs with ``batch_size``.
+
+Phase times come from wrapping the pipeline instance's own ``preprocess`` / ``forward`` /
+``postprocess`` for one call; what is left of the total is the pipeline's plumbing (batching,
+collation, DataLoader). The wrappers exist only inside `call_with_phases`, never in timed calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Iterator
+
+from .base import PhaseTimes, Runner
+
+__all__ = ["PipelineRunner", "build_pipeline"]
+
+
+def build_pipeline(task: Any, bundle: Any, device: str) -> Any:
+    """A pipeline over the bundle's module object. The module is already cast: ``dtype=`` given to
+    ``pipeline()`` together with a model object does not cast it."""
+    import torch
+    from transformers import pipeline
+
+    return pipeline(task.pipeline_task, model=bundle.module, tokenizer=bundle.tokenizer,
+                    device=torch.device(device))
+
+
+class PipelineRunner(Runner):
+    NAME = "pipeline"
+
+    def __init__(self, *args: Any, pipe: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pipe = pipe
+        self.kwargs = self.task.pipeline_kwargs()
+
+    def __call__(self) -> list[Any]:
+        out = self.pipe(list(self.inputs), batch_size=self.batch_size, **self.kwargs)
+        return self.task.normalize_pipeline(out, len(self.inputs))
+
+    def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:
+        times = {"pre": 0.0, "fwd": 0.0, "post": 0.0}
+        pipe = self.pipe
+        originals = {"pre": pipe.preprocess, "fwd": pipe.forward, "post": pipe.postprocess}
+        names = {"pre": "preprocess", "fwd": "forward", "post": "postprocess"}
+        try:
+            for key, fn in originals.items():
+                setattr(pipe, names[key], self._timed(fn, key, times))
+            result = self()
+        finally:
+            for key in originals:
+                pipe.__dict__.pop(names[key], None)
+        return result, times
+
+    def _timed(self, fn: Callable[..., Any], key: str, times: dict[str, float]) -> Callable[..., Any]:
+        clock, sync = self.clock, self.sync
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = clock()
+            out = fn(*args, **kwargs)
+            sync()
+            times[key] += clock() - t0
+            if inspect.isgenerator(out):  # ChunkPipeline.preprocess yields chunks lazily
+                return _timed_iter(out, key, times, clock)
+            return out
+
+        return wrapper
+
+
+def _timed_iter(gen: Iterator[Any], key: str, times: dict[str, float], clock: Callable[[], float]) -> Iterator[Any]:
+    while True:
+        t0 = clock()
+        try:
+            item = next(gen)
+        except StopIteration:
+            times[key] += clock() - t0
+            return
+        times[key] += clock() - t0
+        yield item

@@ -1,0 +1,255 @@
+"""What is benchmarked: the frozen `Case` and the `Matrix` of axes that expands into cases.
+
+Validation here is pure (no I/O, no imports of torch or transformers), so a bad command line
+fails in milliseconds and before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+__all__ = [
+    "AXES",
+    "Case",
+    "Matrix",
+    "SpecError",
+    "DTYPES",
+    "RUNNERS",
+    "parse_shard",
+    "validate_device",
+]
+
+#: Precisions accepted on the ``dtype`` axis.
+DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
+#: Ways of invoking the same module: the raw module call and ``transformers.pipeline``.
+RUNNERS: tuple[str, ...] = ("torch", "pipeline")
+#: Matrix axes in expansion order; ``runner`` is last so a torch/pipeline pair runs back to back.
+AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "batch_size", "seq_len", "runner")
+
+_DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+class SpecError(ValueError):
+    """Bad user input in a case, a matrix or a suite; the CLI turns it into one line and exit 2."""
+
+
+def validate_device(device: str) -> None:
+    """Accept ``cpu``, ``mps``, ``cuda`` and ``cuda:N``; availability is checked later, per case."""
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise SpecError(f"unknown device {device!r} (valid: cpu, cuda, cuda:N, mps)")
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value).strip())
+        except ValueError:
+            raise SpecError(f"{name} must be a positive integer, got {value!r}") from None
+    if value <= 0:
+        raise SpecError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark cell: a task on a model, invoked one way, at one device, precision and shape.
+
+    Frozen and hashable so it can key caches and group results; `case_id` is a stable hash of the
+    parameters, equal across runs, machines and Python versions.
+    """
+
+    task: str
+    model: str
+    runner: str = "torch"
+    device: str = "cpu"
+    dtype: str = "fp32"
+    batch_size: int = 1
+    seq_len: int = 128
+    new_tokens: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def params(self) -> dict[str, Any]:
+        """The case's parameters as plain JSON-able values, in field order."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["options"] = dict(self.options)
+        return out
+
+    @property
+    def case_id(self) -> str:
+        """Stable 16-hex-digit id of all parameters: the key that matches a case across runs."""
+        blob = json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def pair_id(self) -> str:
+        """Id shared by the torch and pipeline cases of the same cell, for ratios and parity."""
+        return replace(self, runner="*").case_id
+
+    def pair(self, runner: str) -> "Case":
+        """The same cell through another runner."""
+        return replace(self, runner=runner)
+
+    @property
+    def label(self) -> str:
+        """Short human id, also the pytest parameter id (so ``-k`` selects on it)."""
+        parts = [self.task, self.model, self.runner, self.device, self.dtype, f"b{self.batch_size}", f"s{self.seq_len}"]
+        if self.new_tokens is not None:
+            parts.append(f"n{self.new_tokens}")
+        parts += [f"{k}={v}" for k, v in self.options]
+        return "-".join(parts)
+
+    def __str__(self) -> str:
+        return self.label
+
+    def validate(self, tasks: Iterable[str] | None = None, models: "ModelCheck | None" = None) -> "Case":
+        """Check every field; `tasks` is the set of registered task names, `models` checks model names.
+
+        Returns the case with integer fields normalised, so callers may pass strings from a CLI.
+        """
+        if tasks is not None:
+            valid = sorted(tasks)
+            if self.task not in valid:
+                raise SpecError(f"unknown task {self.task!r} (valid: {', '.join(valid)})")
+        if models is not None:
+            models(self.model)
+        if self.runner not in RUNNERS:
+            raise SpecError(f"unknown runner {self.runner!r} (valid: {', '.join(RUNNERS)})")
+        validate_device(self.device)
+        if self.dtype not in DTYPES:
+            raise SpecError(f"unknown dtype {self.dtype!r} (valid: {', '.join(DTYPES)})")
+        bs = _positive_int("batch size", self.batch_size)
+        sl = _positive_int("sequence length", self.seq_len)
+        nt = None if self.new_tokens is None else _positive_int("new tokens", self.new_tokens)
+        return replace(self, batch_size=bs, seq_len=sl, new_tokens=nt)
+
+
+class ModelCheck:  # pragma: no cover - typing helper only
+    def __call__(self, name: str) -> None: ...
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``i/n`` (1-based) into ``(i, n)``."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m:
+        raise SpecError(f"shard must look like i/n (e.g. 1/4), got {text!r}")
+    i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 1 <= i <= n:
+        raise SpecError(f"shard {text!r} out of range: need 1 <= i <= n")
+    return i, n
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Axes that expand into cases in a deterministic order (the order of `AXES`, runner innermost).
+
+    Each axis holds a tuple of values. `narrow` keeps the intersection with values from a command
+    line; `shard` splits by cell so a torch/pipeline pair always lands in the same shard.
+    """
+
+    task: tuple[str, ...]
+    model: tuple[str, ...]
+    runner: tuple[str, ...] = RUNNERS
+    device: tuple[str, ...] = ("cpu",)
+    dtype: tuple[str, ...] = ("fp32",)
+    batch_size: tuple[int, ...] = (1,)
+    seq_len: tuple[int, ...] = (128,)
+    new_tokens: int | None = None
+    options: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for axis in AXES:
+            value = getattr(self, axis)
+            if isinstance(value, (str, int)):
+                value = (value,)
+            object.__setattr__(self, axis, tuple(value))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "suite") -> "Matrix":
+        """Build from a dict (a TOML table or JSON); unknown keys are a `SpecError`."""
+        known = set(AXES) | {"new_tokens", "options"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
+        for required in ("task", "model"):
+            if required not in data:
+                raise SpecError(f"{where}: missing required key {required!r}")
+        kwargs = dict(data)
+        if "options" in kwargs:
+            kwargs["options"] = tuple(sorted(dict(kwargs["options"]).items()))
+        return cls(**kwargs)
+
+    def cases(self) -> list[Case]:
+        """All cases, deterministic order."""
+        out = []
+        for task, model, device, dtype, bs, sl, runner in itertools.product(*(getattr(self, a) for a in AXES)):
+            out.append(
+                Case(task=task, model=model, runner=runner, device=device, dtype=dtype,
+                     batch_size=bs, seq_len=sl, new_tokens=self.new_tokens, options=self.options)
+            )
+        return out
+
+    def __iter__(self) -> Iterator[Case]:
+        return iter(self.cases())
+
+    def __len__(self) -> int:
+        n = 1
+        for axis in AXES:
+            n *= len(getattr(self, axis))
+        return n
+
+    def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None) -> "Matrix":
+        """Validate every axis value; returns a matrix with integers normalised."""
+        tasks = list(tasks) if tasks is not None else None
+        for axis in AXES:
+            if not getattr(self, axis):
+                raise SpecError(f"axis {axis!r} is empty")
+        checked = [
+            Case(task=t, model=m, runner=r, device=d, dtype=dt, batch_size=b, seq_len=s, new_tokens=self.new_tokens)
+            .validate(tasks, models)
+            for t, m, r, d, dt, b, s in zip(
+                *(_pad(getattr(self, a), max(len(getattr(self, x)) for x in AXES))
+                  for a in ("task", "model", "runner", "device", "dtype", "batch_size", "seq_len"))
+            )
+        ]
+        del checked
+        return replace(
+            self,
+            batch_size=tuple(_positive_int("batch size", b) for b in self.batch_size),
+            seq_len=tuple(_positive_int("sequence length", s) for s in self.seq_len),
+        )
+
+    def narrow(self, **axes: Sequence[Any] | None) -> "Matrix":
+        """Keep only the given values on each named axis; values not in the matrix are added.
+
+        Narrowing from a command line replaces an axis outright: ``--dtype bf16`` on a suite that
+        declares fp32 runs bf16, which is what a user typing it means.
+        """
+        changes = {}
+        for axis, values in axes.items():
+            if axis not in AXES:
+                raise SpecError(f"unknown axis {axis!r} (valid: {', '.join(AXES)})")
+            if values:
+                changes[axis] = tuple(values)
+        return replace(self, **changes)
+
+    def shard(self, index: int, count: int) -> list[Case]:
+        """Cases of shard `index` of `count` (1-based), split by cell (pair_id), deterministic."""
+        cells: dict[str, list[Case]] = {}
+        for case in self.cases():
+            cells.setdefault(case.pair_id, []).append(case)
+        chosen = []
+        for k, (_, group) in enumerate(cells.items()):
+            if k % count == index - 1:
+                chosen.extend(group)
+        return chosen
+
+
+def _pad(values: tuple, n: int) -> list:
+    """Repeat the last value so zip() visits every value of every axis once."""
+    values = list(values)
+    return values + [values[-1]] * (n - len(values))

@@ -1,0 +1,144 @@
+"""Crash-safe, concurrent-safe parquet storage of records.
+
+Layout: ``<root>/<run_id>/<seq>-<case_id>-<nonce>.parquet``, one small file per finished case.
+Each file is written under a dot-prefixed temporary name, fsynced, then renamed into place, and
+rename is atomic on POSIX: a reader (or a run killed by SIGKILL) sees a whole file or none.
+pyarrow's dataset discovery skips dot-prefixed names, so ``pandas.read_parquet(root)`` reads every
+finished case of every run as one table and never a half-written file. Two runs never write the
+same name (run id, case id and a random nonce are in it), so concurrent writers cannot collide.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .record import SCHEMA, to_table
+
+__all__ = ["Store", "LocalStore", "check_writable", "read_results", "open_store"]
+
+
+class Store(Protocol):
+    """Where records go. `write` must be atomic per record."""
+
+    def write(self, record: dict[str, Any]) -> str: ...
+
+
+def check_writable(root: str | os.PathLike[str]) -> str | None:
+    """Why `root` cannot hold results (a sentence), or None when it can. Creates nothing."""
+    path = Path(root).absolute()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return f"results folder {str(root)!r} has no existing parent"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"results folder {str(root)!r} cannot be created: {str(probe)!r} is not a folder"
+    try:  # os.access says yes to root everywhere; a real probe that leaves nothing behind does not lie
+        os.rmdir(tempfile.mkdtemp(prefix=".benchbed-probe-", dir=probe))
+    except OSError as exc:
+        return f"results folder {str(root)!r} is not writable ({exc.strerror or exc} in {str(probe)!r})"
+    return None
+
+
+class LocalStore:
+    """Records as parquet files under a local folder."""
+
+    def __init__(self, root: str | os.PathLike[str], run_id: str) -> None:
+        self.root = Path(root)
+        self.run_id = run_id
+        self._seq = 0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / self.run_id
+
+    def write(self, record: dict[str, Any]) -> str:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        name = f"{self._seq:05d}-{record.get('case_id') or 'case'}-{secrets.token_hex(4)}.parquet"
+        final = self.run_dir / name
+        tmp = self.run_dir / f".tmp-{name}"
+        table = to_table([record])
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(self.run_dir)
+        return str(final)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_store(root: str | os.PathLike[str], run_id: str) -> Store:
+    """The store for a results location (a local folder today)."""
+    return LocalStore(root, run_id)
+
+
+def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"no results at {str(p)!r}")
+    return out
+
+
+def read_results(*paths: str | os.PathLike[str], warn: bool = True) -> "Any":
+    """All records under the given folders or files as one pandas DataFrame.
+
+    Files written by older schema versions gain the newer columns as nulls. A corrupt or foreign
+    parquet file is skipped with a warning that names it.
+    """
+    import pandas as pd
+
+    tables = []
+    for f in _files(paths or ("results",)):
+        try:
+            t = pq.read_table(f)
+        except Exception as exc:  # corrupt file, not parquet
+            if warn:
+                warnings.warn(f"skipping {f}: not a readable parquet file ({exc.__class__.__name__})", stacklevel=2)
+            continue
+        if "schema_version" not in t.column_names or "case_id" not in t.column_names:
+            if warn:
+                warnings.warn(f"skipping {f}: not a benchbed results file", stacklevel=2)
+            continue
+        tables.append(_upgrade(t))
+    if not tables:
+        return SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def _upgrade(table: pa.Table) -> pa.Table:
+    """Bring a table of any older schema version to the current columns (missing ones as nulls)."""
+    for field in SCHEMA:
+        if field.name not in table.column_names:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    extra = [c for c in table.column_names if SCHEMA.get_field_index(c) < 0]
+    return table.select([f.name for f in SCHEMA] + extra)
+
+

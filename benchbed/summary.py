@@ -1,0 +1,122 @@
+"""Console output: a progress line per case and the torch-vs-pipeline comparison table.
+
+Works on plain record dicts (from a live session or read back from parquet), so the table a
+run prints and the one rebuilt from its files are the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterable, TextIO
+
+from .measure import ratio_ci
+
+__all__ = ["Pair", "pair_records", "format_table", "progress_line", "format_ms"]
+
+_KEY = ("task", "model", "device", "dtype", "batch_size", "seq_len")
+
+
+def format_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+class Pair:
+    """The torch and pipeline records of one cell, and the pipeline ÷ torch latency ratio."""
+
+    def __init__(self, torch_rec: dict[str, Any] | None, pipe_rec: dict[str, Any] | None) -> None:
+        self.torch = torch_rec
+        self.pipe = pipe_rec
+
+    @property
+    def any(self) -> dict[str, Any]:
+        return self.torch or self.pipe  # type: ignore[return-value]
+
+    def ratio(self) -> tuple[float, float, float] | None:
+        t, p = self.torch, self.pipe
+        if not t or not p or t["status"] != "ok" or p["status"] != "ok":
+            return None
+        return ratio_ci(list(p["samples_s"]), list(t["samples_s"]))
+
+
+def pair_records(records: Iterable[dict[str, Any]]) -> list[Pair]:
+    """Group records by cell, keeping first-seen order."""
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(tuple(rec[k] for k in _KEY), {})[rec["runner"]] = rec
+    return [Pair(g.get("torch"), g.get("pipeline")) for g in groups.values()]
+
+
+def _lat(rec: dict[str, Any] | None) -> str:
+    if rec is None:
+        return "-"
+    if rec["status"] != "ok":
+        return rec["status"]
+    return format_ms(rec["lat_median_s"])
+
+
+def _ips(rec: dict[str, Any] | None) -> str:
+    if rec is None or rec["status"] != "ok" or not rec.get("items_per_s"):
+        return "-"
+    return f"{rec['items_per_s']:.1f}"
+
+
+def _parity(pair: Pair) -> str:
+    recs = [r for r in (pair.torch, pair.pipe) if r is not None and r.get("parity_ok") is not None]
+    if not recs:
+        return "-"
+    return "ok" if all(r["parity_ok"] for r in recs) else "MISMATCH"
+
+
+def format_table(records: Iterable[dict[str, Any]]) -> str:
+    """The comparison table: one row per cell, medians in ms, ratio with its 95% CI."""
+    header = ("task", "model", "device", "dtype", "batch", "seq", "torch ms", "pipeline ms",
+              "torch items/s", "pipe items/s", "pipe/torch [95% CI]", "parity")
+    rows = []
+    for pair in pair_records(records):
+        rec = pair.any
+        r = pair.ratio()
+        ratio = f"{r[0]:.2f}x [{r[1]:.2f}, {r[2]:.2f}]" if r else "-"
+        rows.append((rec["task"], rec["model"], rec["device"], rec["dtype"], str(rec["batch_size"]),
+                     str(rec["seq_len"]), _lat(pair.torch), _lat(pair.pipe), _ips(pair.torch), _ips(pair.pipe),
+                     ratio, _parity(pair)))
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    right = {4, 5, 6, 7, 8, 9}
+
+    def fmt(row: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    lines = [fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(row) for row in rows]
+    notes = _notes(records)
+    return "\n".join(lines + notes)
+
+
+def _notes(records: Iterable[dict[str, Any]]) -> list[str]:
+    out = []
+    for rec in records:
+        if rec["status"] in ("skipped", "error", "oom", "timeout"):
+            out.append(f"  {rec['status']}: {rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
+                       f"b{rec['batch_size']} s{rec['seq_len']}: {rec['message']}")
+        elif rec.get("parity_ok") is False and rec["runner"] == "torch":
+            out.append(f"  PARITY MISMATCH: {rec['task']} {rec['model']} {rec['dtype']} b{rec['batch_size']} "
+                       f"s{rec['seq_len']}: {rec['parity_detail']}")
+    return ([""] if out else []) + out
+
+
+def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float) -> str:
+    """``[ 3/64] fill-mask minilm torch cpu fp32 b8 s128: 12.3 ms (n=41, parity ok) 35s``."""
+    label = (f"{rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
+             f"b{rec['batch_size']} s{rec['seq_len']}")
+    if rec["status"] == "ok":
+        parity = "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH"
+        what = f"{format_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"
+    else:
+        what = f"{rec['status']}: {rec['message']}"
+    width = len(str(total))
+    return f"[{index:>{width}}/{total}] {label}: {what}  {elapsed_s:.0f}s"
+
+
+def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float, stream: TextIO = sys.stderr) -> None:
+    print(progress_line(index, total, rec, elapsed_s), file=stream, flush=True)

@@ -1,0 +1,43 @@
+"""Task registry: built-in tasks plus any registered through the ``benchbed.tasks`` entry point."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from .base import Parity, Task, TextTask, Tolerance, tolerance
+from .feature_extraction import FeatureExtraction
+from .fill_mask import FillMask
+from .text_classification import TextClassification
+from .token_classification import TokenClassification
+
+__all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "register_task", "task_names"]
+
+_REGISTRY: dict[str, type[Task]] = {
+    t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification)
+}
+_loaded_plugins = False
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Register a task class under its `name` (usable as a decorator)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_plugins() -> None:
+    global _loaded_plugins
+    if _loaded_plugins:
+        return
+    _loaded_plugins = True
+    for ep in entry_points(group="benchbed.tasks"):
+        register_task(ep.load())
+
+
+def task_names() -> list[str]:
+    _load_plugins()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str) -> Task:
+    _load_plugins()
+    return _REGISTRY[name]()

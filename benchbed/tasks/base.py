@@ -1,0 +1,97 @@
+"""The small base every task builds on, and the parity verdict type.
+
+A task says what is computed: seeded inputs of a requested length, the raw-PyTorch path split
+into preprocess / forward / postprocess, the pipeline task name and call arguments, and a parity
+rule comparing the two paths' outputs. It never times anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = ["Parity", "Task", "Tolerance", "TOLERANCES", "tolerance", "TextTask"]
+
+
+@dataclass(frozen=True)
+class Parity:
+    """Verdict of one parity check: `ok` and a short human detail."""
+
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|a - b| <= atol + rtol * |b|, elementwise."""
+
+    atol: float
+    rtol: float
+
+    def close(self, a: float, b: float) -> bool:
+        return abs(a - b) <= self.atol + self.rtol * abs(b)
+
+
+#: Tolerances fitting each dtype. fp16 and bf16 keep 11 and 8 significant bits.
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(atol=1e-4, rtol=1e-4),
+    "fp16": Tolerance(atol=1e-2, rtol=1e-2),
+    "bf16": Tolerance(atol=5e-2, rtol=5e-2),
+}
+
+
+def tolerance(dtype: str) -> Tolerance:
+    return TOLERANCES[dtype]
+
+
+class Task:
+    """Base of every task; subclasses set the ClassVars and implement the methods."""
+
+    name: ClassVar[str]
+    pipeline_task: ClassVar[str]
+    head: ClassVar[str]
+    labels: ClassVar[tuple[str, ...] | None] = None
+    description: ClassVar[str] = ""
+
+    def make_inputs(self, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> list[Any]:
+        raise NotImplementedError
+
+    def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
+        raise NotImplementedError
+
+    def forward(self, bundle: Any, encoded: Any) -> Any:
+        """The module call; the runner wraps it in ``torch.inference_mode``."""
+        raise NotImplementedError
+
+    def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def pipeline_kwargs(self) -> dict[str, Any]:
+        """Extra arguments of the pipeline call (besides inputs and batch_size)."""
+        return {}
+
+    def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
+        """Pipeline output as a list with one entry per input (pipelines unwrap single inputs)."""
+        return list(outputs)
+
+    def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
+        raise NotImplementedError
+
+
+class TextTask(Task):
+    """A task whose inputs are texts, tokenised in one batched call and moved to the device."""
+
+    mask: ClassVar[bool] = False
+    tokenizer_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def make_inputs(self, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> list[Any]:
+        from .text_inputs import make_texts
+
+        return make_texts(tokenizer, batch_size, seq_len, seed=seed, mask=self.mask)
+
+    def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
+        enc = bundle.tokenizer(inputs, padding=True, return_tensors="pt", **self.tokenizer_kwargs)
+        return enc.to(device)
+
+    def forward(self, bundle: Any, encoded: Any) -> Any:
+        return bundle.module(**encoded)

@@ -1,0 +1,45 @@
+"""text-classification: sequence classifier logits -> softmax -> top label and its score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Parity, TextTask, tolerance
+
+__all__ = ["TextClassification"]
+
+
+class TextClassification(TextTask):
+    name = "text-classification"
+    pipeline_task = "text-classification"
+    head = "sequence-classification"
+    labels = ("NEGATIVE", "POSITIVE")
+    description = "sentence classification (SST-2 style labels), top-1 label and score"
+
+    def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
+        import torch
+
+        logits = outputs.logits.float()
+        config = bundle.module.config
+        if config.num_labels == 1 or config.problem_type == "multi_label_classification":
+            scores = torch.sigmoid(logits)
+        elif config.problem_type == "regression":
+            scores = logits
+        else:
+            scores = torch.softmax(logits, dim=-1)
+        best, idx = scores.max(dim=-1)
+        id2label = config.id2label
+        return [{"label": id2label[i], "score": s} for i, s in zip(idx.tolist(), best.tolist())]
+
+    def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
+        tol = tolerance(dtype)
+        if len(raw) != len(piped):
+            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        worst = 0.0
+        for i, (a, b) in enumerate(zip(raw, piped)):
+            if a["label"] != b["label"]:
+                return Parity(False, f"item {i}: label {a['label']!r} (torch) vs {b['label']!r} (pipeline)")
+            worst = max(worst, abs(a["score"] - b["score"]))
+            if not tol.close(a["score"], b["score"]):
+                return Parity(False, f"item {i}: score {a['score']:.6g} (torch) vs {b['score']:.6g} (pipeline)")
+        return Parity(True, f"{len(raw)} labels equal; max score diff {worst:.2g}")
