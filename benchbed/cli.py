@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = run.add_argument_group("timing")
     t.add_argument("--warmup", type=int, default=2, help="untimed calls before timing (default: 2)")
     t.add_argument("--min-samples", type=int, default=5, help="timed calls at least (default: 5)")
-    t.add_argument("--min-time", type=float, default=0.5, help="seconds of timed calls at least (default: 0.5)")
+    t.add_argument("--min-time", type=float, default=1.0, help="seconds of timed calls at least (default: 1)")
     t.add_argument("--max-time", type=float, default=10.0, help="per-case cap on timed seconds (default: 10)")
     t.add_argument("--ci-width", type=float, default=0.05,
                    help="stop once the median's 95%% CI is narrower than this fraction of it (default: 0.05)")

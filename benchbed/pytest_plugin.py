@@ -40,8 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, metavar="V1,V2", default=None, help=f"run only cases with these {axis} values")
     group.addoption("--benchbed-max-time", type=float, default=10.0, metavar="S",
                     help="per-case cap on timed seconds (default: 10)")
-    group.addoption("--benchbed-min-time", type=float, default=0.5, metavar="S",
-                    help="timed seconds at least per case (default: 0.5)")
+    group.addoption("--benchbed-min-time", type=float, default=1.0, metavar="S",
+                    help="timed seconds at least per case (default: 1)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

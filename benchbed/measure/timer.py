@@ -34,7 +34,7 @@ class StopRule:
 
     warmup: int = 2
     min_samples: int = 5
-    min_time_s: float = 0.5
+    min_time_s: float = 1.0
     max_time_s: float = 10.0
     max_samples: int = 10_000
     rel_ci_width: float = 0.05
