@@ -133,6 +133,8 @@ class BenchbedFixture:
         if bm is None or getattr(bm, "disabled", True):
             return
         bm._mode = "benchbed"
+        # one pytest-benchmark group per cell, so its table puts torch and pipeline side by side
+        bm.group = f"{rec['task']} {rec['model']} {rec['device']} {rec['dtype']} b{rec['batch_size']} s{rec['seq_len']}"
         stats = bm._make_stats(1)
         for s in samples:
             stats.update(s)

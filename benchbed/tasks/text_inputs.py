@@ -54,7 +54,7 @@ def _one(tokenizer: Any, seq_len: int, rng: random.Random, mask: bool) -> str:
         out = list(ws)
         if mask:
             out.insert(min(mask_at, len(out)), tokenizer.mask_token)
-        return " ".join(out) + "."
+        return " ".join(out) + ("." if len(ws) >= 4 else "")  # a full stop only where it leaves room for words
 
     for _ in range(4 * seq_len + 8):
         n = _count(tokenizer, text_of(words))

@@ -1,0 +1,62 @@
+"""The engine's records: skipped, error and ok cases are all data, and the matrix goes on."""
+
+import numpy as np
+import pytest
+
+from benchbed.spec import Case
+from benchbed.store import read_results
+
+
+def test_unavailable_device_is_a_skipped_record(tiny_session):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = tiny_session.run_case(Case("fill-mask", "synthetic:bert-tiny", device="cuda", seq_len=16))
+    assert r.status == "skipped" and "CUDA is not available" in r.record["message"]
+
+
+def test_too_long_for_the_model_is_skipped(tiny_session):
+    r = tiny_session.run_case(Case("fill-mask", "synthetic:bert-tiny", seq_len=1024))
+    assert r.status == "skipped" and "512 positions" in r.record["message"]
+
+
+def test_a_failing_model_is_an_error_record_and_the_run_goes_on(tiny_session, tmp_path):
+    bad = tiny_session.run_case(Case("fill-mask", f"hf:{tmp_path / 'missing-model'}", seq_len=16))
+    good = tiny_session.run_case(Case("fill-mask", "synthetic:bert-tiny", seq_len=16, batch_size=2))
+    assert bad.status == "error" and bad.record["message"]
+    assert good.status == "ok"
+    df = read_results(tiny_session.store.run_dir)
+    assert sorted(df["status"]) == ["error", "ok"]
+
+
+def test_ok_record_statistics_derive_from_its_raw_samples(tiny_session):
+    r = tiny_session.run_case(Case("text-classification", "synthetic:bert-tiny", runner="pipeline", batch_size=2,
+                                   seq_len=16))
+    rec = r.record
+    x = np.asarray(rec["samples_s"])
+    assert rec["n_samples"] == len(x) >= 3
+    assert rec["lat_median_s"] == pytest.approx(np.median(x))
+    assert rec["lat_min_s"] == x.min() and rec["lat_max_s"] == x.max()
+    assert rec["lat_median_ci_low_s"] <= rec["lat_median_s"] <= rec["lat_median_ci_high_s"]
+    assert rec["items_per_s"] == pytest.approx(2 / np.median(x))
+    assert rec["parity_ok"] is True
+    assert rec["pre_s"] > 0 and rec["fwd_s"] > 0 and rec["post_s"] > 0
+    # the phases are parts of a call: together no more than a slow call
+    assert rec["pre_s"] + rec["fwd_s"] + rec["post_s"] < rec["lat_max_s"] * 1.5
+    assert rec["cpu_rss_method"] in ("vmhwm", "sampler") and rec["cpu_rss_peak_delta_mb"] >= 0
+
+
+def test_parity_mismatch_is_recorded_loudly(tiny_session, monkeypatch):
+    from benchbed.tasks.text_classification import TextClassification
+
+    real = TextClassification.postprocess
+
+    def wrong(self, bundle, encoded, outputs):
+        out = real(self, bundle, encoded, outputs)
+        return [dict(o, label="WRONG") for o in out]
+
+    monkeypatch.setattr(TextClassification, "postprocess", wrong)
+    r = tiny_session.run_case(Case("text-classification", "synthetic:bert-tiny", seq_len=16))
+    assert r.record["parity_ok"] is False
+    assert r.record["message"].startswith("PARITY MISMATCH")
