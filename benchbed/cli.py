@@ -1,4 +1,4 @@
-"""The ``benchbed`` command: ``run`` and ``list`` (more subcommands join as they are built).
+"""The ``benchbed`` command: ``run``, ``report`` and ``list``.
 
 Bad input — an unknown task, model, runner, dtype or device, a malformed suite, a non-positive
 size, an unwritable results folder — is one line on stderr naming the valid choices, exit code 2,
@@ -8,6 +8,7 @@ and nothing written.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any, Sequence
@@ -69,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trust-remote-code", action="store_true", help="allow hf: models to run their own code")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
+    rep = sub.add_parser("report", help="turn runs into one self-contained HTML report",
+                         description="Turn one or more runs into a single self-contained HTML file (inline CSS, "
+                                     "charts embedded, no network, no JavaScript). The newest run leads; several "
+                                     "runs add a history section; --baseline/--current add a side-by-side "
+                                     "comparison.")
+    rep.add_argument("results", nargs="*", metavar="RESULTS", help="results folders or parquet files "
+                                                                   "(default: results/, or --current)")
+    rep.add_argument("-o", "--output", metavar="FILE", default="reports/benchbed-report.html",
+                     help="HTML file to write (default: reports/benchbed-report.html)")
+    rep.add_argument("--baseline", metavar="RESULTS", help="baseline run(s): folder or parquet file")
+    rep.add_argument("--current", metavar="RESULTS", help="current run(s) to compare with --baseline")
+    rep.add_argument("--title", default="benchbed report", help="page title (default: benchbed report)")
+
     sub.add_parser("list", help="list tasks, models, runners, precisions and devices",
                    description="List the tasks, models, runners, precisions and devices benchbed knows.")
     return parser
@@ -127,11 +141,54 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = session.run_case(case)
         if not args.quiet:
             print_progress(i, len(cases), result.record, time.perf_counter() - start)
+    session.close()
     records = [r.record for r in session.results]
     print(format_table(records))
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     failed = [r for r in records if r["status"] in ("error", "oom", "timeout") or r.get("parity_ok") is False]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _load(paths: Sequence[str], what: str) -> Any:
+    """Records under `paths`; a missing path or no records at all is a usage error."""
+    import warnings
+
+    from .store import read_results
+
+    for p in paths:
+        if not os.path.exists(p):
+            raise SpecError(f"{what} {p!r} does not exist")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = read_results(*paths)
+    for w in caught:
+        print(f"benchbed: warning: {w.message}", file=sys.stderr)
+    if df.empty:
+        raise SpecError(f"no benchbed records in {', '.join(repr(p) for p in paths)}")
+    return df
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .store import check_writable
+
+    if bool(args.baseline) != bool(args.current):
+        raise SpecError("--baseline and --current go together")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    problem = check_writable(out_dir)
+    if problem:
+        raise SpecError(problem.replace("results folder", "output folder"))
+    paths = args.results or ([args.current] if args.current else ["results"])
+    df = _load(paths, "results")
+    baseline = _load([args.baseline], "baseline") if args.baseline else None
+    current = _load([args.current], "current") if args.current else None
+
+    from .report import build_report, write_report
+
+    start = time.perf_counter()
+    page = build_report(df, title=args.title, baseline=baseline, current=current)
+    path = write_report(page, args.output)
+    print(f"report: {path} ({len(df)} records, {len(page) / 1e6:.1f} MB, {time.perf_counter() - start:.1f}s)")
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -156,7 +213,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "list": cmd_list}
+    handlers = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
     if args.command not in handlers:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

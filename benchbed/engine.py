@@ -126,6 +126,13 @@ class Session:
         self._parity: dict[str, Any] = {}
         self.results: list[CaseResult] = []
 
+    def close(self) -> str | None:
+        """Compact this run's per-case files into one (see `benchbed.store.compact_run`)."""
+        from .store import compact_run
+
+        run_dir = getattr(self.store, "run_dir", None)
+        return compact_run(run_dir) if run_dir is not None and run_dir.exists() else None
+
     # -- caches ---------------------------------------------------------------------------------
     def bundle(self, case: Case, task: Any) -> Any:
         from .models import load_model

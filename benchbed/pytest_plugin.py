@@ -79,6 +79,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def benchbed_session(pytestconfig: pytest.Config) -> Any:
     """The run all cases of this pytest session share: one run id, one results folder."""
+    session = _open_session(pytestconfig)
+    yield session
+    session.close()
+
+
+def _open_session(pytestconfig: pytest.Config) -> Any:
     from .engine import EngineConfig, Session
     from .measure import StopRule
     from .spec import SpecError

@@ -1,0 +1,203 @@
+"""``benchbed report``: records in, one self-contained HTML page out. A report never runs a model."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import charts
+from .data import GROUP_KEY, cells_of, latest_run, overhead_sentence, problems
+from .html import esc, figure, fmt_ms, fmt_num, ratio_class, render_page, table
+
+__all__ = ["build_report", "write_report", "comparison_section"]
+
+ENV_COLUMNS = ["env_host", "env_os", "env_cpu", "env_cores", "env_gpu", "env_gpu_driver", "env_cuda", "env_python",
+               "env_torch", "env_transformers", "env_tokenizers", "env_benchbed", "env_git_sha", "env_git_dirty",
+               "env_ci", "env_tokenizers_parallelism"]
+
+
+def _headline(cells: Any) -> str:
+    if cells.empty:
+        return "<p>No case finished on both paths.</p>"
+    out = ['<p class="legend">pipeline ÷ torch: <span class="bad3">≥1.25×</span><span class="bad2">≥1.10×</span>'
+           '<span class="bad1">&gt;1×</span><span class="good">&lt;1× (pipeline faster)</span>'
+           '<span class="ns">not significant (95% CI includes 1)</span></p>']
+    for key, g in cells.groupby(GROUP_KEY, sort=True):
+        out.append(f"<h3>{' · '.join(esc(k) for k in key)}</h3>")
+        out.append(f'<p class="sentence">{esc(overhead_sentence(g))}.</p>')
+        rows = []
+        for _, r in g.sort_values(["seq_len", "batch_size"]).iterrows():
+            if r["ratio"] is not None and not (isinstance(r["ratio"], float) and np.isnan(r["ratio"])):
+                ratio = (f"{r['ratio']:.2f}× [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]",
+                         ratio_class(r["ratio"], bool(r["significant"])))
+            else:
+                ratio = "–"
+            if r["parity_ok"] is None or (isinstance(r["parity_ok"], float) and np.isnan(r["parity_ok"])):
+                parity = "–"
+            elif r["parity_ok"]:
+                parity = (f'<span class="ok" title="{esc(r["parity_detail"])}">✓ same answers</span>', "")
+            else:
+                parity = (f'<span class="fail">✗ MISMATCH</span> {esc(r["parity_detail"])}', "")
+            rows.append([esc(r["batch_size"]), esc(r["seq_len"]), fmt_ms(r["torch_median_s"]),
+                         fmt_ms(r["pipe_median_s"]), fmt_num(r["torch_items_per_s"]),
+                         fmt_num(r["pipe_items_per_s"]), ratio, parity])
+        full = table(["batch", "seq", "torch ms", "pipeline ms", "torch items/s", "pipeline items/s",
+                      "pipeline ÷ torch [95% CI]", "parity"], rows, numeric={0, 1, 2, 3, 4, 5})
+        if len(g) > PIVOT_ABOVE:
+            # many cells: a batch x length grid of ratios first, the full table one click away
+            out.append(_ratio_grid(g))
+            out.append(f"<details><summary>all {len(g)} cells</summary>{full}</details>")
+        else:
+            out.append(full)
+    return "".join(out)
+
+
+PIVOT_ABOVE = 12
+
+
+def _ratio_grid(g: Any) -> str:
+    seqs = sorted(g["seq_len"].unique())
+    rows = []
+    for b, gb in g.groupby("batch_size", sort=True):
+        row: list[Any] = [esc(b)]
+        for sl in seqs:
+            r = gb[gb["seq_len"] == sl]
+            if r.empty or r.iloc[0]["ratio"] is None or np.isnan(r.iloc[0]["ratio"]):
+                row.append("–")
+            else:
+                r = r.iloc[0]
+                mark = "" if r["parity_ok"] in (True, None) else " ✗"
+                row.append((f"{r['ratio']:.2f}×{mark}", ratio_class(r["ratio"], bool(r["significant"]))))
+        rows.append(row)
+    mismatches = int((g["parity_ok"] == False).sum())  # noqa: E712
+    parity = ("✓ both paths gave the same answers in every cell" if mismatches == 0
+              else f"✗ {mismatches} cell(s) with a parity MISMATCH (marked ✗)")
+    return (table(["pipeline ÷ torch: batch \\ seq"] + [esc(sl) for sl in seqs], rows,
+                  numeric=set(range(1, len(seqs) + 1))) + f'<p class="note">{esc(parity)}</p>')
+
+
+def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
+    """Per-case change, worst regressions first, with CI, p-value and a mark."""
+    out = []
+    if env_diff:
+        out.append("<p class=\"fail\">The environments differ; changes may come from these, not the code:</p><ul>")
+        out += [f"<li>{esc(d)}</li>" for d in env_diff]
+        out.append("</ul>")
+    if cmp.empty:
+        return "".join(out) + "<p>No case was measured on both sides.</p>"
+    counts = cmp["verdict"].value_counts().to_dict()
+    out.append(f"<p>{len(cmp)} cases matched: {counts.get('regression', 0)} regressions, "
+               f"{counts.get('improvement', 0)} improvements, {counts.get('unchanged', 0)} unchanged.</p>")
+    marks = {"regression": ("▲ regression", "bad2"), "improvement": ("▼ improvement", "good"),
+             "unchanged": ("· unchanged", "ns")}
+    rows = []
+    for _, r in cmp.head(limit).iterrows():
+        mark, cls = marks[r["verdict"]]
+        sig = "*" if r["significant"] else ""
+        rows.append([esc(r["label"]), fmt_ms(r["base_median_s"]), fmt_ms(r["cur_median_s"]),
+                     (f"{100 * r['change']:+.1f}%{sig} [{100 * r['change_ci_low']:+.1f}, "
+                      f"{100 * r['change_ci_high']:+.1f}]", cls), f"{r['p_value']:.3g}", (mark, cls)])
+    out.append(table(["case", "baseline ms", "current ms", "change [95% CI]", "p (Mann-Whitney U)", "verdict"],
+                     rows, numeric={1, 2, 3, 4}))
+    if len(cmp) > limit:
+        out.append(f'<p class="note">{len(cmp) - limit} more cases not shown.</p>')
+    out.append('<p class="note">* significant: p &lt; 0.05 and the CI excludes 0. A regression needs a '
+               "significant change above the threshold.</p>")
+    return "".join(out)
+
+
+def _problems(df: Any, limit: int = 300) -> str:
+    bad = problems(df)
+    if bad.empty:
+        return "<p>Every case ran, and both paths agreed everywhere.</p>"
+    rows = [[esc(r["status"] if r["status"] != "ok" else "parity mismatch"), esc(r["task"]), esc(r["model"]),
+             esc(r["runner"]), esc(r["device"]), esc(r["dtype"]), esc(r["batch_size"]), esc(r["seq_len"]),
+             esc(r["message"] if isinstance(r["message"], str) else r["parity_detail"])]
+            for _, r in bad.head(limit).iterrows()]
+    note = f'<p class="note">{len(bad) - limit} more not shown.</p>' if len(bad) > limit else ""
+    return table(["status", "task", "model", "runner", "device", "dtype", "batch", "seq", "reason"], rows) + note
+
+
+def _environment(df: Any) -> str:
+    rows = []
+    for col in ENV_COLUMNS:
+        if col in df.columns:
+            values = sorted({str(v) for v in df[col].dropna().unique()})
+            rows.append([esc(col.removeprefix("env_")), esc(", ".join(values) if values else "–")])
+    return table(["key", "value(s)"], rows)
+
+
+def _runs(df: Any, limit: int = 30) -> str:
+    g = df.groupby("run_id", sort=False).agg(
+        started=("started_at", "min"), suite=("suite", "first"), cases=("case_id", "count"),
+        ok=("status", lambda s: int((s == "ok").sum())), threads=("threads", "first"),
+        warmup=("warmup", "max"), n_min=("n_samples", "min"), n_max=("n_samples", "max"),
+        measure=("measure_s", "sum"),
+    ).sort_values("started")
+    rows = [[esc(run), esc(r["started"]), esc(r["suite"]), esc(r["cases"]), esc(r["ok"]), esc(r["threads"]),
+             esc(r["warmup"]), f"{esc(r['n_min'])}–{esc(r['n_max'])}", fmt_num(r["measure"], 0)]
+            for run, r in g.tail(limit).iterrows()]
+    note = f'<p class="note">{len(g)} runs; the newest {limit} shown.</p>' if len(g) > limit else ""
+    return table(["run", "started (UTC)", "suite", "cases", "ok", "threads", "warm-up calls", "samples per case",
+                  "timed seconds"], rows, numeric={3, 4, 5, 6, 8}) + note
+
+
+def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, current: Any = None,
+                 change_points: dict[tuple, list[Any]] | None = None, resamples: int = 1000) -> str:
+    """The page for records `df` (its newest run leads); with `baseline` and `current`, a side-by-side
+    comparison section too."""
+    latest = latest_run(df)
+    cells = cells_of(latest, resamples=resamples)
+    runs = df["run_id"].nunique()
+    subtitle = (f"{len(df)} records from {runs} run(s); headline and charts from the newest run "
+                f"{latest['run_id'].iloc[0] if len(latest) else '–'}")
+    sections: list[tuple[str, str]] = [("Raw torch vs pipeline", _headline(cells))]
+    if baseline is not None and current is not None:
+        from ..regress import compare_frames, env_differences
+
+        sections.append(("Baseline vs current", comparison_section(compare_frames(baseline, current),
+                                                                   env_differences(baseline, current))))
+    if not cells.empty:
+        sections.append(("Latency and throughput vs batch size",
+                         figure(charts.latency_vs_batch(cells), "Median latency per call, both paths")
+                         + figure(charts.throughput_vs_batch(cells), "Throughput (items/s), both paths")))
+        sections.append(("Noise: latency distributions",
+                         figure(charts.distributions(latest), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
+        sections.append(("Where the time goes",
+                         figure(charts.phase_breakdown(cells),
+                                "Median preprocess / forward / postprocess; 'other' is the rest of the call "
+                                "(pipeline plumbing: batching, collation)")))
+        prec = charts.precision_comparison(cells)
+        if prec:
+            sections.append(("Precision", figure(prec, "Geometric-mean latency over a group's cells by precision")))
+        mem = charts.memory_vs_batch(cells)
+        if mem:
+            sections.append(("Memory", figure(mem, "Peak memory increase during the timed calls")))
+    gen = charts.generation_latency(latest)
+    if gen:
+        sections.append(("Generation", figure(gen, "Time to first token and per output token")))
+    eff = charts.efficiency(latest)
+    if eff:
+        sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s")))
+    hist = charts.history_trend(df, change_points)
+    if hist:
+        sections.append(("History", figure(hist, "Geometric mean of case medians per run; dotted lines mark "
+                                                 "confirmed change points")))
+    sections.append(("Skipped, failed and mismatched cases", _problems(latest)))
+    sections.append(("Environment", _environment(latest)))
+    sections.append(("Runs", _runs(df)))
+    return render_page(title, sections, subtitle)
+
+
+def write_report(page: str, out: str | os.PathLike[str]) -> str:
+    """Write atomically: a report is either the old file or the whole new one."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return str(path)

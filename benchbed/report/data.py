@@ -1,0 +1,97 @@
+"""Tables a report is built from: cells (torch/pipeline pairs) of the latest run, run metadata,
+problem cases, history. Pure pandas, no plotting, so it is tested on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..measure.stats import ratio_ci
+
+__all__ = ["CELL_KEY", "GROUP_KEY", "Cells", "cells_of", "latest_run", "overhead_sentence", "problems"]
+
+#: What identifies a cell (a torch/pipeline pair) and a headline group.
+CELL_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len"]
+GROUP_KEY = ["task", "model", "device", "dtype"]
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One row per cell with both runners' medians, throughputs, phases and the ratio."""
+
+    frame: Any
+
+
+def latest_run(df: Any) -> Any:
+    """Records of the most recent run (by start time, then run id)."""
+    if df.empty:
+        return df
+    order = df.groupby("run_id")["started_at"].min().sort_values(kind="stable")
+    return df[df["run_id"] == order.index[-1]]
+
+
+def cells_of(df: Any, resamples: int = 1000) -> Any:
+    """Pair torch and pipeline records of each cell; ratio = pipeline median ÷ torch median with a
+    bootstrap CI on the raw samples; `significant` when the CI excludes 1."""
+    import pandas as pd
+
+    ok = df[df["status"] == "ok"]
+    rows = []
+    for key, group in ok.groupby(CELL_KEY, sort=True, dropna=False):
+        by = {r["runner"]: r for _, r in group.iterrows()}
+        t, p = by.get("torch"), by.get("pipeline")
+        row = dict(zip(CELL_KEY, key))
+        for name, rec in (("torch", t), ("pipe", p)):
+            row[f"{name}_median_s"] = None if rec is None else rec["lat_median_s"]
+            row[f"{name}_items_per_s"] = None if rec is None else rec["items_per_s"]
+            for ph in ("pre_s", "fwd_s", "post_s"):
+                row[f"{name}_{ph}"] = None if rec is None else rec[ph]
+            row[f"{name}_rss_mb"] = None if rec is None else rec["cpu_rss_peak_delta_mb"]
+            row[f"{name}_gpu_mb"] = None if rec is None else rec["gpu_alloc_peak_mb"]
+        parity = [bool(r["parity_ok"]) for r in (t, p) if r is not None and r["parity_ok"] is not None
+                  and not pd.isna(r["parity_ok"])]
+        row["parity_ok"] = all(parity) if parity else None
+        row["parity_detail"] = next((r["parity_detail"] for r in (t, p) if r is not None and r["parity_detail"]), "")
+        if t is not None and p is not None:
+            point, lo, hi = ratio_ci(np.asarray(p["samples_s"]), np.asarray(t["samples_s"]), resamples=resamples)
+            row.update(ratio=point, ratio_low=lo, ratio_high=hi, significant=bool(lo > 1 or hi < 1),
+                       overhead_s=p["lat_median_s"] - t["lat_median_s"])
+        else:
+            row.update(ratio=None, ratio_low=None, ratio_high=None, significant=False, overhead_s=None)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def overhead_sentence(cells: Any) -> str:
+    """One sentence for a headline group, e.g. "pipeline adds 0.21 ms per call at batch 1 (+18%);
+    within 5% from batch 8"."""
+    c = cells.dropna(subset=["ratio"])
+    if c.empty:
+        return "no cell has both paths measured"
+    by_batch = c.groupby("batch_size").agg(overhead=("overhead_s", "median"), ratio=("ratio", "median"))
+    first_b = by_batch.index[0]
+    first = by_batch.iloc[0]
+    if first["ratio"] < 1:
+        lead = f"pipeline is {100 * (1 - first['ratio']):.0f}% faster at batch {first_b}"
+    else:
+        lead = (f"pipeline adds {first['overhead'] * 1e3:.2f} ms per call at batch {first_b} "
+                f"(+{100 * (first['ratio'] - 1):.0f}%)")
+    small = by_batch[(by_batch["ratio"] - 1).abs() <= 0.05]
+    if len(by_batch) > 1:
+        if not small.empty and small.index[0] != first_b:
+            tail = f"; within 5% from batch {small.index[0]}"
+        elif small.empty:
+            tail = f"; still {100 * (by_batch.iloc[-1]['ratio'] - 1):+.0f}% at batch {by_batch.index[-1]}"
+        else:
+            tail = "; within 5% at every batch size"
+        return lead + tail
+    return lead
+
+
+def problems(df: Any) -> Any:
+    """Skipped, errored, OOM and timed-out cases, and parity mismatches, with their reasons."""
+    bad = df[(df["status"] != "ok") | (df["parity_ok"] == False)]  # noqa: E712 - nullable column
+    return bad[["status", "task", "model", "runner", "device", "dtype", "batch_size", "seq_len", "message",
+                "parity_detail"]]
