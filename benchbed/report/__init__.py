@@ -76,7 +76,7 @@ def _ratio_grid(g: Any) -> str:
     mismatches = int((g["parity_ok"] == False).sum())  # noqa: E712
     parity = ("✓ both paths gave the same answers in every cell" if mismatches == 0
               else f"✗ {mismatches} cell(s) with a parity MISMATCH (marked ✗)")
-    return (table(["pipeline ÷ torch: batch \\ seq"] + [esc(sl) for sl in seqs], rows,
+    return (table(["pipeline ÷ torch (rows: batch, columns: seq)"] + [esc(sl) for sl in seqs], rows,
                   numeric=set(range(1, len(seqs) + 1))) + f'<p class="note">{esc(parity)}</p>')
 
 
