@@ -1,4 +1,4 @@
-"""The ``benchbed`` command: ``run``, ``report`` and ``list``.
+"""The ``benchbed`` command: ``run``, ``report``, ``compare``, ``history``, ``merge`` and ``list``.
 
 Bad input — an unknown task, model, runner, dtype or device, a malformed suite, a non-positive
 size, an unwritable results folder — is one line on stderr naming the valid choices, exit code 2,
@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     run.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default: 0)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow hf: models to run their own code")
+    run.add_argument("--run-id", help="id of this run (default: new; env BENCHBED_RUN_ID lets CI shards share one)")
+    run.add_argument("--inject-slowdown", type=float, default=0.0, metavar="FRACTION",
+                     help="testing aid: add real busy work worth FRACTION of each call's duration inside the timed "
+                          "call (e.g. 0.1), to check that a regression gate catches it")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
     rep = sub.add_parser("report", help="turn runs into one self-contained HTML report",
@@ -82,6 +86,52 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--baseline", metavar="RESULTS", help="baseline run(s): folder or parquet file")
     rep.add_argument("--current", metavar="RESULTS", help="current run(s) to compare with --baseline")
     rep.add_argument("--title", default="benchbed report", help="page title (default: benchbed report)")
+
+    def regress_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--threshold", action="append", metavar="[METRIC:][PATTERN=]VALUE",
+                       help="regression threshold (default 5%%); repeat to override per metric or per case pattern, "
+                            "e.g. --threshold 5%% --threshold 'fill-mask*=8%%' --threshold p99:10%%")
+        p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+        p.add_argument("--markdown", metavar="FILE", help="also write GitHub markdown (e.g. $GITHUB_STEP_SUMMARY; "
+                                                           "appended to)")
+        p.add_argument("--json", metavar="FILE", help="also write JSON ('-' for stdout instead of the table)")
+
+    cmp = sub.add_parser("compare", help="compare two runs case by case; exit 1 on a regression",
+                         description="Per case: relative change of the latency statistic with a bootstrap 95% CI "
+                                     "and a Mann-Whitney U test on the raw samples. A regression needs a change above "
+                                     "the threshold that is significant. With one RESULTS folder, its newest run is "
+                                     "compared with the run before it. Exit 1 on any regression, 0 otherwise, 2 on "
+                                     "bad input.")
+    cmp.add_argument("baseline", metavar="BASELINE", help="baseline results (folder, parquet file or URI); alone: a "
+                                                          "folder whose newest run is compared with the one before")
+    cmp.add_argument("current", metavar="CURRENT", nargs="?", help="current results")
+    cmp.add_argument("--metric", default="median", choices=["median", "mean", "p90", "p95", "p99"],
+                     help="latency statistic to compare (default: median)")
+    cmp.add_argument("--baseline-runs", type=int, default=5, metavar="N",
+                     help="with one RESULTS folder: how many earlier comparable runs form the baseline (default: 5; "
+                          "with 3 or more, a regression must also exceed 3x the run-to-run spread)")
+    cmp.add_argument("--allow-env-change", action="store_true",
+                     help="compare even when hardware or library versions differ (the differences are named)")
+    regress_options(cmp)
+
+    hist = sub.add_parser("history", help="find confirmed change points in each case's nightly series; exit 1 on a "
+                                          "new regression",
+                          description="Change points per case over all runs in RESULTS (ruptures PELT on log "
+                                      "medians), confirmed only when the shift holds for two consecutive runs, "
+                                      "exceeds the threshold and is significant. Exit 1 when a confirmed regression "
+                                      "starts within the newest --window runs, 0 otherwise, 2 on bad input.")
+    hist.add_argument("results", nargs="+", metavar="RESULTS", help="results folders, files or URIs")
+    hist.add_argument("--window", type=int, default=2,
+                      help="gate on regressions starting in the newest N runs (default: 2: the one confirmed "
+                           "by tonight's run)")
+    regress_options(hist)
+
+    merge = sub.add_parser("merge", help="join records (e.g. CI shards) into one run, one parquet file",
+                           description="Read records from RESULTS, give them one run id and write them as one "
+                                       "compacted parquet file under OUTPUT/<run-id>/.")
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="results folders or files")
+    merge.add_argument("-o", "--output", required=True, metavar="DIR", help="results folder to write into")
+    merge.add_argument("--run-id", help="id of the merged run (default: new)")
 
     sub.add_parser("list", help="list tasks, models, runners, precisions and devices",
                    description="List the tasks, models, runners, precisions and devices benchbed knows.")
@@ -131,9 +181,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .engine import EngineConfig, Session
     from .summary import format_table, print_progress
 
+    if not 0 <= args.inject_slowdown < 10:
+        raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
     config = EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
-                          suite=args.suite or ("quick" if args.quick else "default"))
-    session = Session(args.results, config)
+                          suite=args.suite or ("quick" if args.quick else "default"),
+                          inject_slowdown=args.inject_slowdown)
+    session = Session(args.results, config, run_id=args.run_id)
     if not args.quiet:
         print(f"benchbed run {session.run_id}: {len(cases)} cases -> {session.store.run_dir}", file=sys.stderr)
     start = time.perf_counter()
@@ -191,6 +244,118 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _thresholds(args: argparse.Namespace) -> Any:
+    from .regress import Thresholds
+
+    if not 0 < args.alpha < 1:
+        raise SpecError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    return Thresholds.parse(args.threshold)
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], console: str, markdown: str) -> None:
+    from .regress.output import to_json
+
+    if args.json == "-":
+        print(to_json(data))
+    else:
+        print(console)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                fh.write(to_json(data))
+    if args.markdown:
+        with open(args.markdown, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    from .store import check_writable
+
+    for path in (args.json, args.markdown):
+        if path and path != "-":
+            problem = check_writable(os.path.dirname(os.path.abspath(path)))
+            if problem:
+                raise SpecError(problem.replace("results folder", "output folder"))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .regress import CompareSettings, compare_runs
+    from .regress.history import run_order
+    from .regress.output import comparison_console, comparison_dict, comparison_markdown
+
+    if args.baseline_runs < 1:
+        raise SpecError(f"--baseline-runs must be a positive integer, got {args.baseline_runs}")
+    settings = CompareSettings(metric=args.metric, thresholds=_thresholds(args), alpha=args.alpha,
+                               allow_env_change=args.allow_env_change)
+    _check_outputs(args)
+    if args.current:
+        baseline, current = _load([args.baseline], "baseline"), _load([args.current], "current")
+    else:
+        df = _load([args.baseline], "results")
+        runs = run_order(df)
+        if len(runs) < 2:
+            raise SpecError(f"{args.baseline!r} holds {len(runs)} run; compare needs two (or pass CURRENT)")
+        current = df[df["run_id"] == runs[-1]]
+        # the newest earlier run of the same environment, else (with --allow-env-change) the one before
+        from .regress import env_fingerprint
+
+        fp = env_fingerprint(current)
+        same = [r for r in runs[:-1] if env_fingerprint(df[df["run_id"] == r]) == fp]
+        base_runs = (same or runs[:-1])[-args.baseline_runs:]
+        baseline = df[df["run_id"].isin(base_runs)]
+    result = compare_runs(baseline, current, settings)
+    data = comparison_dict(result)
+    _emit(args, data, comparison_console(data), comparison_markdown(data))
+    return EXIT_FAILED if result.regressions else EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .regress.history import HistorySettings, find_change_points
+    from .regress.output import history_console, history_dict, history_markdown
+
+    if args.window < 1:
+        raise SpecError(f"--window must be a positive integer, got {args.window}")
+    settings = HistorySettings(thresholds=_thresholds(args), alpha=args.alpha)
+    _check_outputs(args)
+    df = _load(args.results, "results")
+    points, envs, runs = find_change_points(df, settings)
+    gating = [p for p in points if p.kind == "regression" and p.index >= len(runs) - args.window]
+    data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()))
+    _emit(args, data, history_console(data), history_markdown(data))
+    return EXIT_FAILED if gating else EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .engine import new_run_id
+    from .store import check_writable, open_store, compact_run
+
+    problem = check_writable(args.output)
+    if problem:
+        raise SpecError(problem)
+    df = _load(args.results, "results")
+    run_id = args.run_id or new_run_id()
+    dupes = df[df.duplicated("case_id", keep="first")]
+    if not dupes.empty:
+        print(f"benchbed: warning: {len(dupes)} case(s) appear in more than one input; keeping the first",
+              file=sys.stderr)
+        df = df.drop_duplicates("case_id", keep="first")
+    from .record import COLUMNS
+
+    store = open_store(args.output, run_id)
+    names = [n for n, _ in COLUMNS]
+    for rec in df.to_dict("records"):
+        rec = {k: (None if _isnan(v) else v) for k, v in rec.items() if k in names}
+        rec["run_id"] = run_id
+        store.write(rec)
+    path = compact_run(store.run_dir) if hasattr(store.run_dir, "exists") else None
+    print(f"merged {len(df)} records from {df['run_id'].nunique() if 'run_id' in df else 0} input run(s) into run "
+          f"{run_id}: {path or store.run_dir}")
+    return EXIT_OK
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and v != v
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .models import describe_models
     from .runners import RUNNER_DESCRIPTIONS
@@ -213,7 +378,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+    handlers = {"run": cmd_run, "report": cmd_report, "compare": cmd_compare, "history": cmd_history,
+                "merge": cmd_merge, "list": cmd_list}
     if args.command not in handlers:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

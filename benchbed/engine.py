@@ -37,6 +37,10 @@ class EngineConfig:
     phase_calls: int = 5
     trust_remote_code: bool = False
     suite: str = ""
+    #: Testing aid for regression checks: real extra work worth this fraction of each call's own
+    #: duration, inside the timed call. Recorded in `options`; not part of the case id, so a run
+    #: with it compares against a run without it.
+    inject_slowdown: float = 0.0
 
 
 @dataclass
@@ -105,6 +109,8 @@ class Session:
 
     def __init__(self, results: str = "results", config: EngineConfig = EngineConfig(), run_id: str | None = None,
                  store: Any = None) -> None:
+        # CI shards of one nightly run share an id through the environment, so their records join.
+        run_id = run_id or os.environ.get("BENCHBED_RUN_ID") or None
         from .env import collect_env
         from .store import open_store
 
@@ -126,12 +132,29 @@ class Session:
         self._parity: dict[str, Any] = {}
         self.results: list[CaseResult] = []
 
+    def with_config(self, **changes: Any) -> "Session":
+        """A session of the same run, store and caches with some settings changed (e.g. an injected
+        slowdown); the caches stay valid because models and inputs depend only on the seed."""
+        from dataclasses import replace
+
+        if "seed" in changes and changes["seed"] != self.config.seed:
+            raise ValueError("a derived session must keep the seed: its cached models depend on it")
+        other = object.__new__(Session)
+        other.__dict__.update(self.__dict__)
+        other.config = replace(self.config, **changes)
+        other.results = []
+        return other
+
     def close(self) -> str | None:
         """Compact this run's per-case files into one (see `benchbed.store.compact_run`)."""
         from .store import compact_run
 
         run_dir = getattr(self.store, "run_dir", None)
-        return compact_run(run_dir) if run_dir is not None and run_dir.exists() else None
+        if not isinstance(run_dir, os.PathLike) or not os.path.isdir(run_dir):
+            return None  # remote stores stay one file per case; `benchbed merge` compacts them
+        if os.environ.get("BENCHBED_RUN_ID"):
+            return None  # other shards may still be writing into this run
+        return compact_run(run_dir)
 
     # -- caches ---------------------------------------------------------------------------------
     def bundle(self, case: Case, task: Any) -> Any:
@@ -170,7 +193,8 @@ class Session:
             "suite": self.config.suite, "task": case.task, "model": case.model, "runner": case.runner,
             "device": case.device, "dtype": case.dtype, "batch_size": case.batch_size, "seq_len": case.seq_len,
             "new_tokens": case.new_tokens, "compiled": False, "threads": torch.get_num_threads(),
-            "options": json.dumps(dict(case.options), sort_keys=True),
+            "options": json.dumps({**dict(case.options), **({"inject_slowdown": self.config.inject_slowdown}
+                                                             if self.config.inject_slowdown else {})}, sort_keys=True),
         })
         rec.update(self.env)
         return rec
@@ -223,9 +247,10 @@ class Session:
         parity = self.parity(case, task, bundle, inputs)
         rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
         run = self.runner(case, task, bundle, inputs)
+        call = _slowed(run, self.config.inject_slowdown) if self.config.inject_slowdown else run
         t0 = time.perf_counter()
         with PeakRSS() as rss, CudaPeak(case.device) as gpu:
-            timing = measure(run, self.config.rule, sync=run.sync)
+            timing = measure(call, self.config.rule, sync=run.sync)
         phases = [run.call_with_phases()[1] for _ in range(self.config.phase_calls)]
         stats = summarize(timing.samples, seed=self.config.seed)
         rec.update(stats.as_columns())
@@ -246,6 +271,27 @@ class Session:
         if not parity.ok:
             rec["message"] = f"PARITY MISMATCH: {parity.detail}"
         return timing.samples
+
+
+def _slowed(fn: Callable[[], Any], fraction: float) -> Callable[[], Any]:
+    """`fn` followed by extra tensor work lasting `fraction` of fn's own duration: a real,
+    proportional slowdown for checking that regressions are detected (not a number written into a
+    record). The work is small torch matmuls, not a Python spin, so torch's worker threads stay as
+    busy as in the model call; a spin let them fall asleep and slowed the next call as well, which
+    tripled the effective slowdown."""
+    import torch
+
+    a = torch.randn(32, 32)
+
+    def call() -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        end = time.perf_counter() + (time.perf_counter() - t0) * fraction
+        while time.perf_counter() < end:
+            torch.mm(a, a)
+        return out
+
+    return call
 
 
 def _release(device: str) -> None:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from .record import SCHEMA, to_table
 
-__all__ = ["Store", "LocalStore", "check_writable", "compact_run", "read_results", "open_store"]
+__all__ = ["Store", "LocalStore", "FsStore", "is_uri", "check_writable", "compact_run", "read_results", "open_store"]
 
 
 class Store(Protocol):
@@ -33,6 +33,8 @@ class Store(Protocol):
 
 def check_writable(root: str | os.PathLike[str]) -> str | None:
     """Why `root` cannot hold results (a sentence), or None when it can. Creates nothing."""
+    if is_uri(root):
+        return None  # a remote store is checked by its first write
     path = Path(root).absolute()
     probe = path
     while not probe.exists():
@@ -109,14 +111,63 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def is_uri(root: str | os.PathLike[str]) -> bool:
+    return "://" in str(root)
+
+
+class FsStore:
+    """Records on any filesystem pyarrow can write (``s3://bucket/results``, ``gs://…``,
+    ``file:///…``): same layout and names as `LocalStore`; the dot-prefixed temporary file is moved
+    into place, so readers, who skip dot-prefixed names, never see a partial record."""
+
+    def __init__(self, uri: str, run_id: str) -> None:
+        from pyarrow import fs as pafs
+
+        self.fs, self.root = pafs.FileSystem.from_uri(uri)
+        self.uri = uri
+        self.run_id = run_id
+        self._seq = 0
+
+    @property
+    def run_dir(self) -> str:
+        return f"{self.root.rstrip('/')}/{self.run_id}"
+
+    def write(self, record: dict[str, Any]) -> str:
+        self.fs.create_dir(self.run_dir, recursive=True)
+        self._seq += 1
+        name = f"{self._seq:05d}-{record.get('case_id') or 'case'}-{secrets.token_hex(4)}.parquet"
+        final, tmp = f"{self.run_dir}/{name}", f"{self.run_dir}/.tmp-{name}"
+        with self.fs.open_output_stream(tmp) as fh:
+            pq.write_table(to_table([record]), fh)
+        self.fs.move(tmp, final)
+        return final
+
+
 def open_store(root: str | os.PathLike[str], run_id: str) -> Store:
-    """The store for a results location (a local folder today)."""
-    return LocalStore(root, run_id)
+    """The store for a results location: a local folder, or a URI pyarrow's filesystems know."""
+    return FsStore(str(root), run_id) if is_uri(root) else LocalStore(root, run_id)
 
 
-def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    out: list[Path] = []
+def _uri_files(uri: str) -> list[tuple[Any, str]]:
+    from pyarrow import fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(uri)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"no results at {uri!r}")
+    if info.type == pafs.FileType.File:
+        return [(fs, root)]
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    return sorted(((fs, i.path) for i in infos if i.path.endswith(".parquet") and not any(
+        part.startswith((".", "_")) for part in i.path[len(root):].split("/"))), key=lambda t: t[1])
+
+
+def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
+    out: list[Any] = []
     for p in paths:
+        if is_uri(p):
+            out += _uri_files(str(p))
+            continue
         p = Path(p)
         if p.is_dir():
             out += sorted(f for f in p.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
@@ -138,21 +189,25 @@ def read_results(*paths: str | os.PathLike[str], warn: bool = True) -> "Any":
     tables = []
     for f in _files(paths or ("results",)):
         try:
-            t = pq.read_table(f)
+            t = pq.read_table(f[1], filesystem=f[0]) if isinstance(f, tuple) else pq.read_table(f)
         except Exception as exc:  # corrupt file, not parquet
             if warn:
+                f = f[1] if isinstance(f, tuple) else f
                 warnings.warn(f"skipping {f}: not a readable parquet file ({exc.__class__.__name__})", stacklevel=2)
             continue
         if "schema_version" not in t.column_names or "case_id" not in t.column_names:
             if warn:
+                f = f[1] if isinstance(f, tuple) else f
                 warnings.warn(f"skipping {f}: not a benchbed results file", stacklevel=2)
             continue
         tables.append(_upgrade(t))
     if not tables:
         return SCHEMA.empty_table().to_pandas()
     df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
-    # a run compacted while being read, or a crash mid-compaction, can hold a record twice
-    return df.drop_duplicates(subset=["run_id", "case_id"], keep="first", ignore_index=True)
+    # A run compacted while being read, or a crash mid-compaction, can hold a record twice: the same
+    # measurement, identical to the nanosecond. Two real measurements never share all of these.
+    key = ["run_id", "case_id", "started_at", "n_samples", "lat_min_s", "lat_median_s", "lat_max_s"]
+    return df.loc[~df[key].astype(str).duplicated(keep="first")].reset_index(drop=True)
 
 
 def _upgrade(table: pa.Table) -> pa.Table:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Summary", "summarize", "bootstrap_median_ci", "median_ci_order", "ratio_ci", "noise_warning"]
+__all__ = ["STATISTICS", "Summary", "summarize", "bootstrap_median_ci", "median_ci_order", "ratio_ci", "noise_warning"]
 
 #: IQR/median above this gets a warning, as torch.utils.benchmark does at 10%.
 NOISY_IQR_RATIO = 0.10
@@ -112,15 +112,28 @@ def _z(confidence: float) -> float:
     return float(norm.ppf(0.5 + confidence / 2))
 
 
+#: Statistics a comparison can be made on, each vectorised over the last axis.
+STATISTICS = {
+    "median": lambda x: np.median(x, axis=-1),
+    "mean": lambda x: np.mean(x, axis=-1),
+    "p90": lambda x: np.percentile(x, 90, axis=-1),
+    "p95": lambda x: np.percentile(x, 95, axis=-1),
+    "p99": lambda x: np.percentile(x, 99, axis=-1),
+}
+
+
 def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95,
-             seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
-    """Ratio of medians (numerator / denominator) with a percentile-bootstrap CI; both sample sets are
-    resampled independently, as they come from independent timed loops."""
+             seed: int = 0, resamples: int = 2000, statistic: str = "median") -> tuple[float, float, float]:
+    """Ratio of a statistic (median by default) of numerator over denominator, with a percentile-
+    bootstrap CI; both sample sets are resampled independently, as they come from independent
+    timed loops."""
     a = np.asarray(numerator, dtype=np.float64)
     b = np.asarray(denominator, dtype=np.float64)
-    point = float(np.median(a) / np.median(b))
+    stat = STATISTICS[statistic]
+    point = float(stat(a) / stat(b))
     rng = np.random.default_rng(seed)
-    ratios = _bootstrap_medians(a, rng, resamples) / _bootstrap_medians(b, rng, resamples)
+    ratios = (stat(a[rng.integers(0, a.size, size=(resamples, a.size))])
+              / stat(b[rng.integers(0, b.size, size=(resamples, b.size))]))
     q = (1 - confidence) / 2
     lo, hi = np.quantile(ratios, [q, 1 - q])
     return point, float(lo), float(hi)

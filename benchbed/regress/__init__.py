@@ -1,5 +1,9 @@
-"""Comparing runs: per-case change with confidence intervals and significance."""
+"""Comparing runs and tracking history: per-case change with confidence intervals and
+significance, change points over nightly series, thresholds per metric and case pattern."""
 
-from .compare import CompareSettings, case_label, compare_frames, env_differences
+from .compare import (CompareSettings, Comparison, case_label, compare_frames, compare_runs, env_differences,
+                      env_fingerprint)
+from .thresholds import Rule, Thresholds, parse_rule
 
-__all__ = ["CompareSettings", "case_label", "compare_frames", "env_differences"]
+__all__ = ["CompareSettings", "Comparison", "case_label", "compare_frames", "compare_runs", "env_differences",
+           "env_fingerprint", "Rule", "Thresholds", "parse_rule"]

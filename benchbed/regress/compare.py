@@ -1,30 +1,57 @@
-"""Compare two sets of runs case by case: relative change of the median with a bootstrap CI and a
-Mann-Whitney U test on the raw samples.
+"""Compare two sets of runs case by case: relative change of a latency statistic (median by
+default) with a bootstrap CI, and a Mann-Whitney U test on the raw samples.
 
-A case is a regression only when the change exceeds the threshold *and* is significant (p below
-alpha and the CI excluding zero), so noise alone raises nothing. Samples of several runs of the
-same case on one side are concatenated (merging runs concatenates samples).
+A case is a regression only when the change exceeds its threshold *and* is significant (p below
+alpha and the CI excluding zero, and — when the baseline holds three or more runs of the case —
+outside the prediction interval of the baseline runs' medians), so noise alone raises nothing. Samples of several runs of the
+same case on one side are concatenated (merging runs concatenates samples). Only runs of a
+comparable environment (same hardware and library versions) are compared unless the caller
+allows otherwise; the differences are always named.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..env import COMPARABLE_KEYS
-from ..measure.stats import ratio_ci
+from ..measure.stats import STATISTICS, ratio_ci
+from .thresholds import Thresholds
 
-__all__ = ["CompareSettings", "compare_frames", "env_differences", "case_label"]
+__all__ = ["CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
+           "env_fingerprint"]
 
 
 @dataclass(frozen=True)
 class CompareSettings:
-    threshold: float = 0.05
+    metric: str = "median"
+    thresholds: Thresholds = field(default_factory=Thresholds)
     alpha: float = 0.05
     resamples: int = 1000
     seed: int = 0
+    allow_env_change: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The outcome: per-case rows (a DataFrame), named environment changes, whether compared."""
+
+    cases: Any
+    env_changes: list[str]
+    compared: bool
+    baseline_runs: list[str]
+    current_runs: list[str]
+    metric: str
+
+    @property
+    def regressions(self) -> int:
+        return 0 if self.cases.empty else int((self.cases["verdict"] == "regression").sum())
+
+    @property
+    def improvements(self) -> int:
+        return 0 if self.cases.empty else int((self.cases["verdict"] == "improvement").sum())
 
 
 def case_label(row: Any) -> str:
@@ -32,13 +59,55 @@ def case_label(row: Any) -> str:
             f"b{row['batch_size']} s{row['seq_len']}")
 
 
-def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray, Any]]:
+def env_fingerprint(df: Any, keys: tuple[str, ...] = COMPARABLE_KEYS) -> dict[str, tuple[str, ...]]:
+    return {k: tuple(sorted({str(v) for v in df[k].dropna().unique()})) for k in keys if k in df.columns}
+
+
+def env_differences(baseline: Any, current: Any, keys: tuple[str, ...] = COMPARABLE_KEYS) -> list[str]:
+    """Human lines naming each comparable environment key whose values differ between the sides."""
+    a, b = env_fingerprint(baseline, keys), env_fingerprint(current, keys)
+    return [f"{k}: {', '.join(a.get(k, ())) or '-'} -> {', '.join(b.get(k, ())) or '-'}"
+            for k in keys if a.get(k, ()) != b.get(k, ())]
+
+
+def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray, Any, np.ndarray]]:
+    """case id -> (all samples concatenated, the newest record, each run's median)."""
     ok = df[df["status"] == "ok"]
-    out: dict[str, tuple[np.ndarray, Any]] = {}
+    out: dict[str, tuple[np.ndarray, Any, np.ndarray]] = {}
     for case_id, group in ok.groupby("case_id", sort=False):
-        samples = np.concatenate([np.asarray(s, dtype=float) for s in group["samples_s"]])
-        out[case_id] = (samples, group.iloc[-1])
+        runs = [np.asarray(s, dtype=float) for s in group["samples_s"]]
+        out[case_id] = (np.concatenate(runs), group.iloc[-1], np.array([np.median(r) for r in runs]))
     return out
+
+
+MIN_RUNS_FOR_SPREAD = 3
+
+
+def outside_prediction_interval(run_medians: np.ndarray, current: float, alpha: float) -> bool | None:
+    """Whether `current` lies outside the (1 - alpha) prediction interval for one more run's median,
+    from the baseline runs' medians (on the log scale, Student t with k - 1 degrees of freedom:
+    mean ± t · s · sqrt(1 + 1/k)); None with fewer than three runs.
+
+    Within-run samples cannot see run-to-run noise: two runs of the same code differ by more than
+    their own samples' CIs suggest (CPU frequency, memory layout, a neighbour's load), which is what
+    makes naive A/A comparisons cry wolf. The interval widens by itself when there are few runs.
+    """
+    from scipy.stats import t as student_t
+
+    k = len(run_medians)
+    if k < MIN_RUNS_FOR_SPREAD:
+        return None
+    logs = np.log(run_medians)
+    s = max(float(np.std(logs, ddof=1)), 0.002)  # identical medians would make any change "significant"
+    half = float(student_t.ppf(1 - alpha / 2, k - 1)) * s * np.sqrt(1 + 1 / k)
+    return bool(abs(np.log(current) - logs.mean()) > half)
+
+
+def between_run_sd(run_medians: np.ndarray) -> float | None:
+    """Relative spread of a case's median from run to run (sd of log medians), or None below three runs."""
+    if len(run_medians) < MIN_RUNS_FOR_SPREAD:
+        return None
+    return float(np.std(np.log(run_medians), ddof=1))
 
 
 def compare_frames(baseline: Any, current: Any, settings: CompareSettings = CompareSettings()) -> Any:
@@ -46,28 +115,35 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
     import pandas as pd
     from scipy.stats import mannwhitneyu
 
+    stat = STATISTICS[settings.metric]
     base, cur = _samples_by_case(baseline), _samples_by_case(current)
     rows = []
     for case_id in [c for c in cur if c in base]:
-        a, row = base[case_id]
+        a, row, run_medians = base[case_id]
         b = cur[case_id][0]
-        point, lo, hi = ratio_ci(b, a, seed=settings.seed, resamples=settings.resamples)
+        spread = between_run_sd(run_medians)
+        label = case_label(row)
+        threshold = settings.thresholds.for_case(settings.metric, label)
+        point, lo, hi = ratio_ci(b, a, seed=settings.seed, resamples=settings.resamples, statistic=settings.metric)
         p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue) if len(a) > 1 and len(b) > 1 else 1.0
         change, lo, hi = point - 1, lo - 1, hi - 1
         significant = p < settings.alpha and (lo > 0 or hi < 0)
-        if significant and change > settings.threshold:
+        outside = outside_prediction_interval(run_medians, float(np.median(b)), settings.alpha)
+        if outside is not None:  # and beyond what the baseline's own runs vary by
+            significant = significant and outside
+        if significant and change > threshold:
             verdict = "regression"
-        elif significant and change < -settings.threshold:
+        elif significant and change < -threshold:
             verdict = "improvement"
         else:
             verdict = "unchanged"
         rows.append({
-            "case_id": case_id, "label": case_label(row), "task": row["task"], "model": row["model"],
+            "case_id": case_id, "label": label, "task": row["task"], "model": row["model"],
             "runner": row["runner"], "device": row["device"], "dtype": row["dtype"],
             "batch_size": int(row["batch_size"]), "seq_len": int(row["seq_len"]),
-            "base_median_s": float(np.median(a)), "cur_median_s": float(np.median(b)),
-            "base_n": int(len(a)), "cur_n": int(len(b)),
-            "change": change, "change_ci_low": lo, "change_ci_high": hi, "p_value": p,
+            "base_s": float(stat(a)), "cur_s": float(stat(b)), "base_n": int(len(a)), "cur_n": int(len(b)),
+            "change": change, "change_ci_low": lo, "change_ci_high": hi, "p_value": p, "threshold": threshold,
+            "baseline_runs": int(len(run_medians)), "between_run_sd": spread,
             "significant": bool(significant), "verdict": verdict,
         })
     frame = pd.DataFrame(rows)
@@ -76,14 +152,21 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
     return frame.sort_values("change", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def env_differences(baseline: Any, current: Any, keys: tuple[str, ...] = COMPARABLE_KEYS) -> list[str]:
-    """Human lines naming each comparable environment key whose values differ between the sides."""
-    out = []
-    for key in keys:
-        if key not in baseline.columns or key not in current.columns:
-            continue
-        a = sorted({str(v) for v in baseline[key].dropna().unique()})
-        b = sorted({str(v) for v in current[key].dropna().unique()})
-        if a != b:
-            out.append(f"{key}: {', '.join(a) or '-'} -> {', '.join(b) or '-'}")
-    return out
+def compare_runs(baseline: Any, current: Any, settings: CompareSettings = CompareSettings()) -> Comparison:
+    """Compare within a comparable environment: baseline runs whose fingerprint matches the current
+    side are used; if none match, nothing is compared unless `allow_env_change`."""
+    import pandas as pd
+
+    cur_fp = env_fingerprint(current)
+    matching = [run for run, g in baseline.groupby("run_id", sort=False) if env_fingerprint(g) == cur_fp]
+    changes = env_differences(baseline, current)
+    if matching and not settings.allow_env_change:
+        base = baseline[baseline["run_id"].isin(matching)]
+        changes = env_differences(base, current)
+    elif settings.allow_env_change:
+        base = baseline
+    else:
+        return Comparison(pd.DataFrame(), changes, False, sorted(baseline["run_id"].unique()),
+                          sorted(current["run_id"].unique()), settings.metric)
+    return Comparison(compare_frames(base, current, settings), changes, True, sorted(base["run_id"].unique()),
+                      sorted(current["run_id"].unique()), settings.metric)

@@ -98,7 +98,7 @@ def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
     for _, r in cmp.head(limit).iterrows():
         mark, cls = marks[r["verdict"]]
         sig = "*" if r["significant"] else ""
-        rows.append([esc(r["label"]), fmt_ms(r["base_median_s"]), fmt_ms(r["cur_median_s"]),
+        rows.append([esc(r["label"]), fmt_ms(r["base_s"]), fmt_ms(r["cur_s"]),
                      (f"{100 * r['change']:+.1f}%{sig} [{100 * r['change_ci_low']:+.1f}, "
                       f"{100 * r['change_ci_high']:+.1f}]", cls), f"{r['p_value']:.3g}", (mark, cls)])
     out.append(table(["case", "baseline ms", "current ms", "change [95% CI]", "p (Mann-Whitney U)", "verdict"],
@@ -157,10 +157,11 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
                 f"{latest['run_id'].iloc[0] if len(latest) else '–'}")
     sections: list[tuple[str, str]] = [("Raw torch vs pipeline", _headline(cells))]
     if baseline is not None and current is not None:
-        from ..regress import compare_frames, env_differences
+        from ..regress import CompareSettings, compare_runs
 
-        sections.append(("Baseline vs current", comparison_section(compare_frames(baseline, current),
-                                                                   env_differences(baseline, current))))
+        # the user named both sides, so they are compared even across an environment change, named
+        cmp = compare_runs(baseline, current, CompareSettings(allow_env_change=True))
+        sections.append(("Baseline vs current", comparison_section(cmp.cases, cmp.env_changes)))
     if not cells.empty:
         sections.append(("Latency and throughput vs batch size",
                          figure(charts.latency_vs_batch(cells), "Median latency per call, both paths")
@@ -183,6 +184,8 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     eff = charts.efficiency(latest)
     if eff:
         sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s")))
+    if change_points is None and df["run_id"].nunique() >= 4:
+        change_points = _change_points_by_group(df)
     hist = charts.history_trend(df, change_points)
     if hist:
         sections.append(("History", figure(hist, "Geometric mean of case medians per run; dotted lines mark "
@@ -191,6 +194,20 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     sections.append(("Environment", _environment(latest)))
     sections.append(("Runs", _runs(df)))
     return render_page(title, sections, subtitle)
+
+
+def _change_points_by_group(df: Any) -> dict[tuple, list[Any]]:
+    """Confirmed change points (as in `benchbed history`) keyed by headline group, for the trend chart."""
+    from ..regress.history import find_change_points
+
+    points, _, _ = find_change_points(df)
+    key_of = df.drop_duplicates("case_id").set_index("case_id")[GROUP_KEY]
+    out: dict[tuple, list[Any]] = {}
+    for p in points:
+        key = tuple(key_of.loc[p.case_id])
+        if p.run_id not in out.setdefault(key, []):
+            out[key].append(p.run_id)
+    return out
 
 
 def write_report(page: str, out: str | os.PathLike[str]) -> str:

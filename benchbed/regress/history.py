@@ -1,0 +1,143 @@
+"""Change points in each case's nightly series, confirmed only when the shift persists.
+
+Detection: ruptures' PELT (exact, linear-time optimal partitioning; a maintained library, so the
+segmentation is not ours to get wrong) on the log of each run's median, with an l2 cost, a
+minimum segment of two runs and a BIC-like penalty scaled by the series' own noise (a robust
+estimate from the median absolute successive difference).
+
+Confirmation, so that a single noisy night raises nothing:
+  * the new level holds for at least two consecutive runs: each of the first two runs after the
+    change point differs from the level before by more than the threshold, in the same direction,
+    and each of the last two runs before it differs from the new level likewise (so a spike that
+    PELT folds into a short segment is not mistaken for a step back);
+  * the segment means differ by more than the threshold;
+  * the raw samples of the runs before and after differ by a Mann-Whitney U test (p < alpha).
+An environment change (library versions, hardware) between two runs is named beside any change
+point at that run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..env import COMPARABLE_KEYS
+from .compare import case_label
+from .thresholds import Thresholds
+
+__all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order"]
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    thresholds: Thresholds = Thresholds()
+    alpha: float = 0.05
+    penalty: float = 3.0
+    min_noise: float = 0.005
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    """A confirmed shift of one case starting at run `run_id` (index `index` in run order)."""
+
+    case_id: str
+    label: str
+    index: int
+    run_id: str
+    before_s: float
+    after_s: float
+    change: float
+    p_value: float
+    kind: str  # "regression" | "improvement"
+    env_change: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_order(df: Any) -> list[str]:
+    """Run ids, oldest first (by start time, then id)."""
+    return list(df.groupby("run_id")["started_at"].min().sort_values(kind="stable").index)
+
+
+def _noise(logs: np.ndarray, floor: float) -> float:
+    if len(logs) < 3:
+        return floor
+    d = np.abs(np.diff(logs))
+    sigma = float(np.median(d)) / (0.6745 * np.sqrt(2))  # successive differences: sigma*sqrt(2) spread
+    return max(sigma, floor)
+
+
+def detect(logs: np.ndarray, penalty: float = 3.0, min_noise: float = 0.005) -> list[int]:
+    """Candidate change points (indices of the first run of each new segment) in a log series."""
+    import ruptures
+
+    n = len(logs)
+    if n < 4:
+        return []
+    sigma = _noise(logs, min_noise)
+    algo = ruptures.Pelt(model="l2", min_size=2, jump=1).fit(logs.reshape(-1, 1))
+    ends = algo.predict(pen=penalty * sigma**2 * np.log(n))
+    return [e for e in ends if e < n]
+
+
+def _env_changes(df: Any, runs: list[str]) -> dict[int, str]:
+    """Index of each run whose comparable environment differs from the run before it -> description."""
+    out: dict[int, str] = {}
+    prev = None
+    for i, run in enumerate(runs):
+        g = df[df["run_id"] == run]
+        fp = {k: tuple(sorted({str(v) for v in g[k].dropna().unique()})) for k in COMPARABLE_KEYS if k in g.columns}
+        if prev is not None and fp != prev:
+            out[i] = "; ".join(f"{k}: {', '.join(prev.get(k, ())) or '-'} -> {', '.join(fp.get(k, ())) or '-'}"
+                               for k in COMPARABLE_KEYS if fp.get(k) != prev.get(k))
+        prev = fp
+    return out
+
+
+def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -> tuple[list[ChangePoint], dict[int, str], list[str]]:
+    """Confirmed change points of every case, environment changes by run index, and run order."""
+    from scipy.stats import mannwhitneyu
+
+    ok = df[df["status"] == "ok"]
+    runs = run_order(ok)
+    index = {r: i for i, r in enumerate(runs)}
+    envs = _env_changes(ok, runs)
+    found: list[ChangePoint] = []
+    for case_id, g in ok.groupby("case_id", sort=False):
+        g = g.assign(_i=g["run_id"].map(index)).sort_values("_i")
+        per_run = [np.asarray(s, dtype=float) for s in g["samples_s"]]
+        medians = np.array([float(np.median(s)) for s in per_run])
+        logs = np.log(medians)
+        label = case_label(g.iloc[-1])
+        threshold = settings.thresholds.for_case("median", label)
+        bounds = [0] + detect(logs, settings.penalty, settings.min_noise) + [len(logs)]
+        for j in range(1, len(bounds) - 1):
+            start, k, end = bounds[j - 1], bounds[j], bounds[j + 1]
+            before, after = logs[start:k], logs[k:end]
+            level = before.mean()
+            change = float(np.exp(after.mean() - level) - 1)
+            # both levels must hold for two runs on their side of the change: the first two runs after
+            # it differ from the old level, and the last two before it from the new level, each by more
+            # than the threshold (a spike inside the old segment fails the second test)
+            firsts = np.exp(after[:2] - level) - 1
+            lasts = np.exp(after.mean() - before[-2:]) - 1
+            up = bool(np.all(firsts > threshold)) and bool(np.all(lasts > threshold))
+            down = bool(np.all(firsts < -threshold)) and bool(np.all(lasts < -threshold))
+            persistent = len(after) >= 2 and len(before) >= 2 and (up or down)
+            if not persistent or abs(change) <= threshold:
+                continue
+            a = np.concatenate(per_run[start:k])
+            b = np.concatenate(per_run[k:end])
+            p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+            if p >= settings.alpha:
+                continue
+            run_i = int(g["_i"].iloc[k])
+            found.append(ChangePoint(case_id=case_id, label=label, index=run_i, run_id=runs[run_i],
+                                     before_s=float(np.median(medians[start:k])), after_s=float(np.median(medians[k:end])),
+                                     change=change, p_value=p, kind="regression" if change > 0 else "improvement",
+                                     env_change=envs.get(run_i, "")))
+    found.sort(key=lambda c: (-c.index, -c.change))
+    return found, envs, runs

@@ -1,0 +1,121 @@
+"""Renderings of a comparison and of a history: console table, GitHub markdown, JSON.
+
+All three are built from the same plain dict (`comparison_dict` / `history_dict`), so the
+markdown in ``$GITHUB_STEP_SUMMARY`` shows exactly the numbers the JSON holds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .compare import Comparison
+from .history import ChangePoint
+
+__all__ = ["comparison_dict", "comparison_console", "comparison_markdown", "history_dict", "history_console",
+           "history_markdown", "to_json", "pct", "ms"]
+
+SCHEMA_VERSION = 1
+MARK = {"regression": "🔴 regression", "improvement": "🟢 improvement", "unchanged": "unchanged"}
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:+.1f}%"
+
+
+def ms(seconds: float) -> str:
+    v = seconds * 1e3
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def comparison_dict(c: Comparison) -> dict[str, Any]:
+    cases = [] if c.cases.empty else [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in c.cases.to_dict("records")]
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "compare", "metric": c.metric, "compared": c.compared,
+        "baseline_runs": c.baseline_runs, "current_runs": c.current_runs, "env_changes": c.env_changes,
+        "summary": {"cases": len(cases), "regressions": c.regressions, "improvements": c.improvements,
+                    "unchanged": len(cases) - c.regressions - c.improvements},
+        "cases": cases,
+    }
+
+
+def _status_line(d: dict[str, Any]) -> str:
+    s = d["summary"]
+    if not d["compared"]:
+        return ("not compared: the environment changed and --allow-env-change was not given "
+                f"({'; '.join(d['env_changes'])})")
+    return (f"{s['cases']} cases compared on the {d['metric']}: {s['regressions']} regressions, "
+            f"{s['improvements']} improvements, {s['unchanged']} unchanged")
+
+
+def comparison_console(d: dict[str, Any], limit: int | None = None) -> str:
+    lines = [_status_line(d)]
+    if d["env_changes"] and d["compared"]:
+        lines += ["environment changed (compared anyway):"] + [f"  {e}" for e in d["env_changes"]]
+    rows = d["cases"] if limit is None else d["cases"][:limit]
+    if rows:
+        head = ("case", "baseline ms", "current ms", "change", "95% CI", "p", "threshold", "verdict")
+        body = [(r["label"], ms(r["base_s"]), ms(r["cur_s"]), pct(r["change"]),
+                 f"[{pct(r['change_ci_low'])}, {pct(r['change_ci_high'])}]", f"{r['p_value']:.3g}",
+                 f"{100 * r['threshold']:.0f}%", r["verdict"].upper() if r["verdict"] == "regression" else r["verdict"])
+                for r in rows]
+        widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+        fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+        lines += ["", fmt(head), fmt(tuple("-" * w for w in widths))] + [fmt(b) for b in body]
+    return "\n".join(lines)
+
+
+def comparison_markdown(d: dict[str, Any], limit: int = 100) -> str:
+    lines = ["## benchbed compare", "", _status_line(d) + ".", ""]
+    if d["env_changes"]:
+        lines += ["**Environment changed:**", ""] + [f"- `{e}`" for e in d["env_changes"]] + [""]
+    if d["cases"]:
+        lines += ["| case | baseline ms | current ms | change | 95% CI | p | threshold | verdict |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        for r in d["cases"][:limit]:
+            lines.append(f"| `{r['label']}` | {ms(r['base_s'])} | {ms(r['cur_s'])} | {pct(r['change'])} | "
+                         f"[{pct(r['change_ci_low'])}, {pct(r['change_ci_high'])}] | {r['p_value']:.3g} | "
+                         f"{100 * r['threshold']:.0f}% | {MARK[r['verdict']]} |")
+        if len(d["cases"]) > limit:
+            lines.append(f"\n{len(d['cases']) - limit} more cases in the JSON output.")
+    return "\n".join(lines) + "\n"
+
+
+def history_dict(points: list[ChangePoint], gating: list[ChangePoint], envs: dict[int, str], runs: list[str],
+                 cases: int) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "history", "runs": runs, "cases": cases,
+        "env_changes": [{"index": i, "run_id": runs[i], "change": text} for i, text in sorted(envs.items())],
+        "change_points": [p.as_dict() for p in points],
+        "new_regressions": [p.as_dict() for p in gating],
+    }
+
+
+def history_console(d: dict[str, Any]) -> str:
+    lines = [f"{len(d['runs'])} runs, {d['cases']} cases, {len(d['change_points'])} confirmed change points, "
+             f"{len(d['new_regressions'])} new regressions"]
+    for e in d["env_changes"]:
+        lines.append(f"environment change at run {e['index']} ({e['run_id']}): {e['change']}")
+    for p in d["change_points"]:
+        env = f" [at environment change: {p['env_change']}]" if p["env_change"] else ""
+        lines.append(f"  {p['kind']:<11} {pct(p['change']):>7} at run {p['index']} ({p['run_id']}): {p['label']} "
+                     f"{ms(p['before_s'])} -> {ms(p['after_s'])} ms, p={p['p_value']:.2g}{env}")
+    return "\n".join(lines)
+
+
+def history_markdown(d: dict[str, Any], limit: int = 100) -> str:
+    lines = ["## benchbed history", "", history_console(d).splitlines()[0] + ".", ""]
+    if d["env_changes"]:
+        lines += [f"- environment change at run {e['index']} (`{e['run_id']}`): `{e['change']}`"
+                  for e in d["env_changes"]] + [""]
+    if d["change_points"]:
+        lines += ["| case | run | change | before ms | after ms | p | kind |", "|---|---|---:|---:|---:|---:|---|"]
+        for p in d["change_points"][:limit]:
+            lines.append(f"| `{p['label']}` | {p['index']} (`{p['run_id']}`) | {pct(p['change'])} | "
+                         f"{ms(p['before_s'])} | {ms(p['after_s'])} | {p['p_value']:.2g} | {MARK[p['kind']]} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(d: dict[str, Any]) -> str:
+    return json.dumps(d, indent=2, default=str)

@@ -1,0 +1,59 @@
+"""Regression thresholds: a default, overridden per metric and per case pattern.
+
+A rule is ``[METRIC:][PATTERN=]VALUE`` — ``5%``, ``0.05``, ``p99:10%``, ``fill-mask*=8%``,
+``median:*b1 s16=15%``. PATTERN is an fnmatch pattern over the case label
+(``task model runner device dtype bN sN``); the last matching rule wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+from ..measure.stats import STATISTICS
+from ..spec import SpecError
+
+__all__ = ["Rule", "Thresholds", "parse_rule"]
+
+_RULE = re.compile(r"^(?:(?P<metric>[a-z0-9]+):)?(?:(?P<pattern>.+)=)?(?P<value>[0-9.]+)(?P<pct>%?)$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str | None
+    pattern: str | None
+    value: float
+
+    def matches(self, metric: str, label: str) -> bool:
+        return (self.metric in (None, metric)) and (self.pattern is None or fnmatch.fnmatchcase(label, self.pattern))
+
+
+def parse_rule(text: str) -> Rule:
+    m = _RULE.match(text.strip())
+    if not m:
+        raise SpecError(f"threshold {text!r} must look like [METRIC:][PATTERN=]VALUE, e.g. 5%, p99:10%, fill-mask*=8%")
+    metric = m.group("metric")
+    if metric is not None and metric not in STATISTICS:
+        raise SpecError(f"unknown metric {metric!r} in threshold {text!r} (valid: {', '.join(STATISTICS)})")
+    value = float(m.group("value")) / (100 if m.group("pct") else 1)
+    if not 0 < value < 10:
+        raise SpecError(f"threshold {text!r} must be a positive fraction or percentage")
+    return Rule(metric, m.group("pattern"), value)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    default: float = 0.05
+    rules: tuple[Rule, ...] = ()
+
+    @classmethod
+    def parse(cls, texts: list[str] | None, default: float = 0.05) -> "Thresholds":
+        return cls(default, tuple(parse_rule(t) for t in texts or ()))
+
+    def for_case(self, metric: str, label: str) -> float:
+        value = self.default
+        for rule in self.rules:
+            if rule.matches(metric, label):
+                value = rule.value
+        return value
