@@ -2,9 +2,9 @@
 
 Each trial takes one case of the quick matrix (32 cases, both paths) and measures it in PASSES
 short passes as "baseline" and PASSES passes as "current", alternating B C B C ..., so slow drift
-of the host hits both sides alike. The baseline passes count as separate runs (as earlier nights
-do in `benchbed compare`), the current passes are pooled into one run; then `compare_frames`
-gives the verdict with the default settings (5% threshold, alpha 0.05).
+of the host hits both sides alike. Each pass counts as a run (as nights do in `benchbed
+compare`); `compare_frames` gives the verdict with the default settings (5% threshold, alpha
+0.05, prediction interval over the runs' medians).
 
 A/A   — current is the same code: every flag is a false alarm.
 Power — current carries a real injected slowdown (`--inject-slowdown`: extra tensor work worth a
@@ -55,7 +55,7 @@ def trial(base: Session, cur: Session, case, passes: int, tag: str) -> pd.Series
     b_recs, c_recs = [], []
     for p in range(passes):
         b_recs.append(measure_pass(base, case, f"{tag}-base{p}"))
-        c_recs.append(measure_pass(cur, case, f"{tag}-cur"))
+        c_recs.append(measure_pass(cur, case, f"{tag}-cur{p}"))
     cmp = compare_frames(to_table(b_recs).to_pandas(), to_table(c_recs).to_pandas(), CompareSettings())
     return cmp.iloc[0]
 

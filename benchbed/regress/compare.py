@@ -83,24 +83,26 @@ def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray, Any, np.ndarray]]:
 MIN_RUNS_FOR_SPREAD = 3
 
 
-def outside_prediction_interval(run_medians: np.ndarray, current: float, alpha: float) -> bool | None:
-    """Whether `current` lies outside the (1 - alpha) prediction interval for one more run's median,
-    from the baseline runs' medians (on the log scale, Student t with k - 1 degrees of freedom:
-    mean ± t · s · sqrt(1 + 1/k)); None with fewer than three runs.
+def outside_prediction_interval(run_medians: np.ndarray, current_medians: np.ndarray, alpha: float) -> bool | None:
+    """Whether the current runs' mean log median lies outside the (1 - alpha) prediction interval
+    built from the baseline runs' medians: mean ± t(k-1) · s · sqrt(1/m + 1/k) on the log scale,
+    with k baseline runs and m current runs (m = 1 on a nightly compare). None below three
+    baseline runs.
 
     Within-run samples cannot see run-to-run noise: two runs of the same code differ by more than
-    their own samples' CIs suggest (CPU frequency, memory layout, a neighbour's load), which is what
-    makes naive A/A comparisons cry wolf. The interval widens by itself when there are few runs.
+    their own samples' CIs suggest (the host's speed drifts, memory layout, a neighbour's load),
+    which is what makes naive A/A comparisons cry wolf. The interval widens by itself when there
+    are few runs.
     """
     from scipy.stats import t as student_t
 
-    k = len(run_medians)
+    k, m = len(run_medians), max(1, len(current_medians))
     if k < MIN_RUNS_FOR_SPREAD:
         return None
     logs = np.log(run_medians)
     s = max(float(np.std(logs, ddof=1)), 0.002)  # identical medians would make any change "significant"
-    half = float(student_t.ppf(1 - alpha / 2, k - 1)) * s * np.sqrt(1 + 1 / k)
-    return bool(abs(np.log(current) - logs.mean()) > half)
+    half = float(student_t.ppf(1 - alpha / 2, k - 1)) * s * np.sqrt(1 / m + 1 / k)
+    return bool(abs(float(np.mean(np.log(current_medians))) - logs.mean()) > half)
 
 
 def between_run_sd(run_medians: np.ndarray) -> float | None:
@@ -120,7 +122,7 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
     rows = []
     for case_id in [c for c in cur if c in base]:
         a, row, run_medians = base[case_id]
-        b = cur[case_id][0]
+        b, _, cur_medians = cur[case_id]
         spread = between_run_sd(run_medians)
         label = case_label(row)
         threshold = settings.thresholds.for_case(settings.metric, label)
@@ -128,7 +130,7 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
         p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue) if len(a) > 1 and len(b) > 1 else 1.0
         change, lo, hi = point - 1, lo - 1, hi - 1
         significant = p < settings.alpha and (lo > 0 or hi < 0)
-        outside = outside_prediction_interval(run_medians, float(np.median(b)), settings.alpha)
+        outside = outside_prediction_interval(run_medians, cur_medians, settings.alpha)
         if outside is not None:  # and beyond what the baseline's own runs vary by
             significant = significant and outside
         if significant and change > threshold:
