@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-time", type=float, default=10.0, help="per-case cap on timed seconds (default: 10)")
     t.add_argument("--ci-width", type=float, default=0.05,
                    help="stop once the median's 95%% CI is narrower than this fraction of it (default: 0.05)")
+    t.add_argument("--passes", type=int, default=1, metavar="N",
+                   help="measure every case in N interleaved passes over the matrix, one record each (default: 1); "
+                        "each pass times --min-time seconds; for nightly runs on shared or virtual machines, whose "
+                        "speed drifts, 3 or more let `benchbed compare` see the run-to-run spread")
     run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     run.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default: 0)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow hf: models to run their own code")
@@ -179,24 +183,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SpecError("the matrix (after --shard) has no cases")
 
     from .engine import EngineConfig, Session
+    from .record import pool_records
     from .summary import format_table, print_progress
 
     if not 0 <= args.inject_slowdown < 10:
         raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
+    if args.passes < 1:
+        raise SpecError(f"--passes must be a positive integer, got {args.passes}")
     config = EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
                           suite=args.suite or ("quick" if args.quick else "default"),
-                          inject_slowdown=args.inject_slowdown)
+                          inject_slowdown=args.inject_slowdown, passes=args.passes)
     session = Session(args.results, config, run_id=args.run_id)
     if not args.quiet:
-        print(f"benchbed run {session.run_id}: {len(cases)} cases -> {session.store.run_dir}", file=sys.stderr)
+        print(f"benchbed run {session.run_id}: {len(cases)} cases x {args.passes} pass(es) -> {session.store.run_dir}",
+              file=sys.stderr)
     start = time.perf_counter()
-    for i, case in enumerate(cases, 1):
-        result = session.run_case(case)
+
+    def progress(i: int, total: int, result: Any) -> None:
         if not args.quiet:
-            print_progress(i, len(cases), result.record, time.perf_counter() - start)
+            print_progress(i, total, result.record, time.perf_counter() - start)
+
+    session.run(cases, progress)
     session.close()
     records = [r.record for r in session.results]
-    print(format_table(records))
+    print(format_table(pool_records(records)))
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     failed = [r for r in records if r["status"] in ("error", "oom", "timeout") or r.get("parity_ok") is False]
     return EXIT_FAILED if failed else EXIT_OK

@@ -41,6 +41,9 @@ class EngineConfig:
     #: duration, inside the timed call. Recorded in `options`; not part of the case id, so a run
     #: with it compares against a run without it.
     inject_slowdown: float = 0.0
+    #: Interleaved passes over the cases (`Session.run`); each pass of a case is its own record,
+    #: so a run carries its own run-to-run spread into `benchbed compare`.
+    passes: int = 1
 
 
 @dataclass
@@ -207,11 +210,24 @@ class Session:
             self._parity[case.pair_id] = task.compare(raw, piped, case.dtype)
         return self._parity[case.pair_id]
 
-    def run_case(self, case: Case) -> CaseResult:
+    def run(self, cases: list[Case], progress: Callable[[int, int, CaseResult], None] | None = None) -> list[CaseResult]:
+        """All cases, `config.passes` times over, interleaved (pass 1 of every case, then pass 2, ...),
+        so a slow drift of the machine's speed spreads over every case instead of hitting a few."""
+        total = len(cases) * self.config.passes
+        out = []
+        for p in range(self.config.passes):
+            for case in cases:
+                out.append(self.run_case(case, pass_index=p))
+                if progress is not None:
+                    progress(len(out), total, out[-1])
+        return out
+
+    def run_case(self, case: Case, pass_index: int = 0) -> CaseResult:
         """Measure one case and store its record, whatever happens."""
         from .tasks import get_task
 
         rec = self.base_record(case)
+        rec["pass_index"] = pass_index
         samples: tuple[float, ...] = ()
         try:
             reason = unavailable_reason(case)
@@ -231,7 +247,7 @@ class Session:
                     except ValueError as exc:
                         rec.update(status="skipped", message=str(exc))
                     else:
-                        samples = self._measure(case, task, bundle, inputs, rec)
+                        samples = self._measure(case, task, bundle, inputs, rec, phases=pass_index == 0)
         except Exception as exc:  # failures are data
             rec.update(status="oom" if _is_oom(exc) else "error",
                        message=f"{exc.__class__.__name__}: {exc}".strip()[:2000])
@@ -243,7 +259,8 @@ class Session:
         self.results.append(result)
         return result
 
-    def _measure(self, case: Case, task: Any, bundle: Any, inputs: list[Any], rec: dict[str, Any]) -> tuple[float, ...]:
+    def _measure(self, case: Case, task: Any, bundle: Any, inputs: list[Any], rec: dict[str, Any],
+                 phases: bool = True) -> tuple[float, ...]:
         parity = self.parity(case, task, bundle, inputs)
         rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
         run = self.runner(case, task, bundle, inputs)
@@ -251,7 +268,7 @@ class Session:
         t0 = time.perf_counter()
         with PeakRSS() as rss, CudaPeak(case.device) as gpu:
             timing = measure(call, self.config.rule, sync=run.sync)
-        phases = [run.call_with_phases()[1] for _ in range(self.config.phase_calls)]
+        phases = [run.call_with_phases()[1] for _ in range(self.config.phase_calls if phases else 0)]
         stats = summarize(timing.samples, seed=self.config.seed)
         rec.update(stats.as_columns())
         rec.update(

@@ -5,6 +5,8 @@ every statistic can be recomputed and runs can be merged by concatenating sample
 
 Schema history:
   1 — first version.
+  2 — ``pass_index``: which of a run's interleaved passes over the matrix measured this record
+      (0 when the run made one pass); a case measured in N passes has N records in the run.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 
 COLUMNS: list[tuple[str, pa.DataType]] = [
     # identity
-    ("schema_version", _i), ("run_id", _s), ("case_id", _s), ("pair_id", _s), ("started_at", pa.timestamp("us", tz="UTC")),
+    ("schema_version", _i), ("run_id", _s), ("case_id", _s), ("pair_id", _s), ("pass_index", _i), ("started_at", pa.timestamp("us", tz="UTC")),
     ("suite", _s),
     # case
     ("task", _s), ("model", _s), ("model_params", _i), ("model_config", _s), ("model_weights", _s), ("runner", _s),
@@ -72,3 +74,27 @@ def to_table(records: list[dict[str, Any]]) -> pa.Table:
         if extra:
             raise KeyError(f"record has columns not in schema v{SCHEMA_VERSION}: {sorted(extra)}")
     return pa.Table.from_pylist([{n: r.get(n) for n in names} for r in records], schema=SCHEMA)
+
+
+def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (run, case): the passes of a case concatenated (merging concatenates samples),
+    with the median and throughput recomputed from the pooled samples. Single records pass as they are."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault((rec.get("run_id"), rec.get("case_id")), []).append(rec)
+    out = []
+    for group in groups.values():
+        ok = [r for r in group if r.get("status") == "ok" and r.get("samples_s") is not None]
+        if len(group) == 1 or len(ok) < 2:
+            out.append(group[0] if not ok else ok[0])
+            continue
+        merged = dict(ok[0])
+        x = np.concatenate([np.asarray(r["samples_s"], dtype=float) for r in ok])
+        med = float(np.median(x))
+        merged.update(samples_s=x.tolist(), n_samples=int(x.size), lat_median_s=med,
+                      lat_min_s=float(x.min()), lat_max_s=float(x.max()), lat_mean_s=float(x.mean()),
+                      items_per_s=merged["batch_size"] / med if med > 0 else None)
+        out.append(merged)
+    return out

@@ -109,6 +109,8 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
     """``[ 3/64] fill-mask minilm torch cpu fp32 b8 s128: 12.3 ms (n=41, parity ok) 35s``."""
     label = (f"{rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
              f"b{rec['batch_size']} s{rec['seq_len']}")
+    if rec.get("pass_index"):
+        label += f" (pass {rec['pass_index'] + 1})"
     if rec["status"] == "ok":
         parity = "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH"
         what = f"{format_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"

@@ -86,3 +86,26 @@ def test_toml_suite_runs_end_to_end(tmp_path):
     header, rule, row = p.stdout.splitlines()[:3]
     assert "pipe/torch [95% CI]" in header and "fill-mask" in row and "x [" in row and row.rstrip().endswith("ok")
     assert os.path.isdir(results)
+
+
+def test_passes_interleave_and_compare_sees_them(tmp_path):
+    results = tmp_path / "results"
+    common = ["run", "--quick", "--task", "fill-mask", "--batch-size", "1", "--seq-len", "16", "--min-time", "0.05",
+              "--max-time", "0.3", "--passes", "3", "--results", str(results)]
+    p = run_cli(*common)
+    assert p.returncode == 0, p.stderr
+    order = [line.split("] ", 1)[1].split(": ", 1)[0] for line in p.stderr.splitlines() if line.startswith("[")]
+    assert order[:3] == ["fill-mask synthetic:bert-tiny torch cpu fp32 b1 s16",
+                         "fill-mask synthetic:bert-tiny pipeline cpu fp32 b1 s16",
+                         "fill-mask synthetic:bert-tiny torch cpu fp32 b1 s16 (pass 2)"]
+    df = pd.read_parquet(results)
+    assert sorted(df["pass_index"]) == [0, 0, 1, 1, 2, 2]
+    assert df[df["pass_index"] > 0]["pre_s"].isna().all()  # phases are timed once, in the first pass
+    assert len([l for l in p.stdout.splitlines() if l.startswith("fill-mask")]) == 1  # one pooled row
+    assert run_cli(*common).returncode == 0
+    c = run_cli("compare", str(results), "--json", "-")
+    assert c.returncode in (0, 1), c.stderr
+    import json
+
+    cases = json.loads(c.stdout)["cases"]
+    assert len(cases) == 2 and all(r["baseline_runs"] == 3 and r["between_run_sd"] is not None for r in cases)

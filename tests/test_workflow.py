@@ -45,8 +45,8 @@ def test_install_step_is_the_readme_command(wf):
 
 
 def _commands(script, program):
-    for line in script.splitlines():
-        line = re.sub(r"\$\{\{[^}]*\}\}", "X", line)
+    for line in script.replace("\\\n", " ").splitlines():
+        line = re.sub(r"\$\{\{[^}]*\}\}", "1", line)
         m = re.search(rf"(?:^|\s|&&\s*){program}\s(.*)", line)
         if m:
             rest = re.split(r"\s(?:&&|\|\||;|\|)\s", m.group(1))[0]

@@ -105,7 +105,13 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     """Confirmed change points of every case, environment changes by run index, and run order."""
     from scipy.stats import mannwhitneyu
 
+    import pandas as pd
+
+    from ..record import pool_records
+
     ok = df[df["status"] == "ok"]
+    if ok.duplicated(["run_id", "case_id"]).any():  # runs made in passes: one point per run and case
+        ok = pd.DataFrame(pool_records(ok.to_dict("records")))
     runs = run_order(ok)
     index = {r: i for i, r in enumerate(runs)}
     envs = _env_changes(ok, runs)
