@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .defaults import DEFAULT_MATRIX, QUICK_MATRIX, TEXT_TASKS
+from .defaults import DEFAULT_MATRIX, GENERATION_FULL, GENERATION_QUICK, QUICK_MATRIX, TEXT_TASKS
 from .measure import StopRule
 from .spec import Case, Matrix, SpecError
 from .store import read_results
@@ -20,7 +20,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "Case", "Matrix", "SpecError", "StopRule", "Session", "EngineConfig", "read_results",
-    "DEFAULT_MATRIX", "QUICK_MATRIX", "TEXT_TASKS", "__version__",
+    "DEFAULT_MATRIX", "QUICK_MATRIX", "TEXT_TASKS", "GENERATION_QUICK", "GENERATION_FULL", "__version__",
 ]
 
 

@@ -38,6 +38,7 @@ def _axis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", type=_csv, help=f"precisions: {', '.join(DTYPES)}")
     g.add_argument("--batch-size", type=_csv, help="inputs per call, e.g. 1,8,32")
     g.add_argument("--seq-len", type=_csv, help="tokens per input including special tokens, e.g. 32,128")
+    g.add_argument("--new-tokens", type=int, help="tokens to generate (text-generation; default 16)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +152,10 @@ def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     matrix = load_suite(args.suite) if args.suite else (QUICK_MATRIX if args.quick else DEFAULT_MATRIX)
     matrix = matrix.narrow(task=args.task, model=args.model, runner=args.runner, device=args.device,
                            dtype=args.dtype, batch_size=args.batch_size, seq_len=args.seq_len)
+    if getattr(args, "new_tokens", None) is not None:
+        from dataclasses import replace
+
+        matrix = replace(matrix, new_tokens=args.new_tokens)
     matrix = matrix.validate(task_names(), check_model)
     if args.shard:
         i, n = parse_shard(args.shard)

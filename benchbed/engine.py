@@ -234,7 +234,7 @@ class Session:
             if reason:
                 rec.update(status="skipped", message=reason)
             else:
-                task = get_task(case.task)
+                task = get_task(case.task).configure(case)
                 bundle = self.bundle(case, task)
                 rec.update(model_params=bundle.params, model_config=bundle.config_name, model_weights=bundle.weights,
                            attn_impl=getattr(bundle.module.config, "_attn_implementation", None))
@@ -264,6 +264,10 @@ class Session:
         parity = self.parity(case, task, bundle, inputs)
         rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
         run = self.runner(case, task, bundle, inputs)
+        steps: list[tuple[float, float]] = []
+        if task.streams:
+            run.streamer = _StepTimer()
+            run = _with_steps(run, steps)
         call = _slowed(run, self.config.inject_slowdown) if self.config.inject_slowdown else run
         t0 = time.perf_counter()
         with PeakRSS() as rss, CudaPeak(case.device) as gpu:
@@ -275,11 +279,18 @@ class Session:
             status="ok", samples_s=list(timing.samples), n_samples=stats.n, warmup=timing.warmup,
             stop_reason=timing.stop_reason, measure_s=time.perf_counter() - t0, noise=noise_warning(stats),
             items_per_s=case.batch_size / stats.median if stats.median > 0 else None,
-            tokens_per_s=case.batch_size * case.seq_len / stats.median if stats.median > 0 else None,
+            tokens_per_s=(case.batch_size * (task.new_tokens if task.streams else case.seq_len) / stats.median
+                          if stats.median > 0 else None),
             cpu_rss_peak_delta_mb=rss.delta_bytes / 2**20, cpu_rss_method=rss.method,
             gpu_alloc_peak_mb=None if gpu.allocated is None else gpu.allocated / 2**20,
             gpu_reserved_peak_mb=None if gpu.reserved is None else gpu.reserved / 2**20,
         )
+        if steps:
+            import numpy as np
+
+            timed = steps[-len(timing.samples):]  # warm-up calls came first
+            rec["ttft_s"] = float(np.median([t for t, _ in timed]))
+            rec["tpot_s"] = float(np.median([p for _, p in timed]))
         if phases:
             import numpy as np
 
@@ -288,6 +299,55 @@ class Session:
         if not parity.ok:
             rec["message"] = f"PARITY MISMATCH: {parity.detail}"
         return timing.samples
+
+
+class _StepTimer:
+    """A generation streamer that timestamps every new token (`generate` hands it the prompt first,
+    then each step's tokens, after they reach the host, so device work is finished)."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.start = 0.0
+        self.times: list[float] = []
+        self._prompt = True
+
+    def reset(self) -> None:
+        self.start = self.clock()
+        self.times = []
+        self._prompt = True
+
+    def put(self, value: Any) -> None:
+        if self._prompt:
+            self._prompt = False
+            return
+        self.times.append(self.clock())
+
+    def end(self) -> None:
+        pass
+
+
+def _with_steps(run: Any, steps: list[tuple[float, float]]) -> Any:
+    """Wrap a runner so each call appends (time to first token, time per later token), measured
+    from per-step timestamps rather than by subtraction."""
+    timer = run.streamer
+
+    class Stepped:
+        def __init__(self) -> None:
+            self.sync = run.sync
+
+        def __call__(self) -> Any:
+            timer.reset()
+            out = run()
+            t = timer.times
+            if t:
+                tpot = (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
+                steps.append((t[0] - timer.start, tpot))
+            return out
+
+        def call_with_phases(self) -> Any:
+            return run.call_with_phases()
+
+    return Stepped()
 
 
 def _slowed(fn: Callable[[], Any], fraction: float) -> Callable[[], Any]:

@@ -208,6 +208,8 @@ class Matrix:
         for axis in AXES:
             if not getattr(self, axis):
                 raise SpecError(f"axis {axis!r} is empty")
+        if self.new_tokens is not None:
+            _positive_int("new tokens", self.new_tokens)
         checked = [
             Case(task=t, model=m, runner=r, device=d, dtype=dt, batch_size=b, seq_len=s, new_tokens=self.new_tokens)
             .validate(tasks, models)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .bundle import ModelBundle, auto_class, count_params, finish, seeded
-from .vocab import bert_uncased_tokenizer
+from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer
 
 __all__ = ["PRESETS", "Preset", "load_synthetic"]
 
@@ -35,6 +35,14 @@ def _distil_tok() -> Any:
     return bert_uncased_tokenizer(512, token_type_ids=False)
 
 
+def _gpt2_tok() -> Any:
+    return byte_bpe_tokenizer(50257, 1024)
+
+
+def _llama_tok() -> Any:
+    return byte_bpe_tokenizer(32000, 2048)
+
+
 PRESETS: dict[str, Preset] = {
     "bert-tiny": Preset(
         "google/bert_uncased_L-2_H-128_A-2", "BertConfig",
@@ -51,6 +59,29 @@ PRESETS: dict[str, Preset] = {
         (("vocab_size", 30522), ("dim", 768), ("n_layers", 6), ("n_heads", 12), ("hidden_dim", 3072),
          ("max_position_embeddings", 512)),
         _distil_tok, "6 layers, dim 768, 12 heads (66M params)"),
+    "gpt2": Preset(
+        "gpt2", "GPT2Config",
+        (("vocab_size", 50257), ("n_positions", 1024), ("n_embd", 768), ("n_layer", 12), ("n_head", 12),
+         ("bos_token_id", 50256), ("eos_token_id", 50256), ("pad_token_id", 50256)),
+        _gpt2_tok, "GPT-2 small: 12 layers, hidden 768, 12 heads, 50,257-token byte-level BPE (124M params)"),
+    "gpt2-tiny": Preset(
+        "gpt2 (2 layers, hidden 128)", "GPT2Config",
+        (("vocab_size", 50257), ("n_positions", 1024), ("n_embd", 128), ("n_layer", 2), ("n_head", 2),
+         ("bos_token_id", 50256), ("eos_token_id", 50256), ("pad_token_id", 50256)),
+        _gpt2_tok, "GPT-2 vocabulary and layout at 2 layers, hidden 128, 2 heads; for tests and quick runs"),
+    "llama-small": Preset(
+        "a Llama-architecture model (RMSNorm, rotary, grouped-query attention, SwiGLU)", "LlamaConfig",
+        (("vocab_size", 32000), ("hidden_size", 512), ("intermediate_size", 1408), ("num_hidden_layers", 4),
+         ("num_attention_heads", 8), ("num_key_value_heads", 2), ("max_position_embeddings", 2048),
+         ("bos_token_id", 31999), ("eos_token_id", 31999), ("pad_token_id", 31999), ("tie_word_embeddings", False)),
+        _llama_tok, "Llama layout sized for a 2-core CPU: 4 layers, hidden 512, 8 query / 2 key-value heads, "
+                    "SwiGLU 1408, vocab 32,000 (about 50M params)"),
+    "llama-tiny": Preset(
+        "a Llama-architecture model, tiny", "LlamaConfig",
+        (("vocab_size", 32000), ("hidden_size", 128), ("intermediate_size", 352), ("num_hidden_layers", 2),
+         ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 2048),
+         ("bos_token_id", 31999), ("eos_token_id", 31999), ("pad_token_id", 31999)),
+        _llama_tok, "Llama layout at 2 layers, hidden 128, 4 query / 2 key-value heads; for tests"),
 }
 
 
@@ -70,6 +101,7 @@ def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype
     module = finish(module, dtype, device)
     return ModelBundle(
         module=module, tokenizer=spec.tokenizer(), name=f"synthetic:{preset}", params=count_params(module),
-        config_name=config.model_type, weights="random", max_positions=config.max_position_embeddings,
+        config_name=config.model_type, weights="random",
+        max_positions=getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None),
         extra={"mirrors": spec.mirrors},
     )

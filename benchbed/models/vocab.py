@@ -11,7 +11,7 @@ import functools
 import os
 from typing import Any
 
-__all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer"]
+__all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,4 +36,63 @@ def bert_uncased_tokenizer(max_length: int = 512, token_type_ids: bool = True) -
                         model_input_names=names)
     if len(tok) != 30522 or tok.tokenize("tokenization")[-1] != "##ization":
         raise RuntimeError("the local BERT tokenizer did not load its vocabulary")
+    return tok
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map (the byte-level alphabet)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+@functools.lru_cache(maxsize=4)
+def _byte_bpe(vocab_size: int) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    m = _bytes_to_unicode()
+    vocab = {m[b]: i for i, b in enumerate(sorted(m))}
+    merges: list[tuple[str, str]] = []
+    forms = []
+    for word in (w for w in bert_uncased_vocab() if w.isascii() and w.isalpha()):
+        forms += ["".join(m[b] for b in (" " + word).encode()), "".join(m[b] for b in word.encode())]
+    for form in forms:
+        cur = form[0]
+        for ch in form[1:]:
+            nxt = cur + ch
+            if nxt not in vocab:
+                if len(vocab) >= vocab_size - 1:
+                    vocab["<|endoftext|>"] = len(vocab)
+                    return vocab, merges
+                vocab[nxt] = len(vocab)
+                merges.append((cur, ch))
+            cur = nxt
+    raise RuntimeError(f"not enough words for a {vocab_size}-token vocabulary")
+
+
+def byte_bpe_tokenizer(vocab_size: int = 50257, max_length: int = 1024) -> Any:
+    """A byte-level BPE tokenizer of exactly `vocab_size` tokens (GPT-2 has 50,257), built here.
+
+    The 256 byte symbols, then merges that spell English words (from the BERT vocabulary, with and
+    without a leading space) left to right, then ``<|endoftext|>`` as the last id, as in GPT-2.
+    Merge ranks are not learned frequencies, so words split somewhat more often than with GPT-2's
+    own merges; the embedding and LM-head shapes, which dominate cost, are exact. Pads with the
+    end-of-text token on the left, as batched generation needs.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab, merges = _byte_bpe(vocab_size)
+    core = Tokenizer(models.BPE(vocab=dict(vocab), merges=list(merges)))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>", pad_token="<|endoftext|>", padding_side="left",
+                                  model_max_length=max_length, clean_up_tokenization_spaces=False)
+    if len(tok) != vocab_size:
+        raise RuntimeError(f"byte-level BPE has {len(tok)} tokens, wanted {vocab_size}")
     return tok

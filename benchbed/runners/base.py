@@ -26,6 +26,9 @@ class Runner:
         self.sync = sync
         self.clock = clock
 
+    #: A per-step streamer handed to generation calls (set by the engine for streaming tasks).
+    streamer: Any = None
+
     def __call__(self) -> list[Any]:
         """One call over all inputs; returns one output per input."""
         raise NotImplementedError

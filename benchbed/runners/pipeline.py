@@ -32,10 +32,11 @@ class PipelineRunner(Runner):
     def __init__(self, *args: Any, pipe: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pipe = pipe
-        self.kwargs = self.task.pipeline_kwargs()
+        self.kwargs = self.task.pipeline_kwargs(self.bundle.tokenizer)
 
     def __call__(self) -> list[Any]:
-        out = self.pipe(list(self.inputs), batch_size=self.batch_size, **self.kwargs)
+        extra = {"streamer": self.streamer} if self.streamer is not None else {}
+        out = self.pipe(list(self.inputs), batch_size=self.batch_size, **self.kwargs, **extra)
         return self.task.normalize_pipeline(out, len(self.inputs))
 
     def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:

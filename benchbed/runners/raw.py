@@ -19,7 +19,7 @@ class TorchRunner(Runner):
         task, bundle = self.task, self.bundle
         with torch.inference_mode():
             enc = task.preprocess(bundle, self.inputs, self.device)
-            out = task.forward(bundle, enc)
+            out = task.forward(bundle, enc, streamer=self.streamer) if task.streams else task.forward(bundle, enc)
             return task.postprocess(bundle, enc, out)
 
     def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:

@@ -8,12 +8,13 @@ from .base import Parity, Task, TextTask, Tolerance, tolerance
 from .feature_extraction import FeatureExtraction
 from .fill_mask import FillMask
 from .text_classification import TextClassification
+from .text_generation import TextGeneration
 from .token_classification import TokenClassification
 
 __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "register_task", "task_names"]
 
 _REGISTRY: dict[str, type[Task]] = {
-    t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification)
+    t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration)
 }
 _loaded_plugins = False
 

@@ -66,7 +66,15 @@ class Task:
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         raise NotImplementedError
 
-    def pipeline_kwargs(self) -> dict[str, Any]:
+    #: True for tasks whose forward takes a ``streamer`` (generation): the engine then records
+    #: time to first token and time per output token from per-step timestamps.
+    streams: ClassVar[bool] = False
+
+    def configure(self, case: Any) -> "Task":
+        """Take what the task needs from the case (e.g. new_tokens); returns self."""
+        return self
+
+    def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
         """Extra arguments of the pipeline call (besides inputs and batch_size)."""
         return {}
 

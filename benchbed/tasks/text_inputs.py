@@ -49,21 +49,25 @@ def _one(tokenizer: Any, seq_len: int, rng: random.Random, mask: bool) -> str:
     est = max(1, int((seq_len - base) * 0.8))
     words = [rng.choice(WORDS) for _ in range(est)]
     mask_at = rng.randrange(len(words) + 1) if mask else -1
+    stop = "." if seq_len >= 8 else ""  # a full stop only where it leaves room for words; fixed, so
+    # that adding or removing a word never toggles it (which could make the search oscillate)
 
     def text_of(ws: list[str]) -> str:
         out = list(ws)
         if mask:
             out.insert(min(mask_at, len(out)), tokenizer.mask_token)
-        return " ".join(out) + ("." if len(ws) >= 4 else "")  # a full stop only where it leaves room for words
+        return " ".join(out) + stop
 
-    for _ in range(4 * seq_len + 8):
+    fill_only = False  # after an overshoot, close the gap with one-token fillers only
+    for _ in range(8 * seq_len + 32):
         n = _count(tokenizer, text_of(words))
         if n == seq_len:
             return text_of(words)
         if n > seq_len and words:
             words.pop()
+            fill_only = True
         else:
-            words.append(rng.choice(_FILLERS) if seq_len - n <= 2 else rng.choice(WORDS))
+            words.append(rng.choice(_FILLERS) if fill_only or seq_len - n <= 2 else rng.choice(WORDS))
     raise ValueError(f"could not build a text of exactly {seq_len} tokens with this tokenizer")
 
 

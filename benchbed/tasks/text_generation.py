@@ -1,0 +1,68 @@
+"""text-generation: greedy decoding of a fixed number of new tokens, both ways.
+
+The raw path calls ``model.generate`` with exactly the settings given to the pipeline: greedy
+(``do_sample=False``, one beam), ``min_new_tokens == max_new_tokens`` (a random-weight decoder
+would otherwise stop at a random end-of-text token), the pad token and left padding for batches.
+Parity: the generated texts must be identical (byte-level BPE decodes losslessly, so identical
+text means identical token ids).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Parity, TextTask
+
+__all__ = ["TextGeneration", "DEFAULT_NEW_TOKENS"]
+
+DEFAULT_NEW_TOKENS = 16
+
+
+class TextGeneration(TextTask):
+    name = "text-generation"
+    pipeline_task = "text-generation"
+    head = "causal-lm"
+    streams = True
+    description = "greedy decoding of new_tokens tokens (default 16); records TTFT and per-token latency"
+
+    def __init__(self, new_tokens: int | None = None) -> None:
+        self.new_tokens = new_tokens or DEFAULT_NEW_TOKENS
+
+    def configure(self, case: Any) -> "TextGeneration":
+        self.new_tokens = case.new_tokens or DEFAULT_NEW_TOKENS
+        return self
+
+    def generate_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+        return {"do_sample": False, "num_beams": 1, "max_new_tokens": self.new_tokens,
+                "min_new_tokens": self.new_tokens, "pad_token_id": tokenizer.pad_token_id}
+
+    def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
+        tok = bundle.tokenizer
+        tok.padding_side = "left"
+        return tok(inputs, padding=True, return_tensors="pt").to(device)
+
+    def forward(self, bundle: Any, encoded: Any, streamer: Any = None) -> Any:
+        return bundle.module.generate(**encoded, **self.generate_kwargs(bundle.tokenizer), streamer=streamer)
+
+    def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
+        new = outputs[:, encoded["input_ids"].shape[1]:]
+        return bundle.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
+        kwargs = {"return_full_text": False, "do_sample": False, "num_beams": 1,
+                  "max_new_tokens": self.new_tokens, "min_new_tokens": self.new_tokens}
+        if tokenizer is not None:
+            kwargs["pad_token_id"] = tokenizer.pad_token_id
+        return kwargs
+
+    def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
+        # one list of candidates per prompt; greedy gives one candidate
+        return [item[0]["generated_text"] if isinstance(item, list) else item["generated_text"] for item in outputs]
+
+    def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
+        if len(raw) != len(piped):
+            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        for i, (a, b) in enumerate(zip(raw, piped)):
+            if a != b:
+                return Parity(False, f"item {i}: generated text differs: {a[:40]!r} (torch) vs {b[:40]!r} (pipeline)")
+        return Parity(True, f"{len(raw)} generations of {self.new_tokens} tokens identical")
