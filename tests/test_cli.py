@@ -10,7 +10,7 @@ from conftest import run_cli
 
 @pytest.mark.parametrize("args, expected", [
     (["--task", "summarise"], "unknown task 'summarise' (valid: feature-extraction, fill-mask, "
-                              "text-classification, token-classification)"),
+                              "text-classification, text-generation, token-classification)"),
     (["--model", "synthetic:gpt-7"], "unknown model 'synthetic:gpt-7' (valid: synthetic:bert-tiny,"),
     (["--runner", "onnx"], "unknown runner 'onnx' (valid: torch, pipeline)"),
     (["--dtype", "int4"], "unknown dtype 'int4' (valid: fp32, bf16, fp16)"),
