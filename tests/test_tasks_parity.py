@@ -75,3 +75,22 @@ def test_phase_times_cover_the_call():
         assert len(out) == 3
         assert set(phases) == {"pre", "fwd", "post"} and all(v > 0 for v in phases.values())
     assert "preprocess" not in pipe.pipe.__dict__  # the wrappers are gone after the phase pass
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_zero_shot_pairs_and_softmax_match_the_pipeline(dtype):
+    task, raw, pipe = _paths("zero-shot-classification", dtype)
+    a, b = raw(), pipe()
+    assert set(a[0]["labels"]) == {"politics", "sports", "technology", "health", "music"}
+    assert sum(a[0]["scores"]) == pytest.approx(1.0, abs=1e-3)
+    verdict = task.compare(a, b, dtype)
+    assert verdict.ok, verdict.detail
+
+
+def test_zero_shot_parity_catches_a_missing_softmax(monkeypatch):
+    task, raw, pipe = _paths("zero-shot-classification")
+    import torch
+
+    monkeypatch.setattr(torch, "softmax", lambda x, dim: x)  # raw entailment logits reported as scores
+    verdict = task.compare(raw(), pipe(), "fp32")
+    assert not verdict.ok and "score" in verdict.detail

@@ -10,11 +10,13 @@ from .fill_mask import FillMask
 from .text_classification import TextClassification
 from .text_generation import TextGeneration
 from .token_classification import TokenClassification
+from .zero_shot import ZeroShotClassification
 
 __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "register_task", "task_names"]
 
 _REGISTRY: dict[str, type[Task]] = {
-    t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration)
+    t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration,
+                                 ZeroShotClassification)
 }
 _loaded_plugins = False
 
