@@ -238,6 +238,11 @@ class Session:
                 bundle = self.bundle(case, task)
                 rec.update(model_params=bundle.params, model_config=bundle.config_name, model_weights=bundle.weights,
                            attn_impl=getattr(bundle.module.config, "_attn_implementation", None))
+                if task.modality == "image":  # the preprocessing backend changes the cost: record it
+                    from .tasks.image_classification import preprocessor_backend
+
+                    rec["options"] = json.dumps({**json.loads(rec["options"]),
+                                                 "preprocessor": preprocessor_backend(bundle.tokenizer)}, sort_keys=True)
                 if bundle.max_positions and case.seq_len > bundle.max_positions:
                     rec.update(status="skipped", message=f"seq_len {case.seq_len} exceeds the model's "
                                                          f"{bundle.max_positions} positions")

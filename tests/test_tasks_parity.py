@@ -11,9 +11,12 @@ from benchbed.tasks import get_task, task_names
 TASKS = [t for t in task_names() if t != "text-generation"]  # decoders: test_generation.py
 
 
+TINY = {"image-classification": "synthetic:vit-tiny"}
+
+
 def _paths(task_name, dtype="fp32", batch_size=3, seq_len=20):
     task = get_task(task_name)
-    bundle = load_model("synthetic:bert-tiny", task.head, task.labels, dtype, "cpu")
+    bundle = load_model(TINY.get(task_name, "synthetic:bert-tiny"), task.head, task.labels, dtype, "cpu")
     inputs = task.make_inputs(bundle.tokenizer, batch_size, seq_len, seed=0)
     raw = TorchRunner(task, bundle, inputs, "cpu", batch_size, no_sync)
     pipe = PipelineRunner(task, bundle, inputs, "cpu", batch_size, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
@@ -94,3 +97,31 @@ def test_zero_shot_parity_catches_a_missing_softmax(monkeypatch):
     monkeypatch.setattr(torch, "softmax", lambda x, dim: x)  # raw entailment logits reported as scores
     verdict = task.compare(raw(), pipe(), "fp32")
     assert not verdict.ok and "score" in verdict.detail
+
+
+def test_image_parity_catches_a_missing_softmax(monkeypatch):
+    task, raw, pipe = _paths("image-classification")
+    import torch
+
+    monkeypatch.setattr(torch, "softmax", lambda x, dim: x)
+    verdict = task.compare(raw(), pipe(), "fp32")
+    assert not verdict.ok and "score" in verdict.detail
+
+
+def test_image_inputs_are_seeded_images_of_the_requested_side():
+    from benchbed.tasks.image_classification import make_images
+
+    a, b = make_images(2, 96, seed=1), make_images(2, 96, seed=1)
+    assert [im.size for im in a] == [(96, 96), (96, 96)] and a[0].tobytes() == b[0].tobytes()
+    assert a[0].tobytes() != a[1].tobytes()
+
+
+def test_image_record_names_the_preprocessing_backend(tiny_session):
+    import json
+
+    from benchbed.spec import Case
+
+    rec = tiny_session.run_case(Case("image-classification", "synthetic:vit-tiny", batch_size=2, seq_len=80)).record
+    assert rec["status"] == "ok" and rec["parity_ok"], rec["message"]
+    backend = json.loads(rec["options"])["preprocessor"]
+    assert backend.startswith("ViTImageProcessor") and backend.endswith("(PIL/numpy)")  # no torchvision here

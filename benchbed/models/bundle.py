@@ -15,6 +15,7 @@ HEADS: dict[str, str] = {
     "token-classification": "AutoModelForTokenClassification",
     "masked-lm": "AutoModelForMaskedLM",
     "causal-lm": "AutoModelForCausalLM",
+    "image-classification": "AutoModelForImageClassification",
 }
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -22,7 +23,8 @@ TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 @dataclass(frozen=True, eq=False)
 class ModelBundle:
-    """A ready module on its device and dtype, its tokenizer, and facts for the record."""
+    """A ready module on its device and dtype, its preprocessor (tokenizer or image processor, in
+    `tokenizer`), and facts for the record."""
 
     module: Any
     tokenizer: Any

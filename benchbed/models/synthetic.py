@@ -43,6 +43,19 @@ def _llama_tok() -> Any:
     return byte_bpe_tokenizer(32000, 2048)
 
 
+def _vit_processor(size: int) -> Callable[[], Any]:
+    def build() -> Any:
+        from transformers import ViTImageProcessor
+
+        # google/vit-base-patch16-224's settings: resize to 224, rescale, normalise with mean/std 0.5
+        return ViTImageProcessor(do_resize=True, size={"height": size, "width": size}, do_rescale=True,
+                                 do_normalize=True, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+
+    return build
+
+
+IMAGENET_LABELS = tuple(f"class_{i}" for i in range(1000))
+
 PRESETS: dict[str, Preset] = {
     "bert-tiny": Preset(
         "google/bert_uncased_L-2_H-128_A-2", "BertConfig",
@@ -82,6 +95,16 @@ PRESETS: dict[str, Preset] = {
          ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 2048),
          ("bos_token_id", 31999), ("eos_token_id", 31999), ("pad_token_id", 31999)),
         _llama_tok, "Llama layout at 2 layers, hidden 128, 4 query / 2 key-value heads; for tests"),
+    "vit-base-patch16-224": Preset(
+        "google/vit-base-patch16-224", "ViTConfig",
+        (("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12), ("intermediate_size", 3072),
+         ("image_size", 224), ("patch_size", 16), ("num_channels", 3)),
+        _vit_processor(224), "ViT-Base/16 at 224 px, 1000 classes (86.6M params); a local ViTImageProcessor"),
+    "vit-tiny": Preset(
+        "ViT layout, tiny", "ViTConfig",
+        (("hidden_size", 64), ("num_hidden_layers", 2), ("num_attention_heads", 2), ("intermediate_size", 256),
+         ("image_size", 64), ("patch_size", 16), ("num_channels", 3)),
+        _vit_processor(64), "ViT layout at 64 px, 2 layers, hidden 64; for tests"),
 }
 
 

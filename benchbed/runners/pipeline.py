@@ -22,6 +22,9 @@ def build_pipeline(task: Any, bundle: Any, device: str) -> Any:
     import torch
     from transformers import pipeline
 
+    if task.modality == "image":
+        return pipeline(task.pipeline_task, model=bundle.module, image_processor=bundle.tokenizer,
+                        device=torch.device(device))
     return pipeline(task.pipeline_task, model=bundle.module, tokenizer=bundle.tokenizer,
                     device=torch.device(device))
 

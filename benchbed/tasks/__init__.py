@@ -7,6 +7,7 @@ from importlib.metadata import entry_points
 from .base import Parity, Task, TextTask, Tolerance, tolerance
 from .feature_extraction import FeatureExtraction
 from .fill_mask import FillMask
+from .image_classification import ImageClassification
 from .text_classification import TextClassification
 from .text_generation import TextGeneration
 from .token_classification import TokenClassification
@@ -16,7 +17,7 @@ __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "
 
 _REGISTRY: dict[str, type[Task]] = {
     t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration,
-                                 ZeroShotClassification)
+                                 ZeroShotClassification, ImageClassification)
 }
 _loaded_plugins = False
 

@@ -52,6 +52,8 @@ class Task:
     head: ClassVar[str]
     labels: ClassVar[tuple[str, ...] | None] = None
     description: ClassVar[str] = ""
+    #: What the inputs are: "text" (a tokenizer preprocesses) or "image" (an image processor does).
+    modality: ClassVar[str] = "text"
 
     def make_inputs(self, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> list[Any]:
         raise NotImplementedError
