@@ -11,10 +11,12 @@ from benchbed.tasks import get_task, task_names
 TASKS = [t for t in task_names() if t != "text-generation"]  # decoders: test_generation.py
 
 
-TINY = {"image-classification": "synthetic:vit-tiny"}
+TINY = {"image-classification": "synthetic:vit-tiny", "automatic-speech-recognition": "synthetic:wav2vec2-tiny"}
+SEQ = {"automatic-speech-recognition": 600}  # audio: milliseconds
 
 
-def _paths(task_name, dtype="fp32", batch_size=3, seq_len=20):
+def _paths(task_name, dtype="fp32", batch_size=3, seq_len=None):
+    seq_len = seq_len or SEQ.get(task_name, 20)
     task = get_task(task_name)
     bundle = load_model(TINY.get(task_name, "synthetic:bert-tiny"), task.head, task.labels, dtype, "cpu")
     inputs = task.make_inputs(bundle.tokenizer, batch_size, seq_len, seed=0)
@@ -125,3 +127,24 @@ def test_image_record_names_the_preprocessing_backend(tiny_session):
     assert rec["status"] == "ok" and rec["parity_ok"], rec["message"]
     backend = json.loads(rec["options"])["preprocessor"]
     assert backend.startswith("ViTImageProcessor") and backend.endswith("(PIL/numpy)")  # no torchvision here
+
+
+def test_speech_parity_catches_a_raw_path_without_ctc_grouping():
+    task, raw, pipe = _paths("automatic-speech-recognition")
+    piped = pipe()
+    tok, fe = raw.bundle.tokenizer
+    import torch
+
+    with torch.inference_mode():
+        enc = task.preprocess(raw.bundle, raw.inputs, "cpu")
+        ids = task.forward(raw.bundle, enc).logits.argmax(-1)
+    ungrouped = tok.batch_decode(ids, group_tokens=False)  # the classic CTC mistake
+    assert task.compare(raw(), piped, "fp32").ok
+    verdict = task.compare(ungrouped, piped, "fp32")
+    assert not verdict.ok and "transcription" in verdict.detail
+
+
+def test_wav2vec2_base_has_the_real_shapes():
+    b = load_model("synthetic:wav2vec2-base", "ctc", None, "fp32", "cpu")
+    assert b.params == 94_396_320  # facebook/wav2vec2-base-960h
+    assert len(b.tokenizer[0]) == 32 and b.tokenizer[1].sampling_rate == 16000

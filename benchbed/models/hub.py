@@ -38,9 +38,19 @@ def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] |
                      "label2id": {n: i for i, n in enumerate(labels)}}
     with seeded(seed):
         module = auto_class(head).from_pretrained(source, dtype="float32", **overrides, **common)
-    tokenizer = AutoTokenizer.from_pretrained(source, **common)
-    if tokenizer.model_max_length is None or tokenizer.model_max_length > 10**6:
-        tokenizer.model_max_length = getattr(module.config, "max_position_embeddings", 512)
+    if head == "image-classification":
+        from transformers import AutoImageProcessor
+
+        tokenizer: Any = AutoImageProcessor.from_pretrained(source, **common)
+    elif head == "ctc":
+        from transformers import AutoFeatureExtractor
+
+        tokenizer = (AutoTokenizer.from_pretrained(source, **common),
+                     AutoFeatureExtractor.from_pretrained(source, **common))
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        if tokenizer.model_max_length is None or tokenizer.model_max_length > 10**6:
+            tokenizer.model_max_length = getattr(module.config, "max_position_embeddings", 512)
     module = finish(module, dtype, device)
     return ModelBundle(
         module=module, tokenizer=tokenizer, name=name, params=count_params(module),

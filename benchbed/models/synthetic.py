@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .bundle import ModelBundle, auto_class, count_params, finish, seeded
-from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer
+from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer, ctc_char_processor
 
 __all__ = ["PRESETS", "Preset", "load_synthetic"]
 
@@ -100,6 +100,16 @@ PRESETS: dict[str, Preset] = {
         (("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12), ("intermediate_size", 3072),
          ("image_size", 224), ("patch_size", 16), ("num_channels", 3)),
         _vit_processor(224), "ViT-Base/16 at 224 px, 1000 classes (86.6M params); a local ViTImageProcessor"),
+    "wav2vec2-base": Preset(
+        "facebook/wav2vec2-base-960h", "Wav2Vec2Config",
+        (("vocab_size", 32), ("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12),
+         ("intermediate_size", 3072), ("pad_token_id", 0), ("feat_extract_norm", "group"), ("do_stable_layer_norm", False)),
+        ctc_char_processor, "wav2vec2 base with a 32-character CTC head (94.4M params); 16 kHz waveform in"),
+    "wav2vec2-tiny": Preset(
+        "wav2vec2 layout, tiny", "Wav2Vec2Config",
+        (("vocab_size", 32), ("hidden_size", 64), ("num_hidden_layers", 2), ("num_attention_heads", 2),
+         ("intermediate_size", 128), ("conv_dim", (32,) * 7), ("num_conv_pos_embeddings", 16), ("pad_token_id", 0)),
+        ctc_char_processor, "wav2vec2 layout with 32-channel convolutions, 2 layers, hidden 64; for tests"),
     "vit-tiny": Preset(
         "ViT layout, tiny", "ViTConfig",
         (("hidden_size", 64), ("num_hidden_layers", 2), ("num_attention_heads", 2), ("intermediate_size", 256),

@@ -11,7 +11,7 @@ import functools
 import os
 from typing import Any
 
-__all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer"]
+__all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer", "ctc_char_processor", "CTC_CHARS"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,3 +96,33 @@ def byte_bpe_tokenizer(vocab_size: int = 50257, max_length: int = 1024) -> Any:
     if len(tok) != vocab_size:
         raise RuntimeError(f"byte-level BPE has {len(tok)} tokens, wanted {vocab_size}")
     return tok
+
+
+#: facebook/wav2vec2-base-960h's 32 symbols: specials, word delimiter, letters by frequency, apostrophe.
+CTC_CHARS = ("<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ")
+
+
+@functools.lru_cache(maxsize=1)
+def _ctc_vocab_file() -> str:
+    import json
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="benchbed-ctc-")
+    path = os.path.join(folder, "vocab.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump({c: i for i, c in enumerate(CTC_CHARS)}, fh)
+    return path
+
+
+def ctc_char_processor() -> tuple[Any, Any]:
+    """(tokenizer, feature extractor) of wav2vec2-base-960h, built locally: a 32-character CTC
+    vocabulary (written to a temporary file, which Wav2Vec2CTCTokenizer insists on) and a 16 kHz
+    raw-waveform feature extractor that normalises each input."""
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+
+    tok = Wav2Vec2CTCTokenizer(_ctc_vocab_file(), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
+    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                                  return_attention_mask=False)
+    if len(tok) != 32:
+        raise RuntimeError(f"CTC vocabulary has {len(tok)} symbols, wanted 32")
+    return tok, fe

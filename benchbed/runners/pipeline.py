@@ -22,6 +22,10 @@ def build_pipeline(task: Any, bundle: Any, device: str) -> Any:
     import torch
     from transformers import pipeline
 
+    if task.modality == "audio":
+        tokenizer, feature_extractor = bundle.tokenizer
+        return pipeline(task.pipeline_task, model=bundle.module, tokenizer=tokenizer,
+                        feature_extractor=feature_extractor, device=torch.device(device))
     if task.modality == "image":
         return pipeline(task.pipeline_task, model=bundle.module, image_processor=bundle.tokenizer,
                         device=torch.device(device))

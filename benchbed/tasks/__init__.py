@@ -8,6 +8,7 @@ from .base import Parity, Task, TextTask, Tolerance, tolerance
 from .feature_extraction import FeatureExtraction
 from .fill_mask import FillMask
 from .image_classification import ImageClassification
+from .speech_recognition import SpeechRecognition
 from .text_classification import TextClassification
 from .text_generation import TextGeneration
 from .token_classification import TokenClassification
@@ -17,7 +18,8 @@ __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "
 
 _REGISTRY: dict[str, type[Task]] = {
     t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration,
-                                 ZeroShotClassification, ImageClassification)
+                                 ZeroShotClassification, ImageClassification,
+                                 SpeechRecognition)
 }
 _loaded_plugins = False
 
