@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .defaults import DEFAULT_MATRIX, GENERATION_FULL, GENERATION_QUICK, QUICK_MATRIX, TEXT_TASKS
+from .defaults import (DEFAULT_MATRIX, GENERATION_FULL, GENERATION_QUICK, QUICK_MATRIX, SPEECH_FULL, SPEECH_QUICK,
+                       TEXT_TASKS, VISION_FULL, VISION_QUICK, ZERO_SHOT_FULL, ZERO_SHOT_QUICK)
 from .measure import StopRule
 from .spec import Case, Matrix, SpecError
 from .store import read_results
@@ -20,7 +21,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "Case", "Matrix", "SpecError", "StopRule", "Session", "EngineConfig", "read_results",
-    "DEFAULT_MATRIX", "QUICK_MATRIX", "TEXT_TASKS", "GENERATION_QUICK", "GENERATION_FULL", "__version__",
+    "DEFAULT_MATRIX", "QUICK_MATRIX", "TEXT_TASKS", "GENERATION_QUICK", "GENERATION_FULL", "ZERO_SHOT_QUICK",
+    "ZERO_SHOT_FULL", "VISION_QUICK", "VISION_FULL", "SPEECH_QUICK", "SPEECH_FULL", "__version__",
 ]
 
 

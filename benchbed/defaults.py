@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .spec import Matrix
 
-__all__ = ["TEXT_TASKS", "DEFAULT_MATRIX", "QUICK_MATRIX", "GENERATION_QUICK", "GENERATION_FULL"]
+__all__ = ["TEXT_TASKS", "DEFAULT_MATRIX", "QUICK_MATRIX", "GENERATION_QUICK", "GENERATION_FULL", "ZERO_SHOT_QUICK",
+           "ZERO_SHOT_FULL", "VISION_QUICK", "VISION_FULL", "SPEECH_QUICK", "SPEECH_FULL"]
 
 TEXT_TASKS = ("text-classification", "feature-extraction", "fill-mask", "token-classification")
 
@@ -24,3 +25,21 @@ GENERATION_QUICK = Matrix(task=("text-generation",), model=("synthetic:gpt2-tiny
 #: Generation at real sizes: GPT-2 small and the CPU-sized Llama, 32 new tokens.
 GENERATION_FULL = Matrix(task=("text-generation",), model=("synthetic:gpt2", "synthetic:llama-small"),
                          dtype=("fp32", "bf16"), batch_size=(1, 4, 8), seq_len=(32, 128), new_tokens=32)
+
+#: Zero-shot on an NLI-shaped encoder (labels contradiction / neutral / entailment).
+ZERO_SHOT_QUICK = Matrix(task=("zero-shot-classification",), model=("synthetic:bert-tiny",), batch_size=(1, 4),
+                         seq_len=(32,))
+ZERO_SHOT_FULL = Matrix(task=("zero-shot-classification",), model=("synthetic:bert-base-uncased",),
+                        dtype=("fp32", "bf16"), batch_size=(1, 8), seq_len=(64, 256))
+
+#: Image classification; seq_len is the input image side in pixels.
+VISION_QUICK = Matrix(task=("image-classification",), model=("synthetic:vit-tiny",), batch_size=(1, 4),
+                      seq_len=(128,))
+VISION_FULL = Matrix(task=("image-classification",), model=("synthetic:vit-base-patch16-224",),
+                     dtype=("fp32", "bf16"), batch_size=(1, 8, 32), seq_len=(224, 640))
+
+#: CTC speech recognition; seq_len is the clip length in milliseconds.
+SPEECH_QUICK = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-tiny",), batch_size=(1, 4),
+                      seq_len=(1000,))
+SPEECH_FULL = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-base",),
+                     dtype=("fp32", "bf16"), batch_size=(1, 4), seq_len=(2000, 10000))
