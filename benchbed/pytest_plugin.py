@@ -87,7 +87,6 @@ def benchbed_session(pytestconfig: pytest.Config) -> Any:
 def _open_session(pytestconfig: pytest.Config) -> Any:
     from .engine import EngineConfig, Session
     from .measure import StopRule
-    from .spec import SpecError
     from .store import check_writable
 
     results = pytestconfig.getoption("--benchbed-results")
@@ -96,10 +95,7 @@ def _open_session(pytestconfig: pytest.Config) -> Any:
         raise pytest.UsageError(problem)
     rule = StopRule(min_time_s=pytestconfig.getoption("--benchbed-min-time"),
                     max_time_s=pytestconfig.getoption("--benchbed-max-time"))
-    try:
-        return Session(results, EngineConfig(rule=rule, suite="pytest"))
-    except SpecError as exc:  # pragma: no cover - defensive
-        raise pytest.UsageError(str(exc)) from None
+    return Session(results, EngineConfig(rule=rule, suite="pytest"))
 
 
 class BenchbedFixture:

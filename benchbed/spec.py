@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
     "AXES",
@@ -32,6 +32,9 @@ RUNNERS: tuple[str, ...] = ("torch", "pipeline")
 AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "batch_size", "seq_len", "runner")
 
 _DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+#: Checks a model name, raising `SpecError` for an unknown one (see `benchbed.models.check_model`).
+ModelCheck = Callable[[str], None]
 
 
 class SpecError(ValueError):
@@ -106,7 +109,7 @@ class Case:
     def __str__(self) -> str:
         return self.label
 
-    def validate(self, tasks: Iterable[str] | None = None, models: "ModelCheck | None" = None) -> "Case":
+    def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None) -> "Case":
         """Check every field; `tasks` is the set of registered task names, `models` checks model names.
 
         Returns the case with integer fields normalised, so callers may pass strings from a CLI.
@@ -126,10 +129,6 @@ class Case:
         sl = _positive_int("sequence length", self.seq_len)
         nt = None if self.new_tokens is None else _positive_int("new tokens", self.new_tokens)
         return replace(self, batch_size=bs, seq_len=sl, new_tokens=nt)
-
-
-class ModelCheck:  # pragma: no cover - typing helper only
-    def __call__(self, name: str) -> None: ...
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -210,15 +209,11 @@ class Matrix:
                 raise SpecError(f"axis {axis!r} is empty")
         if self.new_tokens is not None:
             _positive_int("new tokens", self.new_tokens)
-        checked = [
-            Case(task=t, model=m, runner=r, device=d, dtype=dt, batch_size=b, seq_len=s, new_tokens=self.new_tokens)
-            .validate(tasks, models)
-            for t, m, r, d, dt, b, s in zip(
-                *(_pad(getattr(self, a), max(len(getattr(self, x)) for x in AXES))
-                  for a in ("task", "model", "runner", "device", "dtype", "batch_size", "seq_len"))
-            )
-        ]
-        del checked
+        # every value of every axis is checked once, through the same rules a single Case obeys
+        longest = max(len(getattr(self, a)) for a in AXES)
+        for i in range(longest):
+            pick = {a: getattr(self, a)[min(i, len(getattr(self, a)) - 1)] for a in AXES}
+            Case(**pick, new_tokens=self.new_tokens).validate(tasks, models)
         return replace(
             self,
             batch_size=tuple(_positive_int("batch size", b) for b in self.batch_size),
@@ -250,8 +245,3 @@ class Matrix:
                 chosen.extend(group)
         return chosen
 
-
-def _pad(values: tuple, n: int) -> list:
-    """Repeat the last value so zip() visits every value of every axis once."""
-    values = list(values)
-    return values + [values[-1]] * (n - len(values))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["Parity", "Task", "Tolerance", "TOLERANCES", "tolerance", "TextTask"]
+__all__ = ["Parity", "Task", "Tolerance", "TOLERANCES", "tolerance", "TextTask", "length_mismatch", "exact_match"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,24 @@ TOLERANCES: dict[str, Tolerance] = {
 
 def tolerance(dtype: str) -> Tolerance:
     return TOLERANCES[dtype]
+
+
+def length_mismatch(raw: list[Any], piped: list[Any]) -> Parity | None:
+    """The verdict when the two paths did not return one output per input each, else None."""
+    if len(raw) != len(piped):
+        return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+    return None
+
+
+def exact_match(raw: list[Any], piped: list[Any], what: str) -> Parity:
+    """Parity for outputs that must be identical (generated text, transcriptions)."""
+    bad = length_mismatch(raw, piped)
+    if bad:
+        return bad
+    for i, (a, b) in enumerate(zip(raw, piped)):
+        if a != b:
+            return Parity(False, f"item {i}: {what} differs: {a[:40]!r} (torch) vs {b[:40]!r} (pipeline)")
+    return Parity(True, f"{len(raw)} {what}s identical")
 
 
 class Task:

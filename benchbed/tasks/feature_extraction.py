@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, tolerance
+from .base import Parity, TextTask, length_mismatch, tolerance
 
 __all__ = ["FeatureExtraction"]
 
@@ -32,8 +32,8 @@ class FeatureExtraction(TextTask):
         import torch
 
         tol = tolerance(dtype)
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        if bad := length_mismatch(raw, piped):
+            return bad
         worst = 0.0
         for i, (a, b) in enumerate(zip(raw, piped)):
             a = a.float().cpu()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, tolerance
+from .base import Parity, TextTask, length_mismatch, tolerance
 
 __all__ = ["FillMask"]
 
@@ -46,8 +46,8 @@ class FillMask(TextTask):
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        if bad := length_mismatch(raw, piped):
+            return bad
         worst = 0.0
         for i, (a, b) in enumerate(zip(raw, piped)):
             ta, tb = [x["token"] for x in a], [x["token"] for x in b]

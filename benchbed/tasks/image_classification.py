@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, Task, tolerance
+from .base import Parity, Task, length_mismatch, tolerance
 
 __all__ = ["ImageClassification", "make_images", "preprocessor_backend"]
 
@@ -76,8 +76,8 @@ class ImageClassification(Task):
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        if bad := length_mismatch(raw, piped):
+            return bad
         worst = 0.0
         for i, (a, b) in enumerate(zip(raw, piped)):
             if a[0]["label"] != b[0]["label"]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, Task
+from .base import Parity, Task, exact_match
 
 __all__ = ["SpeechRecognition", "make_audio", "SAMPLING_RATE"]
 
@@ -58,9 +58,4 @@ class SpeechRecognition(Task):
         return [item["text"] for item in items]
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            if a != b:
-                return Parity(False, f"item {i}: transcription {a[:30]!r} (torch) vs {b[:30]!r} (pipeline)")
-        return Parity(True, f"{len(raw)} transcriptions identical")
+        return exact_match(raw, piped, "transcription")

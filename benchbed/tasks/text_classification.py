@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, tolerance
+from .base import Parity, TextTask, length_mismatch, tolerance
 
 __all__ = ["TextClassification"]
 
@@ -33,8 +33,8 @@ class TextClassification(TextTask):
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        if bad := length_mismatch(raw, piped):
+            return bad
         worst = 0.0
         for i, (a, b) in enumerate(zip(raw, piped)):
             if a["label"] != b["label"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask
+from .base import Parity, TextTask, exact_match
 
 __all__ = ["TextGeneration", "DEFAULT_NEW_TOKENS"]
 
@@ -60,9 +60,7 @@ class TextGeneration(TextTask):
         return [item[0]["generated_text"] if isinstance(item, list) else item["generated_text"] for item in outputs]
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            if a != b:
-                return Parity(False, f"item {i}: generated text differs: {a[:40]!r} (torch) vs {b[:40]!r} (pipeline)")
-        return Parity(True, f"{len(raw)} generations of {self.new_tokens} tokens identical")
+        verdict = exact_match(raw, piped, "generated text")
+        if verdict.ok:
+            return Parity(True, f"{len(raw)} generations of {self.new_tokens} tokens identical")
+        return verdict

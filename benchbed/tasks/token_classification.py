@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, tolerance
+from .base import Parity, TextTask, length_mismatch, tolerance
 
 __all__ = ["TokenClassification"]
 
@@ -58,8 +58,8 @@ class TokenClassification(TextTask):
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        if bad := length_mismatch(raw, piped):
+            return bad
         worst, count = 0.0, 0
         for i, (a, b) in enumerate(zip(raw, piped)):
             sa = [(e["index"], e["entity"], e["word"], e["start"], e["end"]) for e in a]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, tolerance
+from .base import Parity, TextTask, length_mismatch, tolerance
 
 __all__ = ["ZeroShotClassification", "CANDIDATE_LABELS", "NLI_LABELS"]
 
@@ -59,8 +59,8 @@ class ZeroShotClassification(TextTask):
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
-        if len(raw) != len(piped):
-            return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
+        if bad := length_mismatch(raw, piped):
+            return bad
         worst, ties = 0.0, 0
         for i, (a, b) in enumerate(zip(raw, piped)):
             sa, sb = dict(zip(a["labels"], a["scores"])), dict(zip(b["labels"], b["scores"]))
