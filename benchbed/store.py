@@ -184,7 +184,6 @@ def read_results(*paths: str | os.PathLike[str], warn: bool = True) -> "Any":
     Files written by older schema versions gain the newer columns as nulls. A corrupt or foreign
     parquet file is skipped with a warning that names it.
     """
-    import pandas as pd
 
     tables = []
     for f in _files(paths or ("results",)):

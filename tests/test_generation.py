@@ -1,7 +1,6 @@
 """text-generation on the tiny decoder presets: parity of greedy generation, a raw path one token
 short caught, TTFT/TPOT consistent with end-to-end time, and the locally built BPE tokenizer."""
 
-import numpy as np
 import pytest
 
 from benchbed.measure import no_sync

@@ -9,7 +9,7 @@ import pytest
 
 from benchbed.record import empty_record, to_table
 from benchbed.regress import CompareSettings, Thresholds, compare_runs, parse_rule
-from benchbed.regress.history import HistorySettings, find_change_points
+from benchbed.regress.history import find_change_points
 from benchbed.regress.output import comparison_dict, comparison_markdown, history_dict, history_markdown
 from benchbed.spec import Case, SpecError
 from benchbed.store import LocalStore

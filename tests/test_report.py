@@ -7,14 +7,12 @@ import shutil
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from benchbed.record import empty_record
 from benchbed.regress import compare_frames
 from benchbed.report import build_report
 from benchbed.spec import Case
-from benchbed.store import LocalStore
 
 from conftest import run_cli
 

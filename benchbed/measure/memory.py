@@ -8,7 +8,6 @@ a 5 ms psutil sampler is the fallback, and the record says which method ran.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
