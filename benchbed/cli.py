@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"benchbed {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run a benchmark matrix and save one parquet record per case",
+    run = sub.add_parser("run", help="run a benchmark matrix and save one parquet record per case (and pass)",
                          description="Run a benchmark matrix (the built-in default, a --suite file, narrowed by "
                                      "the axis options) and save one parquet record per case under --results.")
     run.add_argument("--suite", metavar="FILE", help="suite file: a pytest suite module defining MATRIX, or a TOML "

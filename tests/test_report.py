@@ -180,3 +180,11 @@ def test_report_renders_in_a_real_headless_browser(real_results, tmp_path):
     pixels = np.asarray(img.resize((320, 600))).reshape(-1, 3)
     colours = len({tuple(p) for p in pixels})
     assert colours > 50  # text, tables and charts, not a blank page
+
+
+def test_generation_records_get_a_ttft_chart():
+    recs = [_rec("g", [0.05] * 5, task="text-generation", runner=r, batch_size=b, ttft_s=0.01 * b, tpot_s=0.005,
+                 model=m) for r in ("torch", "pipeline") for b in (1, 4) for m in ("synthetic:gpt2-tiny", "x")]
+    page = build_report(_frame(recs))
+    assert 'alt="Time to first token and per output token"' in page
+    assert "<h2>Generation</h2>" in page

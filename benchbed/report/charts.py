@@ -239,23 +239,31 @@ def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) 
 
 
 def generation_latency(latest: Any) -> Chart:
-    """Time to first token and per-token latency, where generation cases exist."""
+    """Time to first token and per output token vs batch size, both paths, one pair of panels per
+    model / device / dtype / prompt length, where generation cases exist."""
     g = latest[(latest["status"] == "ok") & latest["ttft_s"].notna()]
     if g.empty:
         return None
-    fig, axes = _grid(2)
-    for ax, col, label in ((axes[0], "ttft_s", "time to first token (ms)"),
-                           (axes[1], "tpot_s", "time per output token (ms)")):
-        for runner in ("torch", "pipeline"):
-            s = g[g["runner"] == runner].sort_values("batch_size")
-            ax.plot(s["batch_size"], s[col] * 1e3, label=runner,
-                    **RUNNER_STYLE["torch" if runner == "torch" else "pipe"])
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=6)
+    groups = list(g.groupby(["model", "device", "dtype", "seq_len"], sort=True))
+    note = f"showing {MAX_PANELS // 2} of {len(groups)} groups" if len(groups) > MAX_PANELS // 2 else ""
+    groups = groups[: MAX_PANELS // 2]
+    plt = _plt()
+    fig, axes = plt.subplots(len(groups), 2, figsize=(7.0, 2.5 * len(groups)), squeeze=False)
+    for row, (key, grp) in zip(axes, groups):
+        for ax, col, label in ((row[0], "ttft_s", "time to first token (ms)"),
+                               (row[1], "tpot_s", "time per output token (ms)")):
+            for runner in ("torch", "pipeline"):
+                s = grp[grp["runner"] == runner].sort_values("batch_size")
+                ax.plot(s["batch_size"], s[col] * 1e3, label=runner,
+                        **RUNNER_STYLE["torch" if runner == "torch" else "pipe"])
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("batch size")
+            ax.set_ylabel(label)
+            ax.set_title(_t(f"{key[0]} · {key[1]} · {key[2]} · prompt {key[3]}"))
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=6)
     fig.tight_layout()
-    return _svg(fig), ""
+    return _svg(fig), note
 
 
 def efficiency(latest: Any) -> Chart:
