@@ -203,7 +203,10 @@ class Session:
         return rec
 
     def parity(self, case: Case, task: Any, bundle: Any, inputs: list[Any]) -> Any:
-        """Both paths once on the same inputs; cached per cell so a torch/pipeline pair checks once."""
+        """Both paths once on the same inputs; cached per cell so a torch/pipeline pair checks once.
+        None when the installed transformers has no pipeline for the task (nothing to compare)."""
+        if not task.pipeline_available():
+            return None
         if case.pair_id not in self._parity:
             raw = self.runner(case, task, bundle, inputs, "torch")()
             piped = self.runner(case, task, bundle, inputs, "pipeline")()
@@ -252,7 +255,10 @@ class Session:
                     except ValueError as exc:
                         rec.update(status="skipped", message=str(exc))
                     else:
-                        samples = self._measure(case, task, bundle, inputs, rec, phases=pass_index == 0)
+                        if case.runner == "pipeline" and not task.pipeline_available():
+                            rec.update(status="skipped", message=_no_pipeline(task))
+                        else:
+                            samples = self._measure(case, task, bundle, inputs, rec, phases=pass_index == 0)
         except Exception as exc:  # failures are data
             rec.update(status="oom" if _is_oom(exc) else "error",
                        message=f"{exc.__class__.__name__}: {exc}".strip()[:2000])
@@ -267,7 +273,10 @@ class Session:
     def _measure(self, case: Case, task: Any, bundle: Any, inputs: list[Any], rec: dict[str, Any],
                  phases: bool = True) -> tuple[float, ...]:
         parity = self.parity(case, task, bundle, inputs)
-        rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
+        if parity is not None:
+            rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
+        else:
+            rec.update(parity_detail=f"not checked: {_no_pipeline(task)}")
         run = self.runner(case, task, bundle, inputs)
         steps: list[tuple[float, float]] = []
         if task.streams:
@@ -301,9 +310,16 @@ class Session:
 
             for key in ("pre", "fwd", "post"):
                 rec[f"{key}_s"] = float(np.median([p[key] for p in phases]))
-        if not parity.ok:
+        if parity is not None and not parity.ok:
             rec["message"] = f"PARITY MISMATCH: {parity.detail}"
         return timing.samples
+
+
+def _no_pipeline(task: Any) -> str:
+    import transformers
+
+    return (f"transformers {transformers.__version__} has no {task.pipeline_task!r} pipeline "
+            f"(removed in 5.0; transformers 4.x has it)")
 
 
 class _StepTimer:

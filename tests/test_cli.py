@@ -5,13 +5,13 @@ import os
 import pandas as pd
 import pytest
 
+from benchbed.tasks import task_names
+
 from conftest import run_cli
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--task", "summarise"], "unknown task 'summarise' (valid: automatic-speech-recognition, feature-extraction, "
-                              "fill-mask, image-classification, text-classification, text-generation, "
-                              "token-classification, zero-shot-classification)"),
+    (["--task", "summarise"], f"unknown task 'summarise' (valid: {', '.join(task_names())})"),
     (["--model", "synthetic:gpt-7"], "unknown model 'synthetic:gpt-7' (valid: synthetic:bert-tiny,"),
     (["--runner", "onnx"], "unknown runner 'onnx' (valid: torch, pipeline)"),
     (["--dtype", "int4"], "unknown dtype 'int4' (valid: fp32, bf16, fp16)"),

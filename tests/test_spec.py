@@ -28,9 +28,7 @@ def test_matrix_order_is_deterministic_with_runner_innermost():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"task": ("nope",)}, "unknown task 'nope' (valid: automatic-speech-recognition, feature-extraction, "
-                          "fill-mask, image-classification, text-classification, text-generation, "
-                          "token-classification, zero-shot-classification)"),
+    ({"task": ("nope",)}, f"unknown task 'nope' (valid: {', '.join(task_names())})"),
     ({"model": ("gpt-17",)}, "unknown model 'gpt-17'"),
     ({"runner": ("onnx",)}, "unknown runner 'onnx' (valid: torch, pipeline)"),
     ({"dtype": ("fp8",)}, "unknown dtype 'fp8' (valid: fp32, bf16, fp16)"),

@@ -43,6 +43,14 @@ def _llama_tok() -> Any:
     return byte_bpe_tokenizer(32000, 2048)
 
 
+def _bart_tok() -> Any:
+    return byte_bpe_tokenizer(50265, 1024)
+
+
+_BART_IDS = (("bos_token_id", 50264), ("eos_token_id", 50264), ("pad_token_id", 50264),
+             ("decoder_start_token_id", 50264), ("forced_eos_token_id", None))
+
+
 def _vit_processor(size: int) -> Callable[[], Any]:
     def build() -> Any:
         from transformers import ViTImageProcessor
@@ -95,6 +103,18 @@ PRESETS: dict[str, Preset] = {
          ("num_attention_heads", 4), ("num_key_value_heads", 2), ("max_position_embeddings", 2048),
          ("bos_token_id", 31999), ("eos_token_id", 31999), ("pad_token_id", 31999)),
         _llama_tok, "Llama layout at 2 layers, hidden 128, 4 query / 2 key-value heads; for tests"),
+    "bart-base": Preset(
+        "facebook/bart-base", "BartConfig",
+        (("vocab_size", 50265), ("d_model", 768), ("encoder_layers", 6), ("decoder_layers", 6),
+         ("encoder_attention_heads", 12), ("decoder_attention_heads", 12), ("encoder_ffn_dim", 3072),
+         ("decoder_ffn_dim", 3072), ("max_position_embeddings", 1024)) + _BART_IDS,
+        _bart_tok, "BART-base encoder-decoder (139M params), 50,265-token byte-level BPE; summarization/text2text"),
+    "bart-tiny": Preset(
+        "BART layout, tiny", "BartConfig",
+        (("vocab_size", 50265), ("d_model", 64), ("encoder_layers", 1), ("decoder_layers", 1),
+         ("encoder_attention_heads", 2), ("decoder_attention_heads", 2), ("encoder_ffn_dim", 128),
+         ("decoder_ffn_dim", 128), ("max_position_embeddings", 1024)) + _BART_IDS,
+        _bart_tok, "BART layout at 1+1 layers, d_model 64; for tests"),
     "vit-base-patch16-224": Preset(
         "google/vit-base-patch16-224", "ViTConfig",
         (("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12), ("intermediate_size", 3072),

@@ -8,7 +8,9 @@ from .base import Parity, Task, TextTask, Tolerance, tolerance
 from .feature_extraction import FeatureExtraction
 from .fill_mask import FillMask
 from .image_classification import ImageClassification
+from .question_answering import QuestionAnswering
 from .speech_recognition import SpeechRecognition
+from .summarization import Summarization, Text2TextGeneration
 from .text_classification import TextClassification
 from .text_generation import TextGeneration
 from .token_classification import TokenClassification
@@ -19,7 +21,7 @@ __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "
 _REGISTRY: dict[str, type[Task]] = {
     t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration,
                                  ZeroShotClassification, ImageClassification,
-                                 SpeechRecognition)
+                                 SpeechRecognition, QuestionAnswering, Summarization, Text2TextGeneration)
 }
 _loaded_plugins = False
 

@@ -90,6 +90,13 @@ class Task:
     #: time to first token and time per output token from per-step timestamps.
     streams: ClassVar[bool] = False
 
+    def pipeline_available(self) -> bool:
+        """Whether the installed transformers has this task's pipeline (question-answering,
+        summarization and text2text-generation are gone in 5.x)."""
+        from transformers.pipelines import SUPPORTED_TASKS
+
+        return self.pipeline_task in SUPPORTED_TASKS
+
     def configure(self, case: Any) -> "Task":
         """Take what the task needs from the case (e.g. new_tokens); returns self."""
         return self

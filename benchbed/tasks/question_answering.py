@@ -1,0 +1,78 @@
+"""question-answering (extractive): start/end logits over the context, the best span of at most
+15 tokens scored as p(start) · p(end), mapped back to characters — the rule of transformers 4.x's
+question-answering pipeline (removed in 5.x, where the pipeline side is recorded as skipped)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .base import Parity, TextTask, length_mismatch, tolerance
+
+__all__ = ["QuestionAnswering", "MAX_ANSWER_LEN"]
+
+MAX_ANSWER_LEN = 15
+QUESTIONS = ("What is the city near the river?", "Who built the station?", "When did the team win?",
+             "Where is the old church?", "Which company made the model?")
+
+
+class QuestionAnswering(TextTask):
+    name = "question-answering"
+    pipeline_task = "question-answering"
+    head = "question-answering"
+    description = "extractive QA: best answer span (<= 15 tokens) in a context of seq_len tokens"
+
+    def make_inputs(self, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> list[Any]:
+        contexts = super().make_inputs(tokenizer, batch_size, seq_len, seed)
+        rng = random.Random(seed)
+        return [{"question": rng.choice(QUESTIONS), "context": c} for c in contexts]
+
+    def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
+        enc = bundle.tokenizer([x["question"] for x in inputs], [x["context"] for x in inputs], padding=True,
+                               truncation="only_second", return_offsets_mapping=True, return_tensors="pt")
+        context_mask = [[sid == 1 for sid in enc.sequence_ids(i)] for i in range(len(inputs))]
+        offsets = enc.pop("offset_mapping")
+        return enc.to(device), {"offsets": offsets, "context_mask": context_mask, "inputs": inputs}
+
+    def forward(self, bundle: Any, encoded: Any) -> Any:
+        return bundle.module(**encoded[0])
+
+    def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
+        import torch
+
+        extras = encoded[1]
+        mask = torch.tensor(extras["context_mask"])
+        start = outputs.start_logits.float().cpu().masked_fill(~mask, float("-inf")).softmax(-1)
+        end = outputs.end_logits.float().cpu().masked_fill(~mask, float("-inf")).softmax(-1)
+        # p(start=i) * p(end=j) for j >= i and j - i < MAX_ANSWER_LEN
+        scores = start.unsqueeze(2) * end.unsqueeze(1)
+        n = scores.shape[-1]
+        band = torch.ones(n, n).triu().tril(MAX_ANSWER_LEN - 1).bool()
+        scores = scores.masked_fill(~band, 0.0)
+        flat = scores.flatten(1).argmax(-1)
+        results = []
+        for r, idx in enumerate(flat.tolist()):
+            i, j = divmod(idx, n)
+            s_char, e_char = int(extras["offsets"][r, i, 0]), int(extras["offsets"][r, j, 1])
+            context = extras["inputs"][r]["context"]
+            results.append({"score": float(scores[r, i, j]), "start": s_char, "end": e_char,
+                            "answer": context[s_char:e_char]})
+        return results
+
+    def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
+        return {"max_answer_len": MAX_ANSWER_LEN}
+
+    def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
+        return [outputs] if isinstance(outputs, dict) else list(outputs)
+
+    def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
+        tol = tolerance(dtype)
+        if bad := length_mismatch(raw, piped):
+            return bad
+        for i, (a, b) in enumerate(zip(raw, piped)):
+            if (a["start"], a["end"]) != (b["start"], b["end"]):
+                return Parity(False, f"item {i}: answer span {a['start']}:{a['end']} (torch) vs "
+                                     f"{b['start']}:{b['end']} (pipeline)")
+            if not tol.close(a["score"], b["score"]):
+                return Parity(False, f"item {i}: score {a['score']:.6g} (torch) vs {b['score']:.6g} (pipeline)")
+        return Parity(True, f"{len(raw)} answer spans equal")
