@@ -12,7 +12,8 @@ from benchbed.tasks import get_task, task_names
 TASKS = [t for t in task_names() if t != "text-generation" and get_task(t).pipeline_available()]
 
 
-TINY = {"image-classification": "synthetic:vit-tiny", "automatic-speech-recognition": "synthetic:wav2vec2-tiny"}
+TINY = {"image-classification": "synthetic:vit-tiny", "automatic-speech-recognition": "synthetic:wav2vec2-tiny",
+        "summarization": "synthetic:bart-tiny", "text2text-generation": "synthetic:bart-tiny"}
 SEQ = {"automatic-speech-recognition": 600}  # audio: milliseconds
 
 

