@@ -39,7 +39,7 @@ VISION_FULL = Matrix(task=("image-classification",), model=("synthetic:vit-base-
                      dtype=("fp32", "bf16"), batch_size=(1, 8, 32), seq_len=(224, 640))
 
 #: CTC speech recognition; seq_len is the clip length in milliseconds.
-SPEECH_QUICK = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-tiny",), batch_size=(1, 4),
-                      seq_len=(1000,))
-SPEECH_FULL = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-base",),
-                     dtype=("fp32", "bf16"), batch_size=(1, 4), seq_len=(2000, 10000))
+SPEECH_QUICK = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-tiny", "synthetic:whisper-tiny"),
+                      batch_size=(1, 4), seq_len=(1000,), new_tokens=8)
+SPEECH_FULL = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-base", "synthetic:whisper-base"),
+                     dtype=("fp32", "bf16"), batch_size=(1, 4), seq_len=(2000, 10000), new_tokens=32)

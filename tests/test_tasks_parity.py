@@ -150,3 +150,28 @@ def test_wav2vec2_base_has_the_real_shapes():
     b = load_model("synthetic:wav2vec2-base", "ctc", None, "fp32", "cpu")
     assert b.params == 94_396_320  # facebook/wav2vec2-base-960h
     assert len(b.tokenizer[0]) == 32 and b.tokenizer[1].sampling_rate == 16000
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_whisper_generate_matches_the_asr_pipeline(batch_size):
+    from benchbed.spec import Case
+
+    task = get_task("automatic-speech-recognition").configure(
+        Case("automatic-speech-recognition", "synthetic:whisper-tiny", new_tokens=5))
+    assert task.seq2seq and task.head == "speech-seq2seq"
+    bundle = load_model("synthetic:whisper-tiny", task.head, None, "fp32", "cpu")
+    inputs = task.make_inputs(bundle.tokenizer, batch_size, 800, seed=0)
+    raw = TorchRunner(task, bundle, inputs, "cpu", batch_size, no_sync)
+    pipe = PipelineRunner(task, bundle, inputs, "cpu", batch_size, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
+    a, b = raw(), pipe()
+    assert all(len(x) > 0 for x in a)  # special tokens suppressed: real text tokens come out
+    verdict = task.compare(a, b, "fp32")
+    assert verdict.ok, verdict.detail
+
+
+def test_whisper_base_has_base_en_layout():
+    b = load_model("synthetic:whisper-base", "speech-seq2seq", None, "fp32", "cpu")
+    cfg = b.module.config
+    assert (cfg.d_model, cfg.encoder_layers, cfg.decoder_layers, cfg.num_mel_bins, cfg.vocab_size) == (
+        512, 6, 6, 80, 51864)
+    assert len(b.tokenizer[0]) == 51864 and b.tokenizer[1].feature_size == 80

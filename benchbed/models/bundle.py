@@ -19,6 +19,7 @@ HEADS: dict[str, str] = {
     "ctc": "AutoModelForCTC",
     "question-answering": "AutoModelForQuestionAnswering",
     "seq2seq-lm": "AutoModelForSeq2SeqLM",
+    "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
 }
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .bundle import ModelBundle, auto_class, count_params, finish, seeded
-from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer, ctc_char_processor
+from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer, configure_whisper, ctc_char_processor, whisper_processor
 
 __all__ = ["PRESETS", "Preset", "load_synthetic"]
 
@@ -25,6 +25,8 @@ class Preset:
     shape: tuple[tuple[str, Any], ...]
     tokenizer: Callable[[], Any]
     description: str
+    #: Finishing touches a real checkpoint would ship (e.g. Whisper's generation settings).
+    post_build: Callable[[Any, Any], None] | None = None
 
 
 def _bert_tok() -> Any:
@@ -115,6 +117,21 @@ PRESETS: dict[str, Preset] = {
          ("encoder_attention_heads", 2), ("decoder_attention_heads", 2), ("encoder_ffn_dim", 128),
          ("decoder_ffn_dim", 128), ("max_position_embeddings", 1024)) + _BART_IDS,
         _bart_tok, "BART layout at 1+1 layers, d_model 64; for tests"),
+    "whisper-base": Preset(
+        "openai/whisper-base.en", "WhisperConfig",
+        (("vocab_size", 51864), ("d_model", 512), ("encoder_layers", 6), ("decoder_layers", 6),
+         ("encoder_attention_heads", 8), ("decoder_attention_heads", 8), ("encoder_ffn_dim", 2048),
+         ("decoder_ffn_dim", 2048), ("num_mel_bins", 80), ("max_source_positions", 1500),
+         ("max_target_positions", 448)),
+        whisper_processor, "Whisper base.en encoder-decoder (72.6M params), 80 mel bins, 30 s windows",
+        configure_whisper),
+    "whisper-tiny": Preset(
+        "Whisper layout, tiny", "WhisperConfig",
+        (("vocab_size", 51864), ("d_model", 64), ("encoder_layers", 1), ("decoder_layers", 1),
+         ("encoder_attention_heads", 2), ("decoder_attention_heads", 2), ("encoder_ffn_dim", 128),
+         ("decoder_ffn_dim", 128), ("num_mel_bins", 80), ("max_source_positions", 1500),
+         ("max_target_positions", 448)),
+        whisper_processor, "Whisper layout at 1+1 layers, d_model 64; for tests", configure_whisper),
     "vit-base-patch16-224": Preset(
         "google/vit-base-patch16-224", "ViTConfig",
         (("hidden_size", 768), ("num_hidden_layers", 12), ("num_attention_heads", 12), ("intermediate_size", 3072),
@@ -151,9 +168,12 @@ def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype
     config = getattr(transformers, spec.config_class)(**kwargs)
     with seeded(seed):
         module = auto_class(head).from_config(config)
+    tokenizer = spec.tokenizer()
+    if spec.post_build is not None:
+        spec.post_build(module, tokenizer)
     module = finish(module, dtype, device)
     return ModelBundle(
-        module=module, tokenizer=spec.tokenizer(), name=f"synthetic:{preset}", params=count_params(module),
+        module=module, tokenizer=tokenizer, name=f"synthetic:{preset}", params=count_params(module),
         config_name=config.model_type, weights="random",
         max_positions=getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None),
         extra={"mirrors": spec.mirrors},

@@ -11,7 +11,8 @@ import functools
 import os
 from typing import Any
 
-__all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer", "ctc_char_processor", "CTC_CHARS"]
+__all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer", "ctc_char_processor", "CTC_CHARS",
+           "whisper_processor", "configure_whisper"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,3 +136,57 @@ def ctc_char_processor() -> tuple[Any, Any]:
     if len(tok) != 32:
         raise RuntimeError(f"CTC vocabulary has {len(tok)} symbols, wanted 32")
     return tok, fe
+
+
+WHISPER_LANGS = ("en",) + tuple(f"x{i:02d}" for i in range(98))  # 99 language slots, as in Whisper
+WHISPER_SPECIALS = (("<|startoftranscript|>",) + tuple(f"<|{lang}|>" for lang in WHISPER_LANGS)
+                    + ("<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>",
+                       "<|notimestamps|>"))
+WHISPER_STAMPS = tuple(f"<|{i * 0.02:.2f}|>" for i in range(1501))
+
+
+def whisper_processor() -> tuple[Any, Any]:
+    """(tokenizer, feature extractor) with Whisper base.en's layout, built locally: the 50,257-token
+    byte-level BPE, then <|startoftranscript|>, 99 language slots, task and control tokens and
+    1,501 timestamp tokens (51,864 in all), and an 80-mel, 16 kHz, 30-second feature extractor."""
+    import transformers
+    from transformers import WhisperFeatureExtractor
+
+    vocab, merges = _byte_bpe(50257)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        tok = transformers.WhisperTokenizer(vocab=dict(vocab), merges=list(merges))
+    else:  # transformers 4 reads files
+        import json
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="benchbed-whisper-")
+        with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as fh:
+            json.dump(vocab, fh)
+        with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as fh:
+            fh.write("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges))
+        tok = transformers.WhisperTokenizerFast(vocab_file=os.path.join(folder, "vocab.json"),
+                                                merges_file=os.path.join(folder, "merges.txt"))
+    tok.add_special_tokens({"additional_special_tokens": list(WHISPER_SPECIALS)})
+    tok.add_tokens(list(WHISPER_STAMPS))
+    tok.pad_token = "<|endoftext|>"
+    if len(tok) != 51864:
+        raise RuntimeError(f"Whisper vocabulary has {len(tok)} tokens, wanted 51864")
+    return tok, WhisperFeatureExtractor(feature_size=80, sampling_rate=16000)
+
+
+def configure_whisper(module: Any, processor: tuple[Any, Any]) -> None:
+    """The generation settings a Whisper checkpoint ships (token ids of start, languages, tasks,
+    no-timestamps); special and timestamp tokens suppressed so a random model emits text tokens."""
+    from transformers import GenerationConfig
+
+    tok = processor[0]
+    ids = tok.convert_tokens_to_ids
+    eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
+    module.config.update({"pad_token_id": eot, "bos_token_id": eot, "eos_token_id": eot, "decoder_start_token_id": sot})
+    module.generation_config = GenerationConfig(
+        decoder_start_token_id=sot, eos_token_id=eot, pad_token_id=eot, bos_token_id=eot,
+        no_timestamps_token_id=ids("<|notimestamps|>"), is_multilingual=True,
+        lang_to_id={f"<|{lang}|>": ids(f"<|{lang}|>") for lang in WHISPER_LANGS},
+        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        max_initial_timestamp_index=50, forced_decoder_ids=None, return_timestamps=False,
+        suppress_tokens=sorted(set(ids(list(WHISPER_SPECIALS + WHISPER_STAMPS))) - {eot}), begin_suppress_tokens=[eot])

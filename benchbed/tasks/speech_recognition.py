@@ -32,12 +32,48 @@ def make_audio(count: int, millis: int, seed: int = 0) -> list[Any]:
     return out
 
 
+def _is_seq2seq(model: str) -> bool:
+    """Whisper-style encoder-decoder (generate) rather than CTC, from the model's config."""
+    from ..models import resolve
+
+    kind, arg = resolve(model)
+    if kind == "synthetic":
+        from ..models.synthetic import PRESETS
+
+        return PRESETS[arg].config_class == "WhisperConfig"
+    try:
+        from transformers import AutoConfig
+
+        from ..models.packaged import packaged_path
+
+        source = packaged_path(arg) if kind == "packaged" else arg
+        return bool(getattr(AutoConfig.from_pretrained(source), "is_encoder_decoder", False))
+    except Exception:
+        return False
+
+
 class SpeechRecognition(Task):
     name = "automatic-speech-recognition"
     pipeline_task = "automatic-speech-recognition"
     head = "ctc"
     modality = "audio"
-    description = "CTC speech recognition (wav2vec2) of seeded synthetic audio (seq_len = clip ms at 16 kHz)"
+    description = ("speech recognition of seeded synthetic audio (seq_len = clip ms at 16 kHz): CTC (wav2vec2) "
+                   "or encoder-decoder generate (Whisper, fixed length new_tokens, default 16)")
+    seq2seq = False
+    new_tokens = 16
+
+    def configure(self, case: Any) -> "SpeechRecognition":
+        self.seq2seq = _is_seq2seq(case.model)
+        self.head = "speech-seq2seq" if self.seq2seq else "ctc"  # type: ignore[misc]
+        self.new_tokens = case.new_tokens or 16
+        return self
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        return {"do_sample": False, "num_beams": 1, "max_new_tokens": self.new_tokens,
+                "min_new_tokens": self.new_tokens, "language": "en", "task": "transcribe"}
+
+    def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
+        return {"generate_kwargs": self.generate_kwargs()} if self.seq2seq else {}
 
     def make_inputs(self, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> list[Any]:
         return make_audio(batch_size, seq_len, seed)
@@ -47,10 +83,14 @@ class SpeechRecognition(Task):
         return fe(inputs, sampling_rate=SAMPLING_RATE, return_tensors="pt", padding=True).to(device)
 
     def forward(self, bundle: Any, encoded: Any) -> Any:
+        if self.seq2seq:
+            return bundle.module.generate(encoded["input_features"].to(bundle.module.dtype), **self.generate_kwargs())
         return bundle.module(input_values=encoded["input_values"].to(bundle.module.dtype))
 
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         tok, _ = bundle.tokenizer
+        if self.seq2seq:
+            return tok.batch_decode(outputs, skip_special_tokens=True)
         return tok.batch_decode(outputs.logits.argmax(dim=-1))
 
     def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
