@@ -69,3 +69,15 @@ def test_llama_preset_is_a_real_llama_layout():
     assert cfg.model_type == "llama" and cfg.num_key_value_heads < cfg.num_attention_heads  # grouped-query
     assert type(b.module.model.norm).__name__ == "LlamaRMSNorm"
     assert len(b.tokenizer) == cfg.vocab_size == 32000
+
+
+def test_hf_decoder_from_a_local_directory_without_a_pad_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = load_model("synthetic:gpt2-tiny", "causal-lm", None, "fp32", "cpu")
+    src.module.save_pretrained(tmp_path)
+    src.tokenizer.pad_token = None  # as gpt2's own tokenizer ships
+    src.tokenizer.save_pretrained(tmp_path)
+    task, bundle, raw, pipe = _paths(f"hf:{tmp_path}", 2)
+    assert bundle.weights == "pretrained" and bundle.tokenizer.pad_token == bundle.tokenizer.eos_token
+    verdict = task.compare(raw(), pipe(), "fp32")
+    assert verdict.ok, verdict.detail

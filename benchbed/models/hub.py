@@ -16,9 +16,16 @@ __all__ = ["load_pretrained"]
 
 
 def _has_head(config: Any, head: str) -> bool:
-    suffix = HEADS[head].replace("AutoModel", "")  # "ForTokenClassification", "" for base
+    """Whether the checkpoint was saved with the class `head` loads (GPT2LMHeadModel for causal-lm)."""
+    if head == "base":
+        return True
     archs = getattr(config, "architectures", None) or []
-    return not suffix or any(a.endswith(suffix) for a in archs)
+    try:
+        wanted = auto_class(head)._model_mapping[type(config)].__name__
+    except (KeyError, AttributeError):
+        wanted = None
+    suffix = HEADS[head].replace("AutoModel", "")
+    return any(a == wanted or a.endswith(suffix) for a in archs)
 
 
 def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str,
@@ -51,6 +58,10 @@ def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] |
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         if tokenizer.model_max_length is None or tokenizer.model_max_length > 10**6:
             tokenizer.model_max_length = getattr(module.config, "max_position_embeddings", 512)
+        if head == "causal-lm":  # batched generation needs a pad token and left padding
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer.padding_side = "left"
     module = finish(module, dtype, device)
     return ModelBundle(
         module=module, tokenizer=tokenizer, name=name, params=count_params(module),
