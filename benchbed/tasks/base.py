@@ -106,8 +106,9 @@ class Task:
         return {}
 
     def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
-        """Pipeline output as a list with one entry per input (pipelines unwrap single inputs)."""
-        return list(outputs)
+        """Pipeline output as a list with one entry per input (pipelines unwrap a single input's
+        result dict)."""
+        return [outputs] if isinstance(outputs, dict) else list(outputs)
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         raise NotImplementedError

@@ -79,9 +79,6 @@ class QuestionAnswering(TextTask):
     def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
         return {"max_answer_len": MAX_ANSWER_LEN}
 
-    def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
-        return [outputs] if isinstance(outputs, dict) else list(outputs)
-
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
         if bad := length_mismatch(raw, piped):

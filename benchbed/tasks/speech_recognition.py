@@ -94,8 +94,7 @@ class SpeechRecognition(Task):
         return tok.batch_decode(outputs.logits.argmax(dim=-1))
 
     def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
-        items = [outputs] if isinstance(outputs, dict) else list(outputs)
-        return [item["text"] for item in items]
+        return [item["text"] for item in super().normalize_pipeline(outputs, n)]
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         return exact_match(raw, piped, "transcription")

@@ -30,7 +30,7 @@ class Summarization(TextGeneration):
 
     def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
         key = "summary_text" if self.pipeline_task == "summarization" else "generated_text"
-        items = [outputs] if isinstance(outputs, dict) else list(outputs)
+        items = [outputs] if isinstance(outputs, dict) else list(outputs)  # TextGeneration's own is different
         return [(item[0] if isinstance(item, list) else item)[key] for item in items]
 
 

@@ -54,9 +54,6 @@ class ZeroShotClassification(TextTask):
     def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
         return {"candidate_labels": list(CANDIDATE_LABELS), "hypothesis_template": TEMPLATE}
 
-    def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
-        return [outputs] if isinstance(outputs, dict) else list(outputs)
-
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         tol = tolerance(dtype)
         if bad := length_mismatch(raw, piped):
