@@ -19,6 +19,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from .measure import CudaPeak, PeakRSS, StopRule, measure, no_sync, noise_warning, summarize
 from .record import empty_record
 from .spec import Case
@@ -300,14 +302,10 @@ class Session:
             gpu_reserved_peak_mb=None if gpu.reserved is None else gpu.reserved / 2**20,
         )
         if steps:
-            import numpy as np
-
             timed = steps[-len(timing.samples):]  # warm-up calls came first
             rec["ttft_s"] = float(np.median([t for t, _ in timed]))
             rec["tpot_s"] = float(np.median([p for _, p in timed]))
         if phases:
-            import numpy as np
-
             for key in ("pre", "fwd", "post"):
                 rec[f"{key}_s"] = float(np.median([p[key] for p in phases]))
         if parity is not None and not parity.ok:

@@ -75,9 +75,9 @@ def summarize(samples: Sequence[float], seed: int = 0, resamples: int = 2000) ->
     )
 
 
-def _bootstrap_medians(x: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    idx = rng.integers(0, x.size, size=(resamples, x.size))
-    return np.median(x[idx], axis=1)
+def _bootstrap(x: np.ndarray, rng: np.random.Generator, resamples: int, stat=lambda y: np.median(y, axis=-1)) -> np.ndarray:
+    """`stat` of `resamples` resamples of `x` (with replacement), vectorised over the last axis."""
+    return stat(x[rng.integers(0, x.size, size=(resamples, x.size))])
 
 
 def bootstrap_median_ci(samples: Sequence[float], confidence: float = 0.95, seed: int = 0,
@@ -86,7 +86,7 @@ def bootstrap_median_ci(samples: Sequence[float], confidence: float = 0.95, seed
     x = np.asarray(samples, dtype=np.float64)
     if x.size == 1:
         return float(x[0]), float(x[0])
-    meds = _bootstrap_medians(x, np.random.default_rng(seed), resamples)
+    meds = _bootstrap(x, np.random.default_rng(seed), resamples)
     a = (1 - confidence) / 2
     lo, hi = np.quantile(meds, [a, 1 - a])
     return float(lo), float(hi)
@@ -132,8 +132,7 @@ def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], confidenc
     stat = STATISTICS[statistic]
     point = float(stat(a) / stat(b))
     rng = np.random.default_rng(seed)
-    ratios = (stat(a[rng.integers(0, a.size, size=(resamples, a.size))])
-              / stat(b[rng.integers(0, b.size, size=(resamples, b.size))]))
+    ratios = _bootstrap(a, rng, resamples, stat) / _bootstrap(b, rng, resamples, stat)
     q = (1 - confidence) / 2
     lo, hi = np.quantile(ratios, [q, 1 - q])
     return point, float(lo), float(hi)

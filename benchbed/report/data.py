@@ -3,25 +3,17 @@ problem cases, history. Pure pandas, no plotting, so it is tested on its own."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..measure.stats import ratio_ci
 
-__all__ = ["CELL_KEY", "GROUP_KEY", "Cells", "cells_of", "latest_run", "overhead_sentence", "problems"]
+__all__ = ["CELL_KEY", "GROUP_KEY", "cells_of", "latest_run", "overhead_sentence", "problems"]
 
 #: What identifies a cell (a torch/pipeline pair) and a headline group.
 CELL_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len"]
 GROUP_KEY = ["task", "model", "device", "dtype"]
-
-
-@dataclass(frozen=True)
-class Cells:
-    """One row per cell with both runners' medians, throughputs, phases and the ratio."""
-
-    frame: Any
 
 
 def latest_run(df: Any) -> Any:
