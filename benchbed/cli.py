@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from .spec import DTYPES, RUNNERS, Matrix, SpecError, parse_shard
+from .spec import ATTN_IMPLS, DTYPES, RUNNERS, Matrix, SpecError, parse_shard
 
 __all__ = ["main", "build_parser"]
 
@@ -35,7 +35,12 @@ def _axis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", type=_csv, help="models: synthetic:<preset>, packaged:<name>, hf:<id-or-dir>, or an alias")
     g.add_argument("--runner", type=_csv, help=f"runners: {', '.join(RUNNERS)} (default: both)")
     g.add_argument("--device", type=_csv, help="devices: cpu, cuda, cuda:N, mps (default: cpu)")
-    g.add_argument("--dtype", type=_csv, help=f"precisions: {', '.join(DTYPES)}")
+    g.add_argument("--dtype", type=_csv, help=f"precisions: {', '.join(DTYPES)} (int8: torchao int8 quantisation "
+                                              "of the linear layers)")
+    g.add_argument("--attn-impl", type=_csv, help=f"attention implementations: default, {', '.join(ATTN_IMPLS)} "
+                                                  "(default: the model's own)")
+    g.add_argument("--compiled", type=_csv, help="torch.compile the module both paths call: false, true, or "
+                                                 "false,true for both (default: false)")
     g.add_argument("--batch-size", type=_csv, help="inputs per call, e.g. 1,8,32")
     g.add_argument("--seq-len", type=_csv, help="tokens per input including special tokens, e.g. 32,128")
     g.add_argument("--new-tokens", type=int, help="tokens to generate (text-generation; default 16)")
@@ -70,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure every case in N interleaved passes over the matrix, one record each (default: 1); "
                         "each pass times --min-time seconds; for nightly runs on shared or virtual machines, whose "
                         "speed drifts, 3 or more let `benchbed compare` see the run-to-run spread")
+    gpu = run.add_argument_group("devices, compilation and memory")
+    gpu.add_argument("--compile-backend", metavar="NAME",
+                     help="torch.compile backend for --compiled true cases (default: inductor)")
+    gpu.add_argument("--compile-mode", metavar="MODE", help="torch.compile mode, e.g. reduce-overhead, max-autotune")
+    gpu.add_argument("--int8-method", choices=["dynamic", "weight-only"],
+                     help="torchao int8 config: dynamic (Int8DynamicActivationInt8WeightConfig, default) or "
+                          "weight-only (Int8WeightOnlyConfig)")
+    gpu.add_argument("--tf32", choices=["on", "off"], help="allow TF32 matmuls on CUDA (default: torch's setting, "
+                                                           "off); recorded either way")
+    iso = gpu.add_mutually_exclusive_group()
+    iso.add_argument("--isolate", dest="isolate", action="store_const", const="always",
+                     help="run every case in a fresh subprocess (default: only CUDA cases, whose device-memory "
+                          "figures would otherwise carry earlier cases' state)")
+    iso.add_argument("--no-isolate", dest="isolate", action="store_const", const="never",
+                     help="run every case in this process")
+    gpu.add_argument("--memory-cap", type=float, metavar="MB",
+                     help="memory a case may allocate beyond what the process holds when it starts; more is an "
+                          "oom record (CPU: address-space limit; CUDA: caching-allocator fraction)")
+    gpu.add_argument("--case-timeout", type=float, metavar="S", help="kill an isolated case after S seconds "
+                                                                       "(a timeout record)")
     run.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
     run.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default: 0)")
     run.add_argument("--trust-remote-code", action="store_true", help="allow hf: models to run their own code")
@@ -151,7 +176,15 @@ def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
 
     matrix = load_suite(args.suite) if args.suite else (QUICK_MATRIX if args.quick else DEFAULT_MATRIX)
     matrix = matrix.narrow(task=args.task, model=args.model, runner=args.runner, device=args.device,
-                           dtype=args.dtype, batch_size=args.batch_size, seq_len=args.seq_len)
+                           dtype=args.dtype, batch_size=args.batch_size, seq_len=args.seq_len,
+                           attn_impl=getattr(args, "attn_impl", None), compiled=getattr(args, "compiled", None))
+    extra = {k: v for k, v in (("compile_backend", getattr(args, "compile_backend", None)),
+                               ("compile_mode", getattr(args, "compile_mode", None)),
+                               ("int8", getattr(args, "int8_method", None))) if v}
+    if extra:
+        from dataclasses import replace
+
+        matrix = replace(matrix, options=tuple(sorted({**dict(matrix.options), **extra}.items())))
     if getattr(args, "new_tokens", None) is not None:
         from dataclasses import replace
 
@@ -195,9 +228,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
     if args.passes < 1:
         raise SpecError(f"--passes must be a positive integer, got {args.passes}")
+    if args.memory_cap is not None and args.memory_cap <= 0:
+        raise SpecError(f"--memory-cap must be a positive number of MB, got {args.memory_cap:g}")
+    if args.case_timeout is not None and args.case_timeout <= 0:
+        raise SpecError(f"--case-timeout must be a positive number of seconds, got {args.case_timeout:g}")
     config = EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
                           suite=args.suite or ("quick" if args.quick else "default"),
-                          inject_slowdown=args.inject_slowdown, passes=args.passes)
+                          inject_slowdown=args.inject_slowdown, passes=args.passes,
+                          isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
+                          case_timeout_s=args.case_timeout,
+                          tf32=None if args.tf32 is None else args.tf32 == "on")
     session = Session(args.results, config, run_id=args.run_id)
     if not args.quiet:
         print(f"benchbed run {session.run_id}: {len(cases)} cases x {args.passes} pass(es) -> {session.store.run_dir}",
@@ -386,6 +426,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, desc in RUNNER_DESCRIPTIONS.items():
         print(f"  {name:<10} {desc}")
     print(f"dtypes: {', '.join(DTYPES)}")
+    print(f"attn_impl: default, {', '.join(ATTN_IMPLS)} (those needing a package not installed give skipped records)")
+    print("compiled: false, true (torch.compile; compile time recorded apart from latency)")
     print("devices: cpu, cuda, cuda:N, mps (a device this machine lacks gives skipped records)")
     return EXIT_OK
 

@@ -21,11 +21,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .measure import CudaPeak, PeakRSS, StopRule, measure, no_sync, noise_warning, summarize
+from .measure import CudaPeak, MemoryCap, PeakRSS, StopRule, measure, no_sync, noise_warning, summarize, trim_heap
 from .record import empty_record
 from .spec import Case
 
-__all__ = ["EngineConfig", "Session", "CaseResult", "new_run_id"]
+__all__ = ["EngineConfig", "Session", "CaseResult", "ISOLATE_MODES", "new_run_id", "unavailable_reason"]
+
+#: Values of `EngineConfig.isolate`.
+ISOLATE_MODES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,20 @@ class EngineConfig:
     #: Interleaved passes over the cases (`Session.run`); each pass of a case is its own record,
     #: so a run carries its own run-to-run spread into `benchbed compare`.
     passes: int = 1
+    #: Each case in a fresh subprocess: "always", "never", or "auto" (CUDA cases only: the CUDA
+    #: context, caching allocator, cuBLAS workspaces and compiled kernels of earlier cases stay in
+    #: a process and show in its device-memory figures; on the CPU the heap is trimmed before each
+    #: case instead, which keeps the RSS figure independent of earlier cases; see docs/gpu.md).
+    isolate: str = "auto"
+    #: Memory a case may add on top of what the process holds when it starts (MiB); past it the
+    #: case is an ``oom`` record. None: no cap.
+    memory_cap_mb: float | None = None
+    #: Wall-clock limit of an isolated case's subprocess (seconds); past it, a ``timeout`` record.
+    case_timeout_s: float | None = None
+    #: Seconds of calls in the separate NVML pass (memory used, utilisation, energy) on CUDA.
+    resource_pass_s: float = 1.0
+    #: Allow TF32 matmuls on CUDA (True/False), or leave torch's setting (None); recorded either way.
+    tf32: bool | None = None
 
 
 @dataclass
@@ -68,8 +85,15 @@ def new_run_id(now: _dt.datetime | None = None) -> str:
 
 
 def _quiet_transformers() -> None:
+    import logging
+
     import transformers
 
+    # torchao (imported by transformers where installed) warns once per CUDA extension a CPU build
+    # lacks, and torch's pytree about torchao's enums: noise, not news, in every run.
+    for name in ("torchao", "torch.utils._pytree"):
+        if logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(logging.ERROR)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
@@ -86,9 +110,17 @@ def _device_sync(device: str) -> Callable[[], None]:
     return no_sync
 
 
+#: Packages an attention implementation needs beyond torch and transformers.
+_ATTN_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
+
+
 def unavailable_reason(case: Case) -> str | None:
     """Why this machine cannot run the case, or None."""
+    import importlib.util
+
     import torch
+
+    from .models.precision import precision_unavailable
 
     if case.device.startswith("cuda"):
         if not torch.cuda.is_available():
@@ -96,17 +128,38 @@ def unavailable_reason(case: Case) -> str | None:
         index = int(case.device.split(":")[1]) if ":" in case.device else 0
         if index >= torch.cuda.device_count():
             return f"{case.device} requested but only {torch.cuda.device_count()} CUDA device(s) present"
-        if case.dtype == "bf16" and not torch.cuda.is_bf16_supported():
-            return f"bf16 is not supported by {torch.cuda.get_device_name(index)}"
     if case.device == "mps" and not torch.backends.mps.is_available():
         return "MPS is not available on this machine"
+    reason = precision_unavailable(case.dtype, case.device, str(case.option("int8", "dynamic")))
+    if reason:
+        return reason
+    package = _ATTN_PACKAGES.get(case.attn_impl or "")
+    if package and importlib.util.find_spec(package) is None:
+        return f"attn_impl {case.attn_impl} needs the {package} package, which is not installed"
+    if case.attn_impl and case.attn_impl.startswith("flash") and not case.device.startswith("cuda"):
+        return f"attn_impl {case.attn_impl} runs only on CUDA"
     return None
 
 
 def _is_oom(exc: BaseException) -> bool:
     import torch
 
-    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return (isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in text
+            or "can't allocate memory" in text)
+
+
+def _attn_unsupported(exc: BaseException) -> bool:
+    """transformers refusing an attention implementation for this architecture."""
+    text = str(exc)
+    return isinstance(exc, (ValueError, ImportError)) and ("attn_implementation" in text or "attention implementation" in text
+                                                           or "does not support" in text and "attention" in text)
+
+
+def _tf32_enabled() -> bool:
+    import torch
+
+    return bool(torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest")
 
 
 class Session:
@@ -119,7 +172,10 @@ class Session:
         from .env import collect_env
         from .store import open_store
 
+        if config.isolate not in ISOLATE_MODES:
+            raise ValueError(f"isolate must be one of {', '.join(ISOLATE_MODES)}, got {config.isolate!r}")
         self.config = config
+        self.results_root = str(results)
         self.run_id = run_id or new_run_id()
         self.started_at = _dt.datetime.now(_dt.timezone.utc)
         # Fix the setting for both paths: the pipeline would otherwise set it to "false" for the
@@ -129,9 +185,13 @@ class Session:
 
         if config.threads:
             torch.set_num_threads(config.threads)
+        if config.tf32 is not None:
+            torch.backends.cuda.matmul.allow_tf32 = config.tf32
+            torch.backends.cudnn.allow_tf32 = config.tf32
         _quiet_transformers()
         self.env = collect_env()
         self.store = store if store is not None else open_store(results, self.run_id)
+        self.in_child = False
         self._bundles: dict[tuple, Any] = {}
         self._pipes: dict[tuple, Any] = {}
         self._parity: dict[str, Any] = {}
@@ -162,19 +222,37 @@ class Session:
         return compact_run(run_dir)
 
     # -- caches ---------------------------------------------------------------------------------
+    @staticmethod
+    def _bundle_key(case: Case, task: Any) -> tuple:
+        compile_opts = (case.option("compile_backend", "inductor"), case.option("compile_mode")) if case.compiled else None
+        return (case.model, task.head, task.labels, case.dtype, case.device, case.attn_impl,
+                case.option("int8", "dynamic") if case.dtype == "int8" else None, compile_opts)
+
     def bundle(self, case: Case, task: Any) -> Any:
         from .models import load_model
 
-        key = (case.model, task.head, task.labels, case.dtype, case.device)
+        key = self._bundle_key(case, task)
         if key not in self._bundles:
-            self._bundles[key] = load_model(case.model, task.head, task.labels, case.dtype, case.device,
-                                            seed=self.config.seed, trust_remote_code=self.config.trust_remote_code)
+            if case.device.startswith("cuda"):
+                # Another model's weights left on the GPU would count in this case's memory peaks.
+                self._bundles.clear()
+                self._pipes.clear()
+                _release(case.device)
+            bundle = load_model(case.model, task.head, task.labels, case.dtype, case.device, seed=self.config.seed,
+                                trust_remote_code=self.config.trust_remote_code, attn_impl=case.attn_impl,
+                                int8_method=str(case.option("int8", "dynamic")))
+            if case.compiled:
+                # In place, so the module object both paths call is the compiled one (a wrapper from
+                # torch.compile(module) is not a PreTrainedModel, which pipelines require).
+                bundle.module.compile(backend=case.option("compile_backend", "inductor"),
+                                      mode=case.option("compile_mode"))
+            self._bundles[key] = bundle
         return self._bundles[key]
 
     def pipe(self, case: Case, task: Any, bundle: Any) -> Any:
         from .runners import build_pipeline
 
-        key = (case.model, task.name, case.dtype, case.device)
+        key = (self._bundle_key(case, task), task.name)
         if key not in self._pipes:
             self._pipes[key] = build_pipeline(task, bundle, case.device)
         return self._pipes[key]
@@ -197,7 +275,10 @@ class Session:
             "run_id": self.run_id, "case_id": case.case_id, "pair_id": case.pair_id, "started_at": self.started_at,
             "suite": self.config.suite, "task": case.task, "model": case.model, "runner": case.runner,
             "device": case.device, "dtype": case.dtype, "batch_size": case.batch_size, "seq_len": case.seq_len,
-            "new_tokens": case.new_tokens, "compiled": False, "threads": torch.get_num_threads(),
+            "new_tokens": case.new_tokens, "attn_impl": case.attn_impl, "compiled": case.compiled,
+            "compile_backend": case.option("compile_backend", "inductor") if case.compiled else None,
+            "threads": torch.get_num_threads(), "tf32": _tf32_enabled(), "isolated": self.in_child,
+            "memory_cap_mb": self.config.memory_cap_mb,
             "options": json.dumps({**dict(case.options), **({"inject_slowdown": self.config.inject_slowdown}
                                                              if self.config.inject_slowdown else {})}, sort_keys=True),
         })
@@ -215,20 +296,56 @@ class Session:
             self._parity[case.pair_id] = task.compare(raw, piped, case.dtype)
         return self._parity[case.pair_id]
 
+    def isolates(self, case: Case) -> bool:
+        """Whether `case` runs in a fresh subprocess under this session's `isolate` setting."""
+        if self.in_child:
+            return False
+        mode = self.config.isolate
+        return mode == "always" or (mode == "auto" and case.device.startswith("cuda"))
+
     def run(self, cases: list[Case], progress: Callable[[int, int, CaseResult], None] | None = None) -> list[CaseResult]:
         """All cases, `config.passes` times over, interleaved (pass 1 of every case, then pass 2, ...),
-        so a slow drift of the machine's speed spreads over every case instead of hitting a few."""
+        so a slow drift of the machine's speed spreads over every case instead of hitting a few.
+
+        Batch-size sweeps stop at memory: once a batch size runs out of memory, the larger batch
+        sizes of the same path and cell are recorded as skipped rather than tried."""
         total = len(cases) * self.config.passes
-        out = []
+        out: list[CaseResult] = []
+        oom_at: dict[str, int] = {}
         for p in range(self.config.passes):
             for case in cases:
-                out.append(self.run_case(case, pass_index=p))
+                sweep = _sweep_key(case)
+                if sweep in oom_at and case.batch_size > oom_at[sweep]:
+                    result = self.skip_case(case, f"not run: batch size {oom_at[sweep]} already ran out of memory "
+                                                  f"on this path", pass_index=p)
+                elif self.isolates(case):
+                    from .isolate import run_isolated
+
+                    result = run_isolated(self, case, pass_index=p)
+                else:
+                    result = self.run_case(case, pass_index=p)
+                if result.status == "oom":
+                    oom_at[sweep] = min(case.batch_size, oom_at.get(sweep, case.batch_size))
+                out.append(result)
                 if progress is not None:
                     progress(len(out), total, out[-1])
         return out
 
+    def skip_case(self, case: Case, message: str, pass_index: int = 0, status: str = "skipped",
+                  **columns: Any) -> CaseResult:
+        """Store a record for a case that was not measured (status, message and any `columns`)."""
+        rec = self.base_record(case)
+        rec.update(pass_index=pass_index, status=status, message=message, **columns)
+        return self._finish(case, rec, ())
+
+    def _finish(self, case: Case, rec: dict[str, Any], samples: tuple[float, ...]) -> CaseResult:
+        path = self.store.write(rec)
+        result = CaseResult(case=case, record=rec, path=path, samples=samples)
+        self.results.append(result)
+        return result
+
     def run_case(self, case: Case, pass_index: int = 0) -> CaseResult:
-        """Measure one case and store its record, whatever happens."""
+        """Measure one case in this process and store its record, whatever happens."""
         from .tasks import get_task
 
         rec = self.base_record(case)
@@ -240,9 +357,15 @@ class Session:
                 rec.update(status="skipped", message=reason)
             else:
                 task = get_task(case.task).configure(case)
-                bundle = self.bundle(case, task)
+                try:
+                    bundle = self.bundle(case, task)
+                except Exception as exc:
+                    if case.attn_impl and _attn_unsupported(exc):
+                        raise _Skip(f"attn_impl {case.attn_impl}: {exc}".strip()[:500]) from None
+                    raise
                 rec.update(model_params=bundle.params, model_config=bundle.config_name, model_weights=bundle.weights,
-                           attn_impl=getattr(bundle.module.config, "_attn_implementation", None))
+                           attn_impl=getattr(bundle.module.config, "_attn_implementation", None),
+                           quant_method=bundle.extra.get("quant_method"))
                 if task.modality == "image":  # the preprocessing backend changes the cost: record it
                     from .tasks.image_classification import preprocessor_backend
 
@@ -260,40 +383,64 @@ class Session:
                         if case.runner == "pipeline" and not task.pipeline_available():
                             rec.update(status="skipped", message=_no_pipeline(task))
                         else:
-                            samples = self._measure(case, task, bundle, inputs, rec, phases=pass_index == 0)
+                            cap = None if self.config.memory_cap_mb is None else int(self.config.memory_cap_mb * 2**20)
+                            with MemoryCap(cap, case.device):
+                                samples = self._measure(case, task, bundle, inputs, rec, phases=pass_index == 0)
+        except _Skip as skip:
+            rec.update(status="skipped", message=str(skip))
         except Exception as exc:  # failures are data
             rec.update(status="oom" if _is_oom(exc) else "error",
                        message=f"{exc.__class__.__name__}: {exc}".strip()[:2000])
             if rec["status"] == "error" and os.environ.get("BENCHBED_TRACEBACK"):
                 traceback.print_exc(file=sys.stderr)
+            if rec["status"] == "oom":
+                self._parity.pop(case.pair_id, None)
             _release(case.device)
-        path = self.store.write(rec)
-        result = CaseResult(case=case, record=rec, path=path, samples=samples)
-        self.results.append(result)
-        return result
+        return self._finish(case, rec, samples)
 
     def _measure(self, case: Case, task: Any, bundle: Any, inputs: list[Any], rec: dict[str, Any],
                  phases: bool = True) -> tuple[float, ...]:
+        from .measure.flops import count_flops, matmul_peak_tflops
+        from .measure.gpu import EventTimer, NvmlSampler, nvml_handle
+
+        run = self.runner(case, task, bundle, inputs)
+        if case.compiled:
+            # Compilation happens in the first calls; they are timed here, apart from the samples.
+            rec["compile_s"], rec["compile_graphs"] = _compile_warmup(run)
         parity = self.parity(case, task, bundle, inputs)
         if parity is not None:
             rec.update(parity_ok=parity.ok, parity_detail=parity.detail)
         else:
             rec.update(parity_detail=f"not checked: {_no_pipeline(task)}")
-        run = self.runner(case, task, bundle, inputs)
+        base = run
         steps: list[tuple[float, float]] = []
         if task.streams:
             run.streamer = _StepTimer()
             run = _with_steps(run, steps)
         call = _slowed(run, self.config.inject_slowdown) if self.config.inject_slowdown else run
+        cuda = case.device.startswith("cuda")
+        events = EventTimer(case.device) if cuda else None
+        graphs_before = _graph_count() if case.compiled else 0
+        # What earlier cases freed must not hide this case's own memory: hand it back first.
+        _release(case.device)
+        trim_heap()
         t0 = time.perf_counter()
         with PeakRSS() as rss, CudaPeak(case.device) as gpu:
-            timing = measure(call, self.config.rule, sync=run.sync)
-        phases = [run.call_with_phases()[1] for _ in range(self.config.phase_calls if phases else 0)]
+            timing = measure(call, self.config.rule, sync=run.sync, events=events)
+        measure_s = time.perf_counter() - t0
         stats = summarize(timing.samples, seed=self.config.seed)
+        if steps:
+            timed = steps[-len(timing.samples):]  # warm-up calls came first
+            rec["ttft_s"] = float(np.median([t for t, _ in timed]))
+            rec["tpot_s"] = float(np.median([p for _, p in timed]))
+        noise = noise_warning(stats)
+        if case.compiled and _graph_count() != graphs_before:
+            noise = "; ".join(x for x in (noise, "recompiled during timing") if x)
+        phase_times = [run.call_with_phases()[1] for _ in range(self.config.phase_calls if phases else 0)]
         rec.update(stats.as_columns())
         rec.update(
             status="ok", samples_s=list(timing.samples), n_samples=stats.n, warmup=timing.warmup,
-            stop_reason=timing.stop_reason, measure_s=time.perf_counter() - t0, noise=noise_warning(stats),
+            stop_reason=timing.stop_reason, measure_s=measure_s, noise=noise or None,
             items_per_s=case.batch_size / stats.median if stats.median > 0 else None,
             tokens_per_s=(case.batch_size * (task.new_tokens if task.streams else case.seq_len) / stats.median
                           if stats.median > 0 else None),
@@ -301,13 +448,39 @@ class Session:
             gpu_alloc_peak_mb=None if gpu.allocated is None else gpu.allocated / 2**20,
             gpu_reserved_peak_mb=None if gpu.reserved is None else gpu.reserved / 2**20,
         )
-        if steps:
-            timed = steps[-len(timing.samples):]  # warm-up calls came first
-            rec["ttft_s"] = float(np.median([t for t, _ in timed]))
-            rec["tpot_s"] = float(np.median([p for _, p in timed]))
-        if phases:
+        if events is not None and events.samples:
+            rec["event_samples_s"] = list(events.samples)
+            rec["cuda_event_median_s"] = float(np.median(events.samples))
+        if phase_times:
             for key in ("pre", "fwd", "post"):
-                rec[f"{key}_s"] = float(np.median([p[key] for p in phases]))
+                rec[f"{key}_s"] = float(np.median([p[key] for p in phase_times]))
+        # Efficiency: FLOPs of one call of this path against the device's measured matmul peak.
+        flops = count_flops(base)
+        if flops and stats.median > 0:
+            rec["flops_per_call"] = float(flops)
+            rec["achieved_tflops"] = flops / stats.median / 1e12
+            peak = matmul_peak_tflops(case.device, case.dtype)
+            if peak:
+                rec["peak_tflops"], rec["peak_probe"] = peak
+                rec["peak_fraction"] = rec["achieved_tflops"] / peak[0]
+        # Device counters in their own pass: a sampler thread is a second workload.
+        handle = nvml_handle(case.device) if cuda else None
+        if handle is not None:
+            calls = 0
+            with NvmlSampler(handle) as sampler:
+                end = time.perf_counter() + self.config.resource_pass_s
+                while calls < 3 or time.perf_counter() < end:
+                    base()
+                    base.sync()
+                    calls += 1
+            used = sampler.peak_used_bytes
+            powers = [x.power_w for x in sampler.samples if x.power_w is not None]
+            rec.update(gpu_nvml_used_peak_mb=None if used is None else used / 2**20,
+                       gpu_util_mean_pct=sampler.mean_util_pct,
+                       gpu_power_mean_w=float(np.mean(powers)) if powers else None,
+                       energy_method=sampler.energy_method,
+                       energy_j_per_item=(sampler.energy_j / (calls * case.batch_size)
+                                          if sampler.energy_j is not None else None))
         if parity is not None and not parity.ok:
             rec["message"] = f"PARITY MISMATCH: {parity.detail}"
         return timing.samples
@@ -399,3 +572,42 @@ def _release(device: str) -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+class _Skip(Exception):
+    """A case this machine or model cannot run, found while setting it up."""
+
+
+def _sweep_key(case: Case) -> str:
+    """Id of a case's batch-size sweep: the case with its batch size left out."""
+    from dataclasses import replace
+
+    return replace(case, batch_size=1).case_id
+
+
+def _graph_count() -> int:
+    try:
+        from torch._dynamo.utils import counters
+
+        return int(counters["stats"]["unique_graphs"])
+    except Exception:
+        return 0
+
+
+def _compile_warmup(run: Any, max_calls: int = 8) -> tuple[float, int]:
+    """Call `run` until a call compiles nothing new; returns (seconds of the calls that compiled,
+    graphs compiled). 0 seconds means the graphs were already compiled, by the other path of the
+    pair (parity runs both) or an earlier case of the same shapes."""
+    seconds, graphs = 0.0, 0
+    for _ in range(max_calls):
+        before = _graph_count()
+        t0 = time.perf_counter()
+        run()
+        run.sync()
+        dt = time.perf_counter() - t0
+        new = _graph_count() - before
+        if new <= 0:
+            break
+        seconds += dt
+        graphs += new
+    return seconds, graphs

@@ -121,6 +121,7 @@ ENV_KEYS: tuple[EnvKey, ...] = (
     EnvKey("env_ci", _ci, "running under CI (CI environment variable set)"),
     EnvKey("env_tokenizers_parallelism", lambda: os.environ.get("TOKENIZERS_PARALLELISM"),
            "TOKENIZERS_PARALLELISM as fixed for both paths"),
+    EnvKey("env_torchao", lambda: _version("torchao"), "torchao version (int8 quantisation)"),
 )
 
 COMPARABLE_KEYS: tuple[str, ...] = tuple(k.name for k in ENV_KEYS if k.comparable)

@@ -7,6 +7,11 @@ Schema history:
   1 — first version.
   2 — ``pass_index``: which of a run's interleaved passes over the matrix measured this record
       (0 when the run made one pass); a case measured in N passes has N records in the run.
+  3 — GPUs, precisions and memory: ``quant_method``, ``compile_backend``, ``compile_s``,
+      ``compile_graphs``, ``tf32``, ``isolated``, ``memory_cap_mb``, ``event_samples_s`` and
+      ``cuda_event_median_s`` (CUDA events around the same timed calls), ``gpu_util_mean_pct``,
+      ``gpu_power_mean_w``, ``energy_method``, ``peak_tflops``, ``peak_probe``, ``peak_fraction``,
+      ``env_torchao``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import pyarrow as pa
 
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -29,7 +34,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     # case
     ("task", _s), ("model", _s), ("model_params", _i), ("model_config", _s), ("model_weights", _s), ("runner", _s),
     ("device", _s), ("dtype", _s), ("batch_size", _i), ("seq_len", _i), ("new_tokens", _i), ("attn_impl", _s),
-    ("compiled", _b), ("threads", _i), ("options", _s),
+    ("compiled", _b), ("compile_backend", _s), ("quant_method", _s), ("tf32", _b), ("threads", _i), ("options", _s),
+    ("isolated", _b), ("memory_cap_mb", _f),
     # outcome
     ("status", _s), ("message", _s),
     # parity
@@ -39,20 +45,22 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("lat_min_s", _f), ("lat_median_s", _f), ("lat_mean_s", _f), ("lat_p90_s", _f), ("lat_p95_s", _f),
     ("lat_p99_s", _f), ("lat_max_s", _f), ("lat_std_s", _f), ("lat_iqr_s", _f),
     ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),
+    ("compile_s", _f), ("compile_graphs", _i), ("event_samples_s", pa.list_(_f)), ("cuda_event_median_s", _f),
     # rate
     ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f),
     # phases
     ("pre_s", _f), ("fwd_s", _f), ("post_s", _f),
     # memory
     ("cpu_rss_peak_delta_mb", _f), ("cpu_rss_method", _s), ("gpu_alloc_peak_mb", _f), ("gpu_reserved_peak_mb", _f),
-    ("gpu_nvml_used_peak_mb", _f),
+    ("gpu_nvml_used_peak_mb", _f), ("gpu_util_mean_pct", _f), ("gpu_power_mean_w", _f),
     # efficiency
-    ("flops_per_call", _f), ("achieved_tflops", _f), ("energy_j_per_item", _f),
+    ("flops_per_call", _f), ("achieved_tflops", _f), ("peak_tflops", _f), ("peak_probe", _s), ("peak_fraction", _f),
+    ("energy_j_per_item", _f), ("energy_method", _s),
     # environment
     ("env_host", _s), ("env_os", _s), ("env_cpu", _s), ("env_cores", _i), ("env_gpu", _s), ("env_gpu_driver", _s),
     ("env_cuda", _s), ("env_python", _s), ("env_torch", _s), ("env_transformers", _s), ("env_tokenizers", _s),
     ("env_benchbed", _s), ("env_git_sha", _s), ("env_git_dirty", _b), ("env_ci", _b),
-    ("env_tokenizers_parallelism", _s),
+    ("env_tokenizers_parallelism", _s), ("env_torchao", _s),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

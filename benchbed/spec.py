@@ -18,18 +18,30 @@ __all__ = [
     "Case",
     "Matrix",
     "SpecError",
+    "ATTN_IMPLS",
     "DTYPES",
     "RUNNERS",
+    "parse_attn_impl",
+    "parse_bool",
     "parse_shard",
     "validate_device",
 ]
 
-#: Precisions accepted on the ``dtype`` axis.
-DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16")
+#: Precisions accepted on the ``dtype`` axis; ``int8`` is torchao's int8 quantisation of the linear layers.
+DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
+#: Attention implementations transformers knows; ``None`` on the axis means the model's default.
+#: Those that need an extra package (flash-attn, kernels) are `skipped` where it is not installed.
+ATTN_IMPLS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 #: Ways of invoking the same module: the raw module call and ``transformers.pipeline``.
 RUNNERS: tuple[str, ...] = ("torch", "pipeline")
 #: Matrix axes in expansion order; ``runner`` is last so a torch/pipeline pair runs back to back.
-AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "batch_size", "seq_len", "runner")
+AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "attn_impl", "compiled", "batch_size", "seq_len",
+                         "runner")
+#: Case fields added after the first schema; left out of `Case.params` at their default, so the ids of
+#: cases that do not use them stay what they were.
+_LATE_FIELDS: dict[str, Any] = {"attn_impl": None, "compiled": False}
+_TRUE = {"true", "yes", "on", "1", "compiled"}
+_FALSE = {"false", "no", "off", "0", "eager-mode", "none", ""}
 
 _DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
@@ -58,6 +70,27 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def parse_bool(name: str, value: Any) -> bool:
+    """A boolean axis value from Python, TOML or a command line (true/false, yes/no, on/off, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SpecError(f"{name} must be true or false, got {value!r}")
+
+
+def parse_attn_impl(value: Any) -> str | None:
+    """An attention implementation name, or None (``default``) for the model's own choice."""
+    if value is None or str(value).strip().lower() in ("", "default", "none"):
+        return None
+    if value not in ATTN_IMPLS:
+        raise SpecError(f"unknown attn_impl {value!r} (valid: default, {', '.join(ATTN_IMPLS)})")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Case:
     """One benchmark cell: a task on a model, invoked one way, at one device, precision and shape.
@@ -75,12 +108,24 @@ class Case:
     seq_len: int = 128
     new_tokens: int | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    #: Attention implementation the module is loaded with; None keeps the model's default.
+    attn_impl: str | None = None
+    #: Whether the module both paths call is ``torch.compile``d.
+    compiled: bool = False
 
     def params(self) -> dict[str, Any]:
-        """The case's parameters as plain JSON-able values, in field order."""
+        """The case's parameters as plain JSON-able values, in field order (fields added later are
+        left out at their default, so older case ids stay valid)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["options"] = dict(self.options)
+        for name, default in _LATE_FIELDS.items():
+            if out[name] == default:
+                del out[name]
         return out
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """One entry of `options`."""
+        return dict(self.options).get(name, default)
 
     @property
     def case_id(self) -> str:
@@ -103,6 +148,10 @@ class Case:
         parts = [self.task, self.model, self.runner, self.device, self.dtype, f"b{self.batch_size}", f"s{self.seq_len}"]
         if self.new_tokens is not None:
             parts.append(f"n{self.new_tokens}")
+        if self.attn_impl is not None:
+            parts.append(f"attn={self.attn_impl}")
+        if self.compiled:
+            parts.append("compiled")
         parts += [f"{k}={v}" for k, v in self.options]
         return "-".join(parts)
 
@@ -128,7 +177,8 @@ class Case:
         bs = _positive_int("batch size", self.batch_size)
         sl = _positive_int("sequence length", self.seq_len)
         nt = None if self.new_tokens is None else _positive_int("new tokens", self.new_tokens)
-        return replace(self, batch_size=bs, seq_len=sl, new_tokens=nt)
+        return replace(self, batch_size=bs, seq_len=sl, new_tokens=nt, attn_impl=parse_attn_impl(self.attn_impl),
+                       compiled=parse_bool("compiled", self.compiled))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -155,6 +205,8 @@ class Matrix:
     runner: tuple[str, ...] = RUNNERS
     device: tuple[str, ...] = ("cpu",)
     dtype: tuple[str, ...] = ("fp32",)
+    attn_impl: tuple[str | None, ...] = (None,)
+    compiled: tuple[bool, ...] = (False,)
     batch_size: tuple[int, ...] = (1,)
     seq_len: tuple[int, ...] = (128,)
     new_tokens: int | None = None
@@ -163,7 +215,7 @@ class Matrix:
     def __post_init__(self) -> None:
         for axis in AXES:
             value = getattr(self, axis)
-            if isinstance(value, (str, int)):
+            if value is None or isinstance(value, (str, int)):
                 value = (value,)
             object.__setattr__(self, axis, tuple(value))
 
@@ -185,10 +237,11 @@ class Matrix:
     def cases(self) -> list[Case]:
         """All cases, deterministic order."""
         out = []
-        for task, model, device, dtype, bs, sl, runner in itertools.product(*(getattr(self, a) for a in AXES)):
+        for task, model, device, dtype, attn, comp, bs, sl, runner in itertools.product(
+                *(getattr(self, a) for a in AXES)):
             out.append(
-                Case(task=task, model=model, runner=runner, device=device, dtype=dtype,
-                     batch_size=bs, seq_len=sl, new_tokens=self.new_tokens, options=self.options)
+                Case(task=task, model=model, runner=runner, device=device, dtype=dtype, batch_size=bs, seq_len=sl,
+                     new_tokens=self.new_tokens, options=self.options, attn_impl=attn, compiled=comp)
             )
         return out
 
@@ -218,6 +271,8 @@ class Matrix:
             self,
             batch_size=tuple(_positive_int("batch size", b) for b in self.batch_size),
             seq_len=tuple(_positive_int("sequence length", s) for s in self.seq_len),
+            attn_impl=tuple(dict.fromkeys(parse_attn_impl(a) for a in self.attn_impl)),
+            compiled=tuple(dict.fromkeys(parse_bool("compiled", c) for c in self.compiled)),
         )
 
     def narrow(self, **axes: Sequence[Any] | None) -> "Matrix":

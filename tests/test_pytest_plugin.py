@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchbed.record import SCHEMA_VERSION
 from benchbed.spec import Case
 from conftest import REPO
 
@@ -44,7 +45,7 @@ def test_suite_run_writes_parquet_that_matches_pytest_benchmark(tmp_path):
     for _, rec in df.iterrows():
         case = Case("text-classification", "synthetic:bert-tiny", runner=rec["runner"], batch_size=4, seq_len=16)
         x = np.asarray(rec["samples_s"])
-        assert rec["schema_version"] == 2 and rec["pass_index"] == 0
+        assert rec["schema_version"] == SCHEMA_VERSION and rec["pass_index"] == 0
         assert rec["case_id"] == case.case_id and rec["pair_id"] == case.pair_id
         assert (rec["task"], rec["model"], rec["device"], rec["dtype"]) == (
             "text-classification", "synthetic:bert-tiny", "cpu", "fp32")

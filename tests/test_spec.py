@@ -31,7 +31,7 @@ def test_matrix_order_is_deterministic_with_runner_innermost():
     ({"task": ("nope",)}, f"unknown task 'nope' (valid: {', '.join(task_names())})"),
     ({"model": ("gpt-17",)}, "unknown model 'gpt-17'"),
     ({"runner": ("onnx",)}, "unknown runner 'onnx' (valid: torch, pipeline)"),
-    ({"dtype": ("fp8",)}, "unknown dtype 'fp8' (valid: fp32, bf16, fp16)"),
+    ({"dtype": ("fp8",)}, "unknown dtype 'fp8' (valid: fp32, bf16, fp16, int8)"),
     ({"device": ("tpu",)}, "unknown device 'tpu' (valid: cpu, cuda, cuda:N, mps)"),
     ({"batch_size": (0,)}, "batch size must be a positive integer, got 0"),
     ({"seq_len": (-3,)}, "sequence length must be a positive integer, got -3"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["PeakRSS", "CudaPeak", "rss_bytes"]
+__all__ = ["PeakRSS", "CudaPeak", "MemoryCap", "rss_bytes", "trim_heap"]
 
 _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
@@ -109,3 +109,69 @@ class CudaPeak:
             torch.cuda.synchronize(self.device)
             self.allocated = torch.cuda.max_memory_allocated(self.device)
             self.reserved = torch.cuda.max_memory_reserved(self.device)
+
+
+def trim_heap() -> bool:
+    """Hand memory the C heap holds but no longer uses back to the kernel (glibc ``malloc_trim``),
+    so a case's RSS increase is not hidden by what earlier cases freed. False where unavailable."""
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0) or True)
+    except (OSError, AttributeError):
+        return False
+
+
+def _vm_size() -> int | None:
+    kb = _status_kb("VmSize")
+    return None if kb is None else kb * 1024
+
+
+class MemoryCap:
+    """Limit the memory a block may add on top of what the process holds when it starts.
+
+    CPU: the soft ``RLIMIT_AS`` is set to the current virtual size plus `cap_bytes`, so an
+    allocation past it fails inside the allocator (a real ``can't allocate memory`` error, not the
+    kernel's OOM killer). CUDA: the caching allocator's per-process fraction is set to what is
+    reserved now plus `cap_bytes`. Both are restored on exit. Inert when `cap_bytes` is None."""
+
+    def __init__(self, cap_bytes: int | None, device: str) -> None:
+        self.cap_bytes = cap_bytes
+        self.device = device
+        self._old: Any = None
+
+    def __enter__(self) -> "MemoryCap":
+        if self.cap_bytes is None:
+            return self
+        if self.device.startswith("cuda"):
+            import torch
+
+            total = torch.cuda.get_device_properties(self.device).total_memory
+            held = torch.cuda.memory_reserved(self.device)
+            torch.cuda.set_per_process_memory_fraction(min(1.0, (held + self.cap_bytes) / total), self.device)
+            self._old = "cuda"
+        elif self.device == "cpu":
+            import resource
+
+            size = _vm_size()
+            if size is not None:
+                self._old = resource.getrlimit(resource.RLIMIT_AS)
+                hard = self._old[1]
+                soft = size + self.cap_bytes
+                if hard != resource.RLIM_INFINITY:
+                    soft = min(soft, hard)
+                resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is None:
+            return
+        if self._old == "cuda":
+            import torch
+
+            torch.cuda.set_per_process_memory_fraction(1.0, self.device)
+        else:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, self._old)
+        self._old = None

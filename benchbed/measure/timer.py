@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .stats import median_ci_order
 
@@ -57,8 +57,12 @@ class Timing:
 
 
 def measure(fn: Callable[[], object], rule: StopRule = StopRule(), sync: Callable[[], None] = no_sync,
-            clock: Callable[[], float] = time.perf_counter) -> Timing:
-    """Time `fn` under `rule`; `sync` is called after each call, inside the timed region."""
+            clock: Callable[[], float] = time.perf_counter, events: Any = None) -> Timing:
+    """Time `fn` under `rule`; `sync` is called after each call, inside the timed region.
+
+    `events` (a `benchbed.measure.gpu.EventTimer`) also times each call on the device's own clock:
+    started before the call, stopped before the synchronise, read after it, outside the
+    wall-clock interval's arithmetic."""
     for _ in range(rule.warmup):
         fn()
         sync()
@@ -67,11 +71,17 @@ def measure(fn: Callable[[], object], rule: StopRule = StopRule(), sync: Callabl
     start = clock()
     reason = "max_samples"
     while True:
+        if events is not None:
+            events.start()
         t0 = clock()
         fn()
+        if events is not None:
+            events.stop()
         sync()
         t1 = clock()
         samples.append(t1 - t0)
+        if events is not None:
+            events.collect()
         n = len(samples)
         elapsed = t1 - start
         if n >= rule.max_samples:

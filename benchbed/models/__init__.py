@@ -55,14 +55,16 @@ def describe_models() -> list[tuple[str, str]]:
 
 
 def load_model(name: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str, seed: int = 0,
-               trust_remote_code: bool = False) -> ModelBundle:
-    """Build or load model `name` with `head`, cast to `dtype` on `device`."""
+               trust_remote_code: bool = False, attn_impl: str | None = None,
+               int8_method: str = "dynamic") -> ModelBundle:
+    """Build or load model `name` with `head`, cast to `dtype` (quantised for ``int8``) on `device`,
+    with attention implementation `attn_impl` (None: the model's default)."""
     kind, arg = resolve(name)
     if kind == "synthetic":
         from .synthetic import load_synthetic
 
-        return load_synthetic(arg, head, labels, dtype, device, seed)
+        return load_synthetic(arg, head, labels, dtype, device, seed, attn_impl, int8_method)
     from .hub import load_pretrained
 
     source = packaged_path(arg) if kind == "packaged" else arg
-    return load_pretrained(source, name, head, labels, dtype, device, seed, trust_remote_code)
+    return load_pretrained(source, name, head, labels, dtype, device, seed, trust_remote_code, attn_impl, int8_method)

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-__all__ = ["ModelBundle", "HEADS", "TORCH_DTYPES", "auto_class", "seeded", "finish"]
+__all__ = ["ModelBundle", "HEADS", "TORCH_DTYPES", "auto_class", "seeded", "finish", "attn_kwargs"]
 
 #: Model heads a task can ask for, mapped to the transformers Auto class that builds them.
 HEADS: dict[str, str] = {
@@ -22,7 +22,7 @@ HEADS: dict[str, str] = {
     "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
 }
 
-TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+from .precision import TORCH_DTYPES, base_dtype
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,14 +58,25 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def finish(module: Any, dtype: str, device: str) -> Any:
-    """Cast and move a freshly built fp32 module; eval mode, no grad needed."""
+def finish(module: Any, dtype: str, device: str, int8_method: str = "dynamic") -> tuple[Any, str | None]:
+    """Cast and move a freshly built fp32 module, eval mode, no grad; quantise it for ``int8``.
+    Returns the module and the quantisation method (None when not quantised)."""
     import torch
 
-    module = module.to(device=torch.device(device), dtype=getattr(torch, TORCH_DTYPES[dtype]))
+    module = module.to(device=torch.device(device), dtype=getattr(torch, TORCH_DTYPES[base_dtype(dtype, device)]))
     module.eval()
     module.requires_grad_(False)
-    return module
+    method = None
+    if dtype == "int8":
+        from .precision import quantize_int8
+
+        method = quantize_int8(module, device, int8_method)
+    return module, method
+
+
+def attn_kwargs(attn_impl: str | None) -> dict[str, Any]:
+    """Keyword arguments asking transformers for an attention implementation (none: its default)."""
+    return {} if attn_impl is None else {"attn_implementation": attn_impl}
 
 
 def count_params(module: Any) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .bundle import HEADS, ModelBundle, auto_class, count_params, finish, seeded
+from .bundle import HEADS, ModelBundle, attn_kwargs, auto_class, count_params, finish, seeded
 
 __all__ = ["load_pretrained"]
 
@@ -29,7 +29,8 @@ def _has_head(config: Any, head: str) -> bool:
 
 
 def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str,
-                    seed: int = 0, trust_remote_code: bool = False) -> ModelBundle:
+                    seed: int = 0, trust_remote_code: bool = False, attn_impl: str | None = None,
+                    int8_method: str = "dynamic") -> ModelBundle:
     """Load `source` (path or hub id) with `head`; `name` is what the record calls it."""
     from transformers import AutoConfig, AutoTokenizer
 
@@ -44,7 +45,8 @@ def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] |
         overrides = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                      "label2id": {n: i for i, n in enumerate(labels)}}
     with seeded(seed):
-        module = auto_class(head).from_pretrained(source, dtype="float32", **overrides, **common)
+        module = auto_class(head).from_pretrained(source, dtype="float32", **overrides, **common,
+                                                     **attn_kwargs(attn_impl))
     if head == "image-classification":
         from transformers import AutoImageProcessor
 
@@ -62,10 +64,10 @@ def load_pretrained(source: str, name: str, head: str, labels: tuple[str, ...] |
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             tokenizer.padding_side = "left"
-    module = finish(module, dtype, device)
+    module, quant = finish(module, dtype, device, int8_method)
     return ModelBundle(
         module=module, tokenizer=tokenizer, name=name, params=count_params(module),
         config_name=module.config.model_type, weights="pretrained" if has_head else "pretrained, seeded head",
         max_positions=getattr(module.config, "max_position_embeddings", None),
-        extra={"source": source},
+        extra={"source": source, "quant_method": quant},
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .bundle import ModelBundle, auto_class, count_params, finish, seeded
+from .bundle import ModelBundle, attn_kwargs, auto_class, count_params, finish, seeded
 from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer, configure_whisper, ctc_char_processor, whisper_processor
 
 __all__ = ["PRESETS", "Preset", "load_synthetic"]
@@ -156,7 +156,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str,
-                   seed: int = 0) -> ModelBundle:
+                   seed: int = 0, attn_impl: str | None = None, int8_method: str = "dynamic") -> ModelBundle:
     """Build preset `preset` with head `head`; `labels` name the classes of a classification head."""
     import transformers
 
@@ -167,14 +167,14 @@ def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype
         kwargs["label2id"] = {name: i for i, name in enumerate(labels)}
     config = getattr(transformers, spec.config_class)(**kwargs)
     with seeded(seed):
-        module = auto_class(head).from_config(config)
+        module = auto_class(head).from_config(config, **attn_kwargs(attn_impl))
     tokenizer = spec.tokenizer()
     if spec.post_build is not None:
         spec.post_build(module, tokenizer)
-    module = finish(module, dtype, device)
+    module, quant = finish(module, dtype, device, int8_method)
     return ModelBundle(
         module=module, tokenizer=tokenizer, name=f"synthetic:{preset}", params=count_params(module),
         config_name=config.model_type, weights="random",
         max_positions=getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None),
-        extra={"mirrors": spec.mirrors},
+        extra={"mirrors": spec.mirrors, "quant_method": quant},
     )

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import charts
-from .data import GROUP_KEY, cells_of, latest_run, overhead_sentence, problems
+from .data import GROUP_KEY, cells_of, label_variants, latest_run, overhead_sentence, problems
 from .html import esc, figure, fmt_ms, fmt_num, ratio_class, render_page, table
 
 __all__ = ["build_report", "write_report", "comparison_section"]
@@ -150,6 +150,7 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
                  change_points: dict[tuple, list[Any]] | None = None, resamples: int = 1000) -> str:
     """The page for records `df` (its newest run leads); with `baseline` and `current`, a side-by-side
     comparison section too."""
+    df, baseline, current = label_variants(df), label_variants(baseline), label_variants(current)
     latest = latest_run(df)
     cells = cells_of(latest, resamples=resamples)
     runs = df["run_id"].nunique()
@@ -183,7 +184,13 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         sections.append(("Generation", figure(gen, "Time to first token and per output token")))
     eff = charts.efficiency(latest)
     if eff:
-        sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s")))
+        sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s") + _efficiency_table(latest)))
+    fits = _largest_fit(latest)
+    if fits:
+        sections.append(("Largest batch that fit", fits))
+    dev = _device_table(latest)
+    if dev:
+        sections.append(("Devices, compilation and energy", dev))
     if change_points is None and df["run_id"].nunique() >= 4:
         change_points = _change_points_by_group(df)
     hist = charts.history_trend(df, change_points)
@@ -194,6 +201,65 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     sections.append(("Environment", _environment(latest)))
     sections.append(("Runs", _runs(df)))
     return render_page(title, sections, subtitle)
+
+
+def _g(value: Any) -> str:
+    """Three significant digits; a dash for a missing value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{float(value):.3g}"
+
+
+def _efficiency_table(latest: Any, limit: int = 200) -> str:
+    ok = latest[(latest["status"] == "ok") & latest["achieved_tflops"].notna()]
+    if ok.empty:
+        return ""
+    rows = []
+    for _, r in ok.head(limit).iterrows():
+        rows.append([esc(r["task"]), esc(r["model"]), esc(r["runner"]), esc(r["device"]), esc(r["dtype"]),
+                     esc(r["batch_size"]), esc(r["seq_len"]), _g(r["flops_per_call"] / 1e9),
+                     _g(r["achieved_tflops"]), _g(r.get("peak_tflops")),
+                     esc(None if r.get("peak_fraction") is None or r["peak_fraction"] != r["peak_fraction"]
+                         else f"{100 * r['peak_fraction']:.1f}%"), esc(r.get("peak_probe"))])
+    return table(["task", "model", "runner", "device", "dtype", "batch", "seq", "GFLOP/call", "TFLOP/s",
+                  "peak TFLOP/s", "of peak", "peak probe"], rows, numeric={5, 6, 7, 8, 9, 10})
+
+
+def _largest_fit(latest: Any) -> str:
+    from ..summary import largest_fit
+
+    fits = largest_fit(latest.to_dict("records"))
+    if not fits:
+        return ""
+    rows = [[esc(r["task"]), esc(r["model"]), esc(r["runner"]), esc(r["device"]), esc(r["dtype"]),
+             esc(r["seq_len"]), esc(fit if fit is not None else "none"), esc(oom)] for r, fit, oom in fits]
+    return table(["task", "model", "runner", "device", "dtype", "seq", "largest batch that ran", "first out of memory"],
+                 rows, numeric={5, 6, 7})
+
+
+_DEVICE_COLS = [("compile_s", "compile s"), ("gpu_alloc_peak_mb", "GPU alloc MB"),
+                ("gpu_reserved_peak_mb", "GPU reserved MB"), ("gpu_nvml_used_peak_mb", "NVML used MB"),
+                ("gpu_util_mean_pct", "GPU util %"), ("gpu_power_mean_w", "power W"),
+                ("energy_j_per_item", "J/item"), ("cuda_event_median_s", "CUDA-event median ms")]
+
+
+def _device_table(latest: Any, limit: int = 300) -> str:
+    present = [(c, h) for c, h in _DEVICE_COLS if c in latest.columns and latest[c].notna().any()]
+    if not present:
+        return ""
+    ok = latest[latest["status"] == "ok"]
+    ok = ok[ok[[c for c, _ in present]].notna().any(axis=1)]
+    rows = []
+    for _, r in ok.head(limit).iterrows():
+        row = [esc(r["task"]), esc(r["model"]), esc(r["runner"]), esc(r["device"]), esc(r["dtype"]),
+               esc(r["batch_size"]), esc(r["seq_len"]), fmt_ms(r["lat_median_s"])]
+        for c, _ in present:
+            v = r[c]
+            row.append(fmt_ms(v) if c == "cuda_event_median_s" else _g(v))
+        rows.append(row)
+    note = "" if len(ok) <= limit else f"<p>showing {limit} of {len(ok)} records</p>"
+    return table(["task", "model", "runner", "device", "dtype", "batch", "seq", "median ms"] + [h for _, h in present],
+                 rows, numeric=set(range(5, 8 + len(present)))) + note
 
 
 def _change_points_by_group(df: Any) -> dict[tuple, list[Any]]:

@@ -9,11 +9,30 @@ import numpy as np
 
 from ..measure.stats import ratio_ci
 
-__all__ = ["CELL_KEY", "GROUP_KEY", "cells_of", "latest_run", "overhead_sentence", "problems"]
+__all__ = ["CELL_KEY", "GROUP_KEY", "cells_of", "label_variants", "latest_run", "overhead_sentence", "problems"]
 
 #: What identifies a cell (a torch/pipeline pair) and a headline group.
 CELL_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len"]
 GROUP_KEY = ["task", "model", "device", "dtype"]
+
+
+def label_variants(df: Any) -> Any:
+    """Fold the variant axes into the model label (``bert-tiny [attn=eager, compiled]``), so every
+    table and chart keeps compiled and eager, or two attention implementations, apart. The
+    attention implementation is named only where records differ in it."""
+    if df is None or df.empty or "compiled" not in df.columns:
+        return df
+    attn = df["attn_impl"].dropna().nunique() > 1 if "attn_impl" in df.columns else False
+    compiled = df["compiled"].fillna(False).astype(bool)
+    if not attn and not compiled.any():
+        return df
+    out = df.copy()
+    parts = []
+    for a, c in zip(out["attn_impl"] if attn else [None] * len(out), compiled):
+        tags = ([f"attn={a}"] if attn and isinstance(a, str) else []) + (["compiled"] if c else [])
+        parts.append(f" [{', '.join(tags)}]" if tags else "")
+    out["model"] = out["model"].astype(str) + parts
+    return out
 
 
 def latest_run(df: Any) -> Any:

@@ -37,6 +37,9 @@ TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(atol=1e-4, rtol=1e-4),
     "fp16": Tolerance(atol=1e-2, rtol=1e-2),
     "bf16": Tolerance(atol=5e-2, rtol=5e-2),
+    # Both paths call the same quantised module; only padding and batch composition differ, and
+    # activations are quantised per token, so int8 agrees about as closely as bf16.
+    "int8": Tolerance(atol=5e-2, rtol=5e-2),
 }
 
 
