@@ -1,7 +1,7 @@
 """A calibration task with a known cost, for checking the measurement itself.
 
-``memory-calibration`` allocates exactly ``alloc_mb`` MiB per call on the case's device (float32,
-every page written) and returns the sum, so the memory a case reports can be checked against the
+``memory-calibration`` allocates exactly ``alloc_mb`` MiB per input (``alloc_mb × batch_size``
+per call) on the case's device (float32, every page written) and returns the sum, so the memory a case reports can be checked against the
 bytes it really held. Options ``crash=true`` (the process kills itself with SIGKILL mid-call) and
 ``sleep_s`` exercise isolation and timeouts with real process deaths. It has no pipeline, so only
 the ``torch`` runner measures it. Not among the built-in tasks: importing this module registers
@@ -26,7 +26,7 @@ class MemoryCalibration(Task):
     name = "memory-calibration"
     pipeline_task = "memory-calibration"
     head = "base"
-    description = "allocates options.alloc_mb MiB per call on the device (checks memory figures)"
+    description = "allocates options.alloc_mb MiB per input on the device (checks memory figures)"
 
     alloc_mb: float = 64.0
     crash: bool = False
@@ -45,7 +45,7 @@ class MemoryCalibration(Task):
         return list(range(batch_size))
 
     def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
-        return device
+        return device, len(inputs)
 
     def forward(self, bundle: Any, encoded: Any) -> Any:
         import torch
@@ -54,7 +54,8 @@ class MemoryCalibration(Task):
             os.kill(os.getpid(), signal.SIGKILL)
         if self.sleep_s:
             time.sleep(self.sleep_s)
-        block = torch.ones(int(self.alloc_mb * 2**20) // 4, dtype=torch.float32, device=encoded)
+        device, n = encoded
+        block = torch.ones(int(self.alloc_mb * 2**20) * n // 4, dtype=torch.float32, device=device)
         return block.sum()
 
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:

@@ -253,7 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     records = [r.record for r in session.results]
     print(format_table(pool_records(records)))
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
-    failed = [r for r in records if r["status"] in ("error", "oom", "timeout") or r.get("parity_ok") is False]
+    # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
+    failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False]
     return EXIT_FAILED if failed else EXIT_OK
 
 
