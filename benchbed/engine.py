@@ -318,18 +318,22 @@ class Session:
                 if sweep in oom_at and case.batch_size > oom_at[sweep]:
                     result = self.skip_case(case, f"not run: batch size {oom_at[sweep]} already ran out of memory "
                                                   f"on this path", pass_index=p)
-                elif self.isolates(case):
-                    from .isolate import run_isolated
-
-                    result = run_isolated(self, case, pass_index=p)
                 else:
-                    result = self.run_case(case, pass_index=p)
+                    result = self.run_one(case, pass_index=p)
                 if result.status == "oom":
                     oom_at[sweep] = min(case.batch_size, oom_at.get(sweep, case.batch_size))
                 out.append(result)
                 if progress is not None:
                     progress(len(out), total, out[-1])
         return out
+
+    def run_one(self, case: Case, pass_index: int = 0) -> CaseResult:
+        """One case, in a fresh subprocess or in this one as `isolates` decides."""
+        if self.isolates(case):
+            from .isolate import run_isolated
+
+            return run_isolated(self, case, pass_index=pass_index)
+        return self.run_case(case, pass_index=pass_index)
 
     def skip_case(self, case: Case, message: str, pass_index: int = 0, status: str = "skipped",
                   **columns: Any) -> CaseResult:

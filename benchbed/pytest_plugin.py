@@ -20,7 +20,16 @@ __all__ = ["BenchbedFixture", "parametrize"]
 
 _FILTERS = {"task": "--benchbed-task", "model": "--benchbed-model", "runner": "--benchbed-runner",
             "device": "--benchbed-device", "dtype": "--benchbed-dtype", "batch_size": "--benchbed-batch-size",
-            "seq_len": "--benchbed-seq-len"}
+            "seq_len": "--benchbed-seq-len", "attn_impl": "--benchbed-attn-impl", "compiled": "--benchbed-compiled"}
+
+
+def _text(value: Any) -> str:
+    """An axis value as a filter on the command line spells it."""
+    if value is None:
+        return "default"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def parametrize(matrix: Matrix, *marks: Any) -> Any:
@@ -42,6 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="per-case cap on timed seconds (default: 10)")
     group.addoption("--benchbed-min-time", type=float, default=1.0, metavar="S",
                     help="timed seconds at least per case (default: 1)")
+    group.addoption("--benchbed-isolate", choices=["auto", "always", "never"], default="auto",
+                    help="run cases in fresh subprocesses: auto (CUDA cases only, default), always, never")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,13 +67,13 @@ def _case_of(item: pytest.Item) -> Case | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    wanted = {axis: [v.strip() for v in str(config.getoption(flag)).split(",")]
+    wanted = {axis: [v.strip().lower() if axis == "compiled" else v.strip() for v in str(config.getoption(flag)).split(",")]
               for axis, flag in _FILTERS.items() if config.getoption(flag)}
     if wanted:
         keep, drop = [], []
         for item in items:
             case = _case_of(item)
-            if case is not None and any(str(getattr(case, axis)) not in values for axis, values in wanted.items()):
+            if case is not None and any(_text(getattr(case, axis)) not in values for axis, values in wanted.items()):
                 drop.append(item)
             else:
                 keep.append(item)
@@ -95,7 +106,8 @@ def _open_session(pytestconfig: pytest.Config) -> Any:
         raise pytest.UsageError(problem)
     rule = StopRule(min_time_s=pytestconfig.getoption("--benchbed-min-time"),
                     max_time_s=pytestconfig.getoption("--benchbed-max-time"))
-    return Session(results, EngineConfig(rule=rule, suite="pytest"))
+    return Session(results, EngineConfig(rule=rule, suite="pytest",
+                                         isolate=pytestconfig.getoption("--benchbed-isolate")))
 
 
 class BenchbedFixture:
@@ -112,13 +124,15 @@ class BenchbedFixture:
         from .models import check_model
 
         case = case.validate(task_names(), check_model)
-        result = self.session.run_case(case)
+        result = self.session.run_one(case)
         rec = result.record
         self.config._benchbed_records.append(rec)  # type: ignore[attr-defined]
         if rec["status"] == "ok":
             self._feed(result.samples, rec)
         if rec["status"] == "skipped":
             pytest.skip(rec["message"])
+        if rec["status"] == "oom":  # an answer (this batch does not fit), recorded as data
+            pytest.skip(f"out of memory at batch {rec['batch_size']}: {rec['message']}")
         if rec["status"] != "ok":
             pytest.fail(f"{rec['status']}: {rec['message']}", pytrace=False)
         if rec["parity_ok"] is False:

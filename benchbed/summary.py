@@ -20,15 +20,16 @@ def variant(rec: dict[str, Any], attn: bool = True) -> str:
     """The variant axes of a record (``attn=eager compiled``); `attn` False leaves the attention
     implementation out (a run that does not vary it need not repeat it on every line)."""
     parts = []
-    if attn and rec.get("attn_impl"):
+    if attn and isinstance(rec.get("attn_impl"), str):
         parts.append(f"attn={rec['attn_impl']}")
-    if rec.get("compiled"):
+    if rec.get("compiled") is True or rec.get("compiled") == 1:
         parts.append("compiled")
     return " ".join(parts)
 
 
 def _cell(rec: dict[str, Any]) -> tuple:
-    return tuple(rec[k] for k in _KEY) + (rec.get("attn_impl"), bool(rec.get("compiled")))
+    # pair_id names the cell exactly (every parameter but the runner, variants included)
+    return (rec["pair_id"],) if isinstance(rec.get("pair_id"), str) else tuple(rec[k] for k in _KEY)
 
 
 def largest_fit(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], int | None, int]]:
@@ -109,7 +110,7 @@ def _parity(pair: Pair) -> str:
 def format_table(records: Iterable[dict[str, Any]]) -> str:
     """The comparison table: one row per cell, medians in ms, ratio with its 95% CI."""
     records = list(records)
-    attn = len({r.get("attn_impl") for r in records if r.get("attn_impl")}) > 1
+    attn = len({r.get("attn_impl") for r in records if isinstance(r.get("attn_impl"), str)}) > 1
     header = ("task", "model", "device", "dtype", "variant", "batch", "seq", "torch ms", "pipeline ms",
               "torch items/s", "pipe items/s", "pipe/torch [95% CI]", "parity")
     rows = []
