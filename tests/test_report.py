@@ -188,3 +188,33 @@ def test_generation_records_get_a_ttft_chart():
     page = build_report(_frame(recs))
     assert 'alt="Time to first token and per output token"' in page
     assert "<h2>Generation</h2>" in page
+
+
+def test_variants_stay_apart_and_gpu_sections_appear():
+    def rec(runner, samples, **kw):
+        r = _rec("r1", samples, runner=runner, **kw)
+        case = Case("fill-mask", "synthetic:bert-tiny", runner=runner, batch_size=kw.get("batch_size", 1), seq_len=16,
+                    compiled=kw.get("compiled", False))
+        r.update(case_id=case.case_id, pair_id=case.pair_id)
+        return r
+
+    gpu = dict(device="cpu", gpu_alloc_peak_mb=512.0, energy_j_per_item=0.25, cuda_event_median_s=1e-3,
+               flops_per_call=2e9, achieved_tflops=2.0, peak_tflops=400.0, peak_fraction=0.005,
+               peak_probe="fp32 matmul 8192x8192", attn_impl="sdpa")
+    df = _frame([
+        rec("torch", [1e-3] * 5, **gpu), rec("pipeline", [2e-3] * 5, **gpu),
+        rec("torch", [5e-4] * 5, compiled=True, compile_s=12.5, **gpu),
+        rec("pipeline", [9e-4] * 5, compiled=True, compile_s=0.0, **gpu),
+        rec("torch", [1e-3], batch_size=64, status="oom", message="CUDA out of memory", **gpu),
+        rec("pipeline", [1e-3], batch_size=64, status="oom", message="CUDA out of memory", **gpu),
+    ])
+    page = build_report(df)
+    assert "synthetic:bert-tiny [compiled]" in page          # compiled cells are not merged with eager ones
+    assert "Largest batch that fit" in page and "Devices, compilation and energy" in page
+    assert "12.5" in page and "0.5%" in page                   # compile seconds; fraction of the matmul peak
+    from benchbed.summary import format_table
+
+    table = format_table(df.to_dict("records"))
+    rows = [ln for ln in table.splitlines() if ln.startswith("fill-mask")]
+    assert any(" compiled " in ln for ln in rows) and any(" - " in ln.replace("  ", " ") for ln in rows)
+    assert "fill-mask synthetic:bert-tiny torch cpu fp32 s16: batch 1 (batch 64 ran out of memory)" in table
