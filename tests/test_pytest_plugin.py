@@ -85,3 +85,15 @@ def test_axis_filters_deselect(tmp_path):
                 "--benchbed-batch-size", "1", "--benchbed-seq-len", "16", "--collect-only", "-q")
     assert p.returncode == 0, p.stdout[-2000:]
     assert "1/" in p.stdout and "fill-mask-synthetic:bert-tiny-torch-cpu-fp32-b1-s16" in p.stdout
+
+
+def test_isolated_suite_cases_write_the_same_records(tmp_path):
+    results = tmp_path / "results"
+    p = _pytest("--benchmark", "-m", "quick", "-k", SELECT + " and torch", "--benchbed-results", str(results),
+                "--benchbed-min-time", "0.1", "--benchbed-isolate", "always", "--benchbed-compiled", "false",
+                "--benchbed-attn-impl", "default")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "1 passed" in p.stdout
+    df = pd.read_parquet(results)
+    assert len(df) == 1 and bool(df["isolated"].iloc[0]) and df["status"].iloc[0] == "ok"
+    assert df["schema_version"].iloc[0] == SCHEMA_VERSION
