@@ -458,8 +458,9 @@ class Session:
         if phase_times:
             for key in ("pre", "fwd", "post"):
                 rec[f"{key}_s"] = float(np.median([p[key] for p in phase_times]))
-        # Efficiency: FLOPs of one call of this path against the device's measured matmul peak.
-        flops = count_flops(base)
+        # Efficiency: FLOPs of one call of this path against the device's measured matmul peak
+        # (once per case: later passes of the same case have the same FLOPs).
+        flops = count_flops(base) if phases else None
         if flops and stats.median > 0:
             rec["flops_per_call"] = float(flops)
             rec["achieved_tflops"] = flops / stats.median / 1e12
