@@ -328,8 +328,9 @@ class Session:
         return out
 
     def run_one(self, case: Case, pass_index: int = 0) -> CaseResult:
-        """One case, in a fresh subprocess or in this one as `isolates` decides."""
-        if self.isolates(case):
+        """One case, in a fresh subprocess or in this one as `isolates` decides (a case this machine
+        cannot run is recorded as skipped here: no process is started to find that out)."""
+        if self.isolates(case) and unavailable_reason(case) is None:
             from .isolate import run_isolated
 
             return run_isolated(self, case, pass_index=pass_index)

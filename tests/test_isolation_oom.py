@@ -116,3 +116,17 @@ def test_auto_isolation_applies_to_cuda_cases_only(tmp_path):
     assert not s.isolates(Case("fill-mask", "bert-tiny", device="cpu"))
     assert not s.with_config(isolate="never").isolates(Case("fill-mask", "bert-tiny", device="cuda"))
     assert s.with_config(isolate="always").isolates(Case("fill-mask", "bert-tiny", device="cpu"))
+
+
+def test_a_case_this_machine_cannot_run_is_skipped_without_a_subprocess(tmp_path):
+    import time
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    s = Session(str(tmp_path / "r"), EngineConfig(rule=RULE, isolate="always"))
+    t0 = time.perf_counter()
+    res = s.run([Case("fill-mask", "bert-tiny", device="cuda")])[0]
+    assert res.status == "skipped" and "CUDA is not available" in res.record["message"]
+    assert res.record["isolated"] is False and time.perf_counter() - t0 < 2
