@@ -18,7 +18,7 @@ from typing import Any
 from .tasks import register_task
 from .tasks.base import Parity, Task
 
-__all__ = ["MemoryCalibration", "register"]
+__all__ = ["MemoryCalibration"]
 
 
 @register_task
@@ -64,7 +64,3 @@ class MemoryCalibration(Task):
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
         return Parity(raw == piped, "calibration")
 
-
-def register() -> None:
-    """Make ``memory-calibration`` a known task (importing this module already has)."""
-    register_task(MemoryCalibration)

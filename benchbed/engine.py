@@ -23,7 +23,7 @@ import numpy as np
 
 from .measure import CudaPeak, MemoryCap, PeakRSS, StopRule, measure, no_sync, noise_warning, summarize, trim_heap
 from .record import empty_record
-from .spec import Case
+from .spec import Case, device_index
 
 __all__ = ["EngineConfig", "Session", "CaseResult", "ISOLATE_MODES", "new_run_id", "unavailable_reason"]
 
@@ -125,7 +125,7 @@ def unavailable_reason(case: Case) -> str | None:
     if case.device.startswith("cuda"):
         if not torch.cuda.is_available():
             return "CUDA is not available on this machine"
-        index = int(case.device.split(":")[1]) if ":" in case.device else 0
+        index = device_index(case.device)
         if index >= torch.cuda.device_count():
             return f"{case.device} requested but only {torch.cuda.device_count()} CUDA device(s) present"
     if case.device == "mps" and not torch.backends.mps.is_available():
@@ -406,6 +406,7 @@ class Session:
     def _measure(self, case: Case, task: Any, bundle: Any, inputs: list[Any], rec: dict[str, Any],
                  phases: bool = True) -> tuple[float, ...]:
         from .measure.flops import count_flops, matmul_peak_tflops
+        from .models.precision import base_dtype
         from .measure.gpu import EventTimer, NvmlSampler, nvml_handle
 
         run = self.runner(case, task, bundle, inputs)
@@ -465,7 +466,7 @@ class Session:
         if flops and stats.median > 0:
             rec["flops_per_call"] = float(flops)
             rec["achieved_tflops"] = flops / stats.median / 1e12
-            peak = matmul_peak_tflops(case.device, case.dtype)
+            peak = matmul_peak_tflops(case.device, case.dtype, fallback=base_dtype(case.dtype, case.device))
             if peak:
                 rec["peak_tflops"], rec["peak_probe"] = peak
                 rec["peak_fraction"] = rec["achieved_tflops"] / peak[0]

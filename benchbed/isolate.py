@@ -41,7 +41,7 @@ def _task_source(name: str) -> dict[str, str] | None:
 def _payload(session: Any, case: Any, pass_index: int) -> dict[str, Any]:
     import torch
 
-    from .measure.flops import _PEAKS
+    from .measure.flops import known_peaks
 
     config = asdict(session.config)
     config["threads"] = session.config.threads or torch.get_num_threads()
@@ -53,14 +53,14 @@ def _payload(session: Any, case: Any, pass_index: int) -> dict[str, Any]:
         "started_at": session.started_at.isoformat(),
         "pass_index": pass_index,
         "task_source": _task_source(case.task),
-        "peaks": [[d, t, v, probe] for (d, t), (v, probe) in _PEAKS.items()],
+        "peaks": known_peaks(),
     }
 
 
 def run_isolated(session: Any, case: Any, pass_index: int = 0) -> Any:
     """Run `case` in a child process; returns the `CaseResult` (the child stored the record)."""
     from .engine import CaseResult
-    from .measure.flops import _PEAKS
+    from .measure.flops import remember_peaks
 
     payload = json.dumps(_payload(session, case, pass_index))
     env = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"))
@@ -87,8 +87,7 @@ def run_isolated(session: Any, case: Any, pass_index: int = 0) -> Any:
     data = json.loads(line[len(_MARK):])
     rec = data["record"]
     rec["started_at"] = session.started_at
-    for d, t, v, probe in data.get("peaks", []):
-        _PEAKS.setdefault((d, t), (v, probe))
+    remember_peaks(data.get("peaks", []))
     result = CaseResult(case=case, record=rec, path=data.get("path"), samples=tuple(rec.get("samples_s") or ()))
     session.results.append(result)
     return result
@@ -117,15 +116,14 @@ def child_main() -> int:
     payload = json.loads(sys.stdin.read())
     from .engine import EngineConfig, Session
     from .measure import StopRule
-    from .measure.flops import _PEAKS
+    from .measure.flops import known_peaks, remember_peaks
     from .spec import Case
 
     _load_task(payload.get("task_source"))
     cfg = dict(payload["config"])
     cfg["rule"] = StopRule(**cfg["rule"])
     config = EngineConfig(**cfg)
-    for d, t, v, probe in payload.get("peaks", []):
-        _PEAKS[(d, t)] = (v, probe)
+    remember_peaks(payload.get("peaks", []))
     c = dict(payload["case"])
     c["options"] = tuple(tuple(x) for x in c.get("options", []))
     case = Case(**c)
@@ -135,7 +133,7 @@ def child_main() -> int:
     result = session.run_case(case, pass_index=payload["pass_index"])
     rec = {k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in result.record.items()}
     out = {"record": rec, "path": str(result.path) if result.path else None,
-           "peaks": [[d, t, v, probe] for (d, t), (v, probe) in _PEAKS.items()]}
+           "peaks": known_peaks()}
     sys.stdout.write(_MARK + json.dumps(out) + "\n")
     sys.stdout.flush()
     return 0

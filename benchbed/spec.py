@@ -20,15 +20,19 @@ __all__ = [
     "SpecError",
     "ATTN_IMPLS",
     "DTYPES",
+    "TORCH_DTYPES",
     "RUNNERS",
     "parse_attn_impl",
     "parse_bool",
     "parse_shard",
+    "device_index",
     "validate_device",
 ]
 
 #: Precisions accepted on the ``dtype`` axis; ``int8`` is torchao's int8 quantisation of the linear layers.
 DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
+#: torch dtype names of the floating precisions (``int8`` quantises on top of one of them).
+TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 #: Attention implementations transformers knows; ``None`` on the axis means the model's default.
 #: Those that need an extra package (flash-attn, kernels) are `skipped` where it is not installed.
 ATTN_IMPLS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
@@ -51,6 +55,11 @@ ModelCheck = Callable[[str], None]
 
 class SpecError(ValueError):
     """Bad user input in a case, a matrix or a suite; the CLI turns it into one line and exit 2."""
+
+
+def device_index(device: str) -> int:
+    """The index in ``cuda:N`` (``cuda`` alone is 0)."""
+    return int(device.split(":")[1]) if ":" in device else 0
 
 
 def validate_device(device: str) -> None:

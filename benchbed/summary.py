@@ -38,7 +38,6 @@ def largest_fit(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any],
     sweeps: dict[tuple, dict[str, Any]] = {}
     for rec in records:
         key = tuple(rec[k] for k in ("task", "model", "device", "dtype", "seq_len", "runner")) + (variant(rec),)
-        
         s = sweeps.setdefault(key, {"rec": rec, "ok": [], "oom": []})
         if rec["status"] == "ok":
             s["ok"].append(rec["batch_size"])

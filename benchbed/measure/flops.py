@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-__all__ = ["count_flops", "matmul_peak_tflops"]
+__all__ = ["count_flops", "known_peaks", "matmul_peak_tflops", "remember_peaks"]
 
 _PEAKS: dict[tuple[str, str], tuple[float, str]] = {}
 
@@ -48,7 +48,7 @@ def _probe_once(device: str, dtype: str, n: int, reps: int, budget_s: float = 1.
         def op() -> Any:
             return torch._int_mm(a, b)
     else:
-        from ..models.precision import TORCH_DTYPES
+        from ..spec import TORCH_DTYPES
 
         t = getattr(torch, TORCH_DTYPES[dtype])
         a = torch.randn(n, n, device=dev).to(t)
@@ -84,10 +84,10 @@ def _probe(device: str, dtype: str) -> tuple[float, int]:
     return _probe_once(device, dtype, 1024, reps=5), 1024
 
 
-def matmul_peak_tflops(device: str, dtype: str) -> tuple[float, str] | None:
-    """Best TFLOP/s of a square matrix multiply on `device` at `dtype` (int8: ``torch._int_mm``,
-    falling back to the base float dtype where the device has no int8 matmul), with what was
-    probed. Cached for the process, so each device and dtype is probed once per run."""
+def matmul_peak_tflops(device: str, dtype: str, fallback: str | None = None) -> tuple[float, str] | None:
+    """Best TFLOP/s of a square matrix multiply on `device` at `dtype` (int8: ``torch._int_mm``),
+    probing `fallback` instead where the device has no such matmul, with what was probed. Cached
+    for the process, so each device and dtype is probed once per run."""
     key = (device, dtype)
     if key in _PEAKS:
         return _PEAKS[key]
@@ -95,14 +95,23 @@ def matmul_peak_tflops(device: str, dtype: str) -> tuple[float, str] | None:
     try:
         value, n = _probe(device, dtype)
     except Exception:
-        if dtype != "int8":
+        if fallback is None or fallback == dtype:
             return None
-        from ..models.precision import base_dtype
-
-        probe = base_dtype(dtype, device)
+        probe = fallback
         try:
             value, n = _probe(device, probe)
         except Exception:
             return None
     _PEAKS[key] = (value, f"{probe} matmul {n}x{n}")
     return _PEAKS[key]
+
+
+def known_peaks() -> list[list[Any]]:
+    """The probes cached so far, as JSON-able ``[device, dtype, tflops, probe]`` rows."""
+    return [[d, t, v, probe] for (d, t), (v, probe) in _PEAKS.items()]
+
+
+def remember_peaks(rows: list[list[Any]]) -> None:
+    """Cache probes another process measured (rows from `known_peaks`), keeping our own."""
+    for d, t, v, probe in rows:
+        _PEAKS.setdefault((d, t), (v, probe))

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..spec import device_index
+
 __all__ = ["EventTimer", "NvmlSample", "NvmlSampler", "energy_mj", "nvml_handle", "visible_entry"]
 
 
@@ -55,7 +57,7 @@ def nvml_handle(device: str) -> Any:
     nv = _nvml()
     if nv is None:
         return None
-    index = int(device.split(":")[1]) if ":" in device else 0
+    index = device_index(device)
     try:
         import torch
 

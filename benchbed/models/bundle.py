@@ -6,6 +6,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .precision import TORCH_DTYPES, base_dtype
+
 __all__ = ["ModelBundle", "HEADS", "TORCH_DTYPES", "auto_class", "seeded", "finish", "attn_kwargs"]
 
 #: Model heads a task can ask for, mapped to the transformers Auto class that builds them.
@@ -21,8 +23,6 @@ HEADS: dict[str, str] = {
     "seq2seq-lm": "AutoModelForSeq2SeqLM",
     "speech-seq2seq": "AutoModelForSpeechSeq2Seq",
 }
-
-from .precision import TORCH_DTYPES, base_dtype
 
 
 @dataclass(frozen=True, eq=False)

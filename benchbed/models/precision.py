@@ -13,9 +13,10 @@ import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ..spec import TORCH_DTYPES, device_index
+
 __all__ = ["INT8_METHODS", "TORCH_DTYPES", "base_dtype", "precision_unavailable", "quantize_int8", "torchao_version"]
 
-TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 #: Values of the ``int8`` case option, mapped to torchao config classes.
 INT8_METHODS = {"dynamic": "Int8DynamicActivationInt8WeightConfig", "weight-only": "Int8WeightOnlyConfig"}
 
@@ -57,7 +58,7 @@ def precision_unavailable(dtype: str, device: str, int8_method: str = "dynamic")
     import torch
 
     if dtype == "bf16" and device.startswith("cuda") and torch.cuda.is_available():
-        index = int(device.split(":")[1]) if ":" in device else 0
+        index = device_index(device)
         if index < torch.cuda.device_count() and not torch.cuda.is_bf16_supported():
             return f"bf16 is not supported by {torch.cuda.get_device_name(index)}"
     if dtype != "int8":
