@@ -146,7 +146,8 @@ def _is_oom(exc: BaseException) -> bool:
 
     text = str(exc).lower()
     return (isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in text
-            or "can't allocate memory" in text)
+            or "can't allocate memory" in text or "cannot allocate memory" in text
+            or "thread creation failed" in text)
 
 
 def _attn_unsupported(exc: BaseException) -> bool:
@@ -172,8 +173,15 @@ class Session:
         from .env import collect_env
         from .store import open_store
 
+        from .validate import check_run_id
+
         if config.isolate not in ISOLATE_MODES:
             raise ValueError(f"isolate must be one of {', '.join(ISOLATE_MODES)}, got {config.isolate!r}")
+        if config.case_timeout_s is not None and config.isolate == "never":
+            # A hung call cannot be stopped inside this process; only a child can be killed.
+            raise ValueError("case_timeout_s needs cases in a subprocess; it cannot be combined with isolate='never'")
+        if run_id is not None:
+            check_run_id(run_id, "run id" if run_id != os.environ.get("BENCHBED_RUN_ID") else "BENCHBED_RUN_ID")
         self.config = config
         self.results_root = str(results)
         self.run_id = run_id or new_run_id()
@@ -301,6 +309,8 @@ class Session:
         if self.in_child:
             return False
         mode = self.config.isolate
+        if mode == "auto" and self.config.case_timeout_s is not None:
+            return True  # a timeout is enforced by killing the case's process
         return mode == "always" or (mode == "auto" and case.device.startswith("cuda"))
 
     def run(self, cases: list[Case], progress: Callable[[int, int, CaseResult], None] | None = None) -> list[CaseResult]:
@@ -330,6 +340,7 @@ class Session:
     def run_one(self, case: Case, pass_index: int = 0) -> CaseResult:
         """One case, in a fresh subprocess or in this one as `isolates` decides (a case this machine
         cannot run is recorded as skipped here: no process is started to find that out)."""
+        case = case.canonical()
         if self.isolates(case) and unavailable_reason(case) is None:
             from .isolate import run_isolated
 
@@ -353,6 +364,7 @@ class Session:
         """Measure one case in this process and store its record, whatever happens."""
         from .tasks import get_task
 
+        case = case.canonical()
         rec = self.base_record(case)
         rec["pass_index"] = pass_index
         samples: tuple[float, ...] = ()

@@ -83,7 +83,12 @@ def run_isolated(session: Any, case: Any, pass_index: int = 0) -> Any:
         else:
             tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
             why = f"isolated case process exited with code {proc.returncode}: {tail[0]}"
-        return session.skip_case(case, why[:2000], pass_index=pass_index, status="error", isolated=True)
+        # libgomp that cannot start its threads under a memory cap ends the process itself: an oom
+        text = (proc.stderr or "").lower()
+        oom = session.config.memory_cap_mb is not None and any(
+            s in text for s in ("thread creation failed", "cannot allocate memory", "out of memory"))
+        return session.skip_case(case, why[:2000], pass_index=pass_index, status="oom" if oom else "error",
+                                 isolated=True)
     data = json.loads(line[len(_MARK):])
     rec = data["record"]
     rec["started_at"] = session.started_at

@@ -12,6 +12,12 @@ Schema history:
       ``cuda_event_median_s`` (CUDA events around the same timed calls), ``gpu_util_mean_pct``,
       ``gpu_power_mean_w``, ``energy_method``, ``peak_tflops``, ``peak_probe``, ``peak_fraction``,
       ``env_torchao``.
+  4 — no new column; model names are canonical: an alias (``minilm``, ``bert-tiny``) is resolved
+      before the case id is made, so ``bert-tiny`` and ``synthetic:bert-tiny`` are one case.
+      Migration rule (`migrate`, applied by every reader): a record of version 3 or older whose
+      ``model`` is an alias gets the canonical name and the ``case_id`` / ``pair_id`` the same
+      case has now, but only when its stored ``case_id`` is reproduced exactly from its own
+      columns first (so a record is never re-keyed on a guess); otherwise it is left as it was.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
+           "migrate"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -106,3 +113,59 @@ def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                       items_per_s=merged["batch_size"] / med if med > 0 else None)
         out.append(merged)
     return out
+
+
+#: Keys the engine adds to a record's ``options`` that are not part of the case (so not of its id).
+_ENGINE_OPTIONS = ("inject_slowdown", "preprocessor")
+
+
+def _rekeyed(rec: dict[str, Any], model: str) -> tuple[str, str] | None:
+    """(case_id, pair_id) of `rec`'s case under `model`, if its stored id is reproduced first."""
+    import itertools
+    import json
+    import math
+    from dataclasses import replace
+
+    from .spec import Case
+
+    def plain(v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    try:
+        opts = json.loads(rec.get("options") or "{}")
+    except ValueError:
+        return None
+    new_tokens = plain(rec.get("new_tokens"))
+    for drop in itertools.chain.from_iterable(itertools.combinations(_ENGINE_OPTIONS, k) for k in range(3)):
+        options = tuple(sorted((k, v) for k, v in opts.items() if k not in drop))
+        for attn in dict.fromkeys((None, plain(rec.get("attn_impl")))):
+            case = Case(task=rec["task"], model=rec["model"], runner=rec["runner"], device=rec["device"],
+                        dtype=rec["dtype"], batch_size=int(rec["batch_size"]), seq_len=int(rec["seq_len"]),
+                        new_tokens=None if new_tokens is None else int(new_tokens), options=options,
+                        attn_impl=attn, compiled=bool(plain(rec.get("compiled")) or False))
+            if case.case_id == rec["case_id"]:
+                now = replace(case, model=model)
+                return now.case_id, now.pair_id
+    return None
+
+
+def migrate(df: Any) -> Any:
+    """Apply the schema history's migration rules to a table read back (see the module docstring)."""
+    from .spec import MODEL_ALIASES
+
+    if df.empty or "model" not in df.columns:
+        return df
+    old = df["model"].isin(list(MODEL_ALIASES)) & (df["schema_version"].fillna(0) < 4)
+    if not old.any():
+        return df
+    df = df.copy()
+    for idx in df.index[old]:
+        rec = df.loc[idx].to_dict()
+        model = MODEL_ALIASES[rec["model"]]
+        try:
+            ids = _rekeyed(rec, model)
+        except (TypeError, ValueError, KeyError):
+            ids = None
+        if ids:
+            df.at[idx, "model"], df.at[idx, "case_id"], df.at[idx, "pair_id"] = model, ids[0], ids[1]
+    return df

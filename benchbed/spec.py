@@ -22,6 +22,8 @@ __all__ = [
     "DTYPES",
     "TORCH_DTYPES",
     "RUNNERS",
+    "MODEL_ALIASES",
+    "canonical_model",
     "parse_attn_impl",
     "parse_bool",
     "parse_shard",
@@ -38,6 +40,21 @@ TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "
 ATTN_IMPLS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 #: Ways of invoking the same module: the raw module call and ``transformers.pipeline``.
 RUNNERS: tuple[str, ...] = ("torch", "pipeline")
+#: Short model names users type, mapped to the one canonical name records and case ids carry, so
+#: ``bert-tiny`` and ``synthetic:bert-tiny`` are the same case in every run.
+MODEL_ALIASES: dict[str, str] = {
+    "minilm": "packaged:all-minilm-l6-v2",
+    "bert-tiny": "synthetic:bert-tiny",
+    "bert-base": "synthetic:bert-base-uncased",
+    "distilbert": "synthetic:distilbert-base-uncased",
+}
+
+
+def canonical_model(name: str) -> str:
+    """The canonical name of a model (an alias resolved; any other name as it is)."""
+    return MODEL_ALIASES.get(name, name)
+
+
 #: Matrix axes in expansion order; ``runner`` is last so a torch/pipeline pair runs back to back.
 AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "attn_impl", "compiled", "batch_size", "seq_len",
                          "runner")
@@ -167,6 +184,11 @@ class Case:
     def __str__(self) -> str:
         return self.label
 
+    def canonical(self) -> "Case":
+        """The same case with its model named canonically (aliases resolved before the id is made)."""
+        model = canonical_model(self.model)
+        return self if model == self.model else replace(self, model=model)
+
     def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None) -> "Case":
         """Check every field; `tasks` is the set of registered task names, `models` checks model names.
 
@@ -186,8 +208,8 @@ class Case:
         bs = _positive_int("batch size", self.batch_size)
         sl = _positive_int("sequence length", self.seq_len)
         nt = None if self.new_tokens is None else _positive_int("new tokens", self.new_tokens)
-        return replace(self, batch_size=bs, seq_len=sl, new_tokens=nt, attn_impl=parse_attn_impl(self.attn_impl),
-                       compiled=parse_bool("compiled", self.compiled))
+        return replace(self, model=canonical_model(self.model), batch_size=bs, seq_len=sl, new_tokens=nt,
+                       attn_impl=parse_attn_impl(self.attn_impl), compiled=parse_bool("compiled", self.compiled))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -278,6 +300,7 @@ class Matrix:
             Case(**pick, new_tokens=self.new_tokens).validate(tasks, models)
         return replace(
             self,
+            model=tuple(dict.fromkeys(canonical_model(m) for m in self.model)),
             batch_size=tuple(_positive_int("batch size", b) for b in self.batch_size),
             seq_len=tuple(_positive_int("sequence length", s) for s in self.seq_len),
             attn_impl=tuple(dict.fromkeys(parse_attn_impl(a) for a in self.attn_impl)),

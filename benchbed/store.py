@@ -11,8 +11,10 @@ same name (run id, case id and a random nonce are in it), so concurrent writers 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Protocol
@@ -20,9 +22,12 @@ from typing import Any, Iterable, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .record import SCHEMA, to_table
+from .atomic import fsync_dir, write_atomic
+from .record import SCHEMA, migrate, to_table
+from .validate import check_run_id
 
-__all__ = ["Store", "LocalStore", "FsStore", "is_uri", "check_writable", "compact_run", "read_results", "open_store"]
+__all__ = ["Store", "LocalStore", "FsStore", "is_uri", "check_writable", "compact_run", "read_results", "read_table",
+           "merge_runs", "open_store", "PART_NAME"]
 
 
 class Store(Protocol):
@@ -55,7 +60,7 @@ class LocalStore:
 
     def __init__(self, root: str | os.PathLike[str], run_id: str) -> None:
         self.root = Path(root)
-        self.run_id = run_id
+        self.run_id = check_run_id(run_id)  # it becomes a folder name: never a path out of `root`
         self._seq = 0
 
     @property
@@ -72,21 +77,23 @@ class LocalStore:
 
 
 def _write_atomic(table: pa.Table, final: Path) -> None:
-    tmp = final.with_name(f".tmp-{secrets.token_hex(4)}-{final.name}")
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    write_atomic(final, lambda fh: pq.write_table(table, fh))
+
+
+#: The name `LocalStore.write` gives a per-case part file; compaction touches nothing else.
+PART_NAME = re.compile(r"\d{5}-[0-9A-Za-z_-]+-[0-9a-f]{8}\.parquet")
 
 
 def compact_run(run_dir: str | os.PathLike[str]) -> str | None:
     """Merge a finished run's per-case files into one ``run-<id>.parquet`` beside them, then delete
     them. Readers drop duplicate (run_id, case_id) rows, so a crash between the two steps loses
-    and doubles nothing. Many-run reports read 100 files instead of 50,000."""
+    and doubles nothing. Many-run reports read 100 files instead of 50,000.
+
+    Only files named as `LocalStore` names its parts, in a folder named as a run id, are touched:
+    a parquet file of anyone else's in the same folder stays where it is."""
     run_dir = Path(run_dir)
-    parts = sorted(f for f in run_dir.glob("*.parquet") if not f.name.startswith((".", "run-")))
+    check_run_id(run_dir.name, "run folder")
+    parts = sorted(f for f in run_dir.glob("*.parquet") if PART_NAME.fullmatch(f.name))
     if not parts:
         return None
     table = pa.concat_tables([pq.read_table(f) for f in parts], promote_options="permissive")
@@ -94,21 +101,8 @@ def compact_run(run_dir: str | os.PathLike[str]) -> str | None:
     _write_atomic(table, final)
     for f in parts:
         f.unlink()
-    _fsync_dir(run_dir)
+    fsync_dir(run_dir)
     return str(final)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def is_uri(root: str | os.PathLike[str]) -> bool:
@@ -125,7 +119,7 @@ class FsStore:
 
         self.fs, self.root = pafs.FileSystem.from_uri(uri)
         self.uri = uri
-        self.run_id = run_id
+        self.run_id = check_run_id(run_id)
         self._seq = 0
 
     @property
@@ -178,43 +172,134 @@ def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
     return out
 
 
-def read_results(*paths: str | os.PathLike[str], warn: bool = True) -> "Any":
-    """All records under the given folders or files as one pandas DataFrame.
+class _Vanished(Exception):
+    """A listed file was gone when read: a writer compacted the run meanwhile."""
 
-    Files written by older schema versions gain the newer columns as nulls. A corrupt or foreign
-    parquet file is skipped with a warning that names it.
-    """
 
+def _read_tables(paths: Iterable[str | os.PathLike[str]], warn: bool) -> list[pa.Table]:
     tables = []
-    for f in _files(paths or ("results",)):
+    for f in _files(paths):
+        name = f[1] if isinstance(f, tuple) else f
         try:
             t = pq.read_table(f[1], filesystem=f[0]) if isinstance(f, tuple) else pq.read_table(f)
+        except FileNotFoundError:
+            raise _Vanished(str(name)) from None
         except Exception as exc:  # corrupt file, not parquet
+            if isinstance(f, Path) and not f.exists():
+                raise _Vanished(str(name)) from None
             if warn:
-                f = f[1] if isinstance(f, tuple) else f
-                warnings.warn(f"skipping {f}: not a readable parquet file ({exc.__class__.__name__})", stacklevel=2)
+                warnings.warn(f"skipping {name}: not a readable parquet file ({exc.__class__.__name__})", stacklevel=3)
             continue
         if "schema_version" not in t.column_names or "case_id" not in t.column_names:
             if warn:
-                f = f[1] if isinstance(f, tuple) else f
-                warnings.warn(f"skipping {f}: not a benchbed results file", stacklevel=2)
+                warnings.warn(f"skipping {name}: not a benchbed results file", stacklevel=3)
             continue
-        tables.append(_upgrade(t))
+        try:
+            tables.append(_upgrade(t))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
+            if warn:
+                warnings.warn(f"skipping {name}: {str(exc).splitlines()[0][:200]}", stacklevel=3)
+    return tables
+
+
+def read_table(*paths: str | os.PathLike[str], warn: bool = True, attempts: int = 20) -> pa.Table:
+    """All records under the given folders or files as one Arrow table of the current schema.
+
+    Files written by older schema versions gain the newer columns as nulls and pass through the
+    schema history's migration (`benchbed.record.migrate`). A corrupt or foreign parquet file, or
+    one whose columns have the wrong types, is skipped with a warning that names it. A run
+    compacted while being read (its part files replaced by one file between listing and reading)
+    is read again from a new listing, so a reader never misses records because of a writer.
+    """
+    for attempt in range(attempts):
+        try:
+            tables = _read_tables(paths or ("results",), warn)
+            break
+        except _Vanished:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))  # the compacted file is already in place; relist
     if not tables:
-        return SCHEMA.empty_table().to_pandas()
-    df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        return SCHEMA.empty_table()
+    table = pa.concat_tables(tables, promote_options="permissive")
     # A run compacted while being read, or a crash mid-compaction, can hold a record twice: the same
     # measurement, identical to the nanosecond. Two real measurements never share all of these.
-    key = ["run_id", "case_id", "started_at", "n_samples", "lat_min_s", "lat_median_s", "lat_max_s"]
-    return df.loc[~df[key].astype(str).duplicated(keep="first")].reset_index(drop=True)
+    key = ["run_id", "case_id", "pass_index", "started_at", "n_samples", "lat_min_s", "lat_median_s", "lat_max_s"]
+    keys = table.select(key).to_pandas().astype(str)
+    table = table.filter(pa.array(~keys.duplicated(keep="first").to_numpy()))
+    return _migrated(table)
+
+
+_ID_COLUMNS = ["schema_version", "model", "case_id", "pair_id", "task", "runner", "device", "dtype", "batch_size",
+               "seq_len", "new_tokens", "options", "attn_impl", "compiled"]
+
+
+def _migrated(table: pa.Table) -> pa.Table:
+    ids = table.select(_ID_COLUMNS).to_pandas()
+    new = migrate(ids)
+    if new is ids:
+        return table
+    for col in ("model", "case_id", "pair_id"):
+        i = table.schema.get_field_index(col)
+        table = table.set_column(i, table.schema.field(i), pa.array(new[col].tolist(), type=pa.string()))
+    return table
+
+
+def read_results(*paths: str | os.PathLike[str], warn: bool = True) -> "Any":
+    """All records under the given folders or files as one pandas DataFrame (see `read_table`)."""
+    return read_table(*paths, warn=warn).to_pandas()
+
+
+def merge_runs(table: pa.Table, root: str | os.PathLike[str], run_id: str) -> tuple[str, int, int]:
+    """Write `table`'s records as one run `run_id` in one compacted file under `root`; returns
+    (path, records kept, records dropped). Every record is kept as it was but for its run id,
+    except a second record of the same case and pass (the same shard given twice), which is
+    dropped: passes and shards of one run all survive."""
+    keys = table.select(["case_id", "pass_index"]).to_pandas()
+    keys["pass_index"] = keys["pass_index"].fillna(0).astype("int64")
+    keep = ~keys.duplicated(keep="first")
+    dropped = int((~keep).sum())
+    table = table.filter(pa.array(keep.to_numpy())).select([f.name for f in SCHEMA])
+    i = table.schema.get_field_index("run_id")
+    table = table.set_column(i, table.schema.field(i), pa.array([run_id] * table.num_rows, type=pa.string()))
+    run_dir = Path(root) / check_run_id(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = run_dir / f"run-{run_id}-{secrets.token_hex(3)}.parquet"
+    _write_atomic(table.replace_schema_metadata(SCHEMA.metadata), final)
+    return str(final), table.num_rows, dropped
 
 
 def _upgrade(table: pa.Table) -> pa.Table:
-    """Bring a table of any older schema version to the current columns (missing ones as nulls)."""
+    """Bring a table of any older schema version to the current columns (missing ones as nulls)
+    and types; a column that cannot take its type (text where numbers belong) raises."""
     for field in SCHEMA:
         if field.name not in table.column_names:
             table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     extra = [c for c in table.column_names if SCHEMA.get_field_index(c) < 0]
-    return table.select([f.name for f in SCHEMA] + extra)
+    table = table.select([f.name for f in SCHEMA] + extra)
+    target = pa.schema(list(SCHEMA) + [table.schema.field(c) for c in extra])
+    if not table.schema.equals(target):
+        for field in SCHEMA:
+            have = table.schema.field(field.name).type
+            if have != field.type and not (pa.types.is_null(have) or _castable(have, field.type)):
+                raise ValueError(f"column {field.name!r} holds {have}, expected {field.type}")
+        table = table.cast(target)
+    return table
+
+
+def _castable(have: pa.DataType, want: pa.DataType) -> bool:
+    """Widening casts a reader may apply (an int column read as float, a timestamp's unit)."""
+    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_timestamp, pa.types.is_boolean,
+             pa.types.is_string, pa.types.is_large_string, pa.types.is_list, pa.types.is_large_list)
+    for is_kind in kinds:
+        if is_kind(want):
+            if is_kind in (pa.types.is_list, pa.types.is_large_list):
+                return pa.types.is_list(have) or pa.types.is_large_list(have)
+            if is_kind in (pa.types.is_string, pa.types.is_large_string):
+                return pa.types.is_string(have) or pa.types.is_large_string(have)
+            if is_kind is pa.types.is_floating:
+                return pa.types.is_floating(have) or pa.types.is_integer(have)
+            return is_kind(have)
+    return False
 
 

@@ -127,6 +127,19 @@ def _vm_size() -> int | None:
     return None if kb is None else kb * 1024
 
 
+def _start_thread_pools() -> None:
+    """Have torch's intra-op (OpenMP) and BLAS worker threads running before an address-space cap:
+    a thread's stack is address space, and libgomp that cannot create its pool under the cap ends
+    the whole process ("Thread creation failed"), where an allocation past it is a catchable error."""
+    import torch
+
+    x = torch.empty(1 << 20)
+    x.fill_(1.0)  # large enough for at::parallel_for to use every intra-op thread
+    a = torch.ones(128, 128)
+    torch.mm(a, a)
+    del x, a
+
+
 class MemoryCap:
     """Limit the memory a block may add on top of what the process holds when it starts.
 
@@ -153,6 +166,7 @@ class MemoryCap:
         elif self.device == "cpu":
             import resource
 
+            _start_thread_pools()
             size = _vm_size()
             if size is not None:
                 self._old = resource.getrlimit(resource.RLIMIT_AS)

@@ -5,19 +5,16 @@
 
 from __future__ import annotations
 
+from ..spec import MODEL_ALIASES
 from .bundle import HEADS, ModelBundle
 from .packaged import PACKAGED, packaged_path
 from .synthetic import PRESETS
 
-__all__ = ["ALIASES", "HEADS", "ModelBundle", "check_model", "describe_models", "load_model", "resolve"]
+__all__ = ["ALIASES", "HEADS", "ModelBundle", "check_model", "check_model_source", "describe_models", "load_model",
+           "resolve"]
 
-#: Short names users type, mapped to full model names.
-ALIASES: dict[str, str] = {
-    "minilm": "packaged:all-minilm-l6-v2",
-    "bert-tiny": "synthetic:bert-tiny",
-    "bert-base": "synthetic:bert-base-uncased",
-    "distilbert": "synthetic:distilbert-base-uncased",
-}
+#: Short names users type, mapped to full model names (one table, in `benchbed.spec`).
+ALIASES: dict[str, str] = MODEL_ALIASES
 
 
 def _valid_names() -> list[str]:
@@ -43,6 +40,39 @@ def resolve(name: str) -> tuple[str, str]:
 def check_model(name: str) -> None:
     """Raise `SpecError` for a name no source knows; no I/O, no imports of torch."""
     resolve(name)
+
+
+#: Files that hold weights ``from_pretrained`` loads (pickled ``.bin`` files are refused at load time).
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+
+
+def check_model_source(name: str) -> None:
+    """Raise `SpecError` when ``hf:<path>`` names a local folder that is missing, not a folder, or
+    holds no config or weights: one line before the run, not one error record per case. Hub ids
+    are left to the load (they need the network or the hub cache)."""
+    import os
+
+    from ..spec import SpecError
+
+    kind, arg = resolve(name)
+    if kind != "hf":
+        return
+    path = os.path.expanduser(arg)
+    path_like = (os.path.isabs(path) or arg.startswith((".", "~")) or arg.count("/") > 1 or "\\" in arg
+                 or os.path.exists(path))
+    if not path_like:
+        return  # "org/name": a hub id
+    if not os.path.exists(path):
+        raise SpecError(f"model {name!r}: folder {arg!r} does not exist (hf: takes a local folder with config.json "
+                        f"and weights, or a hub id such as org/name)")
+    if not os.path.isdir(path):
+        raise SpecError(f"model {name!r}: {arg!r} is a file; hf: takes a folder with config.json and weights")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise SpecError(f"model {name!r}: folder {arg!r} has no config.json")
+    files = os.listdir(path)
+    if not any(f in _WEIGHT_FILES or f.endswith(".safetensors") for f in files):
+        raise SpecError(f"model {name!r}: folder {arg!r} holds no weights (valid: {', '.join(_WEIGHT_FILES)})")
 
 
 def describe_models() -> list[tuple[str, str]]:

@@ -7,6 +7,11 @@ outside the prediction interval of the baseline runs' medians), so noise alone r
 same case on one side are concatenated (merging runs concatenates samples). Only runs of a
 comparable environment (same hardware and library versions) are compared unless the caller
 allows otherwise; the differences are always named.
+
+The gate fails closed: a case that cannot be judged — the current side has no finished record of
+it (error, timeout, oom), or either side's samples are empty or not all finite — gets the verdict
+``unjudged`` with the reason, and `Comparison.unjudged` counts them, so the caller can refuse to
+pass. A case only one side has is listed as ``missing``, not judged.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ..measure.stats import STATISTICS, ratio_ci
 from .thresholds import Thresholds
 
 __all__ = ["CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
-           "env_fingerprint"]
+           "env_fingerprint", "newest_against_earlier", "sample_problem"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,16 @@ class Comparison:
     def improvements(self) -> int:
         return 0 if self.cases.empty else int((self.cases["verdict"] == "improvement").sum())
 
+    @property
+    def unjudged(self) -> int:
+        """Cases present on both sides that could not be judged (see the module docstring)."""
+        return 0 if self.cases.empty else int((self.cases["verdict"] == "unjudged").sum())
+
+    @property
+    def judged(self) -> int:
+        """Cases given a verdict (regression, improvement or unchanged)."""
+        return 0 if self.cases.empty else int((self.cases["verdict"] != "unjudged").sum())
+
 
 def case_label(row: Any) -> str:
     return (f"{row['task']} {row['model']} {row['runner']} {row['device']} {row['dtype']} "
@@ -70,13 +85,41 @@ def env_differences(baseline: Any, current: Any, keys: tuple[str, ...] = COMPARA
             for k in keys if a.get(k, ()) != b.get(k, ())]
 
 
-def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray, Any, np.ndarray]]:
-    """case id -> (all samples concatenated, the newest record, each run's median)."""
-    ok = df[df["status"] == "ok"]
-    out: dict[str, tuple[np.ndarray, Any, np.ndarray]] = {}
-    for case_id, group in ok.groupby("case_id", sort=False):
-        runs = [np.asarray(s, dtype=float) for s in group["samples_s"]]
-        out[case_id] = (np.concatenate(runs), group.iloc[-1], np.array([np.median(r) for r in runs]))
+def sample_problem(samples: Any) -> str | None:
+    """Why a record's samples cannot be judged (empty, null, NaN, infinite, not positive), or None."""
+    if samples is None or (isinstance(samples, float) and samples != samples):
+        return "no samples"
+    try:
+        x = np.asarray(samples, dtype=float)
+    except (TypeError, ValueError):
+        return "samples are not numbers"
+    if x.size == 0:
+        return "no samples"
+    bad = int((~np.isfinite(x)).sum())
+    if bad:
+        return f"{bad} of {x.size} samples are NaN or infinite"
+    if (x <= 0).any():
+        return f"{int((x <= 0).sum())} of {x.size} samples are zero or negative"
+    return None
+
+
+def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]]:
+    """case id -> (all samples concatenated, the newest record, each run's median, why it cannot be
+    judged). A case with no ok record, or with a record whose samples are unusable, has a reason."""
+    out: dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]] = {}
+    for case_id, group in df.groupby("case_id", sort=False):
+        ok = group[group["status"] == "ok"]
+        if ok.empty:
+            statuses = ", ".join(sorted({str(s) for s in group["status"]}))
+            out[case_id] = (None, group.iloc[-1], np.array([]), f"no finished record (status {statuses})")
+            continue
+        problems = [sample_problem(s) for s in ok["samples_s"]]
+        bad = next((p for p in problems if p), None)
+        if bad:
+            out[case_id] = (None, ok.iloc[-1], np.array([]), bad)
+            continue
+        runs = [np.asarray(s, dtype=float) for s in ok["samples_s"]]
+        out[case_id] = (np.concatenate(runs), ok.iloc[-1], np.array([np.median(r) for r in runs]), None)
     return out
 
 
@@ -121,10 +164,18 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
     base, cur = _samples_by_case(baseline), _samples_by_case(current)
     rows = []
     for case_id in [c for c in cur if c in base]:
-        a, row, run_medians = base[case_id]
-        b, _, cur_medians = cur[case_id]
-        spread = between_run_sd(run_medians)
+        a, row, run_medians, base_problem = base[case_id]
+        b, cur_row, cur_medians, cur_problem = cur[case_id]
         label = case_label(row)
+        if base_problem and base_problem.startswith("no finished record"):
+            continue  # never measured on the baseline side: nothing to hold the current run to
+        if base_problem or cur_problem:
+            why = f"current: {cur_problem}" if cur_problem else f"baseline: {base_problem}"
+            rows.append({**_identity(case_id, label, cur_row), "threshold": settings.thresholds.for_case(
+                settings.metric, label), "baseline_runs": int(len(run_medians)), "significant": False,
+                "verdict": "unjudged", "reason": why})
+            continue
+        spread = between_run_sd(run_medians)
         threshold = settings.thresholds.for_case(settings.metric, label)
         point, lo, hi = ratio_ci(b, a, seed=settings.seed, resamples=settings.resamples, statistic=settings.metric)
         p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue) if len(a) > 1 and len(b) > 1 else 1.0
@@ -140,18 +191,42 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
         else:
             verdict = "unchanged"
         rows.append({
-            "case_id": case_id, "label": label, "task": row["task"], "model": row["model"],
-            "runner": row["runner"], "device": row["device"], "dtype": row["dtype"],
-            "batch_size": int(row["batch_size"]), "seq_len": int(row["seq_len"]),
+            **_identity(case_id, label, row),
             "base_s": float(stat(a)), "cur_s": float(stat(b)), "base_n": int(len(a)), "cur_n": int(len(b)),
             "change": change, "change_ci_low": lo, "change_ci_high": hi, "p_value": p, "threshold": threshold,
             "baseline_runs": int(len(run_medians)), "between_run_sd": spread,
-            "significant": bool(significant), "verdict": verdict,
+            "significant": bool(significant), "verdict": verdict, "reason": None,
         })
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    return frame.sort_values("change", ascending=False, kind="stable").reset_index(drop=True)
+    if "change" not in frame.columns:
+        frame["change"] = np.nan
+    # cases that could not be judged first, then the worst regressions
+    order = frame.assign(_u=frame["verdict"] != "unjudged").sort_values(["_u", "change"], ascending=[True, False],
+                                                                         kind="stable", na_position="first")
+    return order.drop(columns="_u").reset_index(drop=True)
+
+
+def _identity(case_id: str, label: str, row: Any) -> dict[str, Any]:
+    return {"case_id": case_id, "label": label, "task": row["task"], "model": row["model"],
+            "runner": row["runner"], "device": row["device"], "dtype": row["dtype"],
+            "batch_size": int(row["batch_size"]), "seq_len": int(row["seq_len"])}
+
+
+def newest_against_earlier(df: Any, baseline_runs: int) -> tuple[Any, Any]:
+    """(baseline, current) from one results table: the newest run against the up to
+    `baseline_runs` runs before it of the same environment (else, for `compare_runs` to name the
+    change, the runs before it). (None, newest) when there is only one run."""
+    from .history import run_order
+
+    runs = run_order(df)
+    current = df[df["run_id"] == runs[-1]]
+    if len(runs) < 2:
+        return None, current
+    fp = env_fingerprint(current)
+    same = [r for r in runs[:-1] if env_fingerprint(df[df["run_id"] == r]) == fp]
+    return df[df["run_id"].isin((same or runs[:-1])[-baseline_runs:])], current
 
 
 def compare_runs(baseline: Any, current: Any, settings: CompareSettings = CompareSettings()) -> Comparison:

@@ -15,6 +15,10 @@ Confirmation, so that a single noisy night raises nothing:
   * the raw samples of the runs before and after differ by a Mann-Whitney U test (p < alpha).
 An environment change (library versions, hardware) between two runs is named beside any change
 point at that run.
+
+Fail closed: records whose samples are empty or not all finite are left out of the series, and
+`unjudged_cases` names every case of the newest runs that could not be judged (unusable samples,
+no finished record, or missing from the newest run while the run before had it).
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from ..env import COMPARABLE_KEYS
-from .compare import case_label
+from .compare import case_label, sample_problem
 from .thresholds import Thresholds
 
-__all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order"]
+__all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
 
     from ..record import pool_records
 
-    ok = df[df["status"] == "ok"]
+    ok = df[(df["status"] == "ok") & df["samples_s"].map(sample_problem).isna()]
     if ok.duplicated(["run_id", "case_id"]).any():  # runs made in passes: one point per run and case
         ok = pd.DataFrame(pool_records(ok.to_dict("records")))
     runs = run_order(ok)
@@ -151,3 +155,36 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
                                      env_change=envs.get(run_i, "")))
     found.sort(key=lambda c: (-c.index, -c.change))
     return found, envs, runs
+
+
+def unjudged_cases(df: Any, window: int) -> list[dict[str, Any]]:
+    """Cases of the newest `window` runs the history cannot judge, each with the reason: a record
+    without usable samples or without a finished status (for a case earlier runs measured), and a
+    case the run before the newest had that the newest run lacks (a run killed half-way)."""
+    order = run_order(df)
+    if not order:
+        return []
+    problem = df["samples_s"].map(sample_problem)
+    usable = df[(df["status"] == "ok") & problem.isna()]
+    usable_keys = set(zip(usable["run_id"], usable["case_id"]))
+    out: list[dict[str, Any]] = []
+    for run in order[-window:]:
+        sub = df[df["run_id"] == run]
+        for case_id, g in sub.groupby("case_id", sort=False):
+            if (run, case_id) in usable_keys:
+                continue
+            if not ((usable["case_id"] == case_id) & (usable["run_id"] != run)).any():
+                continue  # never measured elsewhere: nothing to hold it to
+            ok = g[g["status"] == "ok"]
+            reason = (problem[ok.index].dropna().iloc[0] if not ok.empty
+                      else f"no finished record (status {', '.join(sorted({str(x) for x in g['status']}))})")
+            out.append({"case_id": case_id, "label": case_label(g.iloc[-1]), "run_id": run, "reason": reason})
+    if len(order) >= 2:
+        last, prev = order[-1], order[-2]
+        have = set(df.loc[df["run_id"] == last, "case_id"])
+        before = usable[usable["run_id"] == prev]
+        for case_id, g in before.groupby("case_id", sort=False):
+            if case_id not in have:
+                out.append({"case_id": case_id, "label": case_label(g.iloc[-1]), "run_id": last,
+                            "reason": f"missing from the newest run (run {prev} had it)"})
+    return out

@@ -1,7 +1,9 @@
 """Renderings of a comparison and of a history: console table, GitHub markdown, JSON.
 
 All three are built from the same plain dict (`comparison_dict` / `history_dict`), so the
-markdown in ``$GITHUB_STEP_SUMMARY`` shows exactly the numbers the JSON holds.
+markdown in ``$GITHUB_STEP_SUMMARY`` shows exactly the numbers the JSON holds. Strings from
+records reach markdown only through `md_code` / `md_text` (no raw HTML, no broken tables) and the
+console only clipped (the CLI strips escape sequences from everything it prints).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..display import clip, md_code, md_text
 from .compare import Comparison
 from .history import ChangePoint
 
@@ -16,7 +19,8 @@ __all__ = ["comparison_dict", "comparison_console", "comparison_markdown", "hist
            "history_markdown", "to_json", "pct", "ms"]
 
 SCHEMA_VERSION = 1
-MARK = {"regression": "🔴 regression", "improvement": "🟢 improvement", "unchanged": "unchanged"}
+MARK = {"regression": "🔴 regression", "improvement": "🟢 improvement", "unchanged": "unchanged",
+        "unjudged": "⚠️ not judged"}
 
 
 def pct(x: float) -> str:
@@ -28,14 +32,20 @@ def ms(seconds: float) -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
+def _plain(v: Any) -> Any:
+    """A JSON value: numpy scalars as Python ones, NaN and infinities as null (strict JSON)."""
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v
+
+
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     cases = [] if c.cases.empty else [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in c.cases.to_dict("records")]
+        {k: _plain(v) for k, v in row.items()} for row in c.cases.to_dict("records")]
     return {
         "schema_version": SCHEMA_VERSION, "kind": "compare", "metric": c.metric, "compared": c.compared,
         "baseline_runs": c.baseline_runs, "current_runs": c.current_runs, "env_changes": c.env_changes,
-        "summary": {"cases": len(cases), "regressions": c.regressions, "improvements": c.improvements,
-                    "unchanged": len(cases) - c.regressions - c.improvements},
+        "summary": {"cases": c.judged, "regressions": c.regressions, "improvements": c.improvements,
+                    "unchanged": c.judged - c.regressions - c.improvements, "unjudged": c.unjudged},
         "cases": cases,
     }
 
@@ -43,20 +53,35 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
 def _status_line(d: dict[str, Any]) -> str:
     s = d["summary"]
     if not d["compared"]:
-        return ("not compared: the environment changed and --allow-env-change was not given "
-                f"({'; '.join(d['env_changes'])})")
-    return (f"{s['cases']} cases compared on the {d['metric']}: {s['regressions']} regressions, "
+        return ("NOT COMPARED: the environment changed and --allow-env-change was not given "
+                f"({'; '.join(clip(e) for e in d['env_changes'])})")
+    line = (f"{s['cases']} cases compared on the {d['metric']}: {s['regressions']} regressions, "
             f"{s['improvements']} improvements, {s['unchanged']} unchanged")
+    if s.get("unjudged"):
+        line += f"; {s['unjudged']} NOT JUDGED (see below)"
+    if not s["cases"] and not s.get("unjudged"):
+        line = "NO CASE IN COMMON: nothing was compared (different models, matrices or a partial run?)"
+    return line
+
+
+def _judged(d: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in d["cases"] if r["verdict"] != "unjudged"]
+
+
+def _unjudged(d: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in d["cases"] if r["verdict"] == "unjudged"]
 
 
 def comparison_console(d: dict[str, Any], limit: int | None = None) -> str:
     lines = [_status_line(d)]
     if d["env_changes"] and d["compared"]:
-        lines += ["environment changed (compared anyway):"] + [f"  {e}" for e in d["env_changes"]]
-    rows = d["cases"] if limit is None else d["cases"][:limit]
+        lines += ["environment changed (compared anyway):"] + [f"  {clip(e)}" for e in d["env_changes"]]
+    for r in _unjudged(d):
+        lines.append(f"  not judged: {clip(r['label'])}: {clip(r['reason'])}")
+    rows = _judged(d) if limit is None else _judged(d)[:limit]
     if rows:
         head = ("case", "baseline ms", "current ms", "change", "95% CI", "p", "threshold", "verdict")
-        body = [(r["label"], ms(r["base_s"]), ms(r["cur_s"]), pct(r["change"]),
+        body = [(clip(r["label"]), ms(r["base_s"]), ms(r["cur_s"]), pct(r["change"]),
                  f"[{pct(r['change_ci_low'])}, {pct(r['change_ci_high'])}]", f"{r['p_value']:.3g}",
                  f"{100 * r['threshold']:.0f}%", r["verdict"].upper() if r["verdict"] == "regression" else r["verdict"])
                 for r in rows]
@@ -67,52 +92,66 @@ def comparison_console(d: dict[str, Any], limit: int | None = None) -> str:
 
 
 def comparison_markdown(d: dict[str, Any], limit: int = 100) -> str:
-    lines = ["## benchbed compare", "", _status_line(d) + ".", ""]
+    lines = ["## benchbed compare", "", md_text(_status_line(d), 2000) + ".", ""]
     if d["env_changes"]:
-        lines += ["**Environment changed:**", ""] + [f"- `{e}`" for e in d["env_changes"]] + [""]
-    if d["cases"]:
+        lines += ["**Environment changed:**", ""] + [f"- {md_code(e)}" for e in d["env_changes"]] + [""]
+    if _unjudged(d):
+        lines += ["**Not judged** (the gate fails on these):", ""] + [
+            f"- {md_code(r['label'])}: {md_text(r['reason'])}" for r in _unjudged(d)[:limit]] + [""]
+    rows = _judged(d)
+    if rows:
         lines += ["| case | baseline ms | current ms | change | 95% CI | p | threshold | verdict |",
                   "|---|---:|---:|---:|---:|---:|---:|---|"]
-        for r in d["cases"][:limit]:
-            lines.append(f"| `{r['label']}` | {ms(r['base_s'])} | {ms(r['cur_s'])} | {pct(r['change'])} | "
+        for r in rows[:limit]:
+            lines.append(f"| {md_code(r['label'])} | {ms(r['base_s'])} | {ms(r['cur_s'])} | {pct(r['change'])} | "
                          f"[{pct(r['change_ci_low'])}, {pct(r['change_ci_high'])}] | {r['p_value']:.3g} | "
                          f"{100 * r['threshold']:.0f}% | {MARK[r['verdict']]} |")
-        if len(d["cases"]) > limit:
-            lines.append(f"\n{len(d['cases']) - limit} more cases in the JSON output.")
+        if len(rows) > limit:
+            lines.append(f"\n{len(rows) - limit} more cases in the JSON output.")
     return "\n".join(lines) + "\n"
 
 
 def history_dict(points: list[ChangePoint], gating: list[ChangePoint], envs: dict[int, str], runs: list[str],
-                 cases: int) -> dict[str, Any]:
+                 cases: int, unjudged: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION, "kind": "history", "runs": runs, "cases": cases,
         "env_changes": [{"index": i, "run_id": runs[i], "change": text} for i, text in sorted(envs.items())],
         "change_points": [p.as_dict() for p in points],
         "new_regressions": [p.as_dict() for p in gating],
+        "unjudged": list(unjudged or []),
     }
 
 
 def history_console(d: dict[str, Any]) -> str:
+    unjudged = d.get("unjudged") or []
     lines = [f"{len(d['runs'])} runs, {d['cases']} cases, {len(d['change_points'])} confirmed change points, "
-             f"{len(d['new_regressions'])} new regressions"]
+             f"{len(d['new_regressions'])} new regressions"
+             + (f", {len(unjudged)} NOT JUDGED" if unjudged else "")
+             + ("; NO RUN WITH USABLE RECORDS" if not d["runs"] else "")]
+    for u in unjudged:
+        lines.append(f"  not judged: {clip(u['label'])} in run {clip(u['run_id'])}: {clip(u['reason'])}")
     for e in d["env_changes"]:
-        lines.append(f"environment change at run {e['index']} ({e['run_id']}): {e['change']}")
+        lines.append(f"environment change at run {e['index']} ({clip(e['run_id'])}): {clip(e['change'])}")
     for p in d["change_points"]:
-        env = f" [at environment change: {p['env_change']}]" if p["env_change"] else ""
-        lines.append(f"  {p['kind']:<11} {pct(p['change']):>7} at run {p['index']} ({p['run_id']}): {p['label']} "
+        env = f" [at environment change: {clip(p['env_change'])}]" if p["env_change"] else ""
+        lines.append(f"  {p['kind']:<11} {pct(p['change']):>7} at run {p['index']} ({clip(p['run_id'])}): {clip(p['label'])} "
                      f"{ms(p['before_s'])} -> {ms(p['after_s'])} ms, p={p['p_value']:.2g}{env}")
     return "\n".join(lines)
 
 
 def history_markdown(d: dict[str, Any], limit: int = 100) -> str:
-    lines = ["## benchbed history", "", history_console(d).splitlines()[0] + ".", ""]
+    lines = ["## benchbed history", "", md_text(history_console(d).splitlines()[0], 2000) + ".", ""]
+    if d.get("unjudged"):
+        lines += ["**Not judged** (the gate fails on these):", ""] + [
+            f"- {md_code(u['label'])} in run {md_code(u['run_id'])}: {md_text(u['reason'])}"
+            for u in d["unjudged"][:limit]] + [""]
     if d["env_changes"]:
-        lines += [f"- environment change at run {e['index']} (`{e['run_id']}`): `{e['change']}`"
+        lines += [f"- environment change at run {e['index']} ({md_code(e['run_id'])}): {md_code(e['change'])}"
                   for e in d["env_changes"]] + [""]
     if d["change_points"]:
         lines += ["| case | run | change | before ms | after ms | p | kind |", "|---|---|---:|---:|---:|---:|---|"]
         for p in d["change_points"][:limit]:
-            lines.append(f"| `{p['label']}` | {p['index']} (`{p['run_id']}`) | {pct(p['change'])} | "
+            lines.append(f"| {md_code(p['label'])} | {p['index']} ({md_code(p['run_id'])}) | {pct(p['change'])} | "
                          f"{ms(p['before_s'])} | {ms(p['after_s'])} | {p['p_value']:.2g} | {MARK[p['kind']]} |")
     return "\n".join(lines) + "\n"
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from . import charts
-from .data import GROUP_KEY, cells_of, label_variants, latest_run, overhead_sentence, problems
+from .data import GROUP_KEY, cells_of, displayable, label_variants, latest_run, overhead_sentence, problems
 from .html import esc, figure, fmt_ms, fmt_num, ratio_class, render_page, table
 
 __all__ = ["build_report", "write_report", "comparison_section"]
@@ -95,6 +95,12 @@ def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
     marks = {"regression": ("▲ regression", "bad2"), "improvement": ("▼ improvement", "good"),
              "unchanged": ("· unchanged", "ns")}
     rows = []
+    unjudged = cmp[cmp["verdict"] == "unjudged"]
+    if not unjudged.empty:
+        out.append(f'<p class="fail">{len(unjudged)} case(s) could not be judged:</p><ul>')
+        out += [f"<li>{esc(r['label'])}: {esc(r['reason'])}</li>" for _, r in unjudged.head(limit).iterrows()]
+        out.append("</ul>")
+        cmp = cmp[cmp["verdict"] != "unjudged"]
     for _, r in cmp.head(limit).iterrows():
         mark, cls = marks[r["verdict"]]
         sig = "*" if r["significant"] else ""
@@ -150,7 +156,7 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
                  change_points: dict[tuple, list[Any]] | None = None, resamples: int = 1000) -> str:
     """The page for records `df` (its newest run leads); with `baseline` and `current`, a side-by-side
     comparison section too."""
-    df, baseline, current = label_variants(df), label_variants(baseline), label_variants(current)
+    df, baseline, current = (label_variants(displayable(x)) for x in (df, baseline, current))
     latest = latest_run(df)
     cells = cells_of(latest, resamples=resamples)
     runs = df["run_id"].nunique()
@@ -280,7 +286,4 @@ def write_report(page: str, out: str | os.PathLike[str]) -> str:
     """Write atomically: a report is either the old file or the whole new one."""
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return str(path)
+    return write_text_atomic(path, page)

@@ -9,11 +9,39 @@ import numpy as np
 
 from ..measure.stats import ratio_ci
 
-__all__ = ["CELL_KEY", "GROUP_KEY", "cells_of", "label_variants", "latest_run", "overhead_sentence", "problems"]
+__all__ = ["CELL_KEY", "GROUP_KEY", "cells_of", "label_variants", "latest_run", "overhead_sentence", "problems",
+           "displayable"]
 
 #: What identifies a cell (a torch/pipeline pair) and a headline group.
 CELL_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len"]
 GROUP_KEY = ["task", "model", "device", "dtype"]
+
+
+def displayable(df: Any, limit: int = 200) -> Any:
+    """Records as a report may show them: every string clipped to `limit` characters (a 200,000-
+    character model name would otherwise be laid out in every table and chart), non-finite
+    statistics as missing, and an ``ok`` record whose samples are empty or not all finite turned
+    into an ``invalid`` one that the problems table names instead of a chart plotting it."""
+    from ..display import clip
+    from ..regress.compare import sample_problem
+
+    if df is None or df.empty:
+        return df
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: clip(v, limit) if isinstance(v, str) and len(v) > limit else v)
+    num = [c for c in out.columns if c.endswith(("_s", "_mb", "_per_s", "_tflops", "_fraction", "_w", "_pct"))
+           and out[c].dtype.kind == "f"]
+    if num:
+        out[num] = out[num].where(np.isfinite(out[num]))
+    if "samples_s" in out.columns and "status" in out.columns:
+        why = out["samples_s"].map(sample_problem)
+        bad = (out["status"] == "ok") & why.notna()
+        if bad.any():
+            out.loc[bad, "message"] = "unusable samples: " + why[bad]
+            out.loc[bad, "status"] = "invalid"
+    return out
 
 
 def label_variants(df: Any) -> Any:

@@ -1,0 +1,123 @@
+"""Every value a user types, parsed and checked before anything runs or is written.
+
+One layer for all doors (the ``benchbed`` subcommands and the pytest options): each check is a
+function that returns the clean value or raises `SpecError` with one line naming the value and
+what is valid. ``arg(...)`` wraps a check as an argparse ``type=``, so argparse reports the same
+line and the command exits 2 with nothing written. Non-finite numbers, empty values, paths of the
+wrong kind and ids that could become a path outside the results folder are refused everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from typing import Any, Callable
+
+from .spec import SpecError
+
+__all__ = ["RUN_ID_PATTERN", "arg", "check_run_id", "csv_values", "finite_float", "positive_float",
+           "non_negative_float", "positive_int", "output_file", "existing_path"]
+
+#: What a run id may be: it names a folder under the results root, so no separators, no ``..``,
+#: no leading dot (dot-prefixed names are temporary files that readers skip), at most 128 characters.
+RUN_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_RUN_ID_RE = re.compile(RUN_ID_PATTERN)
+
+
+def check_run_id(value: Any, what: str = "run id") -> str:
+    """`value` if it is a plain run id (letters, digits, ``.``, ``_``, ``-``; no ``..``)."""
+    text = str(value) if value is not None else ""
+    if not _RUN_ID_RE.fullmatch(text) or ".." in text:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise SpecError(f"{what} {shown!r} is not a plain id (valid: 1-128 of A-Z a-z 0-9 . _ -, starting with a "
+                        f"letter or digit, no '..')")
+    return text
+
+
+def csv_values(text: Any, what: str = "value") -> list[str]:
+    """A comma-separated list with no empty items: ``--task ""`` is a mistake (an unset CI
+    variable), not a request for the default axis."""
+    items = [v.strip() for v in str(text).split(",")]
+    if not any(items):
+        raise SpecError(f"{what}: empty value (give one or more comma-separated values, or leave the option out)")
+    if not all(items):
+        raise SpecError(f"{what}: empty item in {str(text)!r} (remove the stray comma)")
+    return items
+
+
+def _number(text: Any, what: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise SpecError(f"{what} must be a number, got {str(text)!r}") from None
+    if not math.isfinite(value):
+        raise SpecError(f"{what} must be a finite number, got {str(text)!r}")
+    return value
+
+
+def finite_float(text: Any, what: str = "value") -> float:
+    return _number(text, what)
+
+
+def positive_float(text: Any, what: str = "value") -> float:
+    value = _number(text, what)
+    if value <= 0:
+        raise SpecError(f"{what} must be a positive number, got {str(text)!r}")
+    return value
+
+
+def non_negative_float(text: Any, what: str = "value") -> float:
+    value = _number(text, what)
+    if value < 0:
+        raise SpecError(f"{what} must be zero or more, got {str(text)!r}")
+    return value
+
+
+def positive_int(text: Any, what: str = "value") -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise SpecError(f"{what} must be a positive integer, got {str(text)!r}") from None
+    if value <= 0:
+        raise SpecError(f"{what} must be a positive integer, got {value}")
+    return value
+
+
+def output_file(text: Any, what: str = "output file") -> str:
+    """A file path to write: not empty, not an existing folder, its folder existing or creatable
+    and writable (checked without creating anything)."""
+    from .store import check_writable
+
+    path = str(text)
+    if not path.strip():
+        raise SpecError(f"{what}: empty path")
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise SpecError(f"{what} {path!r} is a folder; give a file name")
+    problem = check_writable(os.path.dirname(os.path.abspath(path)))
+    if problem:
+        raise SpecError(f"{what} {path!r}: " + problem.replace("results folder", "folder"))
+    return path
+
+
+def existing_path(text: Any, what: str = "results") -> str:
+    path = str(text)
+    if not path.strip():
+        raise SpecError(f"{what}: empty path")
+    if "://" not in path and not os.path.exists(path):
+        raise SpecError(f"{what} {path!r} does not exist")
+    return path
+
+
+def arg(check: Callable[..., Any], what: str) -> Callable[[str], Any]:
+    """`check` as an argparse ``type=``: the same one-line message, exit 2."""
+
+    def parse(text: str) -> Any:
+        try:
+            return check(text, what)
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = getattr(check, "__name__", "value")
+    return parse
