@@ -147,7 +147,13 @@ def _is_oom(exc: BaseException) -> bool:
     text = str(exc).lower()
     return (isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in text
             or "can't allocate memory" in text or "cannot allocate memory" in text
-            or "thread creation failed" in text)
+            or "thread creation failed" in text or "bad_alloc" in text)
+
+
+def _capped_failure(exc: BaseException) -> bool:
+    """Failures that, under a memory cap, mean the cap was hit: oneDNN reports an allocation it
+    could not make as a primitive it could not create."""
+    return "could not create a primitive" in str(exc).lower()
 
 
 def _attn_unsupported(exc: BaseException) -> bool:
@@ -406,7 +412,8 @@ class Session:
         except _Skip as skip:
             rec.update(status="skipped", message=str(skip))
         except Exception as exc:  # failures are data
-            rec.update(status="oom" if _is_oom(exc) else "error",
+            oom = _is_oom(exc) or (self.config.memory_cap_mb is not None and _capped_failure(exc))
+            rec.update(status="oom" if oom else "error",
                        message=f"{exc.__class__.__name__}: {exc}".strip()[:2000])
             if rec["status"] == "error" and os.environ.get("BENCHBED_TRACEBACK"):
                 traceback.print_exc(file=sys.stderr)

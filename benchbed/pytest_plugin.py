@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from .spec import Case, Matrix
+from .spec import Case, Matrix, SpecError
+from .validate import arg, csv_values, non_negative_float, positive_float
 
 __all__ = ["BenchbedFixture", "parametrize"]
 
@@ -47,9 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder for parquet results (default: results/)")
     for axis, flag in _FILTERS.items():
         group.addoption(flag, metavar="V1,V2", default=None, help=f"run only cases with these {axis} values")
-    group.addoption("--benchbed-max-time", type=float, default=10.0, metavar="S",
+    group.addoption("--benchbed-max-time", type=arg(positive_float, "--benchbed-max-time"), default=10.0, metavar="S",
                     help="per-case cap on timed seconds (default: 10)")
-    group.addoption("--benchbed-min-time", type=float, default=1.0, metavar="S",
+    group.addoption("--benchbed-min-time", type=arg(non_negative_float, "--benchbed-min-time"), default=1.0, metavar="S",
                     help="timed seconds at least per case (default: 1)")
     group.addoption("--benchbed-isolate", choices=["auto", "always", "never"], default="auto",
                     help="run cases in fresh subprocesses: auto (CUDA cases only, default), always, never")
@@ -67,8 +68,11 @@ def _case_of(item: pytest.Item) -> Case | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    wanted = {axis: [v.strip().lower() if axis == "compiled" else v.strip() for v in str(config.getoption(flag)).split(",")]
-              for axis, flag in _FILTERS.items() if config.getoption(flag)}
+    try:  # an empty filter (an unset CI variable) is a mistake, not "every case"
+        wanted = {axis: [v.lower() if axis == "compiled" else v for v in csv_values(config.getoption(flag), flag)]
+                  for axis, flag in _FILTERS.items() if config.getoption(flag) is not None}
+    except SpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if wanted:
         keep, drop = [], []
         for item in items:
@@ -106,8 +110,11 @@ def _open_session(pytestconfig: pytest.Config) -> Any:
         raise pytest.UsageError(problem)
     rule = StopRule(min_time_s=pytestconfig.getoption("--benchbed-min-time"),
                     max_time_s=pytestconfig.getoption("--benchbed-max-time"))
-    return Session(results, EngineConfig(rule=rule, suite="pytest",
-                                         isolate=pytestconfig.getoption("--benchbed-isolate")))
+    try:
+        return Session(results, EngineConfig(rule=rule, suite="pytest",
+                                             isolate=pytestconfig.getoption("--benchbed-isolate")))
+    except SpecError as exc:  # e.g. BENCHBED_RUN_ID that is not a plain id
+        raise pytest.UsageError(str(exc)) from None
 
 
 class BenchbedFixture:

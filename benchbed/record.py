@@ -132,13 +132,13 @@ def _rekeyed(rec: dict[str, Any], model: str) -> tuple[str, str] | None:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
     try:
-        opts = json.loads(rec.get("options") or "{}")
+        opts = json.loads(plain(rec.get("options")) or "{}")
     except ValueError:
         return None
     new_tokens = plain(rec.get("new_tokens"))
     for drop in itertools.chain.from_iterable(itertools.combinations(_ENGINE_OPTIONS, k) for k in range(3)):
         options = tuple(sorted((k, v) for k, v in opts.items() if k not in drop))
-        for attn in dict.fromkeys((None, plain(rec.get("attn_impl")))):
+        for attn in dict.fromkeys((None, plain(rec.get("attn_impl")))):  # the case's, or the one it loaded
             case = Case(task=rec["task"], model=rec["model"], runner=rec["runner"], device=rec["device"],
                         dtype=rec["dtype"], batch_size=int(rec["batch_size"]), seq_len=int(rec["seq_len"]),
                         new_tokens=None if new_tokens is None else int(new_tokens), options=options,

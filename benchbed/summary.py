@@ -175,4 +175,7 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
 
 
 def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float, stream: TextIO = sys.stderr) -> None:
-    print(progress_line(index, total, rec, elapsed_s), file=stream, flush=True)
+    from .display import clip, console_safe
+
+    print(console_safe(clip(progress_line(index, total, rec, elapsed_s), 400), keep_newlines=False), file=stream,
+          flush=True)

@@ -22,6 +22,8 @@ def displayable(df: Any, limit: int = 200) -> Any:
     character model name would otherwise be laid out in every table and chart), non-finite
     statistics as missing, and an ``ok`` record whose samples are empty or not all finite turned
     into an ``invalid`` one that the problems table names instead of a chart plotting it."""
+    import pandas as pd
+
     from ..display import clip
     from ..regress.compare import sample_problem
 
@@ -29,7 +31,7 @@ def displayable(df: Any, limit: int = 200) -> Any:
         return df
     out = df.copy()
     for col in out.columns:
-        if out[col].dtype == object:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
             out[col] = out[col].map(lambda v: clip(v, limit) if isinstance(v, str) and len(v) > limit else v)
     num = [c for c in out.columns if c.endswith(("_s", "_mb", "_per_s", "_tflops", "_fraction", "_w", "_pct"))
            and out[c].dtype.kind == "f"]
@@ -39,6 +41,7 @@ def displayable(df: Any, limit: int = 200) -> Any:
         why = out["samples_s"].map(sample_problem)
         bad = (out["status"] == "ok") & why.notna()
         if bad.any():
+            out["message"] = out["message"].astype(object)  # all-null reads back as float
             out.loc[bad, "message"] = "unusable samples: " + why[bad]
             out.loc[bad, "status"] = "invalid"
     return out
