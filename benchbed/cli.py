@@ -152,13 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      "charts embedded, no network, no JavaScript). The newest run leads; several "
                                      "runs add a history section; --baseline/--current add a side-by-side "
                                      "comparison.")
-    rep.add_argument("results", nargs="*", metavar="RESULTS", type=arg(existing_path, "results"), help="results folders or parquet files "
+    rep.add_argument("results", nargs="*", metavar="RESULTS", help="results folders or parquet files "
                                                                    "(default: results/, or --current)")
     rep.add_argument("-o", "--output", metavar="FILE", default="reports/benchbed-report.html",
                      type=arg(output_file, "report -o"),
                      help="HTML file to write (default: reports/benchbed-report.html)")
-    rep.add_argument("--baseline", metavar="RESULTS", type=arg(existing_path, "--baseline"), help="baseline run(s): folder or parquet file")
-    rep.add_argument("--current", metavar="RESULTS", type=arg(existing_path, "--current"), help="current run(s) to compare with --baseline")
+    rep.add_argument("--baseline", metavar="RESULTS", help="baseline run(s): folder or parquet file")
+    rep.add_argument("--current", metavar="RESULTS", help="current run(s) to compare with --baseline")
     rep.add_argument("--title", default="benchbed report", help="page title (default: benchbed report)")
 
     def regress_options(p: argparse.ArgumentParser) -> None:
@@ -176,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the threshold that is significant. With one RESULTS folder, its newest run is "
                                      "compared with the run before it. Exit 1 on any regression, 0 otherwise, 2 on "
                                      "bad input.")
-    cmp.add_argument("baseline", metavar="BASELINE", type=arg(existing_path, "baseline"), help="baseline results (folder, parquet file or URI); alone: a "
+    cmp.add_argument("baseline", metavar="BASELINE", help="baseline results (folder, parquet file or URI); alone: a "
                                                           "folder whose newest run is compared with the one before")
-    cmp.add_argument("current", metavar="CURRENT", nargs="?", type=arg(existing_path, "current"), help="current results")
+    cmp.add_argument("current", metavar="CURRENT", nargs="?", help="current results")
     cmp.add_argument("--metric", default="median", choices=["median", "mean", "p90", "p95", "p99"],
                      help="latency statistic to compare (default: median)")
     cmp.add_argument("--baseline-runs", type=arg(positive_int, "--baseline-runs"), default=5, metavar="N",
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "medians), confirmed only when the shift holds for two consecutive runs, "
                                       "exceeds the threshold and is significant. Exit 1 when a confirmed regression "
                                       "starts within the newest --window runs, 0 otherwise, 2 on bad input.")
-    hist.add_argument("results", nargs="+", metavar="RESULTS", type=arg(existing_path, "results"), help="results folders, files or URIs")
+    hist.add_argument("results", nargs="+", metavar="RESULTS", help="results folders, files or URIs")
     hist.add_argument("--window", type=arg(positive_int, "--window"), default=2,
                       help="gate on regressions starting in the newest N runs (default: 2: the one confirmed "
                            "by tonight's run)")
@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="join records (e.g. CI shards) into one run, one parquet file",
                            description="Read records from RESULTS, give them one run id and write them as one "
                                        "compacted parquet file under OUTPUT/<run-id>/.")
-    merge.add_argument("results", nargs="+", metavar="RESULTS", type=arg(existing_path, "results"), help="results folders or files")
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="results folders or files")
     merge.add_argument("-o", "--output", required=True, metavar="DIR", help="results folder to write into")
     merge.add_argument("--run-id", type=arg(check_run_id, "--run-id"),
                        help="id of the merged run: letters, digits, '.', '_', '-' (default: new)")

@@ -50,7 +50,7 @@ def test_isolated_records_land_in_the_run_and_match_in_process_timing(tmp_path):
     assert 0.7 < ratio < 1.4, ratio
     assert iso.record["threads"] == inproc.record["threads"]
     df = pd.read_parquet(tmp_path / "b")
-    assert list(df["case_id"]) == [case.case_id] and bool(df["isolated"].iloc[0])
+    assert list(df["case_id"]) == [case.canonical().case_id] and bool(df["isolated"].iloc[0])
     assert len(df["samples_s"].iloc[0]) == iso.record["n_samples"]
 
 
@@ -81,7 +81,7 @@ def test_out_of_memory_is_data_and_a_sweep_reports_the_largest_batch_that_fit(tm
     oom = df[df["status"] == "oom"].iloc[0]
     assert "can't allocate memory" in oom["message"] and oom["memory_cap_mb"] == 120
     assert "largest batch that fit in memory:" in p.stdout
-    assert "feature-extraction bert-tiny torch cpu fp32 s128: batch 8 (batch 512 ran out of memory)" in p.stdout
+    assert "feature-extraction synthetic:bert-tiny torch cpu fp32 s128: batch 8 (batch 512 ran out of memory)" in p.stdout
 
 
 def test_memory_is_released_after_an_oom_in_process(tmp_path):

@@ -35,7 +35,7 @@ def test_variant_axes_expand_and_validate():
 @pytest.mark.parametrize("args, expected", [
     (["--attn-impl", "turbo"], "unknown attn_impl 'turbo' (valid: default, sdpa, eager, flash_attention_2"),
     (["--compiled", "sometimes"], "compiled must be true or false, got 'sometimes'"),
-    (["--memory-cap", "0"], "--memory-cap must be a positive number of MB"),
+    (["--memory-cap", "0"], "--memory-cap must be a positive number, got '0'"),
 ])
 def test_bad_variant_options_are_one_line_exit_2(tmp_path, args, expected):
     p = run_cli("run", "--quick", "--results", str(tmp_path / "r"), *args)
