@@ -8,8 +8,19 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .defaults import (DEFAULT_MATRIX, GENERATION_FULL, GENERATION_QUICK, QUICK_MATRIX, SPEECH_FULL, SPEECH_QUICK,
-                       TEXT_TASKS, VISION_FULL, VISION_QUICK, ZERO_SHOT_FULL, ZERO_SHOT_QUICK)
+from .defaults import (
+    DEFAULT_MATRIX,
+    GENERATION_FULL,
+    GENERATION_QUICK,
+    QUICK_MATRIX,
+    SPEECH_FULL,
+    SPEECH_QUICK,
+    TEXT_TASKS,
+    VISION_FULL,
+    VISION_QUICK,
+    ZERO_SHOT_FULL,
+    ZERO_SHOT_QUICK,
+)
 from .measure import StopRule
 from .spec import Case, Matrix, SpecError
 from .store import read_results

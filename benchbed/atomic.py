@@ -13,7 +13,7 @@ import errno
 import os
 import secrets
 from pathlib import Path
-from typing import Callable, BinaryIO
+from typing import BinaryIO, Callable
 
 __all__ = ["WriteFailed", "write_atomic", "write_bytes_atomic", "write_text_atomic", "fsync_dir"]
 

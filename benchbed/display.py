@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["MAX_SHOWN", "clip", "console_safe", "md_code", "md_text"]
+__all__ = ["MAX_SHOWN", "clip", "console_safe", "fmt_ms", "md_code", "md_text"]
 
 #: Characters of one value shown at most in a table cell or line.
 MAX_SHOWN = 160
@@ -53,3 +53,17 @@ def md_code(value: Any, limit: int = MAX_SHOWN) -> str:
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def fmt_ms(seconds: Any, missing: str = "-") -> str:
+    """Seconds as milliseconds with three significant digits (whole milliseconds from 100 ms up),
+    `missing` for None or NaN: the one spelling of a latency in every table benchbed prints."""
+    if seconds is None:
+        return missing
+    try:
+        ms = float(seconds) * 1e3
+    except (TypeError, ValueError):
+        return missing
+    if ms != ms:
+        return missing
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from .measure.timer import StopRule
 from .spec import Case, Matrix, SpecError
 from .validate import arg, csv_values, non_negative_float, positive_float
 
@@ -48,10 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder for parquet results (default: results/)")
     for axis, flag in _FILTERS.items():
         group.addoption(flag, metavar="V1,V2", default=None, help=f"run only cases with these {axis} values")
-    group.addoption("--benchbed-max-time", type=arg(positive_float, "--benchbed-max-time"), default=10.0, metavar="S",
+    group.addoption("--benchbed-max-time", type=arg(positive_float, "--benchbed-max-time"),
+                    default=StopRule.max_time_s, metavar="S",
                     help="per-case cap on timed seconds (default: 10)")
-    group.addoption("--benchbed-min-time", type=arg(non_negative_float, "--benchbed-min-time"), default=1.0, metavar="S",
+    group.addoption("--benchbed-min-time", type=arg(non_negative_float, "--benchbed-min-time"),
+                    default=StopRule.min_time_s, metavar="S",
                     help="timed seconds at least per case (default: 1)")
+    group.addoption("--benchbed-reference", metavar="RUNNER", default="torch",
+                    help="the runner every other runner is compared with: parity and ratios (default: torch)")
     group.addoption("--benchbed-isolate", choices=["auto", "always", "never"], default="auto",
                     help="run cases in fresh subprocesses: auto (CUDA cases only, default), always, never")
 
@@ -110,8 +115,14 @@ def _open_session(pytestconfig: pytest.Config) -> Any:
         raise pytest.UsageError(problem)
     rule = StopRule(min_time_s=pytestconfig.getoption("--benchbed-min-time"),
                     max_time_s=pytestconfig.getoption("--benchbed-max-time"))
+    from .runners import runner_names
+
+    reference = pytestconfig.getoption("--benchbed-reference")
+    if reference not in runner_names():
+        raise pytest.UsageError(f"--benchbed-reference: unknown runner {reference!r} "
+                                f"(valid: {', '.join(runner_names())})")
     try:
-        return Session(results, EngineConfig(rule=rule, suite="pytest",
+        return Session(results, EngineConfig(rule=rule, suite="pytest", reference=reference,
                                              isolate=pytestconfig.getoption("--benchbed-isolate")))
     except SpecError as exc:  # e.g. BENCHBED_RUN_ID that is not a plain id
         raise pytest.UsageError(str(exc)) from None
@@ -127,10 +138,11 @@ class BenchbedFixture:
         self.node = node
 
     def run(self, case: Case) -> dict[str, Any]:
-        from .tasks import task_names
         from .models import check_model
+        from .runners import runner_names
+        from .tasks import task_names
 
-        case = case.validate(task_names(), check_model)
+        case = case.validate(task_names(), check_model, runner_names())
         result = self.session.run_one(case)
         rec = result.record
         self.config._benchbed_records.append(rec)  # type: ignore[attr-defined]
@@ -143,7 +155,8 @@ class BenchbedFixture:
         if rec["status"] != "ok":
             pytest.fail(f"{rec['status']}: {rec['message']}", pytrace=False)
         if rec["parity_ok"] is False:
-            pytest.fail(f"PARITY MISMATCH between torch and pipeline: {rec['parity_detail']}", pytrace=False)
+            pytest.fail(f"PARITY MISMATCH between {rec['runner']} and the reference {rec['reference']}: "
+                        f"{rec['parity_detail']}", pytrace=False)
         return rec
 
     def _feed(self, samples: tuple[float, ...], rec: dict[str, Any]) -> None:

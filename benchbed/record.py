@@ -18,6 +18,18 @@ Schema history:
       ``model`` is an alias gets the canonical name and the ``case_id`` / ``pair_id`` the same
       case has now, but only when its stored ``case_id`` is reproduced exactly from its own
       columns first (so a record is never re-keyed on a guess); otherwise it is left as it was.
+  5 — N runners per cell against a reference, timed in the same window: ``reference`` (the
+      runner this record's parity and ratio are against), ``pairing`` (``interleaved`` or
+      ``sequential``), ``sample_blocks`` (the block index of each sample when interleaved),
+      ``ref_ratio`` / ``ref_ratio_low`` / ``ref_ratio_high`` (this runner's median ÷ the
+      reference's, from paired blocks when interleaved, with its 95% CI), ``setup_s`` (one-off
+      preparation of the runner outside timed calls, e.g. an ONNX export). What else used the
+      machine while the cell was timed (`benchbed.measure.interference`): ``interfered``,
+      ``interference`` (the one-line reason), ``others_cpu_cores`` (other processes' CPU use, in
+      cores), ``steal_cores``, ``load_avg_1m``, ``cpu_mhz``, ``cores_available``. ``tokens_per_s`` is
+      now null for image and audio tasks (their ``seq_len`` is pixels or milliseconds). Migration
+      rule: records of version 4 or older get ``reference`` = ``torch`` and ``pairing`` =
+      ``sequential`` (what they were); readers recompute their ratios from the samples.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -37,7 +49,7 @@ _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 COLUMNS: list[tuple[str, pa.DataType]] = [
     # identity
     ("schema_version", _i), ("run_id", _s), ("case_id", _s), ("pair_id", _s), ("pass_index", _i), ("started_at", pa.timestamp("us", tz="UTC")),
-    ("suite", _s),
+    ("suite", _s), ("reference", _s), ("pairing", _s),
     # case
     ("task", _s), ("model", _s), ("model_params", _i), ("model_config", _s), ("model_weights", _s), ("runner", _s),
     ("device", _s), ("dtype", _s), ("batch_size", _i), ("seq_len", _i), ("new_tokens", _i), ("attn_impl", _s),
@@ -48,10 +60,14 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     # parity
     ("parity_ok", _b), ("parity_detail", _s),
     # time
-    ("samples_s", pa.list_(_f)), ("n_samples", _i), ("warmup", _i), ("stop_reason", _s), ("measure_s", _f),
+    ("samples_s", pa.list_(_f)), ("sample_blocks", pa.list_(_i)), ("n_samples", _i), ("warmup", _i), ("stop_reason", _s), ("measure_s", _f),
     ("lat_min_s", _f), ("lat_median_s", _f), ("lat_mean_s", _f), ("lat_p90_s", _f), ("lat_p95_s", _f),
     ("lat_p99_s", _f), ("lat_max_s", _f), ("lat_std_s", _f), ("lat_iqr_s", _f),
     ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),
+    ("ref_ratio", _f), ("ref_ratio_low", _f), ("ref_ratio_high", _f), ("setup_s", _f),
+    # interference: what else used the machine during the timed calls
+    ("interfered", _b), ("interference", _s), ("others_cpu_cores", _f), ("steal_cores", _f), ("load_avg_1m", _f),
+    ("cpu_mhz", _f), ("cores_available", _i),
     ("compile_s", _f), ("compile_graphs", _i), ("event_samples_s", pa.list_(_f)), ("cuda_event_median_s", _f),
     # rate
     ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f),
@@ -92,9 +108,13 @@ def to_table(records: list[dict[str, Any]]) -> pa.Table:
 
 
 def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (run, case): the passes of a case concatenated (merging concatenates samples),
-    with the median and throughput recomputed from the pooled samples. Single records pass as they are."""
+    """One record per (run, case): the passes of a case concatenated (merging concatenates samples)
+    and every statistic recomputed from the pooled samples by the same `summarize` that makes a
+    single record (a pooled record equals one made from the concatenated samples). Block indices
+    are offset per pass so blocks of different passes never pair. Single records pass as they are."""
     import numpy as np
+
+    from .measure.stats import summarize
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for rec in records:
@@ -107,10 +127,23 @@ def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         merged = dict(ok[0])
         x = np.concatenate([np.asarray(r["samples_s"], dtype=float) for r in ok])
-        med = float(np.median(x))
-        merged.update(samples_s=x.tolist(), n_samples=int(x.size), lat_median_s=med,
-                      lat_min_s=float(x.min()), lat_max_s=float(x.max()), lat_mean_s=float(x.mean()),
-                      items_per_s=merged["batch_size"] / med if med > 0 else None)
+        stats = summarize(x)
+        merged.update(stats.as_columns())
+        merged.update(samples_s=x.tolist(), n_samples=stats.n,
+                      items_per_s=merged["batch_size"] / stats.median if stats.median > 0 else None,
+                      measure_s=float(sum(r.get("measure_s") or 0.0 for r in ok)))
+        if merged.get("tokens_per_s") and ok[0].get("lat_median_s"):
+            merged["tokens_per_s"] = ok[0]["tokens_per_s"] * ok[0]["lat_median_s"] / stats.median
+        blocks = [r.get("sample_blocks") for r in ok]
+        if all(b is not None and len(b) == len(r["samples_s"]) for b, r in zip(blocks, ok)):
+            offset, pooled = 0, []
+            for b in blocks:
+                pooled += [int(k) + offset for k in b]
+                offset = max(pooled) + 1
+            merged["sample_blocks"] = pooled
+        else:
+            merged["sample_blocks"] = None
+        merged.update(ref_ratio=None, ref_ratio_low=None, ref_ratio_high=None)  # recomputed by readers
         out.append(merged)
     return out
 
@@ -155,6 +188,12 @@ def migrate(df: Any) -> Any:
 
     if df.empty or "model" not in df.columns:
         return df
+    version = df["schema_version"].fillna(0)
+    if "reference" in df.columns and ((version < 5) & df["reference"].isna()).any():
+        df = df.copy()
+        old5 = (version < 5) & df["reference"].isna()
+        df.loc[old5, "reference"] = "torch"
+        df.loc[old5 & df["pairing"].isna(), "pairing"] = "sequential"
     old = df["model"].isin(list(MODEL_ALIASES)) & (df["schema_version"].fillna(0) < 4)
     if not old.any():
         return df

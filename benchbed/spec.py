@@ -38,7 +38,8 @@ TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "
 #: Attention implementations transformers knows; ``None`` on the axis means the model's default.
 #: Those that need an extra package (flash-attn, kernels) are `skipped` where it is not installed.
 ATTN_IMPLS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
-#: Ways of invoking the same module: the raw module call and ``transformers.pipeline``.
+#: The runner axis of a matrix that names none: the raw module call and ``transformers.pipeline``
+#: (every registered runner is valid; see `benchbed.runners`).
 RUNNERS: tuple[str, ...] = ("torch", "pipeline")
 #: Short model names users type, mapped to the one canonical name records and case ids carry, so
 #: ``bert-tiny`` and ``synthetic:bert-tiny`` are the same case in every run.
@@ -189,8 +190,9 @@ class Case:
         model = canonical_model(self.model)
         return self if model == self.model else replace(self, model=model)
 
-    def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None) -> "Case":
-        """Check every field; `tasks` is the set of registered task names, `models` checks model names.
+    def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None,
+                 runners: Iterable[str] | None = None) -> "Case":
+        """Check every field; `tasks` and `runners` are the registered names, `models` checks model names.
 
         Returns the case with integer fields normalised, so callers may pass strings from a CLI.
         """
@@ -200,8 +202,9 @@ class Case:
                 raise SpecError(f"unknown task {self.task!r} (valid: {', '.join(valid)})")
         if models is not None:
             models(self.model)
-        if self.runner not in RUNNERS:
-            raise SpecError(f"unknown runner {self.runner!r} (valid: {', '.join(RUNNERS)})")
+        valid_runners = list(runners) if runners is not None else list(RUNNERS)
+        if self.runner not in valid_runners:
+            raise SpecError(f"unknown runner {self.runner!r} (valid: {', '.join(valid_runners)})")
         validate_device(self.device)
         if self.dtype not in DTYPES:
             raise SpecError(f"unknown dtype {self.dtype!r} (valid: {', '.join(DTYPES)})")
@@ -242,6 +245,8 @@ class Matrix:
     seq_len: tuple[int, ...] = (128,)
     new_tokens: int | None = None
     options: tuple[tuple[str, Any], ...] = field(default=())
+    #: The runner every other runner of a cell is compared with (parity and ratios).
+    reference: str = "torch"
 
     def __post_init__(self) -> None:
         for axis in AXES:
@@ -253,7 +258,7 @@ class Matrix:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "suite") -> "Matrix":
         """Build from a dict (a TOML table or JSON); unknown keys are a `SpecError`."""
-        known = set(AXES) | {"new_tokens", "options"}
+        known = set(AXES) | {"new_tokens", "options", "reference"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
@@ -285,9 +290,14 @@ class Matrix:
             n *= len(getattr(self, axis))
         return n
 
-    def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None) -> "Matrix":
+    def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None,
+                 runners: Iterable[str] | None = None) -> "Matrix":
         """Validate every axis value; returns a matrix with integers normalised."""
         tasks = list(tasks) if tasks is not None else None
+        runners = list(runners) if runners is not None else None
+        if self.reference not in (runners if runners is not None else RUNNERS):
+            raise SpecError(f"unknown reference runner {self.reference!r} "
+                            f"(valid: {', '.join(runners if runners is not None else RUNNERS)})")
         for axis in AXES:
             if not getattr(self, axis):
                 raise SpecError(f"axis {axis!r} is empty")
@@ -297,7 +307,7 @@ class Matrix:
         longest = max(len(getattr(self, a)) for a in AXES)
         for i in range(longest):
             pick = {a: getattr(self, a)[min(i, len(getattr(self, a)) - 1)] for a in AXES}
-            Case(**pick, new_tokens=self.new_tokens).validate(tasks, models)
+            Case(**pick, new_tokens=self.new_tokens).validate(tasks, models, runners)
         return replace(
             self,
             model=tuple(dict.fromkeys(canonical_model(m) for m in self.model)),

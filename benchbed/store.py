@@ -231,7 +231,7 @@ def read_table(*paths: str | os.PathLike[str], warn: bool = True, attempts: int 
 
 
 _ID_COLUMNS = ["schema_version", "model", "case_id", "pair_id", "task", "runner", "device", "dtype", "batch_size",
-               "seq_len", "new_tokens", "options", "attn_impl", "compiled"]
+               "seq_len", "new_tokens", "options", "attn_impl", "compiled", "reference", "pairing"]
 
 
 def _migrated(table: pa.Table) -> pa.Table:
@@ -239,9 +239,10 @@ def _migrated(table: pa.Table) -> pa.Table:
     new = migrate(ids)
     if new is ids:
         return table
-    for col in ("model", "case_id", "pair_id"):
+    for col in ("model", "case_id", "pair_id", "reference", "pairing"):
         i = table.schema.get_field_index(col)
-        table = table.set_column(i, table.schema.field(i), pa.array(new[col].tolist(), type=pa.string()))
+        values = [v if isinstance(v, str) else None for v in new[col].tolist()]  # nulls read back as NaN
+        table = table.set_column(i, table.schema.field(i), pa.array(values, type=pa.string()))
     return table
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import tomllib
 from typing import Any
 
@@ -38,6 +39,8 @@ def _matrix_from_module(path: str) -> Matrix:
     if spec is None or spec.loader is None:
         raise SpecError(f"suite {path!r} cannot be imported")
     module = importlib.util.module_from_spec(spec)
+    # registered, so tasks and runners the suite defines can be found again (by an isolated child)
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""Console output: a progress line per case and the torch-vs-pipeline comparison table.
+"""Console output: a progress line per case and the comparison table (every runner of a cell
+against its reference runner).
 
 Works on plain record dicts (from a live session or read back from parquet), so the table a
 run prints and the one rebuilt from its files are the same.
@@ -9,11 +10,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, TextIO
 
-from .measure import ratio_ci
+from .cells import group_cells, runner_order
+from .display import fmt_ms
 
-__all__ = ["Pair", "pair_records", "format_table", "progress_line", "format_ms", "variant", "largest_fit"]
-
-_KEY = ("task", "model", "device", "dtype", "batch_size", "seq_len")
+__all__ = ["format_table", "progress_line", "print_progress", "format_ms", "variant", "largest_fit"]
 
 
 def variant(rec: dict[str, Any], attn: bool = True) -> str:
@@ -25,11 +25,6 @@ def variant(rec: dict[str, Any], attn: bool = True) -> str:
     if rec.get("compiled") is True or rec.get("compiled") == 1:
         parts.append("compiled")
     return " ".join(parts)
-
-
-def _cell(rec: dict[str, Any]) -> tuple:
-    # pair_id names the cell exactly (every parameter but the runner, variants included)
-    return (rec["pair_id"],) if isinstance(rec.get("pair_id"), str) else tuple(rec[k] for k in _KEY)
 
 
 def largest_fit(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], int | None, int]]:
@@ -53,36 +48,7 @@ def largest_fit(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any],
 
 
 def format_ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    ms = seconds * 1e3
-    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
-
-
-class Pair:
-    """The torch and pipeline records of one cell, and the pipeline ÷ torch latency ratio."""
-
-    def __init__(self, torch_rec: dict[str, Any] | None, pipe_rec: dict[str, Any] | None) -> None:
-        self.torch = torch_rec
-        self.pipe = pipe_rec
-
-    @property
-    def any(self) -> dict[str, Any]:
-        return self.torch or self.pipe  # type: ignore[return-value]
-
-    def ratio(self) -> tuple[float, float, float] | None:
-        t, p = self.torch, self.pipe
-        if not t or not p or t["status"] != "ok" or p["status"] != "ok":
-            return None
-        return ratio_ci(list(p["samples_s"]), list(t["samples_s"]))
-
-
-def pair_records(records: Iterable[dict[str, Any]]) -> list[Pair]:
-    """Group records by cell, keeping first-seen order."""
-    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
-    for rec in records:
-        groups.setdefault(_cell(rec), {})[rec["runner"]] = rec
-    return [Pair(g.get("torch"), g.get("pipeline")) for g in groups.values()]
+    return fmt_ms(seconds)
 
 
 def _lat(rec: dict[str, Any] | None) -> str:
@@ -93,43 +59,40 @@ def _lat(rec: dict[str, Any] | None) -> str:
     return format_ms(rec["lat_median_s"])
 
 
-def _ips(rec: dict[str, Any] | None) -> str:
-    if rec is None or rec["status"] != "ok" or not rec.get("items_per_s"):
-        return "-"
-    return f"{rec['items_per_s']:.1f}"
-
-
-def _parity(pair: Pair) -> str:
-    recs = [r for r in (pair.torch, pair.pipe) if r is not None and r.get("parity_ok") is not None]
-    if not recs:
-        return "-"
-    return "ok" if all(r["parity_ok"] for r in recs) else "MISMATCH"
-
-
 def format_table(records: Iterable[dict[str, Any]]) -> str:
-    """The comparison table: one row per cell, medians in ms, ratio with its 95% CI."""
+    """The comparison table: one row per cell, every runner's median in ms, and each runner's
+    ratio to the reference runner with its 95% CI (from paired blocks when timed interleaved)."""
     records = list(records)
     attn = len({r.get("attn_impl") for r in records if isinstance(r.get("attn_impl"), str)}) > 1
-    header = ("task", "model", "device", "dtype", "variant", "batch", "seq", "torch ms", "pipeline ms",
-              "torch items/s", "pipe items/s", "pipe/torch [95% CI]", "parity")
+    cells = group_cells(records)
+    reference, runners = runner_order(cells)
+    others = [r for r in runners if r != reference]
+    header = (("task", "model", "device", "dtype", "variant", "batch", "seq") + tuple(f"{r} ms" for r in runners)
+              + tuple(f"{_short(r)}/{_short(reference)} [95% CI]" for r in others) + ("parity",))
     rows = []
-    for pair in pair_records(records):
-        rec = pair.any
-        r = pair.ratio()
-        ratio = f"{r[0]:.2f}x [{r[1]:.2f}, {r[2]:.2f}]" if r else "-"
-        rows.append((rec["task"], rec["model"], rec["device"], rec["dtype"], variant(rec, attn) or "-", str(rec["batch_size"]),
-                     str(rec["seq_len"]), _lat(pair.torch), _lat(pair.pipe), _ips(pair.torch), _ips(pair.pipe),
-                     ratio, _parity(pair)))
-    if all(row[4] == "-" for row in rows):  # no variant axes in this run: keep the table narrow
-        header = header[:4] + header[5:]
-        rows = [row[:4] + row[5:] for row in rows]
-        right = {4, 5, 6, 7, 8, 9}
-    else:
-        right = {5, 6, 7, 8, 9, 10}
+    for cell in cells:
+        rec = cell.any
+        ratios = []
+        for r in others:
+            q = cell.ratio(r) if cell.reference == reference else None
+            mark = " suspect" if cell.suspect(r, q) else ""
+            ratios.append(f"{q[0]:.2f}x [{q[1]:.2f}, {q[2]:.2f}]{mark}" if q else "-")
+        ok, _ = cell.parity()
+        parity = "-" if ok is None else ("ok" if ok else "MISMATCH")
+        if any(r.get("interfered") is True for r in cell.records.values()):
+            parity += "  ! interfered"
+        rows.append((rec["task"], rec["model"], rec["device"], rec["dtype"], variant(rec, attn) or "-",
+                     str(rec["batch_size"]), str(rec["seq_len"]), *(_lat(cell.records.get(r)) for r in runners),
+                     *ratios, parity))
+    keep = [i for i in range(len(header)) if i != 4 or any(row[4] != "-" for row in rows)]
+    header = tuple(header[i] for i in keep)  # no variant axes in this run: keep the table narrow
+    rows = [tuple(row[i] for i in keep) for row in rows]
+    left = {0, 1, 2, 3} | ({4} if len(keep) == len(header) and "variant" in header else set())
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(c.ljust(w) if i in left or i == len(row) - 1 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
     lines = [fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(row) for row in rows]
     fits = largest_fit(records)
@@ -145,15 +108,25 @@ def format_table(records: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines + notes)
 
 
+def _short(runner: str) -> str:
+    """Column-friendly runner names (the table keeps pipeline ÷ torch as ``pipe/torch``)."""
+    return {"pipeline": "pipe", "onnxruntime": "ort"}.get(runner, runner)
+
+
 def _notes(records: Iterable[dict[str, Any]]) -> list[str]:
     out = []
+    records = list(records)
+    hit = {r.get("interference") for r in records if r.get("interfered") is True}
+    if hit:
+        out.append(f"  ! {len([r for r in records if r.get('interfered') is True])} record(s) measured while the "
+                   f"machine was busy; their times and ratios are not to be trusted: {'; '.join(sorted(hit))[:300]}")
     for rec in records:
         if rec["status"] in ("skipped", "error", "oom", "timeout"):
             out.append(f"  {rec['status']}: {rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
                        f"b{rec['batch_size']} s{rec['seq_len']}: {rec['message']}")
-        elif rec.get("parity_ok") is False and rec["runner"] == "torch":
-            out.append(f"  PARITY MISMATCH: {rec['task']} {rec['model']} {rec['dtype']} b{rec['batch_size']} "
-                       f"s{rec['seq_len']}: {rec['parity_detail']}")
+        elif rec.get("parity_ok") is False:
+            out.append(f"  PARITY MISMATCH: {rec['task']} {rec['model']} {rec['runner']} {rec['dtype']} "
+                       f"b{rec['batch_size']} s{rec['seq_len']}: {rec['parity_detail']}")
     return ([""] if out else []) + out
 
 
@@ -164,12 +137,16 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
     if rec.get("pass_index"):
         label += f" (pass {rec['pass_index'] + 1})"
     if rec["status"] == "ok":
-        parity = "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH"
+        parity = ("reference" if rec.get("parity_ok") is None and rec.get("runner") == rec.get("reference")
+                  else "parity not checked" if rec.get("parity_ok") is None
+                  else "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH")
         what = f"{format_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"
         if rec.get("compile_s"):
             what += f", compiled in {rec['compile_s']:.1f}s"
     else:
         what = f"{rec['status']}: {rec['message']}"
+    if rec.get("interfered") is True:
+        what += f"  INTERFERED: {rec.get('interference')}"
     width = len(str(total))
     return f"[{index:>{width}}/{total}] {label}: {what}  {elapsed_s:.0f}s"
 

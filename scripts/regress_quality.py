@@ -46,9 +46,8 @@ class MemoryStore:
 
 
 def measure_pass(session: Session, case, run_id: str) -> dict:
-    session.store = MemoryStore()
-    session.run_id = run_id
-    return session.run_case(case).record
+    # a session of its own run id and store, sharing the cached models
+    return session.derive(run_id=run_id, store=MemoryStore()).run_case(case).record
 
 
 def trial(base: Session, cur: Session, case, passes: int, tag: str) -> pd.Series:

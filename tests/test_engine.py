@@ -57,6 +57,8 @@ def test_parity_mismatch_is_recorded_loudly(tiny_session, monkeypatch):
         return [dict(o, label="WRONG") for o in out]
 
     monkeypatch.setattr(TextClassification, "postprocess", wrong)
-    r = tiny_session.run_case(Case("text-classification", "synthetic:bert-tiny", seq_len=16))
+    case = Case("text-classification", "synthetic:bert-tiny", seq_len=16)
+    ref, r = tiny_session.run_cell([case, case.pair("pipeline")])
+    assert ref.record["parity_ok"] is None and ref.record["parity_detail"].startswith("reference runner")
     assert r.record["parity_ok"] is False
-    assert r.record["message"].startswith("PARITY MISMATCH")
+    assert r.record["message"].startswith("PARITY MISMATCH") and "(torch)" in r.record["message"]

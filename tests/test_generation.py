@@ -46,7 +46,9 @@ def test_ttft_and_tpot_add_up_to_the_end_to_end_time(tiny_session, model):
     for runner in ("torch", "pipeline"):
         rec = tiny_session.run_case(Case("text-generation", model, runner=runner, batch_size=2, seq_len=16,
                                          new_tokens=n)).record
-        assert rec["status"] == "ok" and rec["parity_ok"], rec["message"]
+        # torch is the reference (nothing to compare alone); the pipeline is checked against it
+        assert rec["status"] == "ok" and (rec["parity_ok"] if runner == "pipeline" else rec["parity_ok"] is None), \
+            rec["message"]
         total = rec["ttft_s"] + (n - 1) * rec["tpot_s"]
         assert total == pytest.approx(rec["lat_median_s"], rel=0.10)
         assert 0 < rec["ttft_s"] < rec["lat_median_s"] and rec["tpot_s"] > 0

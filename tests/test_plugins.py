@@ -47,5 +47,8 @@ def test_registered_task_is_listed_and_runs_both_ways(registered, tiny_session):
     for runner in ("torch", "pipeline"):
         rec = tiny_session.run_case(Case("sentiment-top2-test", "synthetic:bert-tiny", runner=runner, batch_size=2,
                                          seq_len=16)).record
-        assert rec["status"] == "ok" and rec["parity_ok"] is True, rec["message"]
-        assert rec["parity_detail"] == "2 top-2 lists equal"
+        assert rec["status"] == "ok", rec["message"]
+        if runner == "pipeline":  # checked against the reference runner, torch, on the same inputs
+            assert rec["parity_ok"] is True and rec["parity_detail"] == "2 top-2 lists equal"
+        else:
+            assert rec["parity_ok"] is None and rec["parity_detail"] == "reference runner"

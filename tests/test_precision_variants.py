@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchbed.execute.cell import base_record
 from benchbed.spec import Case, Matrix, SpecError
 from conftest import run_cli
 
@@ -50,10 +51,10 @@ def test_int8_quantises_with_torchao_and_both_paths_agree(tiny_session):
     for res in results:
         rec = res.record
         assert res.status == "ok", rec["message"]
-        assert rec["parity_ok"] is True
+        assert rec["parity_ok"] is (True if rec["runner"] == "pipeline" else None)
         assert rec["quant_method"].startswith("torchao ") and "Int8DynamicActivationInt8WeightConfig" in rec["quant_method"]
     # the module both paths called really holds int8 weights
-    task_bundles = [b for k, b in tiny_session._bundles.items() if k[3] == "int8"]
+    task_bundles = [b for k, b in tiny_session.workbench.loaded.items() if k[3] == "int8"]
     linear = next(m for m in task_bundles[0].module.modules() if isinstance(m, torch.nn.Linear))
     assert "Int8" in type(linear.weight).__name__
     fp32 = tiny_session.run_case(_case(runner="torch"))
@@ -75,7 +76,7 @@ def test_precisions_a_device_cannot_run_are_skipped_with_the_reason(tiny_session
     rec = tiny_session.run_case(_case(device="cuda", dtype="fp16")).record
     if rec["status"] == "skipped":  # no GPU here: the reason, not an error
         assert "CUDA is not available" in rec["message"]
-    bf16 = tiny_session.run_case(_case(dtype="bf16")).record
+    bf16 = tiny_session.run_case(_case(dtype="bf16", runner="pipeline")).record
     assert bf16["status"] == "ok" and bf16["parity_ok"] is True
 
 
@@ -100,8 +101,10 @@ def test_compile_time_is_recorded_apart_from_the_samples(tiny_session):
     assert rec["noise"] is None or "recompiled" not in rec["noise"]
     pipe = tiny_session.run_case(_case(compiled=True, runner="pipeline", options=opts)).record
     assert pipe["status"] == "ok" and pipe["parity_ok"] is True
-    # the pipeline calls the same compiled module: parity already compiled its shapes
-    assert pipe["compile_graphs"] == 0 and pipe["compile_s"] == 0.0
+    # the pipeline calls the same compiled module; what its own call signature compiles is timed
+    # into its own compile_s, never into its samples
+    assert pipe["compile_s"] is not None and (pipe["compile_graphs"] == 0 or max(pipe["samples_s"]) < pipe["compile_s"])
+    assert pipe["noise"] is None or "recompiled" not in pipe["noise"]
     plain = tiny_session.run_case(_case()).record
     assert plain["compile_s"] is None and plain["compiled"] is False
 
@@ -134,6 +137,6 @@ def test_tf32_setting_is_applied_and_recorded(tmp_path, fast_rule):
         rec = s.run_case(_case(batch_size=1, seq_len=16)).record
         assert rec["tf32"] is True
         torch.backends.cuda.matmul.allow_tf32 = False
-        assert s.base_record(_case())["tf32"] is False
+        assert base_record(_case(), s.ctx, s.config)["tf32"] is False
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before

@@ -13,7 +13,6 @@ import sys
 import time
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

@@ -29,8 +29,8 @@ def test_pipeline_side_is_skipped_with_the_reason_and_raw_is_measured(tiny_sessi
     if task.pipeline_available():
         pytest.skip(f"this transformers still has the {task_name} pipeline")
     model = "synthetic:bert-tiny" if task_name == "question-answering" else "synthetic:bart-tiny"
-    raw = tiny_session.run_case(Case(task_name, model, runner="torch", batch_size=2, seq_len=24, new_tokens=4))
-    pipe = tiny_session.run_case(Case(task_name, model, runner="pipeline", batch_size=2, seq_len=24, new_tokens=4))
+    case = Case(task_name, model, runner="torch", batch_size=2, seq_len=24, new_tokens=4)
+    raw, pipe = tiny_session.run_cell([case, case.pair("pipeline")])
     assert raw.status == "ok" and raw.record["parity_ok"] is None
     assert raw.record["parity_detail"].startswith("not checked:")
     assert pipe.status == "skipped" and f"no '{task_name}' pipeline" in pipe.record["message"]

@@ -90,7 +90,7 @@ def test_many_cells_become_a_grid_with_details(tmp_path):
                      _rec("r", [1.2e-3 * b] * 5, runner="pipeline", batch_size=b, seq_len=s)]
     page = build_report(_frame(recs))
     assert "rows: batch, columns: seq" in page and "<details><summary>all 15 cells</summary>" in page
-    assert "pipeline adds 0.20 ms per call at batch 1 (+20%); still +20% at batch 16." in page
+    assert "pipeline adds 0.20 ms per call to torch at batch 1 (+20%); still +20% at batch 16." in page
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,8 @@ def test_image_record_names_the_preprocessing_backend(tiny_session):
 
     from benchbed.spec import Case
 
-    rec = tiny_session.run_case(Case("image-classification", "synthetic:vit-tiny", batch_size=2, seq_len=80)).record
+    rec = tiny_session.run_case(Case("image-classification", "synthetic:vit-tiny", runner="pipeline", batch_size=2,
+                                     seq_len=80)).record
     assert rec["status"] == "ok" and rec["parity_ok"], rec["message"]
     backend = json.loads(rec["options"])["preprocessor"]
     assert backend.startswith("ViTImageProcessor") and backend.endswith("(PIL/numpy)")  # no torchvision here

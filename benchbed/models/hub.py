@@ -10,7 +10,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .bundle import HEADS, ModelBundle, attn_kwargs, auto_class, count_params, finish, seeded
+from .bundle import (
+    HEADS,
+    ModelBundle,
+    attn_kwargs,
+    auto_class,
+    count_params,
+    finish,
+    seeded,
+)
 
 __all__ = ["load_pretrained"]
 

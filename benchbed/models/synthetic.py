@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .bundle import ModelBundle, attn_kwargs, auto_class, count_params, finish, seeded
-from .vocab import bert_uncased_tokenizer, byte_bpe_tokenizer, configure_whisper, ctc_char_processor, whisper_processor
+from .vocab import (
+    bert_uncased_tokenizer,
+    byte_bpe_tokenizer,
+    configure_whisper,
+    ctc_char_processor,
+    whisper_processor,
+)
 
 __all__ = ["PRESETS", "Preset", "load_synthetic"]
 

@@ -109,6 +109,14 @@ def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray | None, Any, np.ndar
     out: dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]] = {}
     for case_id, group in df.groupby("case_id", sort=False):
         ok = group[group["status"] == "ok"]
+        if "interfered" in ok.columns:  # a busy machine's numbers never make or confirm a verdict
+            busy = ok["interfered"].fillna(False).astype(bool)
+            if busy.all() and not ok.empty:
+                why = ok["interference"].dropna()
+                out[case_id] = (None, ok.iloc[-1], np.array([]),
+                                f"interfered: {why.iloc[0] if not why.empty else 'the machine was busy'}")
+                continue
+            ok = ok[~busy]
         if ok.empty:
             statuses = ", ".join(sorted({str(s) for s in group["status"]}))
             out[case_id] = (None, group.iloc[-1], np.array([]), f"no finished record (status {statuses})")

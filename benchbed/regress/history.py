@@ -107,13 +107,12 @@ def _env_changes(df: Any, runs: list[str]) -> dict[int, str]:
 
 def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -> tuple[list[ChangePoint], dict[int, str], list[str]]:
     """Confirmed change points of every case, environment changes by run index, and run order."""
-    from scipy.stats import mannwhitneyu
-
     import pandas as pd
+    from scipy.stats import mannwhitneyu
 
     from ..record import pool_records
 
-    ok = df[(df["status"] == "ok") & df["samples_s"].map(sample_problem).isna()]
+    ok = df[(df["status"] == "ok") & df["samples_s"].map(sample_problem).isna() & ~_interfered(df)]
     if ok.duplicated(["run_id", "case_id"]).any():  # runs made in passes: one point per run and case
         ok = pd.DataFrame(pool_records(ok.to_dict("records")))
     runs = run_order(ok)
@@ -165,6 +164,9 @@ def unjudged_cases(df: Any, window: int) -> list[dict[str, Any]]:
     if not order:
         return []
     problem = df["samples_s"].map(sample_problem)
+    busy = _interfered(df)
+    problem = problem.where(~busy | problem.notna(), "interfered: " + df["interference"].fillna("the machine was busy")
+                            if "interference" in df.columns else "interfered")
     usable = df[(df["status"] == "ok") & problem.isna()]
     usable_keys = set(zip(usable["run_id"], usable["case_id"]))
     out: list[dict[str, Any]] = []
@@ -188,3 +190,12 @@ def unjudged_cases(df: Any, window: int) -> list[dict[str, Any]]:
                 out.append({"case_id": case_id, "label": case_label(g.iloc[-1]), "run_id": last,
                             "reason": f"missing from the newest run (run {prev} had it)"})
     return out
+
+
+def _interfered(df: Any) -> Any:
+    """Records measured while the machine was busy (they never make or confirm a verdict)."""
+    import pandas as pd
+
+    if "interfered" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["interfered"].fillna(False).astype(bool)

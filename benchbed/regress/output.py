@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..display import clip, md_code, md_text
+from ..display import clip, fmt_ms, md_code, md_text
 from .compare import Comparison
 from .history import ChangePoint
 
@@ -28,8 +28,7 @@ def pct(x: float) -> str:
 
 
 def ms(seconds: float) -> str:
-    v = seconds * 1e3
-    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+    return fmt_ms(seconds)
 
 
 def _plain(v: Any) -> Any:

@@ -9,74 +9,113 @@ from typing import Any
 import numpy as np
 
 from ..atomic import write_text_atomic
+from ..record import COLUMNS
 from . import charts
-from .data import GROUP_KEY, cells_of, displayable, label_variants, latest_run, overhead_sentence, problems
+from .data import (
+    GROUP_KEY,
+    cells_of,
+    displayable,
+    label_variants,
+    latest_run,
+    overhead_sentence,
+    problems,
+)
 from .html import esc, figure, fmt_ms, fmt_num, ratio_class, render_page, table
 
 __all__ = ["build_report", "write_report", "comparison_section"]
 
-ENV_COLUMNS = ["env_host", "env_os", "env_cpu", "env_cores", "env_gpu", "env_gpu_driver", "env_cuda", "env_python",
-               "env_torch", "env_transformers", "env_tokenizers", "env_benchbed", "env_git_sha", "env_git_dirty",
-               "env_ci", "env_tokenizers_parallelism"]
+#: Environment columns, derived from the record's schema (so a new env_* key shows without an edit here).
+ENV_COLUMNS = [name for name, _ in COLUMNS if name.startswith("env_")]
 
 
 def _headline(cells: Any) -> str:
     if cells.empty:
-        return "<p>No case finished on both paths.</p>"
-    out = ['<p class="legend">pipeline ÷ torch: <span class="bad3">≥1.25×</span><span class="bad2">≥1.10×</span>'
-           '<span class="bad1">&gt;1×</span><span class="good">&lt;1× (pipeline faster)</span>'
+        return "<p>No case finished.</p>"
+    runners, reference = cells.attrs["runners"], cells.attrs["reference"]
+    others = runners[1:]
+    out = [f'<p class="legend">runner ÷ {esc(reference)}: <span class="bad3">≥1.25×</span><span class="bad2">≥1.10×'
+           f'</span><span class="bad1">&gt;1×</span><span class="good">&lt;1× (faster than {esc(reference)})</span>'
            '<span class="ns">not significant (95% CI includes 1)</span></p>']
     for key, g in cells.groupby(GROUP_KEY, sort=True):
         out.append(f"<h3>{' · '.join(esc(k) for k in key)}</h3>")
-        out.append(f'<p class="sentence">{esc(overhead_sentence(g))}.</p>')
+        for name in others:
+            out.append(f'<p class="sentence">{esc(overhead_sentence(g, name, reference))}.</p>')
         rows = []
         for _, r in g.sort_values(["seq_len", "batch_size"]).iterrows():
-            if r["ratio"] is not None and not (isinstance(r["ratio"], float) and np.isnan(r["ratio"])):
-                ratio = (f"{r['ratio']:.2f}× [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]",
-                         ratio_class(r["ratio"], bool(r["significant"])))
-            else:
-                ratio = "–"
-            if r["parity_ok"] is None or (isinstance(r["parity_ok"], float) and np.isnan(r["parity_ok"])):
+            ratios = []
+            busy = r.get("interfered")
+            for name in others:
+                if _missing(r.get(f"{name}_ratio")):
+                    ratios.append("–")
+                else:
+                    suspect = r.get(f"{name}_suspect")
+                    warn = (f' <span class="fail" title="{esc(busy)}">⚠ interfered</span>' if isinstance(busy, str)
+                            else f' <span class="fail" title="{esc(suspect)}">⚠ suspect</span>'
+                            if isinstance(suspect, str) else "")
+                    ratios.append((f"{r[f'{name}_ratio']:.2f}× [{r[f'{name}_ratio_low']:.2f}, "
+                                   f"{r[f'{name}_ratio_high']:.2f}]{warn}",
+                                   "ns" if warn else ratio_class(r[f"{name}_ratio"], bool(r[f"{name}_significant"]))))
+            if _missing(r["parity_ok"]):
                 parity = "–"
             elif r["parity_ok"]:
                 parity = (f'<span class="ok" title="{esc(r["parity_detail"])}">✓ same answers</span>', "")
             else:
                 parity = (f'<span class="fail">✗ MISMATCH</span> {esc(r["parity_detail"])}', "")
-            rows.append([esc(r["batch_size"]), esc(r["seq_len"]), fmt_ms(r["torch_median_s"]),
-                         fmt_ms(r["pipe_median_s"]), fmt_num(r["torch_items_per_s"]),
-                         fmt_num(r["pipe_items_per_s"]), ratio, parity])
-        full = table(["batch", "seq", "torch ms", "pipeline ms", "torch items/s", "pipeline items/s",
-                      "pipeline ÷ torch [95% CI]", "parity"], rows, numeric={0, 1, 2, 3, 4, 5})
+            rows.append([esc(r["batch_size"]), esc(r["seq_len"])]
+                        + [fmt_ms(r[f"{n}_median_s"]) for n in runners]
+                        + [fmt_num(r[f"{n}_items_per_s"]) for n in runners] + ratios + [parity])
+        k = len(runners)
+        full = table(["batch", "seq"] + [f"{esc(n)} ms" for n in runners] + [f"{esc(n)} items/s" for n in runners]
+                     + [f"{esc(n)} ÷ {esc(reference)} [95% CI]" for n in others] + ["parity"], rows,
+                     numeric=set(range(0, 2 + 2 * k + len(others))))
         if len(g) > PIVOT_ABOVE:
-            # many cells: a batch x length grid of ratios first, the full table one click away
-            out.append(_ratio_grid(g))
+            # many cells: a batch x length grid of ratios per runner first, the full table one click away
+            out += [_ratio_grid(g, name, reference) for name in others]
             out.append(f"<details><summary>all {len(g)} cells</summary>{full}</details>")
         else:
             out.append(full)
     return "".join(out)
 
 
+def _interference_banner(latest: Any) -> str:
+    """A warning on top when records of the newest run were measured while the machine was busy."""
+    if "interfered" not in latest.columns:
+        return ""
+    busy = latest[latest["interfered"].fillna(False).astype(bool)]
+    if busy.empty:
+        return ""
+    reasons = sorted({str(x) for x in busy["interference"].dropna()})[:3]
+    return (f'<p class="fail"><strong>⚠ {len(busy)} of {len(latest)} records were measured while other processes '
+            f"used the machine</strong> ({esc('; '.join(reasons))}). Their cells are marked ⚠, and no sentence "
+            f"above is drawn from them: measure again on a quiet machine.</p>")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 PIVOT_ABOVE = 12
 
 
-def _ratio_grid(g: Any) -> str:
+def _ratio_grid(g: Any, name: str, reference: str) -> str:
     seqs = sorted(g["seq_len"].unique())
     rows = []
     for b, gb in g.groupby("batch_size", sort=True):
         row: list[Any] = [esc(b)]
         for sl in seqs:
             r = gb[gb["seq_len"] == sl]
-            if r.empty or r.iloc[0]["ratio"] is None or np.isnan(r.iloc[0]["ratio"]):
+            if r.empty or _missing(r.iloc[0][f"{name}_ratio"]):
                 row.append("–")
             else:
                 r = r.iloc[0]
                 mark = "" if r["parity_ok"] in (True, None) else " ✗"
-                row.append((f"{r['ratio']:.2f}×{mark}", ratio_class(r["ratio"], bool(r["significant"]))))
+                row.append((f"{r[f'{name}_ratio']:.2f}×{mark}", ratio_class(r[f"{name}_ratio"],
+                                                                             bool(r[f"{name}_significant"]))))
         rows.append(row)
     mismatches = int((g["parity_ok"] == False).sum())  # noqa: E712
-    parity = ("✓ both paths gave the same answers in every cell" if mismatches == 0
+    parity = ("✓ every runner gave the reference's answers in every cell" if mismatches == 0
               else f"✗ {mismatches} cell(s) with a parity MISMATCH (marked ✗)")
-    return (table(["pipeline ÷ torch (rows: batch, columns: seq)"] + [esc(sl) for sl in seqs], rows,
+    return (table([f"{esc(name)} ÷ {esc(reference)} (rows: batch, columns: seq)"] + [esc(sl) for sl in seqs], rows,
                   numeric=set(range(1, len(seqs) + 1))) + f'<p class="note">{esc(parity)}</p>')
 
 
@@ -119,7 +158,7 @@ def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
 def _problems(df: Any, limit: int = 300) -> str:
     bad = problems(df)
     if bad.empty:
-        return "<p>Every case ran, and both paths agreed everywhere.</p>"
+        return "<p>Every case ran, and every runner agreed with the reference everywhere.</p>"
     rows = [[esc(r["status"] if r["status"] != "ok" else "parity mismatch"), esc(r["task"]), esc(r["model"]),
              esc(r["runner"]), esc(r["device"]), esc(r["dtype"]), esc(r["batch_size"]), esc(r["seq_len"]),
              esc(r["message"] if isinstance(r["message"], str) else r["parity_detail"])]
@@ -162,7 +201,8 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     runs = df["run_id"].nunique()
     subtitle = (f"{len(df)} records from {runs} run(s); headline and charts from the newest run "
                 f"{latest['run_id'].iloc[0] if len(latest) else '–'}")
-    sections: list[tuple[str, str]] = [("Raw torch vs pipeline", _headline(cells))]
+    heading = (" vs ".join(cells.attrs["runners"]) if not cells.empty else "Runners") + " (ratios against the reference)"
+    sections: list[tuple[str, str]] = [(heading, _interference_banner(latest) + _headline(cells))]
     if baseline is not None and current is not None:
         from ..regress import CompareSettings, compare_runs
 
@@ -171,14 +211,15 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         sections.append(("Baseline vs current", comparison_section(cmp.cases, cmp.env_changes)))
     if not cells.empty:
         sections.append(("Latency and throughput vs batch size",
-                         figure(charts.latency_vs_batch(cells), "Median latency per call, both paths")
-                         + figure(charts.throughput_vs_batch(cells), "Throughput (items/s), both paths")))
+                         figure(charts.latency_vs_batch(cells), "Median latency per call, every runner")
+                         + figure(charts.throughput_vs_batch(cells), "Throughput (items/s), every runner")))
         sections.append(("Noise: latency distributions",
                          figure(charts.distributions(latest), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
         sections.append(("Where the time goes",
                          figure(charts.phase_breakdown(cells),
                                 "Median preprocess / forward / postprocess; 'other' is the rest of the call "
-                                "(pipeline plumbing: batching, collation)")))
+                                "(pipeline plumbing: batching, collation; a runner that cannot split its call "
+                                "shows one bar)")))
         prec = charts.precision_comparison(cells)
         if prec:
             sections.append(("Precision", figure(prec, "Geometric-mean latency over a group's cells by precision")))
@@ -190,7 +231,9 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         sections.append(("Generation", figure(gen, "Time to first token and per output token")))
     eff = charts.efficiency(latest)
     if eff:
-        sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s") + _efficiency_table(latest)))
+        sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s per cell, runners side by side; the dotted "
+                                                   "line is the device's measured matmul peak")
+                         + _efficiency_table(latest)))
     fits = _largest_fit(latest)
     if fits:
         sections.append(("Largest batch that fit", fits))

@@ -18,8 +18,24 @@ __all__ = ["MAX_PANELS", "latency_vs_batch", "throughput_vs_batch", "distributio
 
 MAX_PANELS = 12
 GROUP_KEY = ["task", "model", "device", "dtype"]
-RUNNER_STYLE = {"torch": dict(color="#1f77b4", ls="-", marker="o"), "pipe": dict(color="#d62728", ls="--", marker="s")}
+#: Line and bar styles by a runner's position (the reference first); colour-blind-safe palette.
+_PALETTE = [("#1f77b4", "-", "o"), ("#d62728", "--", "s"), ("#2ca02c", "-.", "^"), ("#9467bd", ":", "D"),
+            ("#ff7f0e", "-", "v"), ("#8c564b", "--", "P")]
 Chart = tuple[bytes, str] | None
+
+
+def _runners(frame: Any) -> list[str]:
+    """Runners in display order: the reference first, then as first seen."""
+    if "runners" in getattr(frame, "attrs", {}):
+        return list(frame.attrs["runners"])
+    seen = list(dict.fromkeys(frame["runner"])) if "runner" in frame.columns else []
+    ref = frame["reference"].dropna().iloc[0] if "reference" in frame.columns and frame["reference"].notna().any() else None
+    return ([ref] if ref in seen else []) + [r for r in seen if r != ref]
+
+
+def style(runners: list[str], runner: str) -> dict[str, Any]:
+    color, ls, marker = _PALETTE[runners.index(runner) % len(_PALETTE)] if runner in runners else _PALETTE[-1]
+    return {"color": color, "ls": ls, "marker": marker}
 
 
 def _plt() -> Any:
@@ -65,8 +81,12 @@ def _groups(cells: Any) -> tuple[list[tuple[tuple, Any]], str]:
     return groups, note
 
 
-def _title(key: tuple) -> str:
-    return _t(" · ".join(str(k) for k in key))
+def _title(key: tuple, width: int = 38) -> str:
+    """A panel title wrapped to its panel's width, so titles of neighbouring panels never run into
+    each other (they did at three panels per row)."""
+    import textwrap
+
+    return _t("\n".join(textwrap.wrap(" · ".join(str(k) for k in key), width, break_long_words=True)[:3]))
 
 
 def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool = True) -> Chart:
@@ -74,18 +94,20 @@ def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool 
     if not groups:
         return None
     fig, axes = _grid(len(groups))
+    runners = _runners(cells)
     for ax, (key, g) in zip(axes, groups):
         seqs = sorted(g["seq_len"].unique())
-        for runner, style in RUNNER_STYLE.items():
+        for runner in runners:
             col = column(runner)
+            if col not in g.columns:
+                continue
             for k, seq in enumerate(seqs):
                 s = g[g["seq_len"] == seq].sort_values("batch_size").dropna(subset=[col])
                 if s.empty:
                     continue
-                label = f"{'torch' if runner == 'torch' else 'pipeline'} s{seq}" if len(seqs) > 1 else (
-                    "torch" if runner == "torch" else "pipeline")
-                ax.plot(s["batch_size"], s[col], label=label, alpha=1.0 - 0.45 * k / max(1, len(seqs) - 1),
-                        **style)
+                label = f"{runner} s{seq}" if len(seqs) > 1 else runner
+                ax.plot(s["batch_size"], s[col], label=_t(label), alpha=1.0 - 0.45 * k / max(1, len(seqs) - 1),
+                        **style(runners, runner))
         ax.set_xscale("log", base=2)
         if log:
             ax.set_yscale("log")
@@ -99,8 +121,9 @@ def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool 
 
 
 def latency_vs_batch(cells: Any) -> Chart:
-    return _per_batch(cells.assign(torch_ms=cells["torch_median_s"] * 1e3, pipe_ms=cells["pipe_median_s"] * 1e3),
-                      lambda r: f"{r}_ms", "median latency (ms)")
+    ms = cells.assign(**{f"{r}_ms": cells[f"{r}_median_s"] * 1e3 for r in _runners(cells)})
+    ms.attrs = dict(cells.attrs)
+    return _per_batch(ms, lambda r: f"{r}_ms", "median latency (ms)")
 
 
 def throughput_vs_batch(cells: Any) -> Chart:
@@ -108,18 +131,21 @@ def throughput_vs_batch(cells: Any) -> Chart:
 
 
 def memory_vs_batch(cells: Any) -> Chart:
-    gpu = cells["torch_gpu_mb"].notna().any() or cells["pipe_gpu_mb"].notna().any()
+    runners = _runners(cells)
+    gpu = any(cells[f"{r}_gpu_mb"].notna().any() for r in runners)
     col, label = (("gpu_mb", "peak GPU allocated (MB)") if gpu else ("rss_mb", "peak CPU RSS increase (MB)"))
-    if cells[f"torch_{col}"].isna().all() and cells[f"pipe_{col}"].isna().all():
+    if all(cells[f"{r}_{col}"].isna().all() for r in runners):
         return None
     return _per_batch(cells, lambda r: f"{r}_{col}", label, log=False)
 
 
 def distributions(latest: Any) -> Chart:
-    """Box plots of the raw samples, both paths side by side for each cell of a group."""
+    """Box plots of the raw samples, every runner side by side for each cell of a group."""
     ok = latest[latest["status"] == "ok"]
     if ok.empty:
         return None
+    runners = _runners(ok)
+    step = len(runners) + 1
     groups = list(ok.groupby(GROUP_KEY, sort=True))
     note = ""
     if len(groups) > MAX_PANELS:
@@ -130,14 +156,14 @@ def distributions(latest: Any) -> Chart:
         cells = sorted({(b, s) for b, s in zip(g["batch_size"], g["seq_len"])})[:8]
         data, pos, colors, ticks = [], [], [], []
         for i, (b, s) in enumerate(cells):
-            for j, runner in enumerate(("torch", "pipeline")):
+            for j, runner in enumerate(runners):
                 r = g[(g["batch_size"] == b) & (g["seq_len"] == s) & (g["runner"] == runner)]
                 if r.empty:
                     continue
                 data.append(np.asarray(r.iloc[0]["samples_s"]) * 1e3)
-                pos.append(3 * i + j)
-                colors.append(RUNNER_STYLE["torch" if runner == "torch" else "pipe"]["color"])
-            ticks.append((3 * i + 0.5, f"b{b} s{s}"))
+                pos.append(step * i + j)
+                colors.append(style(runners, runner)["color"])
+            ticks.append((step * i + (len(runners) - 1) / 2, f"b{b} s{s}"))
         if data:
             bp = ax.boxplot(data, positions=pos, widths=0.8, showfliers=True, patch_artist=True,
                             flierprops={"markersize": 2})
@@ -147,39 +173,42 @@ def distributions(latest: Any) -> Chart:
         ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], rotation=45, fontsize=6)
         ax.set_yscale("log")
         ax.set_ylabel("latency per call (ms)")
-        ax.set_title(_title(key) + "  (blue torch, red pipeline)")
+        ax.set_title(_title(key))
         ax.grid(True, axis="y", alpha=0.3)
+        _runner_legend(ax, runners)
     fig.tight_layout()
     return _svg(fig), note
 
 
 def phase_breakdown(cells: Any) -> Chart:
-    """Stacked preprocess / forward / postprocess / other bars for both paths of each cell."""
+    """Stacked preprocess / forward / postprocess / other bars for every runner of each cell."""
     groups, note = _groups(cells)
     if not groups:
         return None
+    runners = _runners(cells)
+    step = len(runners) + 1
     fig, axes = _grid(len(groups), width=4.2)
     colors = {"pre": "#8c564b", "fwd": "#2ca02c", "post": "#9467bd", "other": "#bbbbbb"}
     for ax, (key, g) in zip(axes, groups):
         g = g.sort_values(["seq_len", "batch_size"]).head(8)
         x, labels = [], []
         for i, (_, row) in enumerate(g.iterrows()):
-            for j, runner in enumerate(("torch", "pipe")):
+            for j, runner in enumerate(runners):
                 total = row[f"{runner}_median_s"]
                 if total is None or (isinstance(total, float) and np.isnan(total)):
                     continue
-                parts = {p: (row[f"{runner}_{p}_s"] or 0.0) * 1e3 for p in ("pre", "fwd", "post")}
+                parts = {p: _num(row[f"{runner}_{p}_s"]) * 1e3 for p in ("pre", "fwd", "post")}
                 parts["other"] = max(0.0, total * 1e3 - sum(parts.values()))
                 bottom = 0.0
                 for p, v in parts.items():
-                    ax.bar(3 * i + j, v, bottom=bottom, color=colors[p], width=0.8,
+                    ax.bar(step * i + j, v, bottom=bottom, color=colors[p], width=0.8,
                            label=p if (i, j) == (0, 0) else None)
                     bottom += v
-                x.append(3 * i + j)
-                labels.append(f"{'T' if runner == 'torch' else 'P'} b{row['batch_size']} s{row['seq_len']}")
+                x.append(step * i + j)
+                labels.append(_t(f"{runner} b{row['batch_size']} s{row['seq_len']}"))
         ax.set_xticks(x, labels, rotation=60, fontsize=6)
         ax.set_ylabel("ms per call (median)")
-        ax.set_title(_title(key) + "  (T torch, P pipeline)")
+        ax.set_title(_title(key))
         ax.legend(fontsize=6)
     fig.tight_layout()
     return _svg(fig), note
@@ -194,14 +223,16 @@ def precision_comparison(cells: Any) -> Chart:
     fig, axes = _grid(len(groups))
     for ax, (k, g) in zip(axes, groups):
         dtypes = sorted(g["dtype"].unique())
-        for j, runner in enumerate(("torch", "pipe")):
+        runners = _runners(cells)
+        width = 0.8 / len(runners)
+        for j, runner in enumerate(runners):
             vals = []
             for d in dtypes:
                 v = g[g["dtype"] == d][f"{runner}_median_s"].dropna().astype(float)
                 vals.append(float(np.exp(np.log(v * 1e3).mean())) if len(v) else 0.0)
-            ax.bar(np.arange(len(dtypes)) + 0.4 * j, vals, width=0.4, color=RUNNER_STYLE[runner]["color"],
-                   label="torch" if runner == "torch" else "pipeline")
-        ax.set_xticks(np.arange(len(dtypes)) + 0.2, dtypes)
+            ax.bar(np.arange(len(dtypes)) + width * j, vals, width=width, color=style(runners, runner)["color"],
+                   label=_t(runner))
+        ax.set_xticks(np.arange(len(dtypes)) + 0.4 - width / 2, dtypes)
         ax.set_ylabel("geo-mean median latency (ms)")
         ax.set_title(_title(k))
         ax.legend(fontsize=6)
@@ -222,11 +253,12 @@ def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) 
     note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
     groups = groups[:MAX_PANELS]
     fig, axes = _grid(len(groups), width=4.2)
+    runners = _runners(ok)
     for ax, (key, g) in zip(axes, groups):
-        for runner, style in (("torch", RUNNER_STYLE["torch"]), ("pipeline", RUNNER_STYLE["pipe"])):
+        for runner in runners:
             s = g[g["runner"] == runner].groupby("run_index")["log_med"].mean()
             if not s.empty:
-                ax.plot(s.index, np.exp(s.values), label=runner, markersize=2, **style)
+                ax.plot(s.index, np.exp(s.values), label=_t(runner), markersize=2, **style(runners, runner))
         for cp in (change_points or {}).get(key, []):
             ax.axvline(index.get(cp, cp), color="black", ls=":", lw=1)
         ax.set_title(_title(key))
@@ -247,15 +279,16 @@ def generation_latency(latest: Any) -> Chart:
     groups = list(g.groupby(["model", "device", "dtype", "seq_len"], sort=True))
     note = f"showing {MAX_PANELS // 2} of {len(groups)} groups" if len(groups) > MAX_PANELS // 2 else ""
     groups = groups[: MAX_PANELS // 2]
+    runners = _runners(g)
     plt = _plt()
     fig, axes = plt.subplots(len(groups), 2, figsize=(7.0, 2.5 * len(groups)), squeeze=False)
     for row, (key, grp) in zip(axes, groups):
         for ax, col, label in ((row[0], "ttft_s", "time to first token (ms)"),
                                (row[1], "tpot_s", "time per output token (ms)")):
-            for runner in ("torch", "pipeline"):
+            for runner in runners:
                 s = grp[grp["runner"] == runner].sort_values("batch_size")
-                ax.plot(s["batch_size"], s[col] * 1e3, label=runner,
-                        **RUNNER_STYLE["torch" if runner == "torch" else "pipe"])
+                if not s.empty:
+                    ax.plot(s["batch_size"], s[col] * 1e3, label=_t(runner), **style(runners, runner))
             ax.set_xscale("log", base=2)
             ax.set_xlabel("batch size")
             ax.set_ylabel(label)
@@ -267,19 +300,49 @@ def generation_latency(latest: Any) -> Chart:
 
 
 def efficiency(latest: Any) -> Chart:
-    """Achieved TFLOP/s per case, where FLOPs were counted."""
+    """Achieved TFLOP/s as bars, every runner side by side for each cell of a group, with the
+    device's measured matmul peak as a line where known: which runner uses the hardware better,
+    and how far all are from it, at a glance."""
     g = latest[(latest["status"] == "ok") & latest["achieved_tflops"].notna()]
     if g.empty:
         return None
-    fig, axes = _grid(1, width=6)
-    ax = axes[0]
-    for runner in ("torch", "pipeline"):
-        s = g[g["runner"] == runner].sort_values("batch_size")
-        ax.plot(s["batch_size"], s["achieved_tflops"], label=runner,
-                **RUNNER_STYLE["torch" if runner == "torch" else "pipe"])
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("achieved TFLOP/s")
-    ax.legend(fontsize=6)
+    runners = _runners(g)
+    groups = list(g.groupby(GROUP_KEY, sort=True))
+    note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
+    groups = groups[:MAX_PANELS]
+    fig, axes = _grid(len(groups), width=4.2)
+    width = 0.8 / len(runners)
+    for ax, (key, grp) in zip(axes, groups):
+        cells = sorted({(b, s) for b, s in zip(grp["batch_size"], grp["seq_len"])})[:8]
+        for j, runner in enumerate(runners):
+            vals = []
+            for b, sl in cells:
+                r = grp[(grp["batch_size"] == b) & (grp["seq_len"] == sl) & (grp["runner"] == runner)]
+                vals.append(float(r.iloc[0]["achieved_tflops"]) if not r.empty else 0.0)
+            ax.bar(np.arange(len(cells)) + width * j, vals, width=width, color=style(runners, runner)["color"],
+                   label=_t(runner))
+        peak = grp["peak_tflops"].dropna()
+        if not peak.empty:
+            ax.axhline(float(peak.iloc[0]), color="black", ls=":", lw=1, label="measured matmul peak")
+        ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2, [f"b{b} s{sl}" for b, sl in cells], rotation=45,
+                      fontsize=6)
+        ax.set_ylabel("achieved TFLOP/s")
+        ax.set_title(_title(key))
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=6)
     fig.tight_layout()
-    return _svg(fig), ""
+    return _svg(fig), note
+
+
+def _num(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if np.isnan(v) else v
+
+
+def _runner_legend(ax: Any, runners: list[str]) -> None:
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=style(runners, r)["color"], alpha=0.5, label=_t(r)) for r in runners], fontsize=6)

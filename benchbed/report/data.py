@@ -1,5 +1,6 @@
-"""Tables a report is built from: cells (torch/pipeline pairs) of the latest run, run metadata,
-problem cases, history. Pure pandas, no plotting, so it is tested on its own."""
+"""Tables a report is built from: cells (every runner of one matrix point, against the reference
+runner) of the latest run, run metadata, problem cases, history. Pure pandas, no plotting, so it
+is tested on its own."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from ..measure.stats import ratio_ci
 
 __all__ = ["CELL_KEY", "GROUP_KEY", "cells_of", "label_variants", "latest_run", "overhead_sentence", "problems",
            "displayable"]
@@ -75,55 +75,73 @@ def latest_run(df: Any) -> Any:
 
 
 def cells_of(df: Any, resamples: int = 1000) -> Any:
-    """Pair torch and pipeline records of each cell; ratio = pipeline median ÷ torch median with a
-    bootstrap CI on the raw samples; `significant` when the CI excludes 1."""
+    """One row per cell: every runner's median, items/s, phases and memory as ``<runner>_*``
+    columns, and each runner's ratio to the reference runner (``<runner>_ratio`` with its CI,
+    ``<runner>_significant`` when the CI excludes 1, ``<runner>_overhead_s``). The runners in
+    display order (reference first) are in ``attrs["runners"]``, the reference in ``attrs["reference"]``."""
 
     import pandas as pd
 
+    from ..cells import group_cells, runner_order
     from ..record import pool_records
 
     ok = df[df["status"] == "ok"]
+    records = ok.to_dict("records")
     if not ok.empty and ok.duplicated(["run_id", "case_id"]).any():  # passes: one pooled record per case
-        ok = pd.DataFrame(pool_records(ok.to_dict("records")))
+        records = pool_records(records)
+    cells = group_cells(records)
+    reference, runners = runner_order(cells)
     rows = []
-    for key, group in ok.groupby(CELL_KEY, sort=True, dropna=False):
-        by = {r["runner"]: r for _, r in group.iterrows()}
-        t, p = by.get("torch"), by.get("pipeline")
-        row = dict(zip(CELL_KEY, key))
-        for name, rec in (("torch", t), ("pipe", p)):
+    for cell in cells:
+        first = cell.any
+        row = {k: first[k] for k in CELL_KEY}
+        for name in runners:
+            rec = cell.records.get(name)
             row[f"{name}_median_s"] = None if rec is None else rec["lat_median_s"]
             row[f"{name}_items_per_s"] = None if rec is None else rec["items_per_s"]
             for ph in ("pre_s", "fwd_s", "post_s"):
-                row[f"{name}_{ph}"] = None if rec is None else rec[ph]
-            row[f"{name}_rss_mb"] = None if rec is None else rec["cpu_rss_peak_delta_mb"]
-            row[f"{name}_gpu_mb"] = None if rec is None else rec["gpu_alloc_peak_mb"]
-        parity = [bool(r["parity_ok"]) for r in (t, p) if r is not None and r["parity_ok"] is not None
-                  and not pd.isna(r["parity_ok"])]
-        row["parity_ok"] = all(parity) if parity else None
-        row["parity_detail"] = next((r["parity_detail"] for r in (t, p) if r is not None and r["parity_detail"]), "")
-        if t is not None and p is not None:
-            point, lo, hi = ratio_ci(np.asarray(p["samples_s"]), np.asarray(t["samples_s"]), resamples=resamples)
-            row.update(ratio=point, ratio_low=lo, ratio_high=hi, significant=bool(lo > 1 or hi < 1),
-                       overhead_s=p["lat_median_s"] - t["lat_median_s"])
-        else:
-            row.update(ratio=None, ratio_low=None, ratio_high=None, significant=False, overhead_s=None)
+                row[f"{name}_{ph}"] = None if rec is None else rec.get(ph)
+            row[f"{name}_rss_mb"] = None if rec is None else rec.get("cpu_rss_peak_delta_mb")
+            row[f"{name}_gpu_mb"] = None if rec is None else rec.get("gpu_alloc_peak_mb")
+        row["parity_ok"], row["parity_detail"] = cell.parity()
+        row["interfered"] = cell.interfered
+        for name in runners[1:]:
+            q = cell.ratio(name, resamples=resamples) if cell.reference == reference else None
+            if q is None:
+                row.update({f"{name}_ratio": None, f"{name}_ratio_low": None, f"{name}_ratio_high": None,
+                            f"{name}_significant": False, f"{name}_overhead_s": None})
+            else:
+                row[f"{name}_suspect"] = cell.suspect(name, q)
+                row.update({f"{name}_ratio": q[0], f"{name}_ratio_low": q[1], f"{name}_ratio_high": q[2],
+                            f"{name}_significant": bool(q[1] > 1 or q[2] < 1),
+                            f"{name}_overhead_s": cell.records[name]["lat_median_s"]
+                            - cell.records[reference]["lat_median_s"]})
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["runners"], frame.attrs["reference"] = runners, reference
+    return frame
 
 
-def overhead_sentence(cells: Any) -> str:
-    """One sentence for a headline group, e.g. "pipeline adds 0.21 ms per call at batch 1 (+18%);
-    within 5% from batch 8"."""
-    c = cells.dropna(subset=["ratio"])
+def overhead_sentence(cells: Any, runner: str, reference: str) -> str:
+    """One sentence per runner for a headline group, e.g. "pipeline adds 0.21 ms per call at batch 1
+    (+18%); within 5% from batch 8"."""
+    col = f"{runner}_ratio"
+    if col not in cells.columns:
+        return f"{runner}: not measured with {reference} here"
+    c = cells.dropna(subset=[col])
+    if "interfered" in c.columns:  # a busy machine's ratio makes no sentence
+        c = c[c["interfered"].isna()]
+    if f"{runner}_suspect" in c.columns:
+        c = c[c[f"{runner}_suspect"].isna()]
     if c.empty:
-        return "no cell has both paths measured"
-    by_batch = c.groupby("batch_size").agg(overhead=("overhead_s", "median"), ratio=("ratio", "median"))
+        return f"no cell has both {runner} and {reference} measured on a quiet machine"
+    by_batch = c.groupby("batch_size").agg(overhead=(f"{runner}_overhead_s", "median"), ratio=(col, "median"))
     first_b = by_batch.index[0]
     first = by_batch.iloc[0]
     if first["ratio"] < 1:
-        lead = f"pipeline is {100 * (1 - first['ratio']):.0f}% faster at batch {first_b}"
+        lead = f"{runner} is {100 * (1 - first['ratio']):.0f}% faster than {reference} at batch {first_b}"
     else:
-        lead = (f"pipeline adds {first['overhead'] * 1e3:.2f} ms per call at batch {first_b} "
+        lead = (f"{runner} adds {first['overhead'] * 1e3:.2f} ms per call to {reference} at batch {first_b} "
                 f"(+{100 * (first['ratio'] - 1):.0f}%)")
     small = by_batch[(by_batch["ratio"] - 1).abs() <= 0.05]
     if len(by_batch) > 1:

@@ -13,6 +13,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..display import fmt_ms as _fmt_ms
+
 __all__ = ["esc", "render_page", "ratio_class", "fmt_ms"]
 
 CSS = """
@@ -39,10 +41,7 @@ def esc(value: Any) -> str:
 
 
 def fmt_ms(seconds: Any) -> str:
-    if seconds is None or (isinstance(seconds, float) and np.isnan(seconds)):
-        return "–"
-    ms = float(seconds) * 1e3
-    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+    return _fmt_ms(seconds, missing="–")
 
 
 def fmt_num(value: Any, digits: int = 1) -> str:

@@ -1,23 +1,43 @@
 """How a task is invoked. A runner turns (task, bundle, inputs) into a callable that returns the
-task's outputs, plus a phase-timed variant used in a separate, untimed-loop pass."""
+task's outputs, plus a phase-timed variant used in a separate, untimed-loop pass.
+
+Runners are plugins, like tasks: each is a subclass with a `NAME` (the value of the ``runner``
+axis), registered by name (`benchbed.runners.register_runner` or the ``benchbed.runners`` entry
+point). The engine builds one per case with the same module object and the same inputs as every
+other runner of the cell, asks `unavailable` first (a reason becomes a ``skipped`` record), calls
+`prepare` once outside any timed call (an export, a session; its seconds are recorded as
+``setup_s``), then times `__call__`.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Callable, ClassVar
 
-__all__ = ["Runner", "PhaseTimes"]
+__all__ = ["Runner", "StagedRunner", "PhaseTimes", "Cache", "no_cache", "RunnerUnavailable"]
 
 PhaseTimes = dict[str, float]
+#: ``cache(key, factory)``: the object cached under `key` for the run, made by `factory` once.
+Cache = Callable[[tuple, Callable[[], Any]], Any]
+
+
+def no_cache(key: tuple, factory: Callable[[], Any]) -> Any:
+    return factory()
 
 
 class Runner:
     """Base of every runner; `NAME` is the value of the ``runner`` axis."""
 
     NAME: ClassVar[str]
+    #: One line for ``benchbed list``.
+    DESCRIPTION: ClassVar[str] = ""
+    #: The runner whose work this one does and then some (the pipeline calls the raw module plus
+    #: its plumbing): measured far faster than that runner, with the same answers, is implausible.
+    SUPERSET_OF: ClassVar[str | None] = None
 
     def __init__(self, task: Any, bundle: Any, inputs: list[Any], device: str, batch_size: int,
-                 sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter) -> None:
+                 sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter,
+                 cache: Cache = no_cache) -> None:
         self.task = task
         self.bundle = bundle
         self.inputs = inputs
@@ -25,14 +45,63 @@ class Runner:
         self.batch_size = batch_size
         self.sync = sync
         self.clock = clock
+        self.cache = cache
 
     #: A per-step streamer handed to generation calls (set by the engine for streaming tasks).
     streamer: Any = None
+
+    @classmethod
+    def unavailable(cls, task: Any, case: Any) -> str | None:
+        """Why this runner cannot serve `case` of `task` here (a ``skipped`` record), or None."""
+        return None
+
+    def prepare(self) -> float:
+        """One-off work before the first call (export, session creation); returns the seconds it
+        took that were not already spent by an earlier case (cached work costs 0)."""
+        return 0.0
 
     def __call__(self) -> list[Any]:
         """One call over all inputs; returns one output per input."""
         raise NotImplementedError
 
     def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:
-        """One call, also returning seconds spent in preprocess / forward / postprocess."""
+        """One call, also returning seconds spent in preprocess / forward / postprocess (a runner
+        that cannot split its call returns no phases)."""
+        return self(), {}
+
+
+class RunnerUnavailable(Exception):
+    """Raised by `Runner.prepare` when the runner finds it cannot serve the case after all (an
+    export that fails on this architecture): a ``skipped`` record with the reason."""
+
+
+class StagedRunner(Runner):
+    """A runner made of the task's own preprocess and postprocess around a forward of its own
+    (the raw module call, an exported graph...): subclasses implement `forward` only."""
+
+    def forward(self, encoded: Any) -> Any:
         raise NotImplementedError
+
+    def __call__(self) -> list[Any]:
+        import torch
+
+        with torch.inference_mode():
+            enc = self.task.preprocess(self.bundle, self.inputs, self.device)
+            return self.task.postprocess(self.bundle, enc, self.forward(enc))
+
+    def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:
+        import torch
+
+        clock, sync = self.clock, self.sync
+        with torch.inference_mode():
+            t0 = clock()
+            enc = self.task.preprocess(self.bundle, self.inputs, self.device)
+            sync()
+            t1 = clock()
+            out = self.forward(enc)
+            sync()
+            t2 = clock()
+            result = self.task.postprocess(self.bundle, enc, out)
+            sync()
+            t3 = clock()
+        return result, {"pre": t1 - t0, "fwd": t2 - t1, "post": t3 - t2}

@@ -35,11 +35,25 @@ def build_pipeline(task: Any, bundle: Any, device: str) -> Any:
 
 class PipelineRunner(Runner):
     NAME = "pipeline"
+    DESCRIPTION = "transformers.pipeline(task, model=<same module object>, tokenizer=...) called with batch_size"
+    SUPERSET_OF = "torch"
 
-    def __init__(self, *args: Any, pipe: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pipe: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pipe = pipe
+        # one pipeline per module object and task for the run (the bundle is cached for the run too)
+        self.pipe = pipe if pipe is not None else self.cache(
+            ("pipeline", id(self.bundle), self.task.name, self.device),
+            lambda: build_pipeline(self.task, self.bundle, self.device))
         self.kwargs = self.task.pipeline_kwargs(self.bundle.tokenizer)
+
+    @classmethod
+    def unavailable(cls, task: Any, case: Any) -> str | None:
+        if not task.pipeline_available():
+            import transformers
+
+            return (f"transformers {transformers.__version__} has no {task.pipeline_task!r} pipeline "
+                    f"(removed in 5.0; transformers 4.x has it)")
+        return None
 
     def __call__(self) -> list[Any]:
         extra = {"streamer": self.streamer} if self.streamer is not None else {}

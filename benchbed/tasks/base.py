@@ -82,9 +82,17 @@ class Task:
     def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
         raise NotImplementedError
 
+    #: True when `forward` is one call of the module on `module_inputs` (so a runner may replace
+    #: that call, e.g. with an exported graph); False for generate() loops and the like.
+    single_forward: ClassVar[bool] = True
+
+    def module_inputs(self, bundle: Any, encoded: Any) -> dict[str, Any]:
+        """The keyword arguments `forward` passes to the module, from what `preprocess` returned."""
+        raise NotImplementedError
+
     def forward(self, bundle: Any, encoded: Any) -> Any:
         """The module call; the runner wraps it in ``torch.inference_mode``."""
-        raise NotImplementedError
+        return bundle.module(**self.module_inputs(bundle, encoded))
 
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         raise NotImplementedError
@@ -132,5 +140,6 @@ class TextTask(Task):
         enc = bundle.tokenizer(inputs, padding=True, return_tensors="pt", **self.tokenizer_kwargs)
         return enc.to(device)
 
-    def forward(self, bundle: Any, encoded: Any) -> Any:
-        return bundle.module(**encoded)
+    def module_inputs(self, bundle: Any, encoded: Any) -> dict[str, Any]:
+        # tasks whose preprocess returns (encoding, extras) call the module on the encoding
+        return dict(encoded[0] if isinstance(encoded, tuple) else encoded)

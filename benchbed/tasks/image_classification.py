@@ -59,8 +59,8 @@ class ImageClassification(Task):
     def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
         return bundle.tokenizer(images=inputs, return_tensors="pt").to(device)
 
-    def forward(self, bundle: Any, encoded: Any) -> Any:
-        return bundle.module(pixel_values=encoded["pixel_values"].to(bundle.module.dtype))
+    def module_inputs(self, bundle: Any, encoded: Any) -> dict[str, Any]:
+        return {"pixel_values": encoded["pixel_values"].to(bundle.module.dtype)}
 
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         import torch

@@ -39,9 +39,6 @@ class QuestionAnswering(TextTask):
         extras = {"offsets": offsets, "context_mask": context_mask, "inputs": inputs, "encoding": enc}
         return enc.to(device), extras
 
-    def forward(self, bundle: Any, encoded: Any) -> Any:
-        return bundle.module(**encoded[0])
-
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         import torch
 

@@ -41,6 +41,8 @@ class TextGeneration(TextTask):
         tok.padding_side = "left"
         return tok(inputs, padding=True, return_tensors="pt").to(device)
 
+    single_forward = False
+
     def forward(self, bundle: Any, encoded: Any, streamer: Any = None) -> Any:
         return bundle.module.generate(**encoded, **self.generate_kwargs(bundle.tokenizer), streamer=streamer)
 

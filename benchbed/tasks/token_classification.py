@@ -26,9 +26,6 @@ class TokenClassification(TextTask):
                   "texts": inputs, "input_ids": enc["input_ids"]}
         return enc.to(device), extras
 
-    def forward(self, bundle: Any, encoded: Any) -> Any:
-        return bundle.module(**encoded[0])
-
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         import torch
 

@@ -38,9 +38,6 @@ class ZeroShotClassification(TextTask):
         enc = bundle.tokenizer(premises, hypotheses, padding=True, truncation="only_first", return_tensors="pt")
         return enc.to(device), inputs
 
-    def forward(self, bundle: Any, encoded: Any) -> Any:
-        return bundle.module(**encoded[0])
-
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         import torch
 

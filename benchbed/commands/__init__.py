@@ -1,0 +1,12 @@
+"""One module per ``benchbed`` subcommand, each with ``add_parser(sub)`` (its options) and
+``main(args) -> exit code`` (what it does); `benchbed.cli` only parses and dispatches."""
+
+from __future__ import annotations
+
+from . import compare, history, merge, report, run
+from . import list as list_
+
+__all__ = ["COMMANDS"]
+
+#: Subcommands in the order ``benchbed --help`` lists them.
+COMMANDS = {"run": run, "report": report, "compare": compare, "history": history, "merge": merge, "list": list_}

@@ -1,0 +1,58 @@
+"""``benchbed compare``: two sets of runs case by case; the regression gate."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..spec import SpecError
+from ..validate import arg, positive_int
+from .common import emit, gate, load, regress_options, thresholds
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(sub: Any) -> None:
+    cmp = sub.add_parser("compare", help="compare two runs case by case; exit 1 on a regression",
+                         description="Per case: relative change of the latency statistic with a bootstrap 95% CI "
+                                     "and a Mann-Whitney U test on the raw samples. A regression needs a change above "
+                                     "the threshold that is significant. With one RESULTS folder, its newest run is "
+                                     "compared with the run before it. Exit 1 on any regression, 0 otherwise, 2 on "
+                                     "bad input.")
+    cmp.add_argument("baseline", metavar="BASELINE", help="baseline results (folder, parquet file or URI); alone: a "
+                                                          "folder whose newest run is compared with the one before")
+    cmp.add_argument("current", metavar="CURRENT", nargs="?", help="current results")
+    cmp.add_argument("--metric", default="median", choices=["median", "mean", "p90", "p95", "p99"],
+                     help="latency statistic to compare (default: median)")
+    cmp.add_argument("--baseline-runs", type=arg(positive_int, "--baseline-runs"), default=5, metavar="N",
+                     help="with one RESULTS folder: how many earlier comparable runs form the baseline (default: 5; "
+                          "with 3 or more, a regression must also lie outside the prediction interval of their medians, "
+                          "i.e. beyond what the baseline's own runs vary by)")
+    cmp.add_argument("--allow-env-change", action="store_true",
+                     help="compare even when hardware or library versions differ (the differences are named)")
+    regress_options(cmp)
+
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..regress import CompareSettings, compare_runs, newest_against_earlier
+    from ..regress.output import (
+        comparison_console,
+        comparison_dict,
+        comparison_markdown,
+    )
+
+    settings = CompareSettings(metric=args.metric, thresholds=thresholds(args), alpha=args.alpha,
+                               allow_env_change=args.allow_env_change)
+    if args.current:
+        baseline, current = load([args.baseline], "baseline"), load([args.current], "current")
+    else:
+        baseline, current = newest_against_earlier(load([args.baseline], "results"), args.baseline_runs)
+        if baseline is None:
+            raise SpecError(f"{args.baseline!r} holds 1 run; compare needs two (or pass CURRENT)")
+    result = compare_runs(baseline, current, settings)
+    data = comparison_dict(result)
+    emit(args, data, comparison_console(data), comparison_markdown(data))
+    return gate(result.regressions, result.unjudged, result.judged)
+
+

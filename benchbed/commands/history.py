@@ -1,0 +1,42 @@
+"""``benchbed history``: confirmed change points over each case's nightly series."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..validate import arg, positive_int
+from .common import emit, gate, load, regress_options, thresholds
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(sub: Any) -> None:
+    hist = sub.add_parser("history", help="find confirmed change points in each case's nightly series; exit 1 on a "
+                                          "new regression",
+                          description="Change points per case over all runs in RESULTS (ruptures PELT on log "
+                                      "medians), confirmed only when the shift holds for two consecutive runs, "
+                                      "exceeds the threshold and is significant. Exit 1 when a confirmed regression "
+                                      "starts within the newest --window runs, 0 otherwise, 2 on bad input.")
+    hist.add_argument("results", nargs="+", metavar="RESULTS", help="results folders, files or URIs")
+    hist.add_argument("--window", type=arg(positive_int, "--window"), default=2,
+                      help="gate on regressions starting in the newest N runs (default: 2: the one confirmed "
+                           "by tonight's run)")
+    regress_options(hist)
+
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..regress.history import HistorySettings, find_change_points, unjudged_cases
+    from ..regress.output import history_console, history_dict, history_markdown
+
+    settings = HistorySettings(thresholds=thresholds(args), alpha=args.alpha)
+    df = load(args.results, "results")
+    points, envs, runs = find_change_points(df, settings)
+    gating = [p for p in points if p.kind == "regression" and p.index >= len(runs) - args.window]
+    unjudged = unjudged_cases(df, args.window)
+    data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()), unjudged)
+    emit(args, data, history_console(data), history_markdown(data))
+    return gate(len(gating), len(unjudged), len(runs))
+
+

@@ -1,0 +1,39 @@
+"""``benchbed list``: the tasks, models, runners, precisions and devices benchbed knows."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..spec import ATTN_IMPLS, DTYPES
+from .common import EXIT_OK
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(sub: Any) -> None:
+    sub.add_parser("list", help="list tasks, models, runners, precisions and devices",
+                   description="List the tasks, models, runners, precisions and devices benchbed knows.")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..models import describe_models
+    from ..runners import runner_descriptions
+    from ..tasks import get_task, task_names
+
+    print("tasks:")
+    for name in task_names():
+        print(f"  {name:<24} {get_task(name).description}")
+    print("models:")
+    for name, desc in describe_models():
+        print(f"  {name:<34} {desc}")
+    print("runners:")
+    for name, desc in runner_descriptions().items():
+        print(f"  {name:<12} {desc}")
+    print(f"dtypes: {', '.join(DTYPES)}")
+    print(f"attn_impl: default, {', '.join(ATTN_IMPLS)} (those needing a package not installed give skipped records)")
+    print("compiled: false, true (torch.compile; compile time recorded apart from latency)")
+    print("devices: cpu, cuda, cuda:N, mps (a device this machine lacks gives skipped records)")
+    return EXIT_OK
+
+

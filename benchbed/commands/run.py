@@ -1,0 +1,213 @@
+"""``benchbed run``: expand the matrix, measure every cell, save one record per runner and pass."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+from ..spec import ATTN_IMPLS, DTYPES, RUNNERS, Matrix, SpecError, parse_shard
+from ..measure.timer import StopRule
+from ..validate import (
+    arg,
+    check_run_id,
+    finite_float,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
+from .common import EXIT_FAILED, EXIT_OK, csv_option, non_negative_int, out
+
+__all__ = ["add_parser", "main"]
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser("run", help="run a benchmark matrix and save one parquet record per case (and pass)",
+                         description="Run a benchmark matrix (the built-in default, a --suite file, narrowed by "
+                                     "the axis options) and save one parquet record per case under --results.")
+    run.add_argument("--suite", metavar="FILE", help="suite file: a pytest suite module defining MATRIX, or a TOML "
+                                                     "file with a [matrix] table")
+    run.add_argument("--quick", action="store_true", help="start from the tiny quick matrix (bert-tiny) instead of "
+                                                          "the default matrix")
+    _axis_options(run)
+    run.add_argument("--reference", metavar="RUNNER",
+                     help="the runner every other runner of a cell is compared with: parity and every ratio are "
+                          "against it (default: the suite's, else torch)")
+    run.add_argument("--pairing", choices=["interleaved", "sequential"], default="interleaved",
+                     help="interleaved (default): the runners of a cell are timed in alternating blocks of calls, "
+                          "random order per block, in the same time window, and ratios come from the paired blocks; "
+                          "sequential: one runner after the other, each in its own window")
+    run.add_argument("--results", metavar="DIR", default="results", help="results folder (default: results/)")
+    run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by cell")
+    t = run.add_argument_group("timing")
+    d = StopRule()  # one home for the defaults: the timer's own
+    t.add_argument("--warmup", type=arg(non_negative_int, "--warmup"), default=d.warmup,
+                   help=f"untimed calls per runner before timing (default: {d.warmup})")
+    t.add_argument("--min-samples", type=arg(positive_int, "--min-samples"), default=d.min_samples,
+                   help=f"timed calls per runner at least (default: {d.min_samples})")
+    t.add_argument("--min-time", type=arg(non_negative_float, "--min-time"), default=d.min_time_s,
+                   help=f"timed seconds per runner at least (default: {d.min_time_s:g})")
+    t.add_argument("--max-time", type=arg(positive_float, "--max-time"), default=d.max_time_s,
+                   help=f"cap on timed seconds per runner (default: {d.max_time_s:g}); a cell of k runners "
+                        f"timed interleaved takes up to k times this")
+    t.add_argument("--ci-width", type=arg(positive_float, "--ci-width"), default=d.rel_ci_width,
+                   help="stop once the 95%% CI of every runner's ratio to the reference (of the median, for a "
+                        f"runner alone) is narrower than this fraction of it (default: {d.rel_ci_width:g})")
+    t.add_argument("--passes", type=arg(positive_int, "--passes"), default=1, metavar="N",
+                   help="measure every case in N interleaved passes over the matrix, one record each (default: 1); "
+                        "each pass times --min-time seconds; for nightly runs on shared or virtual machines, whose "
+                        "speed drifts, 3 or more let `benchbed compare` see the run-to-run spread")
+    gpu = run.add_argument_group("devices, compilation and memory")
+    gpu.add_argument("--compile-backend", metavar="NAME",
+                     help="torch.compile backend for --compiled true cases (default: inductor)")
+    gpu.add_argument("--compile-mode", metavar="MODE", help="torch.compile mode, e.g. reduce-overhead, max-autotune")
+    gpu.add_argument("--int8-method", choices=["dynamic", "weight-only"],
+                     help="torchao int8 config: dynamic (Int8DynamicActivationInt8WeightConfig, default) or "
+                          "weight-only (Int8WeightOnlyConfig)")
+    gpu.add_argument("--tf32", choices=["on", "off"], help="allow TF32 matmuls on CUDA (default: torch's setting, "
+                                                           "off); recorded either way")
+    iso = gpu.add_mutually_exclusive_group()
+    iso.add_argument("--isolate", dest="isolate", action="store_const", const="always",
+                     help="run every case in a fresh subprocess (default: only CUDA cases, whose device-memory "
+                          "figures would otherwise carry earlier cases' state)")
+    iso.add_argument("--no-isolate", dest="isolate", action="store_const", const="never",
+                     help="run every case in this process")
+    gpu.add_argument("--memory-cap", type=arg(positive_float, "--memory-cap"), metavar="MB",
+                     help="memory a case may allocate beyond what the process holds when it starts; more is an "
+                          "oom record (CPU: address-space limit; CUDA: caching-allocator fraction)")
+    gpu.add_argument("--case-timeout", type=arg(positive_float, "--case-timeout"), metavar="S",
+                     help="a case still running after S seconds is killed and recorded as timeout; cases then run "
+                          "in subprocesses (a hung call cannot be stopped in-process), so not with --no-isolate")
+    run.add_argument("--threads", type=arg(positive_int, "--threads"), help="torch intra-op threads (default: torch's own choice)")
+    run.add_argument("--seed", type=arg(non_negative_int, "--seed"), default=0, help="seed for weights and inputs (default: 0)")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow hf: models to run their own code")
+    run.add_argument("--run-id", type=arg(check_run_id, "--run-id"),
+                     help="id of this run: letters, digits, '.', '_', '-' (default: new; env BENCHBED_RUN_ID lets CI "
+                          "shards share one)")
+    run.add_argument("--inject-slowdown", type=arg(finite_float, "--inject-slowdown"), default=0.0, metavar="FRACTION",
+                     help="testing aid: add real busy work worth FRACTION of each call's duration inside the timed "
+                          "call (e.g. 0.1), to check that a regression gate catches it")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+
+def _axis_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("matrix axes (comma-separated values; each replaces that axis of the suite)")
+    g.add_argument("--task", type=csv_option("--task"), help="tasks, e.g. text-classification,fill-mask (see `benchbed list`)")
+    g.add_argument("--model", type=csv_option("--model"), help="models: synthetic:<preset>, packaged:<name>, hf:<id-or-dir>, or an alias")
+    from ..runners import runner_names
+
+    g.add_argument("--runner", type=csv_option("--runner"),
+                   help=f"runners: {', '.join(runner_names())} (default: {','.join(RUNNERS)})")
+    g.add_argument("--device", type=csv_option("--device"), help="devices: cpu, cuda, cuda:N, mps (default: cpu)")
+    g.add_argument("--dtype", type=csv_option("--dtype"), help=f"precisions: {', '.join(DTYPES)} (int8: torchao int8 quantisation "
+                                              "of the linear layers)")
+    g.add_argument("--attn-impl", type=csv_option("--attn-impl"), help=f"attention implementations: default, {', '.join(ATTN_IMPLS)} "
+                                                  "(default: the model's own)")
+    g.add_argument("--compiled", type=csv_option("--compiled"), help="torch.compile the module both paths call: false, true, or "
+                                                 "false,true for both (default: false)")
+    g.add_argument("--batch-size", type=csv_option("--batch-size"), help="inputs per call, e.g. 1,8,32")
+    g.add_argument("--seq-len", type=csv_option("--seq-len"), help="tokens per input including special tokens, e.g. 32,128")
+    g.add_argument("--new-tokens", type=arg(positive_int, "--new-tokens"), help="tokens to generate (text-generation; default 16)")
+
+
+def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
+    from ..defaults import DEFAULT_MATRIX, QUICK_MATRIX
+    from ..models import check_model
+    from ..runners import runner_names
+    from ..suite import load_suite
+    from ..tasks import task_names
+
+    matrix = load_suite(args.suite) if args.suite else (QUICK_MATRIX if args.quick else DEFAULT_MATRIX)
+    matrix = matrix.narrow(task=args.task, model=args.model, runner=args.runner, device=args.device,
+                           dtype=args.dtype, batch_size=args.batch_size, seq_len=args.seq_len,
+                           attn_impl=getattr(args, "attn_impl", None), compiled=getattr(args, "compiled", None))
+    extra = {k: v for k, v in (("compile_backend", getattr(args, "compile_backend", None)),
+                               ("compile_mode", getattr(args, "compile_mode", None)),
+                               ("int8", getattr(args, "int8_method", None))) if v}
+    if extra:
+        matrix = replace(matrix, options=tuple(sorted({**dict(matrix.options), **extra}.items())))
+    if getattr(args, "new_tokens", None) is not None:
+        matrix = replace(matrix, new_tokens=args.new_tokens)
+    if getattr(args, "reference", None):
+        matrix = replace(matrix, reference=args.reference)
+    matrix = matrix.validate(task_names(), check_model, runner_names())
+    if args.shard:
+        i, n = parse_shard(args.shard)
+        return matrix, matrix.shard(i, n)
+    return matrix, matrix.cases()
+
+
+def _rule(args: argparse.Namespace) -> Any:
+    from ..measure import StopRule
+
+    try:
+        return StopRule(warmup=args.warmup, min_samples=args.min_samples, min_time_s=args.min_time,
+                        max_time_s=args.max_time, rel_ci_width=args.ci_width,
+                        max_samples=max(10_000, args.min_samples))
+    except ValueError as exc:
+        raise SpecError(f"timing options: {exc}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..models import check_model_source
+    from ..store import check_writable
+
+    env_id = os.environ.get("BENCHBED_RUN_ID")
+    if env_id and not args.run_id:
+        check_run_id(env_id, "BENCHBED_RUN_ID")
+    matrix, cases = _matrix(args)
+    for model in matrix.model:
+        check_model_source(model)
+    rule = _rule(args)
+    problem = check_writable(args.results)
+    if problem:
+        raise SpecError(problem)
+    if not cases:
+        raise SpecError("the matrix (after --shard) has no cases")
+    if not 0 <= args.inject_slowdown < 10:
+        raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
+    if args.case_timeout is not None and args.isolate == "never":
+        raise SpecError("--case-timeout needs cases in subprocesses (a hung call cannot be stopped in-process); "
+                        "drop --no-isolate")
+
+    from ..engine import EngineConfig, Session
+    from ..record import pool_records
+    from ..summary import format_table, print_progress
+
+    config = EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
+                          suite=args.suite or ("quick" if args.quick else "default"),
+                          inject_slowdown=args.inject_slowdown, passes=args.passes,
+                          isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
+                          case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
+                          tf32=None if args.tf32 is None else args.tf32 == "on")
+    session = Session(args.results, config, run_id=args.run_id)
+    if not args.quiet:
+        note = " (each in a subprocess: --case-timeout)" if args.case_timeout and not args.isolate else ""
+        print(f"benchbed run {session.run_id}: {len(cases)} cases x {args.passes} pass(es) -> {session.store.run_dir}"
+              f"{note}", file=sys.stderr)
+    start = time.perf_counter()
+
+    def progress(i: int, total: int, result: Any) -> None:
+        if not args.quiet:
+            print_progress(i, total, result.record, time.perf_counter() - start)
+
+    try:
+        session.run(cases, progress)
+    finally:
+        # interrupted (SIGINT/SIGTERM) or not, what finished is compacted into the run's file
+        try:
+            session.close()
+        except OSError as exc:
+            print(f"benchbed: warning: run left as per-case files ({exc})", file=sys.stderr)
+    records = [r.record for r in session.finished]
+    out(format_table(pool_records(records)))
+    print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
+    # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
+    failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False]
+    return EXIT_FAILED if failed else EXIT_OK
+
+

@@ -1,0 +1,359 @@
+"""`measure_cell`: every runner of one cell on the same module object and the same inputs, timed in
+the same window, each turned into a record.
+
+Order of work, each step over all runners of the cell: load (cached) -> inputs -> build runners
+(a runner that cannot serve the case is a ``skipped`` record) -> prepare (export; ``setup_s``)
+-> compile warm-up -> parity of every runner against the reference runner -> timing (interleaved
+blocks, or one runner after the other) -> phases -> FLOPs -> memory -> device counters. A failure
+of one runner becomes its record and the others go on; a failure of the cell (the model does not
+load) becomes a record for each runner.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..measure import MemoryCap, noise_warning, ratio_ci, summarize
+from ..measure.interference import Interference
+from ..measure.paired import (
+    PairedTiming,
+    measure_interleaved,
+    measure_sequential,
+    paired_ratio_ci,
+)
+from ..record import empty_record
+from ..spec import Case
+from .config import EngineConfig, RunContext
+from .failures import Skip, attn_unsupported, classify, unavailable_reason
+from .passes import (
+    StepTimer,
+    compile_warmup,
+    device_sync,
+    flops_columns,
+    graph_count,
+    memory_columns,
+    phase_columns,
+    resource_columns,
+    slowed,
+    tf32_enabled,
+    with_steps,
+)
+from .workbench import Workbench, release
+
+__all__ = ["measure_cell", "base_record", "CellResult"]
+
+#: (case, record, raw samples) of one runner of a cell.
+CellResult = tuple[Case, dict[str, Any], tuple[float, ...]]
+
+
+def base_record(case: Case, ctx: RunContext, config: EngineConfig, pass_index: int = 0) -> dict[str, Any]:
+    """The columns every record of `case` has before anything is measured."""
+    import torch
+
+    rec = empty_record()
+    rec.update({
+        "run_id": ctx.run_id, "case_id": case.case_id, "pair_id": case.pair_id, "started_at": ctx.started_at,
+        "pass_index": pass_index, "suite": config.suite, "task": case.task, "model": case.model,
+        "runner": case.runner, "reference": config.reference, "device": case.device, "dtype": case.dtype,
+        "batch_size": case.batch_size, "seq_len": case.seq_len, "new_tokens": case.new_tokens,
+        "attn_impl": case.attn_impl, "compiled": case.compiled,
+        "compile_backend": case.option("compile_backend", "inductor") if case.compiled else None,
+        "threads": torch.get_num_threads(), "tf32": tf32_enabled(), "isolated": ctx.in_child,
+        "memory_cap_mb": config.memory_cap_mb, "pairing": config.pairing,
+        "options": json.dumps({**dict(case.options), **({"inject_slowdown": config.inject_slowdown}
+                                                         if config.inject_slowdown else {})}, sort_keys=True),
+    })
+    rec.update(ctx.env)
+    return rec
+
+
+class _RunnerFailed(Exception):
+    def __init__(self, name: str, exc: BaseException) -> None:
+        super().__init__(name)
+        self.name = name
+        self.exc = exc
+
+
+def _guard(name: str, fn: Any) -> Any:
+    """`fn` whose exceptions name the runner that raised them (timing runs runners together)."""
+
+    def call() -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            raise _RunnerFailed(name, exc) from exc
+
+    return call
+
+
+def _relabel(detail: str, name: str, reference: str) -> str:
+    """Tasks word parity details as torch vs pipeline; say which runners were compared."""
+    return detail.replace("(pipeline)", f"({name})").replace("(torch)", f"({reference})")
+
+
+class _Cell:
+    """The state of one cell while it is measured: its records, by runner."""
+
+    def __init__(self, cases: list[Case], ctx: RunContext, config: EngineConfig, pass_index: int) -> None:
+        self.cases = {c.runner: c for c in cases}
+        self.recs = {c.runner: base_record(c, ctx, config, pass_index) for c in cases}
+        self.samples: dict[str, tuple[float, ...]] = {}
+        self.config = config
+        #: per streaming runner, (time to first token, time per token) of each timed call
+        self.steps: dict[str, list[tuple[float, float]]] = {}
+        self.graphs_before = 0
+        self.events: dict[str, Any] | None = None
+        #: what else used the machine while the runners were timed (the same window for all)
+        self.interference: dict[str, Any] = {}
+
+    def open(self) -> list[str]:
+        """Runners whose record has no outcome yet."""
+        return [n for n, r in self.recs.items() if r["status"] is None]
+
+    def close(self, names: list[str] | None, status: str, message: str, **columns: Any) -> None:
+        for n in names if names is not None else self.open():
+            if self.recs[n]["status"] is None:
+                self.recs[n].update(status=status, message=message, **columns)
+
+    def fail(self, name: str, exc: BaseException) -> None:
+        status, message = classify(exc, self.config.memory_cap_mb is not None)
+        self.close([name], status, message)
+
+    def results(self) -> list[CellResult]:
+        return [(self.cases[n], self.recs[n], self.samples.get(n, ())) for n in self.recs]
+
+
+def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, ctx: RunContext,
+                 pass_index: int = 0) -> list[CellResult]:
+    """Measure the runners of one cell (cases that differ only in ``runner``); one result each."""
+    from ..tasks import get_task
+
+    cell = _Cell(cases, ctx, config, pass_index)
+    first = cases[0]
+    try:
+        reason = unavailable_reason(first)
+        if reason:
+            raise Skip(reason)
+        task = get_task(first.task).configure(first)
+        try:
+            bundle = workbench.bundle(first, task)
+        except Exception as exc:
+            if first.attn_impl and attn_unsupported(exc):
+                raise Skip(f"attn_impl {first.attn_impl}: {exc}".strip()[:500]) from None
+            raise
+        info = {"model_params": bundle.params, "model_config": bundle.config_name, "model_weights": bundle.weights,
+                "attn_impl": getattr(bundle.module.config, "_attn_implementation", None),
+                "quant_method": bundle.extra.get("quant_method")}
+        if task.modality == "image":  # the preprocessing backend changes the cost: record it
+            from ..tasks.image_classification import preprocessor_backend
+
+            info["options"] = json.dumps({**json.loads(cell.recs[first.runner]["options"]),
+                                          "preprocessor": preprocessor_backend(bundle.tokenizer)}, sort_keys=True)
+        for rec in cell.recs.values():
+            rec.update(info)
+        if bundle.max_positions and first.seq_len > bundle.max_positions:
+            raise Skip(f"seq_len {first.seq_len} exceeds the model's {bundle.max_positions} positions")
+        try:
+            inputs = task.make_inputs(bundle.tokenizer, first.batch_size, first.seq_len, config.seed)
+        except ValueError as exc:
+            raise Skip(str(exc)) from None
+        cap = None if config.memory_cap_mb is None else int(config.memory_cap_mb * 2**20)
+        with MemoryCap(cap, first.device):
+            _measure_runners(cell, task, bundle, inputs, workbench, config, pass_index)
+    except Skip as skip:
+        cell.close(None, "skipped", str(skip))
+    except Exception as exc:  # failures are data
+        status, message = classify(exc, config.memory_cap_mb is not None)
+        cell.close(None, status, message)
+        release(first.device)
+    return cell.results()
+
+
+def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench) -> Any:
+    from ..runners import RunnerUnavailable, get_runner
+
+    cls = get_runner(name)
+    reason = cls.unavailable(task, case)
+    if reason:
+        cell.close([name], "skipped", reason) if name in cell.recs else None
+        return None
+    run = cls(task, bundle, inputs, case.device, case.batch_size, device_sync(case.device), cache=workbench.cache)
+    try:
+        setup = run.prepare()
+    except RunnerUnavailable as exc:
+        cell.close([name], "skipped", str(exc)) if name in cell.recs else None
+        return None
+    if name in cell.recs and setup:
+        cell.recs[name]["setup_s"] = setup
+    return run
+
+
+def _measure_runners(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench,
+                     config: EngineConfig, pass_index: int) -> None:
+    first = next(iter(cell.cases.values()))
+    reference = config.reference
+    runners: dict[str, Any] = {}
+    for name, case in cell.cases.items():
+        try:
+            run = _build(cell, name, case, task, bundle, inputs, workbench)
+        except Exception as exc:
+            cell.fail(name, exc)
+            continue
+        if run is not None:
+            runners[name] = run
+    if not runners:
+        return
+    if first.compiled:  # compilation happens in the first calls; timed here, apart from the samples
+        for name, run in runners.items():
+            try:
+                cell.recs[name]["compile_s"], cell.recs[name]["compile_graphs"] = compile_warmup(run)
+            except Exception as exc:
+                cell.fail(name, exc)
+    _parity(cell, task, bundle, inputs, runners, workbench, reference)
+    runners = {n: r for n, r in runners.items() if cell.recs[n]["status"] is None}
+    timing = _time(cell, task, runners, config, reference)
+    if timing is None:
+        return
+    for name, run in runners.items():
+        if cell.recs[name]["status"] is not None:
+            continue
+        try:
+            _finish(cell, name, run, timing, task, config, pass_index, reference)
+        except Exception as exc:
+            cell.fail(name, exc)
+
+
+def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dict[str, Any], workbench: Workbench,
+            reference: str) -> None:
+    """Every runner's outputs against the reference runner's, on the same inputs."""
+    ref_run = runners.get(reference)
+    if ref_run is None and any(n != reference for n in runners):
+        case = next(iter(cell.cases.values())).pair(reference)
+        try:
+            ref_run = _build(cell, reference, case, task, bundle, inputs, workbench)
+        except Exception as exc:
+            status, message = classify(exc)
+            ref_run = None
+            note = f"not checked: reference runner {reference} failed ({message[:200]})"
+            for name in runners:
+                cell.recs[name]["parity_detail"] = note
+            return
+    if ref_run is None:
+        for name in runners:
+            cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} cannot serve this case"
+        return
+    try:
+        expected = ref_run()
+    except Exception as exc:
+        if reference in cell.recs:
+            cell.fail(reference, exc)
+        for name in runners:
+            cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} failed"
+        return
+    others = [n for n in runners if n != reference]
+    if reference in cell.recs:
+        skipped = [n for n in cell.recs if n != reference and n not in runners]
+        cell.recs[reference]["parity_detail"] = (
+            f"reference runner (compared with: {', '.join(others)})" if others
+            else f"not checked: {', '.join(skipped)} could not run ({cell.recs[skipped[0]]['message']})" if skipped
+            else "reference runner")
+    for name in others:
+        try:
+            verdict = task.compare(expected, runners[name](), cell.recs[name]["dtype"])
+        except Exception as exc:
+            cell.fail(name, exc)
+            continue
+        detail = _relabel(verdict.detail, name, reference)
+        cell.recs[name].update(parity_ok=verdict.ok, parity_detail=detail)
+        if not verdict.ok:
+            cell.recs[name]["message"] = f"PARITY MISMATCH: {detail}"
+
+
+def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
+          reference: str) -> PairedTiming | None:
+    """Time the runners together (retrying without a runner that fails mid-way)."""
+    from ..measure.gpu import EventTimer
+
+    device = next(iter(cell.cases.values())).device
+    while runners:
+        calls: dict[str, Any] = {}
+        cell.steps = {}
+        for name, run in runners.items():
+            call = run
+            if task.streams:
+                run.streamer = StepTimer()
+                cell.steps[name] = []
+                call = with_steps(run, cell.steps[name])
+            if config.inject_slowdown:
+                call = slowed(call, config.inject_slowdown)
+            calls[name] = _guard(name, call)
+        cuda = device.startswith("cuda")
+        events = {n: EventTimer(device) for n in runners} if cuda else None
+        syncs = {n: r.sync for n, r in runners.items()}
+        cell.graphs_before = graph_count()
+        release(device)
+        try:
+            import torch
+
+            with Interference(torch.get_num_threads()) as watch:
+                if config.pairing == "interleaved" and len(calls) > 1:
+                    timing = measure_interleaved(calls, config.rule, reference=reference, syncs=syncs,
+                                                 seed=config.seed, events=events)
+                else:
+                    timing = measure_sequential(calls, config.rule, syncs=syncs, events=events)
+        except _RunnerFailed as failed:
+            cell.fail(failed.name, failed.exc)
+            release(device)
+            runners = {n: r for n, r in runners.items() if n != failed.name}
+            continue
+        cell.events = events
+        cell.interference = watch.reading.columns() if watch.reading is not None else {}
+        return timing
+    return None
+
+
+def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, config: EngineConfig,
+            pass_index: int, reference: str) -> None:
+    """The record of one runner from its samples and its own passes."""
+    case = cell.cases[name]
+    rec = cell.recs[name]
+    t = timing.timings[name]
+    stats = summarize(t.samples, seed=config.seed)
+    steps = cell.steps.get(name)
+    if steps:
+        timed = steps[-len(t.samples):]  # warm-up calls came first
+        rec["ttft_s"] = float(np.median([s for s, _ in timed]))
+        rec["tpot_s"] = float(np.median([p for _, p in timed]))
+    noise = noise_warning(stats)
+    if case.compiled and graph_count() != cell.graphs_before:
+        noise = "; ".join(x for x in (noise, "recompiled during timing") if x)
+    rec.update(stats.as_columns())
+    units = task.new_tokens if task.streams else case.seq_len
+    rec.update(status="ok", samples_s=list(t.samples), n_samples=stats.n, warmup=t.warmup,
+               sample_blocks=list(timing.blocks[name]) or None, pairing=timing.pairing,
+               stop_reason=t.stop_reason, measure_s=t.total_s, noise=noise or None,
+               items_per_s=case.batch_size / stats.median if stats.median > 0 else None,
+               tokens_per_s=(case.batch_size * units / stats.median
+                             if stats.median > 0 and task.modality == "text" else None))
+    cell.samples[name] = t.samples
+    rec.update(cell.interference)
+    events = cell.events
+    if events and events[name].samples:
+        rec["event_samples_s"] = list(events[name].samples)
+        rec["cuda_event_median_s"] = float(np.median(events[name].samples))
+    if name != reference and reference in timing.timings:
+        ref = timing.timings[reference]
+        if timing.pairing == "interleaved":
+            point, lo, hi = paired_ratio_ci(t.samples, timing.blocks[name], ref.samples, timing.blocks[reference],
+                                            seed=config.seed)
+        else:
+            point, lo, hi = ratio_ci(t.samples, ref.samples, seed=config.seed)
+        rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)
+    if pass_index == 0:
+        rec.update(phase_columns(run, config.phase_calls))
+        rec.update(flops_columns(run, stats.median, case.device, case.dtype))
+    rec.update(memory_columns(run, case.device))
+    rec.update(resource_columns(run, case.device, case.batch_size, config.resource_pass_s))

@@ -1,0 +1,191 @@
+"""The measurement passes of a cell, each a small function over already-built runners: compile
+warm-up, memory, phases, FLOPs and the device-counter (NVML) pass. Timing itself is in `timing`.
+Each pass returns record columns; none of them times anything the others time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ..measure import CudaPeak, PeakRSS, no_sync, trim_heap
+from .workbench import release
+
+__all__ = ["StepTimer", "compile_warmup", "device_sync", "flops_columns", "graph_count", "memory_columns",
+           "phase_columns", "resource_columns", "slowed", "tf32_enabled", "with_steps"]
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    """The call that waits for `device` to finish queued work (a no-op on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return lambda: torch.cuda.synchronize(device)
+    if device == "mps":
+        import torch
+
+        return torch.mps.synchronize
+    return no_sync
+
+
+def tf32_enabled() -> bool:
+    import torch
+
+    return bool(torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest")
+
+
+def graph_count() -> int:
+    try:
+        from torch._dynamo.utils import counters
+
+        return int(counters["stats"]["unique_graphs"])
+    except Exception:
+        return 0
+
+
+def compile_warmup(run: Any, max_calls: int = 8) -> tuple[float, int]:
+    """Call `run` until a call compiles nothing new; returns (seconds of the calls that compiled,
+    graphs compiled). 0 seconds means the graphs were already compiled, by another runner of the
+    cell (parity runs them all) or an earlier case of the same shapes."""
+    seconds, graphs = 0.0, 0
+    for _ in range(max_calls):
+        before = graph_count()
+        t0 = time.perf_counter()
+        run()
+        run.sync()
+        dt = time.perf_counter() - t0
+        new = graph_count() - before
+        if new <= 0:
+            break
+        seconds += dt
+        graphs += new
+    return seconds, graphs
+
+
+class StepTimer:
+    """A generation streamer that timestamps every new token (`generate` hands it the prompt first,
+    then each step's tokens, after they reach the host, so device work is finished)."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.start = 0.0
+        self.times: list[float] = []
+        self._prompt = True
+
+    def reset(self) -> None:
+        self.start = self.clock()
+        self.times = []
+        self._prompt = True
+
+    def put(self, value: Any) -> None:
+        if self._prompt:
+            self._prompt = False
+            return
+        self.times.append(self.clock())
+
+    def end(self) -> None:
+        pass
+
+
+def with_steps(run: Any, steps: list[tuple[float, float]]) -> Callable[[], Any]:
+    """`run` that also appends (time to first token, time per later token) of each call, measured
+    from per-step timestamps rather than by subtraction."""
+    timer = run.streamer
+
+    def call() -> Any:
+        timer.reset()
+        out = run()
+        t = timer.times
+        if t:
+            tpot = (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
+            steps.append((t[0] - timer.start, tpot))
+        return out
+
+    return call
+
+
+def slowed(fn: Callable[[], Any], fraction: float) -> Callable[[], Any]:
+    """`fn` followed by extra tensor work lasting `fraction` of fn's own duration: a real,
+    proportional slowdown for checking that regressions are detected (not a number written into a
+    record). The work is small torch matmuls, not a Python spin, so torch's worker threads stay as
+    busy as in the model call; a spin let them fall asleep and slowed the next call as well, which
+    tripled the effective slowdown."""
+    import torch
+
+    a = torch.randn(32, 32)
+
+    def call() -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        end = time.perf_counter() + (time.perf_counter() - t0) * fraction
+        while time.perf_counter() < end:
+            torch.mm(a, a)
+        return out
+
+    return call
+
+
+def memory_columns(run: Any, device: str, calls: int = 3) -> dict[str, Any]:
+    """Peak resident (and CUDA allocator) memory over a few untimed calls of one runner, after
+    what earlier work freed was handed back; its own pass, so timing never runs beside a sampler
+    and runners timed in the same window still get a figure each."""
+    release(device)
+    trim_heap()
+    with PeakRSS() as rss, CudaPeak(device) as gpu:
+        for _ in range(calls):
+            run()
+            run.sync()
+    return {"cpu_rss_peak_delta_mb": rss.delta_bytes / 2**20, "cpu_rss_method": rss.method,
+            "gpu_alloc_peak_mb": None if gpu.allocated is None else gpu.allocated / 2**20,
+            "gpu_reserved_peak_mb": None if gpu.reserved is None else gpu.reserved / 2**20}
+
+
+def phase_columns(run: Any, calls: int) -> dict[str, Any]:
+    """Median seconds in preprocess / forward / postprocess over `calls` phase-timed calls."""
+    phases = [run.call_with_phases()[1] for _ in range(calls)]
+    phases = [p for p in phases if p]
+    if not phases:
+        return {}
+    return {f"{key}_s": float(np.median([p[key] for p in phases])) for key in ("pre", "fwd", "post")
+            if all(key in p for p in phases)}
+
+
+def flops_columns(run: Any, median_s: float, device: str, dtype: str) -> dict[str, Any]:
+    """FLOPs of one call against the device's measured matmul peak."""
+    from ..measure.flops import count_flops, matmul_peak_tflops
+    from ..models.precision import base_dtype
+
+    flops = count_flops(run)
+    if not flops or median_s <= 0:
+        return {}
+    out: dict[str, Any] = {"flops_per_call": float(flops), "achieved_tflops": flops / median_s / 1e12}
+    peak = matmul_peak_tflops(device, dtype, fallback=base_dtype(dtype, device))
+    if peak:
+        out["peak_tflops"], out["peak_probe"] = peak
+        out["peak_fraction"] = out["achieved_tflops"] / peak[0]
+    return out
+
+
+def resource_columns(run: Any, device: str, batch_size: int, seconds: float) -> dict[str, Any]:
+    """Device counters (NVML memory used, utilisation, energy) in their own pass of calls: a
+    sampler thread is a second workload, so it never runs beside timed calls."""
+    from ..measure.gpu import NvmlSampler, nvml_handle
+
+    handle = nvml_handle(device) if device.startswith("cuda") else None
+    if handle is None:
+        return {}
+    calls = 0
+    with NvmlSampler(handle) as sampler:
+        end = time.perf_counter() + seconds
+        while calls < 3 or time.perf_counter() < end:
+            run()
+            run.sync()
+            calls += 1
+    used = sampler.peak_used_bytes
+    powers = [x.power_w for x in sampler.samples if x.power_w is not None]
+    return {"gpu_nvml_used_peak_mb": None if used is None else used / 2**20,
+            "gpu_util_mean_pct": sampler.mean_util_pct,
+            "gpu_power_mean_w": float(np.mean(powers)) if powers else None,
+            "energy_method": sampler.energy_method,
+            "energy_j_per_item": (sampler.energy_j / (calls * batch_size) if sampler.energy_j is not None else None)}

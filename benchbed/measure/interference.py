@@ -1,0 +1,140 @@
+"""What else used the machine while a cell was timed, and whether that makes its numbers suspect.
+
+Another busy process is not noise, it is a different machine: on a 2-core VM, one other CPU-bound
+process made a 2-thread MiniLM forward 7× slower with a *tight* spread (OpenMP threads wait for a
+descheduled peer), so spread-based warnings stay silent. What does see it is the kernel's own
+accounting: system-wide busy time from ``/proc/stat`` minus this process's own CPU time
+(``getrusage``), over the same wall-clock window, is the CPU other processes used, in cores. Steal
+time (a VM host running someone else) comes from the same line. Load average, the CPU frequency
+where ``/sys`` exposes it, and torch's thread count against the cores available are recorded
+beside, for the reader.
+
+`Interference` is a context manager around the timed calls: it takes two snapshots and no
+sampler (a sampler would itself be a second workload).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Interference", "InterferenceReading", "OTHERS_CORES_LIMIT", "STEAL_CORES_LIMIT", "cpu_snapshot"]
+
+#: Other processes' average CPU use (in cores) above which a cell is marked interfered. Measured on
+#: the 2-core VM (scripts/interference_check.py): quiet cells read 0.00-0.06 cores (the shell, the
+#: journal), a competing CPU-bound process half of the time 0.45-1.0; 0.25 separates them with room
+#: on both sides, and a quarter core already changes a 2-thread forward's time measurably.
+OTHERS_CORES_LIMIT = 0.25
+#: Steal time (cores the hypervisor gave to someone else) above which a cell is marked interfered.
+STEAL_CORES_LIMIT = 0.1
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    wall: float
+    busy_s: float | None  # system-wide non-idle CPU seconds
+    steal_s: float | None
+    own_s: float  # this process's user + system CPU seconds (all threads)
+    children_s: float  # finished children's (an isolated cell measures in its own process)
+
+
+def cpu_snapshot() -> _Snapshot:
+    busy = steal = None
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+        # user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user
+        user, nice, system, idle, iowait, irq, softirq = fields[:7]
+        steal_t = fields[7] if len(fields) > 7 else 0
+        busy = (user + nice + system + irq + softirq) / tick
+        steal = steal_t / tick
+    except (OSError, ValueError, IndexError):
+        pass
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _Snapshot(time.perf_counter(), busy, steal, own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime)
+
+
+def _cpu_mhz() -> float | None:
+    """Mean current frequency of the CPUs, where cpufreq is exposed (often not on VMs)."""
+    values = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                values.append(int(fh.read().strip()) / 1000)
+        except (OSError, ValueError):
+            continue
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class InterferenceReading:
+    """Record columns for one timed window."""
+
+    others_cpu_cores: float | None
+    steal_cores: float | None
+    load_avg_1m: float | None
+    cpu_mhz: float | None
+    cores: int
+    threads: int | None
+    seconds: float
+
+    @property
+    def reason(self) -> str | None:
+        """One line when the window was not quiet enough to trust, else None."""
+        parts = []
+        if self.others_cpu_cores is not None and self.others_cpu_cores > OTHERS_CORES_LIMIT:
+            parts.append(f"other processes used {self.others_cpu_cores:.2f} of {self.cores} cores during this case")
+        if self.steal_cores is not None and self.steal_cores > STEAL_CORES_LIMIT:
+            parts.append(f"the VM host took {self.steal_cores:.2f} cores (steal time)")
+        return "; ".join(parts) or None
+
+    def columns(self) -> dict[str, Any]:
+        reason = self.reason
+        return {"interfered": reason is not None, "interference": reason, "others_cpu_cores": self.others_cpu_cores,
+                "steal_cores": self.steal_cores, "load_avg_1m": self.load_avg_1m, "cpu_mhz": self.cpu_mhz,
+                "cores_available": self.cores}
+
+
+def reading(start: _Snapshot, end: _Snapshot, threads: int | None = None, cpu_mhz: float | None = None) -> InterferenceReading:
+    """What other processes used between two snapshots."""
+    wall = max(end.wall - start.wall, 1e-9)
+    cores = os.cpu_count() or 1
+    others = steal = None
+    if start.busy_s is not None and end.busy_s is not None:
+        ours = (end.own_s - start.own_s) + (end.children_s - start.children_s)
+        # jiffies are coarse (10 ms): never report less than zero for rounding
+        others = max(0.0, ((end.busy_s - start.busy_s) - ours) / wall)
+    if start.steal_s is not None and end.steal_s is not None:
+        steal = max(0.0, (end.steal_s - start.steal_s) / wall)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    return InterferenceReading(others, steal, load, cpu_mhz, cores, threads, wall)
+
+
+class Interference:
+    """``with Interference() as i: <timed calls>`` then ``i.reading`` (see the module docstring)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self._start: _Snapshot | None = None
+        self.reading: InterferenceReading | None = None
+
+    def __enter__(self) -> "Interference":
+        self._mhz = _cpu_mhz()
+        self._start = cpu_snapshot()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        end = cpu_snapshot()
+        assert self._start is not None
+        mhz = _cpu_mhz()
+        both = [m for m in (self._mhz, mhz) if m is not None]
+        self.reading = reading(self._start, end, self.threads, min(both) if both else None)

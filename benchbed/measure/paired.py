@@ -1,0 +1,162 @@
+"""Timing the runners of one cell in the same time window, and the ratio that pairing allows.
+
+A machine whose speed changes (a VM host, turbo and thermal limits, a neighbour's load) makes two
+runners timed one after the other a ratio of two weathers: on a 2-core VM the same cell measured
+six times that way gave ratios from 0.78 to 1.13; in alternating blocks of 5 calls, random order
+per block, ratio = median of per-block ratios, 1.05 to 1.09. So, after each runner's warm-up::
+
+    block b = 0, 1, ...:
+        for runner in shuffled(runners):          # a fresh random order every block
+            time `block_calls` calls of runner    # each sample keeps its block index
+        stop when every runner has min_samples and min_time has passed (per runner) and the
+        paired ratio's 95% CI of every runner against the reference is narrower than
+        rel_ci_width (the headline's precision, not each side's), or at max_time / max_samples
+
+The ratio of runner r to the reference is the median over blocks of (median of r's calls in the
+block ÷ median of the reference's calls in the block), with a bootstrap CI that resamples whole
+blocks: slow drift and intermittent contention hit both sides of a block alike and cancel.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .timer import StopRule, Timing, measure, no_sync
+
+__all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci"]
+
+
+@dataclass(frozen=True)
+class PairedTiming:
+    """Per runner: its raw samples (a `Timing`) and the block index of each sample (empty when the
+    runners were timed one after the other)."""
+
+    timings: dict[str, Timing]
+    blocks: dict[str, tuple[int, ...]]
+    pairing: str
+
+
+def paired_ratio_ci(num: Sequence[float], num_blocks: Sequence[int], den: Sequence[float],
+                    den_blocks: Sequence[int], confidence: float = 0.95, seed: int = 0,
+                    resamples: int = 2000) -> tuple[float, float, float]:
+    """(point, low, high) of num ÷ den from paired blocks: per-block ratio of medians, median over
+    blocks, CI by resampling blocks."""
+    a, ab = np.asarray(num, dtype=float), np.asarray(num_blocks)
+    b, bb = np.asarray(den, dtype=float), np.asarray(den_blocks)
+    common = np.intersect1d(np.unique(ab), np.unique(bb))
+    if common.size == 0:
+        raise ValueError("no block holds both runners")
+    per_block = np.array([np.median(a[ab == k]) / np.median(b[bb == k]) for k in common])
+    point = float(np.median(per_block))
+    if per_block.size == 1:
+        return point, point, point
+    rng = np.random.default_rng(seed)
+    meds = np.median(per_block[rng.integers(0, per_block.size, size=(resamples, per_block.size))], axis=1)
+    q = (1 - confidence) / 2
+    lo, hi = np.quantile(meds, [q, 1 - q])
+    return point, float(lo), float(hi)
+
+
+def measure_sequential(fns: Mapping[str, Callable[[], object]], rule: StopRule = StopRule(),
+                       syncs: Mapping[str, Callable[[], None]] | None = None,
+                       clock: Callable[[], float] = time.perf_counter, events: Mapping[str, object] | None = None,
+                       ) -> PairedTiming:
+    """Each runner in its own time window, one after the other (``--pairing sequential``)."""
+    syncs = syncs or {}
+    timings = {name: measure(fn, rule, sync=syncs.get(name, no_sync), clock=clock,
+                             events=(events or {}).get(name)) for name, fn in fns.items()}
+    return PairedTiming(timings, {name: () for name in fns}, "sequential")
+
+
+def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule = StopRule(),
+                        reference: str | None = None, syncs: Mapping[str, Callable[[], None]] | None = None,
+                        clock: Callable[[], float] = time.perf_counter, block_calls: int | None = None,
+                        seed: int = 0, events: Mapping[str, object] | None = None, min_blocks: int = 4,
+                        block_s: float = 0.025) -> PairedTiming:
+    """Time the runners in alternating blocks (see the module docstring); `rule`'s times are per
+    runner, so a cell of k runners takes about k times as long as one runner alone. `block_calls`
+    None sizes blocks to about `block_s` of the slowest runner (3 to 50 calls); the last warm-up
+    call measures it (at least one warm-up call is made)."""
+    names = list(fns)
+    syncs = syncs or {}
+    events = events or {}
+    reference = reference if reference in fns else names[0]
+    slowest = 0.0
+    for name in names:
+        for _ in range(max(rule.warmup, 1)):
+            t0 = clock()
+            fns[name]()
+            syncs.get(name, no_sync)()
+            last = clock() - t0
+        slowest = max(slowest, last)
+    if block_calls is None:
+        # blocks of about `block_s` each: long enough that a block's median is steady, short
+        # enough that the machine's speed barely moves within a round of blocks
+        block_calls = int(min(50, max(3, math.ceil(block_s / slowest)))) if slowest > 0 else 5
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    blocks: dict[str, list[int]] = {n: [] for n in names}
+    rng = random.Random(seed)
+    k = len(names)
+    start = clock()
+    block = 0
+    next_check = min_blocks
+    reason = "max_samples"
+    while True:
+        order = names[:]
+        rng.shuffle(order)
+        for name in order:
+            fn, sync, ev = fns[name], syncs.get(name, no_sync), events.get(name)
+            for _ in range(block_calls):
+                if ev is not None:
+                    ev.start()  # type: ignore[attr-defined]
+                t0 = clock()
+                fn()
+                if ev is not None:
+                    ev.stop()  # type: ignore[attr-defined]
+                sync()
+                t1 = clock()
+                samples[name].append(t1 - t0)
+                blocks[name].append(block)
+                if ev is not None:
+                    ev.collect()  # type: ignore[attr-defined]
+        block += 1
+        elapsed = clock() - start
+        n = min(len(s) for s in samples.values())
+        if n >= rule.max_samples:
+            break
+        if elapsed >= rule.max_time_s * k:
+            reason = "max_time"
+            break
+        if n >= rule.min_samples and elapsed >= rule.min_time_s * k and block >= next_check:
+            next_check = block + max(1, block // 5)
+            if _precise(samples, blocks, reference, rule.rel_ci_width):
+                reason = "precise"
+                break
+    timings = {n: Timing(samples=tuple(samples[n]), warmup=rule.warmup, stop_reason=reason, total_s=clock() - start)
+               for n in names}
+    return PairedTiming(timings, {n: tuple(blocks[n]) for n in names}, "interleaved")
+
+
+def _precise(samples: dict[str, list[float]], blocks: dict[str, list[int]], reference: str, width: float) -> bool:
+    """Whether every runner's paired ratio to the reference (or, alone, its median) is known to
+    within `width` of itself."""
+    from .stats import median_ci_order
+
+    others = [n for n in samples if n != reference]
+    if not others:
+        x = samples[reference]
+        lo, hi = median_ci_order(x)
+        med = float(np.median(x))
+        return med > 0 and (hi - lo) / med <= width
+    for name in others:
+        point, lo, hi = paired_ratio_ci(samples[name], blocks[name], samples[reference], blocks[reference],
+                                        resamples=1000)
+        if not point > 0 or (hi - lo) / point > width:
+            return False
+    return True

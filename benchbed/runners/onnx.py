@@ -1,0 +1,166 @@
+"""The ONNX Runtime path: the task's own preprocess and postprocess, with the module call replaced
+by an ONNX Runtime session over the same weights.
+
+The module is exported once per (module object, task, input shape family) with
+``torch.onnx.export(..., dynamo=True)`` — batch and sequence length dynamic, so one graph serves
+every batch size and length of a run — and the session is cached for the run. Export and session
+creation are timed into ``setup_s`` by `prepare`, never inside a timed call. The session gets the
+same intra-op thread count as torch, so both runtimes use the same cores. Its output is wrapped in
+the module's own output class (``SequenceClassifierOutput``, ``BaseModelOutput``...), so the task's
+postprocess runs unchanged and parity compares like with like.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import time
+from typing import Any
+
+from .base import RunnerUnavailable, StagedRunner
+
+__all__ = ["OnnxRuntimeRunner"]
+
+#: Exporting a module cast to these precisions gives graphs ORT's CPU provider has kernels for.
+_CPU_DTYPES = ("fp32",)
+
+
+class _Exported:
+    """An ONNX Runtime session and how to call it: input names and the output class to rebuild."""
+
+    def __init__(self, session: Any, names: list[str], output_cls: type, output_key: str, seconds: float) -> None:
+        self.session = session
+        self.names = names
+        self.output_cls = output_cls
+        self.output_key = output_key
+        self.seconds = seconds
+        self.charged = False  # setup seconds are charged to the first case that uses the export
+
+
+def _providers(device: str) -> list[str]:
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+
+
+def _export(module: Any, kwargs: dict[str, Any], device: str, threads: int) -> _Exported:
+    """Export `module` called on `kwargs` with dynamic batch (and sequence) dimensions; open a session."""
+    import logging
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    names = list(kwargs)
+    # batch 1 would be specialised away by torch.export: export on a batch of two
+    example = {k: (v.repeat(2, *([1] * (v.dim() - 1))) if v.shape[0] == 1 else v) for k, v in kwargs.items()}
+
+    class Call(torch.nn.Module):
+        """The module on keyword inputs, returning its first output tensor."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any = None, attention_mask: Any = None, token_type_ids: Any = None,
+                    pixel_values: Any = None) -> Any:
+            given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                     "pixel_values": pixel_values}
+            return self.inner(**{k: v for k, v in given.items() if v is not None})[0]
+
+    unknown = set(names) - {"input_ids", "attention_mask", "token_type_ids", "pixel_values"}
+    if unknown:
+        raise _Unsupported(f"module inputs {sorted(unknown)} are not exported by this runner")
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    seq = torch.export.Dim("seq", min=2, max=65536)
+    dynamic = {k: ({0: batch, 1: seq} if example[k].dim() == 2 else {0: batch}) for k in names}
+    with torch.inference_mode(False), torch.no_grad():
+        reference = module(**example)
+    t0 = time.perf_counter()
+    fd, path = tempfile.mkstemp(suffix=".onnx", prefix="benchbed-")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Call(module), (), kwargs=example, dynamo=True, dynamic_shapes=dynamic, f=path,
+                              verbose=False, external_data=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(path, options, providers=_providers(device))
+    finally:
+        for leftover in (path, path + ".data"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    return _Exported(session, names, type(reference), next(iter(reference.keys())), time.perf_counter() - t0)
+
+
+class _Unsupported(Exception):
+    """A module this runner cannot export."""
+
+
+class OnnxRuntimeRunner(StagedRunner):
+    NAME = "onnxruntime"
+    DESCRIPTION = ("ONNX Runtime session of the same weights (torch.onnx.export, dynamo exporter, once per model; "
+                   "export time in setup_s), with the task's own preprocess and postprocess")
+
+    @classmethod
+    def unavailable(cls, task: Any, case: Any) -> str | None:
+        for package in ("onnxruntime", "onnxscript", "onnx"):
+            if importlib.util.find_spec(package) is None:
+                return f"the onnxruntime runner needs the {package} package (pip install 'benchbed[onnx]')"
+        if not task.single_forward:
+            return f"{task.name} is not one module call (a generate() loop): the onnxruntime runner serves " \
+                   f"single-forward tasks"
+        if case.dtype == "int8":
+            return "int8 (torchao-quantised linear layers) does not export to ONNX"
+        if case.compiled:
+            return "compiled applies to the torch module; the ONNX graph is exported from the eager module"
+        if case.device == "mps":
+            return "ONNX Runtime has no MPS execution provider"
+        if case.device.startswith("cuda"):
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return "the installed onnxruntime has no CUDA execution provider (pip install onnxruntime-gpu)"
+        elif case.dtype not in _CPU_DTYPES:
+            return f"ONNX Runtime's CPU provider lacks {case.dtype} kernels for these graphs; fp32 only on the CPU"
+        return None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.exported: _Exported | None = None
+
+    def _key(self, kwargs: dict[str, Any]) -> tuple:
+        # one graph per module, task and input family; image sides are fixed in the graph
+        fixed = tuple((k, tuple(v.shape[2:])) for k, v in kwargs.items() if v.dim() > 2)
+        return ("onnxruntime", id(self.bundle), self.task.name, self.device, tuple(kwargs), fixed)
+
+    def prepare(self) -> float:
+        import torch
+
+        with torch.inference_mode():
+            enc = self.task.preprocess(self.bundle, self.inputs, self.device)
+        kwargs = self.task.module_inputs(self.bundle, enc)
+        try:
+            self.exported = self.cache(self._key(kwargs), lambda: _export(self.bundle.module, kwargs, self.device,
+                                                                          torch.get_num_threads()))
+        except _Unsupported as exc:
+            raise RunnerUnavailable(str(exc)) from None
+        if self.exported.charged:
+            return 0.0
+        self.exported.charged = True
+        return self.exported.seconds
+
+    def forward(self, encoded: Any) -> Any:
+        import torch
+
+        ex = self.exported
+        if ex is None:
+            raise RuntimeError("OnnxRuntimeRunner.prepare() must run before the first call")
+        kwargs = self.task.module_inputs(self.bundle, encoded)
+        feeds = {k: kwargs[k].detach().cpu().numpy() for k in ex.names}
+        (out,) = ex.session.run(None, feeds)
+        return ex.output_cls(**{ex.output_key: torch.from_numpy(out).to(self.device)})
