@@ -127,18 +127,26 @@ def slowed(fn: Callable[[], Any], fraction: float) -> Callable[[], Any]:
 
 
 def memory_columns(run: Any, device: str, calls: int = 3) -> dict[str, Any]:
-    """Peak resident (and CUDA allocator) memory over a few untimed calls of one runner, after
-    what earlier work freed was handed back; its own pass, so timing never runs beside a sampler
-    and runners timed in the same window still get a figure each."""
-    release(device)
-    trim_heap()
-    with PeakRSS() as rss, CudaPeak(device) as gpu:
-        for _ in range(calls):
+    """Peak resident (and CUDA allocator) memory of one call of one runner, the median over
+    `calls` calls each measured on its own after what earlier work freed was handed back. Its own
+    pass, so timing never runs beside a sampler and runners timed in the same window still get a
+    figure each; a median of single calls, so a transient elsewhere in the process during one of
+    them does not become the figure."""
+    rss_mb, alloc_mb, reserved_mb, method = [], [], [], ""
+    for _ in range(calls):
+        release(device)
+        trim_heap()
+        with PeakRSS() as rss, CudaPeak(device) as gpu:
             run()
             run.sync()
-    return {"cpu_rss_peak_delta_mb": rss.delta_bytes / 2**20, "cpu_rss_method": rss.method,
-            "gpu_alloc_peak_mb": None if gpu.allocated is None else gpu.allocated / 2**20,
-            "gpu_reserved_peak_mb": None if gpu.reserved is None else gpu.reserved / 2**20}
+        rss_mb.append(rss.delta_bytes / 2**20)
+        method = rss.method
+        if gpu.allocated is not None:
+            alloc_mb.append(gpu.allocated / 2**20)
+            reserved_mb.append(gpu.reserved / 2**20)
+    return {"cpu_rss_peak_delta_mb": float(np.median(rss_mb)), "cpu_rss_method": method,
+            "gpu_alloc_peak_mb": float(np.median(alloc_mb)) if alloc_mb else None,
+            "gpu_reserved_peak_mb": float(np.median(reserved_mb)) if reserved_mb else None}
 
 
 def phase_columns(run: Any, calls: int) -> dict[str, Any]:
