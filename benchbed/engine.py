@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import secrets
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -181,10 +182,20 @@ class Session:
         """The runners of one cell, in a fresh subprocess or in this one as `isolates` decides (a
         cell this machine cannot run is recorded as skipped here: no process is started to find that out)."""
         cases = [c.canonical() for c in cases]
-        if self.isolates(cases[0]) and unavailable_reason(cases[0]) is None:
-            results, stored = run_isolated(cases, self.config, self.ctx, pass_index)
-        else:
-            results, stored = run_here(cases, self.workbench, self.config, self.ctx, pass_index), False
+        retry = self.config.on_interference == "retry"
+        for attempt in range(self.config.interference_retries + 1 if retry else 1):
+            if attempt:
+                time.sleep(self.config.interference_pause_s)  # let whatever was running finish
+            if self.isolates(cases[0]) and unavailable_reason(cases[0]) is None:
+                results, stored = run_isolated(cases, self.config, self.ctx, pass_index, child_stores=not retry)
+            else:
+                results, stored = run_here(cases, self.workbench, self.config, self.ctx, pass_index), False
+            busy = [rec for _, rec, _ in results if rec.get("interfered") is True]
+            if not busy:
+                break
+            if retry and attempt == self.config.interference_retries:
+                for rec in busy:
+                    rec["interference"] = f"{rec['interference']} (still after {attempt} retries)"
         return [self._keep(case, rec, samples, store=not stored) for case, rec, samples in results]
 
     def run_one(self, case: Case, pass_index: int = 0) -> CaseResult:

@@ -117,7 +117,10 @@ def test_flops_and_efficiency_against_the_measured_peak(tiny_session):
     lin = torch.nn.Linear(64, 32, bias=False)
     x = torch.randn(8, 64)
     assert count_flops(lambda: lin(x)) == 2 * 8 * 64 * 32
-    rec = tiny_session.run_case(_case()).record
+    from conftest import on_a_quiet_machine
+
+    # the matmul peak probe and the case both time real work: a busy neighbour makes the fraction wrong
+    rec = on_a_quiet_machine(lambda: tiny_session.run_case(_case()).record)
     assert rec["flops_per_call"] > 0
     assert rec["achieved_tflops"] == pytest.approx(rec["flops_per_call"] / rec["lat_median_s"] / 1e12)
     peak, probe = matmul_peak_tflops("cpu", "fp32")

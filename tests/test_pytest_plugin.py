@@ -35,7 +35,7 @@ def test_suite_run_writes_parquet_that_matches_pytest_benchmark(tmp_path):
                 "--benchbed-min-time", "0.2", "--benchmark-json", str(js))
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "2 passed" in p.stdout
-    assert "benchbed: raw torch vs pipeline" in p.stdout and "pipe/torch [95% CI]" in p.stdout
+    assert "benchbed: every runner of a cell against the reference" in p.stdout and "pipe/torch [95% CI]" in p.stdout
 
     df = pd.read_parquet(results)
     assert len(df) == 2 and df["run_id"].nunique() == 1

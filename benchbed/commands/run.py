@@ -40,6 +40,10 @@ def add_parser(sub: Any) -> None:
                      help="interleaved (default): the runners of a cell are timed in alternating blocks of calls, "
                           "random order per block, in the same time window, and ratios come from the paired blocks; "
                           "sequential: one runner after the other, each in its own window")
+    run.add_argument("--on-interference", choices=["warn", "retry", "fail"], default="warn",
+                     help="a cell measured while other processes used the CPU: warn (default: mark its records "
+                          "interfered and go on), retry (measure it again after a pause, up to 2 times), fail "
+                          "(mark them, and exit 1)")
     run.add_argument("--results", metavar="DIR", default="results", help="results folder (default: results/)")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by cell")
     t = run.add_argument_group("timing")
@@ -183,6 +187,7 @@ def main(args: argparse.Namespace) -> int:
                           inject_slowdown=args.inject_slowdown, passes=args.passes,
                           isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
                           case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
+                          on_interference=args.on_interference,
                           tf32=None if args.tf32 is None else args.tf32 == "on")
     session = Session(args.results, config, run_id=args.run_id)
     if not args.quiet:
@@ -207,7 +212,8 @@ def main(args: argparse.Namespace) -> int:
     out(format_table(pool_records(records)))
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
-    failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False]
+    failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False
+              or (args.on_interference == "fail" and r.get("interfered") is True)]
     return EXIT_FAILED if failed else EXIT_OK
 
 

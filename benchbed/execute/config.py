@@ -9,12 +9,14 @@ from typing import Any
 
 from ..measure import StopRule
 
-__all__ = ["EngineConfig", "ISOLATE_MODES", "PAIRINGS", "RunContext"]
+__all__ = ["EngineConfig", "ISOLATE_MODES", "ON_INTERFERENCE", "PAIRINGS", "RunContext"]
 
 #: Values of `EngineConfig.isolate`.
 ISOLATE_MODES = ("auto", "always", "never")
 #: Values of `EngineConfig.pairing`: how the runners of a cell share the machine's time.
 PAIRINGS = ("interleaved", "sequential")
+#: Values of `EngineConfig.on_interference`: what a cell measured on a busy machine gets.
+ON_INTERFERENCE = ("warn", "retry", "fail")
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,17 @@ class EngineConfig:
     #: "interleaved": the runners of a cell are timed in alternating blocks in the same time window
     #: (the default); "sequential": one runner after the other, each in its own window.
     pairing: str = "interleaved"
+    #: "warn": mark interfered records and go on; "retry": measure the cell again after a pause,
+    #: up to `interference_retries` times; "fail": mark them, and the run exits 1.
+    on_interference: str = "warn"
+    interference_retries: int = 2
+    interference_pause_s: float = 3.0
 
     def __post_init__(self) -> None:
         if self.isolate not in ISOLATE_MODES:
             raise ValueError(f"isolate must be one of {', '.join(ISOLATE_MODES)}, got {self.isolate!r}")
+        if self.on_interference not in ON_INTERFERENCE:
+            raise ValueError(f"on_interference must be one of {', '.join(ON_INTERFERENCE)}, got {self.on_interference!r}")
         if self.pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
         if self.case_timeout_s is not None and self.isolate == "never":

@@ -68,12 +68,12 @@ def _payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_inde
 
 
 def run_isolated(cases: list[Case], config: EngineConfig, ctx: RunContext,
-                 pass_index: int) -> tuple[list[CellResult], bool]:
+                 pass_index: int, child_stores: bool = True) -> tuple[list[CellResult], bool]:
     """Measure the cell in a child process. Returns (results, stored): True when the child stored
     the records itself, False when it died and the results are failure records for the caller to store."""
     from ..measure.flops import remember_peaks
 
-    payload = json.dumps(_payload(cases, config, ctx, pass_index))
+    payload = json.dumps({**_payload(cases, config, ctx, pass_index), "store": child_stores})
     env = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"))
     cmd = [sys.executable, "-m", "benchbed.execute.launch"]
     timeout = config.case_timeout_s
@@ -110,7 +110,7 @@ def run_isolated(cases: list[Case], config: EngineConfig, ctx: RunContext,
     for rec in data["records"]:
         rec["started_at"] = ctx.started_at
         out.append((by_runner[rec["runner"]], rec, tuple(rec.get("samples_s") or ())))
-    return out, True
+    return out, child_stores
 
 
 def _load_source(source: dict[str, str]) -> None:
@@ -153,10 +153,11 @@ def child_main() -> int:
                      env=collect_env(), results=payload["results"], in_child=True)
     results = measure_cell(cases, Workbench(config.seed, config.trust_remote_code), config, ctx,
                            payload["pass_index"])
-    store = open_store(ctx.results, ctx.run_id)
+    store = open_store(ctx.results, ctx.run_id) if payload.get("store", True) else None
     records = []
     for _, rec, _ in results:
-        store.write(rec)
+        if store is not None:
+            store.write(rec)
         records.append({k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in rec.items()})
     sys.stdout.write(_MARK + json.dumps({"records": records, "peaks": known_peaks()}) + "\n")
     sys.stdout.flush()

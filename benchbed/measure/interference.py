@@ -25,9 +25,11 @@ from typing import Any
 __all__ = ["Interference", "InterferenceReading", "OTHERS_CORES_LIMIT", "STEAL_CORES_LIMIT", "cpu_snapshot"]
 
 #: Other processes' average CPU use (in cores) above which a cell is marked interfered. Measured on
-#: the 2-core VM (scripts/interference_check.py): quiet cells read 0.00-0.06 cores (the shell, the
-#: journal), a competing CPU-bound process half of the time 0.45-1.0; 0.25 separates them with room
-#: on both sides, and a quarter core already changes a 2-thread forward's time measurably.
+#: the 2-core VM with scripts/pairing_experiment.py (docs/pairing-2026-11-30.json): 48 quiet cell
+#: windows read 0.00-0.09 cores (the shell, the journal); 48 windows beside a competitor busy one
+#: second in two read 0.07-0.58 (a window that fell mostly into its idle seconds reads low, and
+#: was barely disturbed). 0.25 leaves the quiet readings a margin of almost 3x, and a quarter of a
+#: core already changes a 2-thread forward's time measurably.
 OTHERS_CORES_LIMIT = 0.25
 #: Steal time (cores the hypervisor gave to someone else) above which a cell is marked interfered.
 STEAL_CORES_LIMIT = 0.1
