@@ -98,15 +98,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
-    # the runners of each cell among the selected tests, so the first test of a cell measures them
-    # all together (interleaved in one window) and the others take their records
-    cells: dict[str, list[Case]] = config._benchbed_cells  # type: ignore[attr-defined]
-    for item in items:
-        case = _case_of(item)
-        if case is not None:
-            cell = cells.setdefault(case.canonical().pair_id, [])
-            if all(c.runner != case.runner for c in cell):
-                cell.append(case)
     if not config.getoption("--benchmark"):
         skip = pytest.mark.skip(reason="benchbed cases run only with --benchmark")
         for item in items:
@@ -164,7 +155,7 @@ class BenchbedFixture:
         done = self.config._benchbed_done  # type: ignore[attr-defined]
         if case.case_id not in done:
             cell = [c.validate(task_names(), check_model, runner_names())
-                    for c in self.config._benchbed_cells.get(case.pair_id, [])]  # type: ignore[attr-defined]
+                    for c in self._cells().get(case.pair_id, [])]
             if all(c.case_id != case.case_id for c in cell):
                 cell = [case]
             for result in self.session.run_cell(cell):
@@ -184,6 +175,20 @@ class BenchbedFixture:
             pytest.fail(f"PARITY MISMATCH between {rec['runner']} and the reference {rec['reference']}: "
                         f"{rec['parity_detail']}", pytrace=False)
         return rec
+
+    def _cells(self) -> dict[str, list[Case]]:
+        """The runners of each cell among the tests this session runs (after -k, -m and the axis
+        filters), so the first test of a cell measures them all together, interleaved in one
+        window, and the cell's other tests report their records."""
+        cells: dict[str, list[Case]] = self.config._benchbed_cells  # type: ignore[attr-defined]
+        if not cells:
+            for item in self.node.session.items:
+                case = _case_of(item)
+                if case is not None:
+                    cell = cells.setdefault(case.canonical().pair_id, [])
+                    if all(c.runner != case.runner for c in cell):
+                        cell.append(case)
+        return cells
 
     def _feed(self, samples: tuple[float, ...], rec: dict[str, Any]) -> None:
         """Hand benchbed's raw samples to pytest-benchmark, one round per sample.

@@ -167,7 +167,7 @@ def test_an_interfered_record_never_makes_or_confirms_a_verdict():
     slow_busy = to_table([_rec("c", 9, _steady(7e-3, 9), True, "other processes used 1.00 of 2 cores")]).to_pandas()
     c = compare_runs(base, slow_busy, CompareSettings())
     assert c.regressions == 0 and c.unjudged == 1
-    assert c.cases.iloc[0]["reason"].startswith("interfered: other processes used")
+    assert c.cases.iloc[0]["reason"].startswith("current: interfered: other processes used")
     # a step that only interfered runs show is no change point, and the newest busy run is named
     hist = to_table([_rec(f"n{d}", d, _steady(1e-3, d)) for d in range(6)]
                     + [_rec(f"n{d}", d, _steady(2e-3, d), True, "busy") for d in range(6, 9)]).to_pandas()

@@ -115,7 +115,7 @@ def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool 
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6)
+        _legend(ax)
     fig.tight_layout()
     return _svg(fig), note
 
@@ -209,7 +209,7 @@ def phase_breakdown(cells: Any) -> Chart:
         ax.set_xticks(x, labels, rotation=60, fontsize=6)
         ax.set_ylabel("ms per call (median)")
         ax.set_title(_title(key))
-        ax.legend(fontsize=6)
+        _legend(ax)
     fig.tight_layout()
     return _svg(fig), note
 
@@ -235,7 +235,7 @@ def precision_comparison(cells: Any) -> Chart:
         ax.set_xticks(np.arange(len(dtypes)) + 0.4 - width / 2, dtypes)
         ax.set_ylabel("geo-mean median latency (ms)")
         ax.set_title(_title(k))
-        ax.legend(fontsize=6)
+        _legend(ax)
     fig.tight_layout()
     return _svg(fig), "" if len(list(cells.groupby(key))) <= MAX_PANELS else f"showing {MAX_PANELS} groups"
 
@@ -265,7 +265,7 @@ def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) 
         ax.set_xlabel("run (oldest → newest)")
         ax.set_ylabel("geo-mean median (ms)")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6)
+        _legend(ax)
     fig.tight_layout()
     return _svg(fig), note
 
@@ -294,7 +294,7 @@ def generation_latency(latest: Any) -> Chart:
             ax.set_ylabel(label)
             ax.set_title(_t(f"{key[0]} · {key[1]} · {key[2]} · prompt {key[3]}"))
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=6)
+            _legend(ax)
     fig.tight_layout()
     return _svg(fig), note
 
@@ -329,7 +329,7 @@ def efficiency(latest: Any) -> Chart:
         ax.set_ylabel("achieved TFLOP/s")
         ax.set_title(_title(key))
         ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=6)
+        _legend(ax)
     fig.tight_layout()
     return _svg(fig), note
 
@@ -346,3 +346,9 @@ def _runner_legend(ax: Any, runners: list[str]) -> None:
     from matplotlib.patches import Patch
 
     ax.legend(handles=[Patch(color=style(runners, r)["color"], alpha=0.5, label=_t(r)) for r in runners], fontsize=6)
+
+
+def _legend(ax: Any) -> None:
+    """A legend where the panel has labelled lines or bars (an empty one only warns)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
