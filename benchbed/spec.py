@@ -25,6 +25,7 @@ __all__ = [
     "MODEL_ALIASES",
     "canonical_model",
     "parse_attn_impl",
+    "positive_int_value",
     "parse_bool",
     "parse_shard",
     "device_index",
@@ -86,7 +87,8 @@ def validate_device(device: str) -> None:
         raise SpecError(f"unknown device {device!r} (valid: cpu, cuda, cuda:N, mps)")
 
 
-def _positive_int(name: str, value: Any) -> int:
+def positive_int_value(name: str, value: Any) -> int:
+    """`value` as a positive integer (an int, or text of one); a `SpecError` naming `name` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             value = int(str(value).strip())
@@ -208,9 +210,9 @@ class Case:
         validate_device(self.device)
         if self.dtype not in DTYPES:
             raise SpecError(f"unknown dtype {self.dtype!r} (valid: {', '.join(DTYPES)})")
-        bs = _positive_int("batch size", self.batch_size)
-        sl = _positive_int("sequence length", self.seq_len)
-        nt = None if self.new_tokens is None else _positive_int("new tokens", self.new_tokens)
+        bs = positive_int_value("batch size", self.batch_size)
+        sl = positive_int_value("sequence length", self.seq_len)
+        nt = None if self.new_tokens is None else positive_int_value("new tokens", self.new_tokens)
         return replace(self, model=canonical_model(self.model), batch_size=bs, seq_len=sl, new_tokens=nt,
                        attn_impl=parse_attn_impl(self.attn_impl), compiled=parse_bool("compiled", self.compiled))
 
@@ -302,7 +304,7 @@ class Matrix:
             if not getattr(self, axis):
                 raise SpecError(f"axis {axis!r} is empty")
         if self.new_tokens is not None:
-            _positive_int("new tokens", self.new_tokens)
+            positive_int_value("new tokens", self.new_tokens)
         # every value of every axis is checked once, through the same rules a single Case obeys
         longest = max(len(getattr(self, a)) for a in AXES)
         for i in range(longest):
@@ -311,8 +313,8 @@ class Matrix:
         return replace(
             self,
             model=tuple(dict.fromkeys(canonical_model(m) for m in self.model)),
-            batch_size=tuple(_positive_int("batch size", b) for b in self.batch_size),
-            seq_len=tuple(_positive_int("sequence length", s) for s in self.seq_len),
+            batch_size=tuple(positive_int_value("batch size", b) for b in self.batch_size),
+            seq_len=tuple(positive_int_value("sequence length", s) for s in self.seq_len),
             attn_impl=tuple(dict.fromkeys(parse_attn_impl(a) for a in self.attn_impl)),
             compiled=tuple(dict.fromkeys(parse_bool("compiled", c) for c in self.compiled)),
         )

@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any, Callable
 
-from .spec import SpecError
+from .spec import SpecError, positive_int_value
 
 __all__ = ["RUN_ID_PATTERN", "arg", "check_run_id", "csv_values", "finite_float", "positive_float",
            "non_negative_float", "positive_int", "output_file", "existing_path"]
@@ -76,13 +76,7 @@ def non_negative_float(text: Any, what: str = "value") -> float:
 
 
 def positive_int(text: Any, what: str = "value") -> int:
-    try:
-        value = int(str(text).strip())
-    except ValueError:
-        raise SpecError(f"{what} must be a positive integer, got {str(text)!r}") from None
-    if value <= 0:
-        raise SpecError(f"{what} must be a positive integer, got {value}")
-    return value
+    return positive_int_value(what, str(text))
 
 
 def output_file(text: Any, what: str = "output file") -> str:

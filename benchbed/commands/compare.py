@@ -17,7 +17,8 @@ def add_parser(sub: Any) -> None:
                          description="Per case: relative change of the latency statistic with a bootstrap 95% CI "
                                      "and a Mann-Whitney U test on the raw samples. A regression needs a change above "
                                      "the threshold that is significant. With one RESULTS folder, its newest run is "
-                                     "compared with the run before it. Exit 1 on any regression, 0 otherwise, 2 on "
+                                     "compared with the run before it. Exit 1 on any regression; 3 when a case could not be judged or none "
+                                     "is in common (the gate fails closed); 0 otherwise; 2 on "
                                      "bad input.")
     cmp.add_argument("baseline", metavar="BASELINE", help="baseline results (folder, parquet file or URI); alone: a "
                                                           "folder whose newest run is compared with the one before")
