@@ -125,8 +125,10 @@ def matrix(out: str, device: str, quick: bool) -> None:
     model = "bert-tiny" if quick else "synthetic:bert-base-uncased"
     timing = ["--min-time", "0.3", "--max-time", "1.5"] if not quick else ["--min-time", "0.05", "--max-time", "0.3"]
     common = ["--task", "text-classification", "--model", model, "--device", device, "--no-isolate", *timing]
+    # three runners side by side: ONNX Runtime through its CUDA provider where the installed build
+    # has one (else its records are skipped with the reason)
     p1 = cli(out, *common, "--dtype", "fp32,fp16,bf16", "--batch-size", "1,16,128" if not quick else "1,4",
-             "--seq-len", "128" if not quick else "32")
+             "--seq-len", "128" if not quick else "32", "--runner", "torch,pipeline,onnxruntime")
     backend = ["--compile-backend", "aot_eager"] if quick else []
     p2 = cli(out, *common, "--dtype", "fp32,fp16,bf16" if not quick else "fp32", "--compiled", "true",
              "--batch-size", "16" if not quick else "4", "--seq-len", "128" if not quick else "32", *backend)
