@@ -147,20 +147,31 @@ class Session:
             return True  # a timeout is enforced by killing the cell's process
         return mode == "always" or (mode == "auto" and case.device.startswith("cuda"))
 
-    def run(self, cases: list[Case], progress: Callable[[int, int, CaseResult], None] | None = None) -> list[CaseResult]:
+    def run(self, cases: list[Case], progress: Callable[[int, int, CaseResult], None] | None = None,
+            cluster: Any = None, done: set[tuple[str, int]] | None = None) -> list[CaseResult]:
         """All cells, `config.passes` times over, interleaved (pass 1 of every cell, then pass 2,
         ...), so a slow drift of the machine's speed spreads over every cell instead of hitting a few.
 
         Batch-size sweeps stop at memory: once a batch size runs out of memory, the larger batch
-        sizes of the same runner and cell are recorded as skipped rather than tried."""
+        sizes of the same runner and cell are recorded as skipped rather than tried (in this
+        process; a cluster measures every cell at once, so it tries them all).
+
+        `cluster` (a `benchbed.execute.cluster.RayCluster`) measures the cells there instead, one
+        task per cell; `done` holds (case id, pass) pairs already recorded (a resumed run), which
+        are not measured again."""
         cells = cells_of_cases([c.canonical() for c in cases])
-        total = sum(len(c) for c in cells) * self.config.passes
+        done = done or set()
+        if cluster is not None:
+            return self._run_cluster(cells, cluster, progress, done)
+        total = sum(1 for p in range(self.config.passes) for cell in cells for c in cell if (c.case_id, p) not in done)
         out: list[CaseResult] = []
         oom_at: dict[str, int] = {}
         for p in range(self.config.passes):
             for cell in cells:
                 todo = []
                 for case in cell:
+                    if (case.case_id, p) in done:
+                        continue  # recorded by the run this one resumes
                     sweep = _sweep_key(case)
                     if sweep in oom_at and case.batch_size > oom_at[sweep]:
                         out.append(self.skip_case(case, f"not run: batch size {oom_at[sweep]} already ran out of "
@@ -176,6 +187,24 @@ class Session:
                     out.append(result)
                     if progress is not None:
                         progress(len(out), total, out[-1])
+        return out
+
+    def _run_cluster(self, cells: list[list[Case]], cluster: Any, progress: Any,
+                     done: set[tuple[str, int]]) -> list[CaseResult]:
+        """Every (cell, pass) not yet recorded, as tasks on the cluster; records stored as they arrive."""
+        work = [([c for c in cell if (c.case_id, p) not in done], p)
+                for p in range(self.config.passes) for cell in cells]
+        work = [(cell, p) for cell, p in work if cell]
+        total = sum(len(cell) for cell, _ in work)
+        out: list[CaseResult] = []
+
+        def on_cell(results: list[Any]) -> None:
+            for case, rec, samples in results:
+                out.append(self._keep(case, rec, samples, store=True))
+                if progress is not None:
+                    progress(len(out), total, out[-1])
+
+        cluster.run(work, self.config, self.ctx, on_cell)
         return out
 
     def run_cell(self, cases: list[Case], pass_index: int = 0) -> list[CaseResult]:

@@ -91,6 +91,25 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--run-id", type=arg(check_run_id, "--run-id"),
                      help="id of this run: letters, digits, '.', '_', '-' (default: new; env BENCHBED_RUN_ID lets CI "
                           "shards share one)")
+    fleet = run.add_argument_group("fleets and resuming")
+    fleet.add_argument("--cluster", metavar="WHERE", default="local",
+                       help="local (default: this process), ray (the cluster at $RAY_ADDRESS, else a new one of this "
+                            "machine alone) or ray://HOST:PORT; one Ray task per cell, records written here as they "
+                            "arrive (docs/cluster.md)")
+    fleet.add_argument("--cluster-select", action="append", metavar="KEY=VALUE",
+                       help="only nodes advertising this Ray resource take cells: KEY=VALUE means KEY:VALUE (e.g. "
+                            "accelerator_type=H200), a bare NAME means NAME; repeatable")
+    fleet.add_argument("--retries", type=arg(non_negative_int, "--retries"), default=2,
+                       help="on a cluster: how many times a cell whose worker died is tried again before its records "
+                            "are errors (default: 2)")
+    fleet.add_argument("--cluster-ship-code", action="store_true",
+                       help="on a cluster: ship this working tree to the workers through Ray's runtime environment "
+                            "(default: workers use the benchbed installed on them)")
+    fleet.add_argument("--allow-env-change", action="store_true",
+                       help="on a cluster: measure even when workers' benchbed, torch or transformers versions differ "
+                            "from this machine's (each record carries its node's own versions)")
+    fleet.add_argument("--resume", metavar="RUN_ID", type=arg(check_run_id, "--resume"),
+                       help="continue run RUN_ID in --results: cells and passes it already recorded are skipped")
     run.add_argument("--inject-slowdown", type=arg(finite_float, "--inject-slowdown"), default=0.0, metavar="FRACTION",
                      help="testing aid: add real busy work worth FRACTION of each call's duration inside the timed "
                           "call (e.g. 0.1), to check that a regression gate catches it")
@@ -156,6 +175,21 @@ def _rule(args: argparse.Namespace) -> Any:
         raise SpecError(f"timing options: {exc}") from None
 
 
+def _recorded(results: str, run_id: str) -> set[tuple[str, int]]:
+    """(case id, pass) of every record run `run_id` already holds under `results`."""
+    import warnings
+
+    from ..store import read_results
+
+    path = os.path.join(results, run_id)
+    if not os.path.isdir(path):
+        raise SpecError(f"--resume: no run {run_id!r} in {results!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = read_results(path)
+    return {(c, int(p) if p == p else 0) for c, p in zip(df["case_id"], df["pass_index"])}
+
+
 def main(args: argparse.Namespace) -> int:
     from ..models import check_model_source
     from ..store import check_writable
@@ -174,6 +208,13 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError("the matrix (after --shard) has no cases")
     if not 0 <= args.inject_slowdown < 10:
         raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
+    if args.cluster not in ("local", "ray") and not str(args.cluster).startswith("ray://"):
+        raise SpecError(f"--cluster {args.cluster!r} (valid: local, ray, ray://HOST:PORT)")
+    if args.cluster == "local" and (args.cluster_select or args.cluster_ship_code):
+        raise SpecError("--cluster-select and --cluster-ship-code need --cluster ray")
+    if args.resume and args.run_id and args.resume != args.run_id:
+        raise SpecError("--resume names the run to continue; it cannot be combined with another --run-id")
+    done = _recorded(args.results, args.resume) if args.resume else None
     if args.case_timeout is not None and args.isolate == "never":
         raise SpecError("--case-timeout needs cases in subprocesses (a hung call cannot be stopped in-process); "
                         "drop --no-isolate")
@@ -189,7 +230,16 @@ def main(args: argparse.Namespace) -> int:
                           case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
                           on_interference=args.on_interference,
                           tf32=None if args.tf32 is None else args.tf32 == "on")
-    session = Session(args.results, config, run_id=args.run_id)
+    cluster = None
+    if args.cluster != "local":
+        from ..execute.cluster import RayCluster
+        from ..env import collect_env
+
+        cluster = RayCluster(None if args.cluster == "ray" else args.cluster, args.cluster_select, args.retries,
+                             args.cluster_ship_code)
+        for line in cluster.check_versions(collect_env(), args.allow_env_change):
+            print(f"benchbed: warning: {line}", file=sys.stderr)
+    session = Session(args.results, config, run_id=args.resume or args.run_id)
     if not args.quiet:
         note = " (each in a subprocess: --case-timeout)" if args.case_timeout and not args.isolate else ""
         print(f"benchbed run {session.run_id}: {len(cases)} cases x {args.passes} pass(es) -> {session.store.run_dir}"
@@ -201,8 +251,10 @@ def main(args: argparse.Namespace) -> int:
             print_progress(i, total, result.record, time.perf_counter() - start)
 
     try:
-        session.run(cases, progress)
+        session.run(cases, progress, cluster=cluster, done=done)
     finally:
+        if cluster is not None:
+            cluster.close()
         # interrupted (SIGINT/SIGTERM) or not, what finished is compacted into the run's file
         try:
             session.close()

@@ -1,0 +1,208 @@
+"""A launcher over a Ray cluster: one Ray task per cell, placed so that measurements never share a
+machine's cores or a GPU, retried when a worker dies, with records sent back to the driver.
+
+Placement. A CPU cell asks for one ``benchbed_slot`` — a custom resource each node advertises
+once (``ray start ... --resources='{"benchbed_slot": 1}'``) — and no Ray CPUs, so a node measures
+one CPU cell at a time whatever its core count. A CUDA cell asks for one GPU (``num_gpus=1``), so
+two measurements never share a GPU. ``--cluster-select KEY=VALUE`` adds a sliver of the resource
+``KEY:VALUE`` (Ray's own ``accelerator_type:H200`` naming) or, for a bare NAME, of ``NAME``: only
+nodes advertising it take the cells.
+
+Faults. A worker that dies mid-cell (node lost, process killed, OOM-killed) is retried by Ray up to
+``retries`` times; after that the cell's records are ``error`` records naming the cause. Records
+are written by the driver as each cell's arrive, so an interrupted driver keeps every record it
+received and a resumed run (``--resume RUN_ID``) skips the cells already recorded.
+
+Code and environment. Workers run the benchbed installed on them (the usual GPU pool), or the
+driver's working tree shipped by Ray's runtime environment (``--cluster-ship-code``). Before any
+cell is submitted, every node reports its benchbed, torch and transformers versions; a difference
+from the driver's is one line and exit 2 unless ``--allow-env-change``. Every record carries the
+node's own environment fingerprint and host name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any, Callable, Iterable
+
+from ..spec import Case, SpecError
+from .cell import CellResult, base_record
+from .config import EngineConfig, RunContext
+
+__all__ = ["RayCluster", "SLOT", "select_resource", "VERSION_KEYS"]
+
+#: The custom resource every node advertises once: one CPU measurement per node at a time.
+SLOT = "benchbed_slot"
+#: Environment keys that must match between driver and workers (what a record's numbers depend on).
+VERSION_KEYS = ("env_benchbed", "env_torch", "env_transformers")
+_SLIVER = 0.001
+
+
+def select_resource(text: str) -> str:
+    """The Ray resource named by ``--cluster-select``: ``KEY=VALUE`` is ``KEY:VALUE``."""
+    key, sep, value = text.partition("=")
+    if not key or (sep and not value):
+        raise SpecError(f"--cluster-select {text!r} must be NAME or KEY=VALUE (e.g. accelerator_type=H200)")
+    return f"{key}:{value}" if sep else key
+
+
+_WORKBENCHES: dict[tuple, Any] = {}
+
+
+def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """In a Ray worker: measure one cell with the engine, return its records as plain dicts. The
+    worker keeps its workbench between cells, so a model loads once per worker process."""
+    import datetime as _dt
+
+    from ..env import collect_env
+    from ..measure import StopRule
+    from .cell import measure_cell
+    from .launch import _load_source
+    from .workbench import Workbench, setup_process
+
+    for source in payload.get("sources", []):
+        if source.get("file") and os.path.exists(source["file"]):
+            _load_source(source)
+    cfg = dict(payload["config"])
+    cfg["rule"] = StopRule(**cfg["rule"])
+    config = EngineConfig(**cfg)
+    setup_process(config)
+    if not config.threads:
+        # Ray sets OMP_NUM_THREADS=1 in a worker that asked for no CPUs; the cell holds the whole
+        # node (its measurement slot), so torch gets what it takes in a plain process: the physical cores
+        import psutil
+        import torch
+
+        torch.set_num_threads(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    cases = []
+    for c in payload["cases"]:
+        c = dict(c)
+        c["options"] = tuple(tuple(x) for x in c.get("options", []))
+        cases.append(Case(**c))
+    ctx = RunContext(run_id=payload["run_id"], started_at=_dt.datetime.fromisoformat(payload["started_at"]),
+                     env=collect_env(), results="", in_child=True)
+    key = (config.seed, config.trust_remote_code)
+    workbench = _WORKBENCHES.setdefault(key, Workbench(config.seed, config.trust_remote_code))
+    out = []
+    for _, rec, _ in measure_cell(cases, workbench, config, ctx, payload["pass_index"]):
+        out.append({k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in rec.items()})
+    return out
+
+
+def _node_versions() -> dict[str, Any]:
+    import socket
+
+    from ..env import collect_env
+
+    env = collect_env()
+    return {"host": socket.gethostname(), **{k: env.get(k) for k in VERSION_KEYS}}
+
+
+class RayCluster:
+    """Submit cells to a Ray cluster and hand each cell's records back as they arrive."""
+
+    def __init__(self, address: str | None, select: list[str] | None = None, retries: int = 2,
+                 ship_code: bool = False) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise SpecError("--cluster ray needs the ray package (pip install 'benchbed[ray]')") from None
+        self.ray = ray
+        self.retries = retries
+        self.select = [select_resource(s) for s in (select or [])]
+        runtime_env = None
+        if ship_code:
+            root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            runtime_env = {"working_dir": root, "excludes": [".venv", ".git", "results", "reports"]}
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "runtime_env": runtime_env,
+                                  "ignore_reinit_error": True}
+        if address in (None, "", "local-cluster"):
+            address = os.environ.get("RAY_ADDRESS") or None
+        if address is None:  # a cluster of this machine alone, advertising its one measurement slot
+            kwargs.update(resources={SLOT: 1})
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise SpecError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: "
+                            f"{str(exc).splitlines()[0][:200]}") from None
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        slots = [n for n in nodes if n.get("Resources", {}).get(SLOT)]
+        if not slots:
+            raise SpecError(f"no node of the Ray cluster advertises the {SLOT!r} resource; start each node with "
+                            f"ray start ... --resources='{{\"{SLOT}\": 1}}'")
+        for name in self.select:
+            if not any(n.get("Resources", {}).get(name) for n in nodes):
+                raise SpecError(f"--cluster-select: no node advertises the resource {name!r} "
+                                f"(valid: {', '.join(sorted({r for n in nodes for r in n.get('Resources', {})}))})")
+        self.nodes = nodes
+
+    def worker_versions(self) -> list[dict[str, Any]]:
+        """benchbed / torch / transformers versions on every alive node (one task pinned per node)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        probe = self.ray.remote(num_cpus=0)(_node_versions)
+        refs = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
+                for n in self.nodes]
+        return self.ray.get(refs, timeout=300)
+
+    def check_versions(self, driver_env: dict[str, Any], allow_change: bool) -> list[str]:
+        """Lines naming each node whose versions differ from the driver's; a `SpecError` unless allowed."""
+        diffs = []
+        for node in self.worker_versions():
+            bad = [f"{k[4:]} {node.get(k)} (driver {driver_env.get(k)})" for k in VERSION_KEYS
+                   if node.get(k) != driver_env.get(k)]
+            if bad:
+                diffs.append(f"{node['host']}: {', '.join(bad)}")
+        if diffs and not allow_change:
+            raise SpecError(f"workers differ from the driver: {'; '.join(diffs)} (install the same versions, or pass "
+                            f"--allow-env-change)")
+        return diffs
+
+    def _options(self, cases: list[Case]) -> dict[str, Any]:
+        resources = {name: _SLIVER for name in self.select}
+        if cases[0].device.startswith("cuda"):
+            return {"num_gpus": 1, "num_cpus": 0, "resources": resources, "max_retries": self.retries}
+        return {"num_cpus": 0, "resources": {SLOT: 1, **resources}, "max_retries": self.retries}
+
+    def run(self, cells: Iterable[tuple[list[Case], int]], config: EngineConfig, ctx: RunContext,
+            on_cell: Callable[[list[CellResult]], None]) -> None:
+        """Submit every (cell, pass) and call `on_cell` with its results as each finishes (a dead
+        worker's cell, after its retries, gives ``error`` records naming the cause)."""
+        from .launch import _payload
+
+        remote = self.ray.remote(_measure_remote)
+        pending: dict[Any, tuple[list[Case], int]] = {}
+        for cases, pass_index in cells:
+            payload = _payload(cases, config, ctx, pass_index)
+            payload["config"] = asdict(config) | {"threads": config.threads}
+            pending[remote.options(**self._options(cases)).remote(payload)] = (cases, pass_index)
+        try:
+            while pending:
+                done, _ = self.ray.wait(list(pending), num_returns=1)
+                ref = done[0]
+                cases, pass_index = pending.pop(ref)
+                by_runner = {c.runner: c for c in cases}
+                try:
+                    records = self.ray.get(ref)
+                except Exception as exc:  # the worker died more times than it was retried
+                    message = (f"cluster worker failed after {self.retries} retries: "
+                               f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}")
+                    results = []
+                    for case in cases:
+                        rec = base_record(case, ctx, config, pass_index)
+                        rec.update(status="error", message=message)
+                        results.append((case, rec, ()))
+                    on_cell(results)
+                    continue
+                results = []
+                for rec in records:
+                    rec["started_at"] = ctx.started_at
+                    results.append((by_runner[rec["runner"]], rec, tuple(rec.get("samples_s") or ())))
+                on_cell(results)
+        finally:
+            for ref in pending:  # interrupted: what is still running is not wanted any more
+                self.ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        self.ray.shutdown()

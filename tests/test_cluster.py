@@ -1,0 +1,102 @@
+"""A matrix over a real (local) Ray cluster: one task per cell, records written by the driver as
+they arrive, a worker that really dies retried then recorded, resuming a run, and the refusals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_cli
+
+ray = pytest.importorskip("ray")
+
+FAST = ["--min-time", "0.05", "--max-time", "0.3"]
+
+
+def test_a_quick_matrix_on_a_ray_cluster_is_one_run_like_a_local_one(tmp_path):
+    p = run_cli("run", "--quick", "--task", "fill-mask,text-classification", "--batch-size", "1", "--seq-len", "16",
+                "--cluster", "ray", *FAST, "--results", str(tmp_path / "r"), env={"RAY_ADDRESS": ""})
+    assert p.returncode == 0, p.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "r")
+    assert len(df) == 4 and df["run_id"].nunique() == 1 and (df["status"] == "ok").all()
+    assert df["isolated"].all() and df["env_host"].notna().all()  # measured in workers, each with its node's env
+    assert "[4/4]" in p.stderr and "pipe/torch [95% CI]" in p.stdout
+    assert run_cli("report", str(tmp_path / "r"), "-o", str(tmp_path / "r.html")).returncode == 0
+
+
+def test_a_worker_that_dies_is_retried_then_recorded_and_the_other_cells_go_on(tmp_path):
+    import benchbed.calibrate  # noqa: F401 - the memory-calibration task, which can SIGKILL itself
+    from benchbed.engine import EngineConfig, Session
+    from benchbed.execute.cluster import RayCluster
+    from benchbed.measure import StopRule
+    from benchbed.spec import Case
+
+    rule = StopRule(warmup=1, min_samples=3, min_time_s=0.05, max_time_s=0.3)
+    s = Session(str(tmp_path / "r"), EngineConfig(rule=rule, phase_calls=0))
+    crash = Case("memory-calibration", "bert-tiny", batch_size=1, seq_len=8, options=(("alloc_mb", 1), ("crash", "true")))
+    fine = Case("memory-calibration", "bert-tiny", batch_size=1, seq_len=8, options=(("alloc_mb", 2),))
+    os.environ.pop("RAY_ADDRESS", None)
+    cluster = RayCluster(None, retries=1)
+    try:
+        results = s.run([crash, fine], cluster=cluster)
+    finally:
+        cluster.close()
+    s.close()
+    by = {r.case.case_id: r.record for r in results}
+    assert by[fine.canonical().case_id]["status"] == "ok"
+    died = by[crash.canonical().case_id]
+    assert died["status"] == "error" and "cluster worker failed after 1 retries" in died["message"]
+    df = pd.read_parquet(tmp_path / "r")
+    assert sorted(df["status"]) == ["error", "ok"]  # written by the driver, no shared filesystem needed
+
+
+def test_an_interrupted_run_keeps_its_records_and_resume_measures_only_the_rest(tmp_path):
+    results = tmp_path / "r"
+    args = [sys.executable, "-m", "benchbed.cli", "run", "--quick", "--task", "fill-mask", "--batch-size", "1,4",
+            "--seq-len", "16,64", "--min-time", "0.3", "--run-id", "night-7", "--results", str(results)]
+    child = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in child.stderr:
+        if line.startswith("[2/"):
+            break
+    child.send_signal(signal.SIGINT)
+    child.communicate(timeout=120)
+    assert child.returncode == 130
+    first = pd.read_parquet(results)
+    assert 2 <= len(first) < 8
+    p = run_cli("run", "--quick", "--task", "fill-mask", "--batch-size", "1,4", "--seq-len", "16,64", *FAST,
+                "--resume", "night-7", "--results", str(results))
+    assert p.returncode == 0, p.stderr[-2000:]
+    both = pd.read_parquet(results)
+    assert len(both) == 8 and not both.duplicated(["case_id", "pass_index"]).any()
+    assert set(both["run_id"]) == {"night-7"}
+    assert f"[{8 - len(first)}/{8 - len(first)}]" in p.stderr  # only what was missing was measured
+
+
+def test_refusals_are_one_line_exit_2(tmp_path):
+    from benchbed.execute.cluster import RayCluster
+    from benchbed.env import collect_env
+    from benchbed.spec import SpecError
+
+    for args, expected in ((["--cluster", "slurm"], "--cluster 'slurm' (valid: local, ray, ray://HOST:PORT)"),
+                           (["--cluster-select", "gpu=H200"], "--cluster-select and --cluster-ship-code need --cluster ray"),
+                           (["--resume", "nope"], "--resume: no run 'nope'"),
+                           (["--cluster", "ray", "--cluster-select", "accelerator_type=H200"],
+                            "no node advertises the resource 'accelerator_type:H200'")):
+        p = run_cli("run", "--quick", "--results", str(tmp_path / "r"), *args, env={"RAY_ADDRESS": ""})
+        assert p.returncode == 2 and expected in p.stderr, (args, p.stderr[-1000:])
+        assert len([ln for ln in p.stderr.splitlines() if "error" in ln]) == 1
+    os.environ.pop("RAY_ADDRESS", None)
+    cluster = RayCluster(None)
+    try:
+        driver = dict(collect_env(), env_torch="0.0.1")
+        with pytest.raises(SpecError, match="workers differ from the driver: .*torch"):
+            cluster.check_versions(driver, allow_change=False)
+        assert cluster.check_versions(driver, allow_change=True)
+        assert cluster.check_versions(collect_env(), allow_change=False) == []
+    finally:
+        cluster.close()
