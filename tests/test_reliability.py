@@ -44,7 +44,7 @@ def _write(root, recs):
         LocalStore(root, r["run_id"]).write(r)
 
 
-def _steady(n=30, level=1e-3, seed=0):
+def _steady(level=1e-3, seed=0, n=30):
     return level * (1 + 0.01 * np.random.default_rng(seed).standard_normal(n))
 
 
@@ -434,3 +434,22 @@ def test_markdown_and_console_output_are_escaped(tmp_path, history):
     row = next(ln for ln in text.splitlines() if ln.startswith("| ``"))
     assert len(re.findall(r"(?<!\\)\|", row)) == 9  # 8 cells: no pipe from the name splits the row
     assert md_text("<b>|x") == "&lt;b&gt;\\|x" and md_code("a`b") == "``a`b``"
+
+
+def test_a_fleet_of_mixed_hardware_compares_each_case_only_with_itself_on_the_same_kind_of_host(tmp_path):
+    """A cluster run can hold the same case from two kinds of host: a fast host in the baseline must
+    not make the slow host's current record a regression (or hide one)."""
+    from benchbed.regress import CompareSettings, compare_runs
+
+    def recs(run, day, scale):
+        return [_rec(run, day, scale * _steady(level=1e-3, seed=day), env_cpu="fast-cpu"),
+                _rec(run, day, scale * _steady(level=3e-3, seed=day + 50), env_cpu="slow-cpu")]
+
+    base = to_table([r for d in range(3) for r in recs(f"b{d}", d, 1.0)]).to_pandas()
+    same = to_table(recs("c", 9, 1.0)).to_pandas()
+    c = compare_runs(base, same, CompareSettings())
+    assert c.judged == 2 and c.regressions == 0
+    assert sorted(c.cases["label"].str.split(" @ ").str[1]) == ["fast-cpu", "slow-cpu"]
+    slower = to_table([recs("c", 9, 1.0)[0], _rec("c", 9, 1.3 * _steady(3e-3, 59), env_cpu="slow-cpu")]).to_pandas()
+    c = compare_runs(base, slower, CompareSettings())
+    assert c.regressions == 1 and c.cases.iloc[0]["label"].endswith("@ slow-cpu")

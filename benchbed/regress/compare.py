@@ -103,11 +103,31 @@ def sample_problem(samples: Any) -> str | None:
     return None
 
 
+#: What makes two hosts the same kind of machine for a comparison (a cluster run may mix them).
+TESTBED_KEYS = ("env_cpu", "env_cores", "env_gpu")
+
+
+def testbed_keys(*frames: Any) -> list[Any]:
+    """Per frame, the key a case is compared under: its case id, or — when the frames hold records
+    of more than one kind of host (a fleet of mixed hardware) — case id @ host class, so a case is
+    only ever compared with itself on the same hardware."""
+    import pandas as pd
+
+    def host(df: Any) -> Any:
+        cols = [c for c in TESTBED_KEYS if c in df.columns]
+        text = ["|".join("" if pd.isna(v) else str(v) for v in row) for row in df[cols].itertuples(index=False)]
+        return pd.Series(text, index=df.index, dtype=object)
+
+    hosts = [host(df) for df in frames]
+    mixed = len(set().union(*(set(h) for h in hosts))) > 1
+    return [df["case_id"] + ("@" + h if mixed else "") for df, h in zip(frames, hosts)]
+
+
 def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]]:
     """case id -> (all samples concatenated, the newest record, each run's median, why it cannot be
     judged). A case with no ok record, or with a record whose samples are unusable, has a reason."""
     out: dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]] = {}
-    for case_id, group in df.groupby("case_id", sort=False):
+    for case_id, group in df.groupby("_key" if "_key" in df.columns else "case_id", sort=False):
         ok = group[group["status"] == "ok"]
         if "interfered" in ok.columns:  # a busy machine's numbers never make or confirm a verdict
             busy = ok["interfered"].fillna(False).astype(bool)
@@ -169,12 +189,13 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
     from scipy.stats import mannwhitneyu
 
     stat = STATISTICS[settings.metric]
-    base, cur = _samples_by_case(baseline), _samples_by_case(current)
+    kb, kc = testbed_keys(baseline, current)
+    base, cur = _samples_by_case(baseline.assign(_key=kb)), _samples_by_case(current.assign(_key=kc))
     rows = []
     for case_id in [c for c in cur if c in base]:
         a, row, run_medians, base_problem = base[case_id]
         b, cur_row, cur_medians, cur_problem = cur[case_id]
-        label = case_label(row)
+        label = case_label(row) + (f" @ {case_id.split('@', 1)[1].split('|')[0]}" if "@" in case_id else "")
         if base_problem and base_problem.startswith("no finished record"):
             continue  # never measured on the baseline side: nothing to hold the current run to
         if base_problem or cur_problem:
@@ -217,7 +238,7 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
 
 
 def _identity(case_id: str, label: str, row: Any) -> dict[str, Any]:
-    return {"case_id": case_id, "label": label, "task": row["task"], "model": row["model"],
+    return {"case_id": row["case_id"], "label": label, "task": row["task"], "model": row["model"],
             "runner": row["runner"], "device": row["device"], "dtype": row["dtype"],
             "batch_size": int(row["batch_size"]), "seq_len": int(row["seq_len"])}
 

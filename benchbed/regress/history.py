@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..env import COMPARABLE_KEYS
-from .compare import case_label, sample_problem
+from .compare import case_label, sample_problem, testbed_keys
 from .thresholds import Thresholds
 
 __all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases"]
@@ -119,7 +119,9 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     index = {r: i for i, r in enumerate(runs)}
     envs = _env_changes(ok, runs)
     found: list[ChangePoint] = []
-    for case_id, g in ok.groupby("case_id", sort=False):
+    (keys,) = testbed_keys(ok)
+    for key, g in ok.assign(_key=keys).groupby("_key", sort=False):
+        case_id = g["case_id"].iloc[0]
         g = g.assign(_i=g["run_id"].map(index)).sort_values("_i")
         per_run = [np.asarray(s, dtype=float) for s in g["samples_s"]]
         medians = np.array([float(np.median(s)) for s in per_run])
