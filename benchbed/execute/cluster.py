@@ -55,19 +55,11 @@ def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
     worker keeps its workbench between cells, so a model loads once per worker process."""
     import datetime as _dt
 
-    from ..env import collect_env
-    from ..measure import StopRule
     from .cell import measure_cell
-    from .launch import _load_source
-    from .workbench import Workbench, setup_process
+    from .launch import unpack
+    from .workbench import Workbench
 
-    for source in payload.get("sources", []):
-        if source.get("file") and os.path.exists(source["file"]):
-            _load_source(source)
-    cfg = dict(payload["config"])
-    cfg["rule"] = StopRule(**cfg["rule"])
-    config = EngineConfig(**cfg)
-    setup_process(config)
+    cases, config, ctx = unpack(payload)
     if not config.threads:
         # Ray sets OMP_NUM_THREADS=1 in a worker that asked for no CPUs; the cell holds the whole
         # node (its measurement slot), so torch gets what it takes in a plain process: the physical cores
@@ -75,13 +67,6 @@ def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
         import torch
 
         torch.set_num_threads(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
-    cases = []
-    for c in payload["cases"]:
-        c = dict(c)
-        c["options"] = tuple(tuple(x) for x in c.get("options", []))
-        cases.append(Case(**c))
-    ctx = RunContext(run_id=payload["run_id"], started_at=_dt.datetime.fromisoformat(payload["started_at"]),
-                     env=collect_env(), results="", in_child=True)
     key = (config.seed, config.trust_remote_code)
     workbench = _WORKBENCHES.setdefault(key, Workbench(config.seed, config.trust_remote_code))
     out = []

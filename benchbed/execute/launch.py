@@ -129,28 +129,37 @@ def _load_source(source: dict[str, str]) -> None:
     spec.loader.exec_module(module)  # type: ignore[union-attr]
 
 
-def child_main() -> int:
-    """Entry of the child process: read the payload, measure the cell, store, print the records."""
-    payload = json.loads(sys.stdin.read())
+def unpack(payload: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContext]:
+    """In a process that measures a cell for another (an isolated child, a cluster worker): load
+    the plugins the cell needs, rebuild its cases, settings and run context, set the process up."""
     from ..env import collect_env
     from ..measure import StopRule
-    from ..measure.flops import known_peaks, remember_peaks
-    from ..store import open_store
 
     for source in payload.get("sources", []):
-        _load_source(source)
+        if not source.get("file") or os.path.exists(source["file"]):
+            _load_source(source)
     cfg = dict(payload["config"])
     cfg["rule"] = StopRule(**cfg["rule"])
     config = EngineConfig(**cfg)
     setup_process(config)
-    remember_peaks(payload.get("peaks", []))
     cases = []
     for c in payload["cases"]:
         c = dict(c)
         c["options"] = tuple(tuple(x) for x in c.get("options", []))
         cases.append(Case(**c))
     ctx = RunContext(run_id=payload["run_id"], started_at=_dt.datetime.fromisoformat(payload["started_at"]),
-                     env=collect_env(), results=payload["results"], in_child=True)
+                     env=collect_env(), results=payload.get("results", ""), in_child=True)
+    return cases, config, ctx
+
+
+def child_main() -> int:
+    """Entry of the child process: read the payload, measure the cell, store, print the records."""
+    payload = json.loads(sys.stdin.read())
+    from ..measure.flops import known_peaks, remember_peaks
+    from ..store import open_store
+
+    cases, config, ctx = unpack(payload)
+    remember_peaks(payload.get("peaks", []))
     results = measure_cell(cases, Workbench(config.seed, config.trust_remote_code), config, ctx,
                            payload["pass_index"])
     store = open_store(ctx.results, ctx.run_id) if payload.get("store", True) else None
