@@ -85,14 +85,16 @@ def test_toml_suite_runs_end_to_end(tmp_path):
     # progress on stderr, the comparison table on stdout
     assert "[1/2] fill-mask synthetic:bert-tiny torch" in p.stderr
     header, rule, row = p.stdout.splitlines()[:3]
-    assert "pipe/torch [95% CI]" in header and "fill-mask" in row and "x [" in row and row.rstrip().endswith("ok")
+    # the parity column ends the row (a busy machine adds its mark after it)
+    assert "pipe/torch [95% CI]" in header and "fill-mask" in row and "x [" in row
+    assert row.rstrip().endswith("ok") or row.rstrip().endswith("ok  ! interfered")
     assert os.path.isdir(results)
 
 
 def test_passes_interleave_and_compare_sees_them(tmp_path):
     results = tmp_path / "results"
     common = ["run", "--quick", "--task", "fill-mask", "--batch-size", "1", "--seq-len", "16", "--min-time", "0.05",
-              "--max-time", "0.3", "--passes", "3", "--results", str(results)]
+              "--max-time", "0.3", "--passes", "3", "--on-interference", "retry", "--results", str(results)]
     p = run_cli(*common)
     assert p.returncode == 0, p.stderr
     order = [line.split("] ", 1)[1].split(": ", 1)[0] for line in p.stderr.splitlines() if line.startswith("[")]
@@ -105,6 +107,8 @@ def test_passes_interleave_and_compare_sees_them(tmp_path):
     assert len([l for l in p.stdout.splitlines() if l.startswith("fill-mask")]) == 1  # one pooled row
     assert run_cli(*common).returncode == 0
     c = run_cli("compare", str(results), "--json", "-")
+    if c.returncode == 3 and "interfered" in c.stdout:
+        pytest.skip("the machine stayed busy through the retries; the gate rightly refused to judge")
     assert c.returncode in (0, 1), c.stderr
     import json
 
