@@ -29,11 +29,12 @@ _CPU_DTYPES = ("fp32",)
 class _Exported:
     """An ONNX Runtime session and how to call it: input names and the output class to rebuild."""
 
-    def __init__(self, session: Any, names: list[str], output_cls: type, output_key: str, seconds: float) -> None:
+    def __init__(self, session: Any, names: list[str], output_cls: type, output_keys: list[str],
+                 seconds: float) -> None:
         self.session = session
         self.names = names
         self.output_cls = output_cls
-        self.output_key = output_key
+        self.output_keys = output_keys
         self.seconds = seconds
         self.charged = False  # setup seconds are charged to the first case that uses the export
 
@@ -57,7 +58,8 @@ def _export(module: Any, kwargs: dict[str, Any], device: str, threads: int) -> _
     example = {k: (v.repeat(2, *([1] * (v.dim() - 1))) if v.shape[0] == 1 else v) for k, v in kwargs.items()}
 
     class Call(torch.nn.Module):
-        """The module on keyword inputs, returning its first output tensor."""
+        """The module on keyword inputs, returning every output tensor (logits; or start and end
+        logits; or hidden states and pooled output), in the order of the module's output class."""
 
         def __init__(self, inner: Any) -> None:
             super().__init__()
@@ -67,7 +69,7 @@ def _export(module: Any, kwargs: dict[str, Any], device: str, threads: int) -> _
                     pixel_values: Any = None) -> Any:
             given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
                      "pixel_values": pixel_values}
-            return self.inner(**{k: v for k, v in given.items() if v is not None})[0]
+            return self.inner(**{k: v for k, v in given.items() if v is not None}).to_tuple()
 
     unknown = set(names) - {"input_ids", "attention_mask", "token_type_ids", "pixel_values"}
     if unknown:
@@ -94,7 +96,8 @@ def _export(module: Any, kwargs: dict[str, Any], device: str, threads: int) -> _
         for leftover in (path, path + ".data"):
             if os.path.exists(leftover):
                 os.unlink(leftover)
-    return _Exported(session, names, type(reference), next(iter(reference.keys())), time.perf_counter() - t0)
+    keys = [k for k, v in reference.items() if isinstance(v, torch.Tensor)]
+    return _Exported(session, names, type(reference), keys, time.perf_counter() - t0)
 
 
 class _Unsupported(Exception):
@@ -162,5 +165,5 @@ class OnnxRuntimeRunner(StagedRunner):
             raise RuntimeError("OnnxRuntimeRunner.prepare() must run before the first call")
         kwargs = self.task.module_inputs(self.bundle, encoded)
         feeds = {k: kwargs[k].detach().cpu().numpy() for k in ex.names}
-        (out,) = ex.session.run(None, feeds)
-        return ex.output_cls(**{ex.output_key: torch.from_numpy(out).to(self.device)})
+        outs = ex.session.run(None, feeds)
+        return ex.output_cls(**{k: torch.from_numpy(o).to(self.device) for k, o in zip(ex.output_keys, outs)})
