@@ -26,7 +26,9 @@ Schema history:
       preparation of the runner outside timed calls, e.g. an ONNX export). What else used the
       machine while the cell was timed (`benchbed.measure.interference`): ``interfered``,
       ``interference`` (the one-line reason), ``others_cpu_cores`` (other processes' CPU use, in
-      cores), ``steal_cores``, ``load_avg_1m``, ``cpu_mhz``, ``cores_available``. ``tokens_per_s`` is
+      cores), ``steal_cores``, ``load_avg_1m``, ``cpu_mhz``, ``cores_available``. When and where
+      the cell was measured: ``cell_started_at`` (UTC), ``cell_s`` (its wall time) and
+      ``cluster_node`` (the Ray node id on a cluster, else null). ``tokens_per_s`` is
       now null for image and audio tasks (their ``seq_len`` is pixels or milliseconds). Migration
       rule: records of version 4 or older get ``reference`` = ``torch`` and ``pairing`` =
       ``sequential`` (what they were); readers recompute their ratios from the samples.
@@ -68,6 +70,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     # interference: what else used the machine during the timed calls
     ("interfered", _b), ("interference", _s), ("others_cpu_cores", _f), ("steal_cores", _f), ("load_avg_1m", _f),
     ("cpu_mhz", _f), ("cores_available", _i),
+    ("cell_started_at", pa.timestamp("us", tz="UTC")), ("cell_s", _f), ("cluster_node", _s),
     ("compile_s", _f), ("compile_graphs", _i), ("event_samples_s", pa.list_(_f)), ("cuda_event_median_s", _f),
     # rate
     ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f),

@@ -100,3 +100,67 @@ def test_refusals_are_one_line_exit_2(tmp_path):
         assert cluster.check_versions(collect_env(), allow_change=False) == []
     finally:
         cluster.close()
+
+
+@pytest.fixture
+def two_nodes():
+    """A real Ray cluster of two nodes on this machine, each advertising one measurement slot."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"benchbed_slot": 1}})
+    worker = cluster.add_node(num_cpus=1, resources={"benchbed_slot": 1})
+    cluster.wait_for_nodes()
+    try:
+        yield cluster, worker
+    finally:
+        cluster.shutdown()
+
+
+def _overlaps(df):
+    """Pairs of cells measured at the same time on the same node."""
+    spans = df.drop_duplicates("pair_id")[["cluster_node", "cell_started_at", "cell_s"]].copy()
+    spans["end"] = spans["cell_started_at"] + pd.to_timedelta(spans["cell_s"], unit="s")
+    bad = 0
+    for _, g in spans.groupby("cluster_node"):
+        g = g.sort_values("cell_started_at")
+        bad += int((g["cell_started_at"].iloc[1:].values < g["end"].iloc[:-1].values).sum())
+    return bad
+
+
+def test_two_nodes_share_the_cells_never_two_at_once_on_one_node_and_agree_with_a_local_run(tmp_path, two_nodes):
+    cluster, _ = two_nodes
+    matrix = ["--quick", "--task", "fill-mask,text-classification", "--batch-size", "1,4", "--seq-len", "16", *FAST]
+    p = run_cli("run", *matrix, "--cluster", "ray", "--results", str(tmp_path / "c"), env={"RAY_ADDRESS": cluster.address})
+    assert p.returncode == 0, p.stderr[-3000:]
+    local = run_cli("run", *matrix, "--results", str(tmp_path / "l"))
+    assert local.returncode == 0
+    c, loc = pd.read_parquet(tmp_path / "c"), pd.read_parquet(tmp_path / "l")
+    key = ["case_id", "status", "parity_ok"]
+    assert c[key].sort_values("case_id").values.tolist() == loc[key].sort_values("case_id").values.tolist()
+    assert c["cluster_node"].nunique() == 2 and loc["cluster_node"].isna().all()  # records name their node
+    assert _overlaps(c) == 0
+
+
+def test_a_node_lost_mid_run_is_retried_on_the_other_and_nothing_is_lost_or_doubled(tmp_path, two_nodes):
+    cluster, worker = two_nodes
+    args = [sys.executable, "-m", "benchbed.cli", "run", "--quick", "--task", "fill-mask,text-classification",
+            "--batch-size", "1,4", "--seq-len", "16,64", "--min-time", "0.5", "--cluster", "ray", "--retries", "3",
+            "--results", str(tmp_path / "r")]
+    child = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, RAY_ADDRESS=cluster.address))
+    for line in child.stderr:
+        if line.startswith("[1/"):
+            break
+    cluster.remove_node(worker, allow_graceful=False)  # the node and every process on it are gone
+    out, err = child.communicate(timeout=600)
+    assert child.returncode == 0, err[-3000:]
+    df = pd.read_parquet(tmp_path / "r")
+    assert len(df) == 16 and not df.duplicated(["case_id", "pass_index"]).any()
+    assert (df["status"] == "ok").all()
+
+
+def test_an_unreachable_cluster_is_one_line_exit_2_and_nothing_written(tmp_path):
+    for where, env in ((["--cluster", "ray://127.0.0.1:1"], {}), (["--cluster", "ray"], {"RAY_ADDRESS": "127.0.0.1:9"})):
+        p = run_cli("run", "--quick", *where, "--results", str(tmp_path / "r"), env=env, timeout=60)
+        assert p.returncode == 2 and "cannot reach the Ray cluster" in p.stderr, p.stderr[-1000:]
+        assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

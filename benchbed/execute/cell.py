@@ -129,10 +129,14 @@ class _Cell:
 def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, ctx: RunContext,
                  pass_index: int = 0) -> list[CellResult]:
     """Measure the runners of one cell (cases that differ only in ``runner``); one result each."""
+    import datetime as _dt
+    import time
+
     from ..tasks import get_task
 
     cell = _Cell(cases, ctx, config, pass_index)
     first = cases[0]
+    began, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     try:
         reason = unavailable_reason(first)
         if reason:
@@ -169,6 +173,8 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
         status, message = classify(exc, config.memory_cap_mb is not None)
         cell.close(None, status, message)
         release(first.device)
+    for rec in cell.recs.values():
+        rec.update(cell_started_at=began, cell_s=time.perf_counter() - t0)
     return cell.results()
 
 

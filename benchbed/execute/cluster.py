@@ -22,6 +22,7 @@ node's own environment fingerprint and host name.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 from dataclasses import asdict
 from typing import Any, Callable, Iterable
@@ -39,6 +40,20 @@ VERSION_KEYS = ("env_benchbed", "env_torch", "env_transformers")
 _SLIVER = 0.001
 
 
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A `SpecError` unless something accepts a TCP connection at the cluster address."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot reach the Ray cluster at {address!r}: {exc.__class__.__name__}: {exc} "
+                        f"(start it with `ray start --head`, or leave RAY_ADDRESS unset for a local one)") from None
+
+
 def select_resource(text: str) -> str:
     """The Ray resource named by ``--cluster-select``: ``KEY=VALUE`` is ``KEY:VALUE``."""
     key, sep, value = text.partition("=")
@@ -53,8 +68,6 @@ _WORKBENCHES: dict[tuple, Any] = {}
 def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
     """In a Ray worker: measure one cell with the engine, return its records as plain dicts. The
     worker keeps its workbench between cells, so a model loads once per worker process."""
-    import datetime as _dt
-
     from .cell import measure_cell
     from .launch import unpack
     from .workbench import Workbench
@@ -69,8 +82,12 @@ def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
         torch.set_num_threads(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
     key = (config.seed, config.trust_remote_code)
     workbench = _WORKBENCHES.setdefault(key, Workbench(config.seed, config.trust_remote_code))
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
     out = []
     for _, rec, _ in measure_cell(cases, workbench, config, ctx, payload["pass_index"]):
+        rec["cluster_node"] = node
         out.append({k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in rec.items()})
     return out
 
@@ -106,6 +123,8 @@ class RayCluster:
             address = os.environ.get("RAY_ADDRESS") or None
         if address is None:  # a cluster of this machine alone, advertising its one measurement slot
             kwargs.update(resources={SLOT: 1})
+        elif address != "auto":
+            _reachable(address)  # ray.init waits minutes on an address nobody answers at
         try:
             ray.init(address=address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -183,6 +202,8 @@ class RayCluster:
                 results = []
                 for rec in records:
                     rec["started_at"] = ctx.started_at
+                    if rec.get("cell_started_at"):
+                        rec["cell_started_at"] = _dt.datetime.fromisoformat(rec["cell_started_at"])
                     results.append((by_runner[rec["runner"]], rec, tuple(rec.get("samples_s") or ())))
                 on_cell(results)
         finally:

@@ -109,6 +109,8 @@ def run_isolated(cases: list[Case], config: EngineConfig, ctx: RunContext,
     out = []
     for rec in data["records"]:
         rec["started_at"] = ctx.started_at
+        if rec.get("cell_started_at"):
+            rec["cell_started_at"] = _dt.datetime.fromisoformat(rec["cell_started_at"])
         out.append((by_runner[rec["runner"]], rec, tuple(rec.get("samples_s") or ())))
     return out, child_stores
 
