@@ -107,7 +107,13 @@ def to_table(records: list[dict[str, Any]]) -> pa.Table:
         extra = set(rec) - names
         if extra:
             raise KeyError(f"record has columns not in schema v{SCHEMA_VERSION}: {sorted(extra)}")
-    return pa.Table.from_pylist([{n: r.get(n) for n in names} for r in records], schema=SCHEMA)
+    return pa.Table.from_pylist([{n: _plain(r.get(n)) for n in names} for r in records], schema=SCHEMA)
+
+
+def _plain(value: Any) -> Any:
+    """A record value as Arrow takes it: pandas' missing timestamp (NaT), as a record read back
+    through pandas holds it, is a null like None."""
+    return None if type(value).__name__ == "NaTType" else value
 
 
 def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
