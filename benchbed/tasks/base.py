@@ -8,9 +8,10 @@ rule comparing the two paths' outputs. It never times anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
-__all__ = ["Parity", "Task", "Tolerance", "TOLERANCES", "tolerance", "TextTask", "length_mismatch", "exact_match"]
+__all__ = ["Parity", "Task", "Tolerance", "TOLERANCES", "tolerance", "TextTask", "length_mismatch", "exact_match",
+           "compare_items"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,24 @@ def length_mismatch(raw: list[Any], piped: list[Any]) -> Parity | None:
     if len(raw) != len(piped):
         return Parity(False, f"{len(raw)} raw outputs vs {len(piped)} pipeline outputs")
     return None
+
+
+def compare_items(raw: list[Any], piped: list[Any], dtype: str,
+                  check: Callable[[int, Any, Any, Tolerance], tuple[str | None, float]],
+                  agreed: Callable[[float], str]) -> Parity:
+    """The parity rule of every scored task: one output per input on both sides, then for each pair
+    `check(i, a, b, tol)` -> (why they differ or None, the largest score difference seen), and when
+    every pair agrees, `agreed(largest difference)` as the detail."""
+    tol = tolerance(dtype)
+    if bad := length_mismatch(raw, piped):
+        return bad
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(raw, piped)):
+        problem, diff = check(i, a, b, tol)
+        if problem:
+            return Parity(False, problem)
+        worst = max(worst, diff)
+    return Parity(True, agreed(worst))
 
 
 def exact_match(raw: list[Any], piped: list[Any], what: str) -> Parity:

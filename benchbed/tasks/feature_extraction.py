@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, length_mismatch, tolerance
+from .base import Parity, TextTask, compare_items
 
 __all__ = ["FeatureExtraction"]
 
@@ -29,20 +29,19 @@ class FeatureExtraction(TextTask):
         return [item[0] for item in outputs]
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        import torch
+        return compare_items(raw, piped, dtype, _same_embedding,
+                             lambda worst: f"{len(raw)} embeddings equal within tolerance; max abs diff {worst:.2g}")
 
-        tol = tolerance(dtype)
-        if bad := length_mismatch(raw, piped):
-            return bad
-        worst = 0.0
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            a = a.float().cpu()
-            b = torch.as_tensor(b, dtype=torch.float32)
-            if a.shape != b.shape:
-                return Parity(False, f"item {i}: shape {tuple(a.shape)} (torch) vs {tuple(b.shape)} (pipeline)")
-            diff = (a - b).abs()
-            worst = max(worst, float(diff.max()))
-            bad = diff > tol.atol + tol.rtol * b.abs()
-            if bool(bad.any()):
-                return Parity(False, f"item {i}: {int(bad.sum())} values differ; max abs diff {float(diff.max()):.3g}")
-        return Parity(True, f"{len(raw)} embeddings equal within tolerance; max abs diff {worst:.2g}")
+
+def _same_embedding(i: int, a: Any, b: Any, tol: Any) -> tuple[str | None, float]:
+    import torch
+
+    a = a.float().cpu()
+    b = torch.as_tensor(b, dtype=torch.float32)
+    if a.shape != b.shape:
+        return f"item {i}: shape {tuple(a.shape)} (torch) vs {tuple(b.shape)} (pipeline)", 0.0
+    diff = (a - b).abs()
+    bad = diff > tol.atol + tol.rtol * b.abs()
+    if bool(bad.any()):
+        return f"item {i}: {int(bad.sum())} values differ; max abs diff {float(diff.max()):.3g}", float(diff.max())
+    return None, float(diff.max())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, length_mismatch, tolerance
+from .base import Parity, TextTask, compare_items
 
 __all__ = ["FillMask"]
 
@@ -45,18 +45,19 @@ class FillMask(TextTask):
         return [outputs] if n == 1 else list(outputs)
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        tol = tolerance(dtype)
-        if bad := length_mismatch(raw, piped):
-            return bad
-        worst = 0.0
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            ta, tb = [x["token"] for x in a], [x["token"] for x in b]
-            if ta != tb:
-                return Parity(False, f"item {i}: top tokens {ta} (torch) vs {tb} (pipeline)")
-            for x, y in zip(a, b):
-                if x["token_str"] != y["token_str"] or x["sequence"] != y["sequence"]:
-                    return Parity(False, f"item {i}: strings differ: {x['token_str']!r} vs {y['token_str']!r}")
-                worst = max(worst, abs(x["score"] - y["score"]))
-                if not tol.close(x["score"], y["score"]):
-                    return Parity(False, f"item {i}: score {x['score']:.6g} (torch) vs {y['score']:.6g} (pipeline)")
-        return Parity(True, f"{len(raw)}x top-{TOP_K} tokens equal; max score diff {worst:.2g}")
+        return compare_items(raw, piped, dtype, _same_tokens,
+                             lambda worst: f"{len(raw)}x top-{TOP_K} tokens equal; max score diff {worst:.2g}")
+
+
+def _same_tokens(i: int, a: Any, b: Any, tol: Any) -> tuple[str | None, float]:
+    ta, tb = [x["token"] for x in a], [x["token"] for x in b]
+    if ta != tb:
+        return f"item {i}: top tokens {ta} (torch) vs {tb} (pipeline)", 0.0
+    worst = 0.0
+    for x, y in zip(a, b):
+        if x["token_str"] != y["token_str"] or x["sequence"] != y["sequence"]:
+            return f"item {i}: strings differ: {x['token_str']!r} vs {y['token_str']!r}", worst
+        worst = max(worst, abs(x["score"] - y["score"]))
+        if not tol.close(x["score"], y["score"]):
+            return f"item {i}: score {x['score']:.6g} (torch) vs {y['score']:.6g} (pipeline)", worst
+    return None, worst

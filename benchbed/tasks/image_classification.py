@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, Task, length_mismatch, tolerance
+from .base import Parity, Task, compare_items
 
 __all__ = ["ImageClassification", "make_images", "preprocessor_backend"]
 
@@ -75,18 +75,19 @@ class ImageClassification(Task):
         return [outputs] if outputs and isinstance(outputs[0], dict) else list(outputs)
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        tol = tolerance(dtype)
-        if bad := length_mismatch(raw, piped):
-            return bad
-        worst = 0.0
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            if a[0]["label"] != b[0]["label"]:
-                return Parity(False, f"item {i}: top label {a[0]['label']!r} (torch) vs {b[0]['label']!r} (pipeline)")
-            sb = {x["label"]: x["score"] for x in b}
-            for x in a:
-                if x["label"] in sb:
-                    worst = max(worst, abs(x["score"] - sb[x["label"]]))
-                    if not tol.close(x["score"], sb[x["label"]]):
-                        return Parity(False, f"item {i}: score of {x['label']!r} {x['score']:.6g} (torch) vs "
-                                             f"{sb[x['label']]:.6g} (pipeline)")
-        return Parity(True, f"{len(raw)} top labels equal; max score diff {worst:.2g}")
+        return compare_items(raw, piped, dtype, _same_top_labels,
+                             lambda worst: f"{len(raw)} top labels equal; max score diff {worst:.2g}")
+
+
+def _same_top_labels(i: int, a: Any, b: Any, tol: Any) -> tuple[str | None, float]:
+    if a[0]["label"] != b[0]["label"]:
+        return f"item {i}: top label {a[0]['label']!r} (torch) vs {b[0]['label']!r} (pipeline)", 0.0
+    sb = {x["label"]: x["score"] for x in b}
+    worst = 0.0
+    for x in a:
+        if x["label"] in sb:
+            worst = max(worst, abs(x["score"] - sb[x["label"]]))
+            if not tol.close(x["score"], sb[x["label"]]):
+                return (f"item {i}: score of {x['label']!r} {x['score']:.6g} (torch) vs {sb[x['label']]:.6g} "
+                        f"(pipeline)"), worst
+    return None, worst

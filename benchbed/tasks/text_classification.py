@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, length_mismatch, tolerance
+from .base import Parity, TextTask, compare_items
 
 __all__ = ["TextClassification"]
 
@@ -32,14 +32,14 @@ class TextClassification(TextTask):
         return [{"label": id2label[i], "score": s} for i, s in zip(idx.tolist(), best.tolist())]
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        tol = tolerance(dtype)
-        if bad := length_mismatch(raw, piped):
-            return bad
-        worst = 0.0
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            if a["label"] != b["label"]:
-                return Parity(False, f"item {i}: label {a['label']!r} (torch) vs {b['label']!r} (pipeline)")
-            worst = max(worst, abs(a["score"] - b["score"]))
-            if not tol.close(a["score"], b["score"]):
-                return Parity(False, f"item {i}: score {a['score']:.6g} (torch) vs {b['score']:.6g} (pipeline)")
-        return Parity(True, f"{len(raw)} labels equal; max score diff {worst:.2g}")
+        return compare_items(raw, piped, dtype, _same_label,
+                             lambda worst: f"{len(raw)} labels equal; max score diff {worst:.2g}")
+
+
+def _same_label(i: int, a: Any, b: Any, tol: Any) -> tuple[str | None, float]:
+    if a["label"] != b["label"]:
+        return f"item {i}: label {a['label']!r} (torch) vs {b['label']!r} (pipeline)", 0.0
+    diff = abs(a["score"] - b["score"])
+    if not tol.close(a["score"], b["score"]):
+        return f"item {i}: score {a['score']:.6g} (torch) vs {b['score']:.6g} (pipeline)", diff
+    return None, diff

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Parity, TextTask, length_mismatch, tolerance
+from .base import Parity, TextTask, compare_items
 
 __all__ = ["TokenClassification"]
 
@@ -54,19 +54,20 @@ class TokenClassification(TextTask):
         return [outputs] if n == 1 and (not outputs or isinstance(outputs[0], dict)) else list(outputs)
 
     def compare(self, raw: list[Any], piped: list[Any], dtype: str) -> Parity:
-        tol = tolerance(dtype)
-        if bad := length_mismatch(raw, piped):
-            return bad
-        worst, count = 0.0, 0
-        for i, (a, b) in enumerate(zip(raw, piped)):
-            sa = [(e["index"], e["entity"], e["word"], e["start"], e["end"]) for e in a]
-            sb = [(int(e["index"]), e["entity"], e["word"], int(e["start"]), int(e["end"])) for e in b]
-            if sa != sb:
-                diff = next(((x, y) for x, y in zip(sa, sb) if x != y), (len(sa), len(sb)))
-                return Parity(False, f"item {i}: entities differ, first {diff[0]} (torch) vs {diff[1]} (pipeline)")
-            for x, y in zip(a, b):
-                worst = max(worst, abs(x["score"] - float(y["score"])))
-                if not tol.close(x["score"], float(y["score"])):
-                    return Parity(False, f"item {i}: score {x['score']:.6g} vs {float(y['score']):.6g}")
-            count += len(a)
-        return Parity(True, f"{count} entity spans equal; max score diff {worst:.2g}")
+        count = sum(len(a) for a in raw)
+        return compare_items(raw, piped, dtype, _same_entities,
+                             lambda worst: f"{count} entity spans equal; max score diff {worst:.2g}")
+
+
+def _same_entities(i: int, a: Any, b: Any, tol: Any) -> tuple[str | None, float]:
+    sa = [(e["index"], e["entity"], e["word"], e["start"], e["end"]) for e in a]
+    sb = [(int(e["index"]), e["entity"], e["word"], int(e["start"]), int(e["end"])) for e in b]
+    if sa != sb:
+        diff = next(((x, y) for x, y in zip(sa, sb) if x != y), (len(sa), len(sb)))
+        return f"item {i}: entities differ, first {diff[0]} (torch) vs {diff[1]} (pipeline)", 0.0
+    worst = 0.0
+    for x, y in zip(a, b):
+        worst = max(worst, abs(x["score"] - float(y["score"])))
+        if not tol.close(x["score"], float(y["score"])):
+            return f"item {i}: score {x['score']:.6g} vs {float(y['score']):.6g}", worst
+    return None, worst
