@@ -87,7 +87,7 @@ def format_table(records: Iterable[dict[str, Any]]) -> str:
     keep = [i for i in range(len(header)) if i != 4 or any(row[4] != "-" for row in rows)]
     header = tuple(header[i] for i in keep)  # no variant axes in this run: keep the table narrow
     rows = [tuple(row[i] for i in keep) for row in rows]
-    left = {0, 1, 2, 3} | ({4} if len(keep) == len(header) and "variant" in header else set())
+    left = {0, 1, 2, 3} | ({4} if "variant" in header else set())
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def fmt(row: tuple[str, ...]) -> str:

@@ -54,32 +54,28 @@ def json_target(text: Any, what: str) -> str:
     return "-" if str(text) == "-" else output_file(text, what)
 
 
-def load(paths: Sequence[str], what: str) -> Any:
-    """Records under `paths`; a missing path or no records at all is a usage error."""
+def load_table(paths: Sequence[str], what: str) -> Any:
+    """Records under `paths` as an Arrow table, read once; a skipped file is a warning on stderr,
+    a missing path or no records at all a usage error."""
     import warnings
 
-    from ..store import read_results
+    from ..store import read_table
 
     for p in paths:
         existing_path(p, what)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        df = read_results(*paths)
+        table = read_table(*paths)
     for w in caught:
         print(console_safe(f"benchbed: warning: {w.message}", keep_newlines=False), file=sys.stderr)
-    if df.empty:
+    if table.num_rows == 0:
         raise SpecError(f"no benchbed records in {', '.join(repr(p) for p in paths)}")
-    return df
+    return table
 
 
-def load_table(paths: Sequence[str]) -> Any:
-    import warnings
-
-    from ..store import read_table
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # already said by _load
-        return read_table(*paths)
+def load(paths: Sequence[str], what: str) -> Any:
+    """Records under `paths` as a DataFrame (see `load_table`)."""
+    return load_table(paths, what).to_pandas()
 
 
 def regress_options(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..spec import SpecError
 from ..validate import arg, check_run_id
-from .common import EXIT_OK, load, load_table
+from .common import EXIT_OK, load_table
 
 __all__ = ["add_parser", "main"]
 
@@ -31,13 +31,14 @@ def main(args: argparse.Namespace) -> int:
     problem = check_writable(args.output)
     if problem:
         raise SpecError(problem)
-    df = load(args.results, "results")
+    table = load_table(args.results, "results")
+    runs = len(set(table.column("run_id").to_pylist()))
     run_id = args.run_id or new_run_id()
-    path, kept, dropped = merge_runs(load_table(args.results), args.output, run_id)
+    path, kept, dropped = merge_runs(table, args.output, run_id)
     if dropped:
         print(f"benchbed: warning: {dropped} record(s) measured the same case and pass as another input's; "
               f"keeping the first", file=sys.stderr)
-    print(f"merged {kept} records from {df['run_id'].nunique()} input run(s) into run {run_id}: {path}")
+    print(f"merged {kept} records from {runs} input run(s) into run {run_id}: {path}")
     return EXIT_OK
 
 

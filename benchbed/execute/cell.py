@@ -24,6 +24,7 @@ from ..measure.paired import (
     measure_sequential,
     paired_ratio_ci,
 )
+from ..measure.timer import device_sync
 from ..record import empty_record
 from ..spec import Case
 from .config import EngineConfig, RunContext
@@ -31,7 +32,6 @@ from .failures import Skip, attn_unsupported, classify, unavailable_reason
 from .passes import (
     StepTimer,
     compile_warmup,
-    device_sync,
     flops_columns,
     graph_count,
     memory_columns,
@@ -114,8 +114,10 @@ class _Cell:
         return [n for n, r in self.recs.items() if r["status"] is None]
 
     def close(self, names: list[str] | None, status: str, message: str, **columns: Any) -> None:
+        """Give these runners' records (all open ones when None) an outcome; a runner built only
+        for parity (the reference, not measured here) has no record and is passed over."""
         for n in names if names is not None else self.open():
-            if self.recs[n]["status"] is None:
+            if n in self.recs and self.recs[n]["status"] is None:
                 self.recs[n].update(status=status, message=message, **columns)
 
     def fail(self, name: str, exc: BaseException) -> None:
@@ -184,13 +186,13 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
     cls = get_runner(name)
     reason = cls.unavailable(task, case)
     if reason:
-        cell.close([name], "skipped", reason) if name in cell.recs else None
+        cell.close([name], "skipped", reason)
         return None
     run = cls(task, bundle, inputs, case.device, case.batch_size, device_sync(case.device), cache=workbench.cache)
     try:
         setup = run.prepare()
     except RunnerUnavailable as exc:
-        cell.close([name], "skipped", str(exc)) if name in cell.recs else None
+        cell.close([name], "skipped", str(exc))
         return None
     if name in cell.recs and setup:
         cell.recs[name]["setup_s"] = setup
@@ -241,9 +243,7 @@ def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dic
         try:
             ref_run = _build(cell, reference, case, task, bundle, inputs, workbench)
         except Exception as exc:
-            status, message = classify(exc)
-            ref_run = None
-            note = f"not checked: reference runner {reference} failed ({message[:200]})"
+            note = f"not checked: reference runner {reference} failed ({classify(exc)[1][:200]})"
             for name in runners:
                 cell.recs[name]["parity_detail"] = note
             return

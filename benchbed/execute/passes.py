@@ -9,24 +9,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..measure import CudaPeak, PeakRSS, no_sync, trim_heap
+from ..measure import CudaPeak, PeakRSS, trim_heap
 from .workbench import release
 
-__all__ = ["StepTimer", "compile_warmup", "device_sync", "flops_columns", "graph_count", "memory_columns",
+__all__ = ["StepTimer", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
            "phase_columns", "resource_columns", "slowed", "tf32_enabled", "with_steps"]
-
-
-def device_sync(device: str) -> Callable[[], None]:
-    """The call that waits for `device` to finish queued work (a no-op on the CPU)."""
-    if device.startswith("cuda"):
-        import torch
-
-        return lambda: torch.cuda.synchronize(device)
-    if device == "mps":
-        import torch
-
-        return torch.mps.synchronize
-    return no_sync
 
 
 def tf32_enabled() -> bool:

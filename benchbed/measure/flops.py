@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from .timer import device_sync
+
 __all__ = ["count_flops", "known_peaks", "matmul_peak_tflops", "remember_peaks"]
 
 _PEAKS: dict[tuple[str, str], tuple[float, str]] = {}
@@ -57,7 +59,7 @@ def _probe_once(device: str, dtype: str, n: int, reps: int, budget_s: float = 1.
         def op() -> Any:
             return a @ b
 
-    sync = (lambda: torch.cuda.synchronize(dev)) if device.startswith("cuda") else (lambda: None)
+    sync = device_sync(device)
     op()
     sync()
     best = float("inf")

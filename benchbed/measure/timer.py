@@ -21,11 +21,24 @@ from typing import Any, Callable
 
 from .stats import median_ci_order
 
-__all__ = ["StopRule", "Timing", "measure", "no_sync"]
+__all__ = ["StopRule", "Timing", "device_sync", "measure", "no_sync"]
 
 
 def no_sync() -> None:
     """The synchronise of a device that computes synchronously (the CPU)."""
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    """The call that waits for `device` to finish queued work (a no-op on the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return lambda: torch.cuda.synchronize(device)
+    if device == "mps":
+        import torch
+
+        return torch.mps.synchronize
+    return no_sync
 
 
 @dataclass(frozen=True)
