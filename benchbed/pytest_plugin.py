@@ -3,9 +3,9 @@
 Registers ``--benchmark`` (without it, benchbed cases are skipped so a plain ``pytest`` stays
 fast), ``--benchbed-results DIR`` and axis filters, a session-wide engine `Session`, and the
 ``benchbed`` fixture. Timing runs in benchbed's engine (device sync, adaptive stopping); the raw
-samples are then handed to pytest-benchmark's ``benchmark`` fixture, so its table,
-``--benchmark-json``, ``--benchmark-autosave`` and ``--benchmark-compare`` show exactly the
-numbers that go into parquet.
+samples go into parquet and, with pytest-benchmark's ``--benchmark-json PATH``, into that file in
+pytest-benchmark's own format (written by `benchmark_json`, not through its private functions), so
+``pytest-benchmark compare`` reads the numbers that went into parquet.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config._benchbed_records = []  # type: ignore[attr-defined]
     config._benchbed_cells = {}  # type: ignore[attr-defined]
     config._benchbed_done = {}  # type: ignore[attr-defined]
+    config._benchbed_bench = []  # type: ignore[attr-defined]
     # `pytest --benchmark` with no path, from a checkout: the default benchmark (what `benchbed run`
     # runs), not the unit tests that `testpaths` names; plain `pytest` still runs the tests
     default = os.path.join(str(config.rootpath), "suites", "test_text.py")
@@ -140,9 +141,8 @@ def _open_session(pytestconfig: pytest.Config) -> Any:
 class BenchbedFixture:
     """What a suite test gets: ``benchbed.run(case)`` measures, stores and reports one case."""
 
-    def __init__(self, session: Any, benchmark: Any, config: pytest.Config, node: pytest.Item) -> None:
+    def __init__(self, session: Any, config: pytest.Config, node: pytest.Item) -> None:
         self.session = session
-        self.benchmark = benchmark
         self.config = config
         self.node = node
 
@@ -164,7 +164,7 @@ class BenchbedFixture:
         rec = result.record
         self.config._benchbed_records.append(rec)  # type: ignore[attr-defined]
         if rec["status"] == "ok":
-            self._feed(result.samples, rec)
+            self._feed(result.samples, rec, case.label)
         if rec["status"] == "skipped":
             pytest.skip(rec["message"])
         if rec["status"] == "oom":  # an answer (this batch does not fit), recorded as data
@@ -190,29 +190,42 @@ class BenchbedFixture:
                         cell.append(case)
         return cells
 
-    def _feed(self, samples: tuple[float, ...], rec: dict[str, Any]) -> None:
-        """Hand benchbed's raw samples to pytest-benchmark, one round per sample.
+    def _feed(self, samples: tuple[float, ...], rec: dict[str, Any], label: str) -> None:
+        """Keep the record's raw samples for ``--benchmark-json`` (one group per cell, so
+        pytest-benchmark's tools put the runners of a cell side by side)."""
+        from .benchmark_json import benchmark_entry
 
-        pytest-benchmark has no public call for "record these durations", so this uses the
-        fixture's `_make_stats` / `stats.update` (stable from 4.0 to 5.x, pinned in pyproject).
-        """
-        bm = self.benchmark
-        if bm is None or getattr(bm, "disabled", True):
-            return
-        bm._mode = "benchbed"
-        # one pytest-benchmark group per cell, so its table puts torch and pipeline side by side
-        bm.group = f"{rec['task']} {rec['model']} {rec['device']} {rec['dtype']} b{rec['batch_size']} s{rec['seq_len']}"
-        stats = bm._make_stats(1)
-        for s in samples:
-            stats.update(s)
-        bm.extra_info.update({k: rec[k] for k in ("run_id", "case_id", "task", "model", "runner", "device", "dtype",
-                                                  "batch_size", "seq_len", "parity_ok", "items_per_s")})
+        group = f"{rec['task']} {rec['model']} {rec['device']} {rec['dtype']} b{rec['batch_size']} s{rec['seq_len']}"
+        self.config._benchbed_bench.append(  # type: ignore[attr-defined]
+            benchmark_entry(rec, samples, self.node.name, self.node.nodeid, group, label))
 
 
 @pytest.fixture
 def benchbed(request: pytest.FixtureRequest, benchbed_session: Any) -> BenchbedFixture:
     """Measure benchbed cases inside a test: ``benchbed.run(case)``."""
-    return BenchbedFixture(benchbed_session, request.getfixturevalue("benchmark"), request.config, request.node)
+    return BenchbedFixture(benchbed_session, request.config, request.node)
+
+
+def _benchmark_json_path(config: pytest.Config) -> str | None:
+    """pytest-benchmark's ``--benchmark-json`` (a path, or an open file in its 4.x releases)."""
+    try:
+        value = config.getoption("--benchmark-json")
+    except ValueError:  # pytest-benchmark is not installed
+        return None
+    if value is None:
+        return None
+    return os.fspath(value if isinstance(value, (str, os.PathLike)) else value.name)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # after pytest-benchmark wrote its file at session finish: our benchmarks are added to it
+    entries = getattr(config, "_benchbed_bench", [])
+    path = _benchmark_json_path(config)
+    if entries and path:
+        from .benchmark_json import write_benchmark_json
+
+        write_benchmark_json(path, entries)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

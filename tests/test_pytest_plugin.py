@@ -81,6 +81,34 @@ def test_suite_run_writes_parquet_that_matches_pytest_benchmark(tmp_path):
         assert stats["max"] == pytest.approx(rec["lat_max_s"], rel=1e-12)
         assert bench[label]["extra_info"]["case_id"] == rec["case_id"]
         assert bench[label]["group"] == "text-classification synthetic:bert-tiny cpu fp32 b4 s16"
+        assert stats["data"] == pytest.approx(list(rec["samples_s"]), rel=1e-12)
+        assert bench[label]["extra_info"]["interfered"] in (True, False)
+
+    # pytest-benchmark's own tool reads the file benchbed wrote (its published format)
+    cli = os.path.join(os.path.dirname(sys.executable), "pytest-benchmark")
+    cmp = subprocess.run([cli, "compare", str(js), "--columns", "min,median,rounds"], capture_output=True,
+                         text=True, timeout=120)
+    assert cmp.returncode == 0, cmp.stderr[-2000:]
+    assert "text-classification-synthetic:bert-tiny-pipeline" in cmp.stdout.replace("\n", "")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 17, 40])
+def test_benchmark_json_stats_equal_pytest_benchmarks_own(n):
+    """Every statistic in the JSON equals what pytest-benchmark computes from the same samples, for
+    odd and even counts (its quartiles switch method with the parity of n)."""
+    from pytest_benchmark.stats import Stats
+
+    from benchbed.benchmark_json import benchmark_stats
+
+    rng = np.random.default_rng(n)
+    data = list(rng.lognormal(-4, 0.3, size=n))
+    ref = Stats()
+    for v in data:
+        ref.update(v)
+    ours = benchmark_stats(data)
+    for field in Stats.fields:
+        want = getattr(ref, field)
+        assert ours[field] == (want if isinstance(want, str) else pytest.approx(want, rel=1e-12)), field
 
 
 def test_axis_filters_deselect(tmp_path):
