@@ -32,6 +32,11 @@ Schema history:
       now null for image and audio tasks (their ``seq_len`` is pixels or milliseconds). Migration
       rule: records of version 4 or older get ``reference`` = ``torch`` and ``pairing`` =
       ``sequential`` (what they were); readers recompute their ratios from the samples.
+  6 — the host yardstick (`benchbed.measure.yardstick`), timed in the blocks of every interleaved
+      cell: ``host_samples_s`` (its raw samples), ``host_median_s`` (their median: the machine's
+      speed while this record was measured; ``compare --normalize host`` divides by it) and
+      ``host_yardstick`` (the workload's version; figures of different versions are not
+      normalised against each other). Null for older records and ``--pairing sequential``.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -67,6 +72,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("lat_p99_s", _f), ("lat_max_s", _f), ("lat_std_s", _f), ("lat_iqr_s", _f),
     ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),
     ("ref_ratio", _f), ("ref_ratio_low", _f), ("ref_ratio_high", _f), ("setup_s", _f),
+    ("host_samples_s", pa.list_(_f)), ("host_median_s", _f), ("host_yardstick", _i),
     # interference: what else used the machine during the timed calls
     ("interfered", _b), ("interference", _s), ("others_cpu_cores", _f), ("steal_cores", _f), ("load_avg_1m", _f),
     ("cpu_mhz", _f), ("cores_available", _i),
@@ -152,6 +158,12 @@ def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             merged["sample_blocks"] = pooled
         else:
             merged["sample_blocks"] = None
+        hosts = [r.get("host_samples_s") for r in ok]
+        if all(h is not None and len(h) for h in hosts) and len({r.get("host_yardstick") for r in ok}) == 1:
+            pooled_host = np.concatenate([np.asarray(h, dtype=float) for h in hosts])
+            merged.update(host_samples_s=pooled_host.tolist(), host_median_s=float(np.median(pooled_host)))
+        else:
+            merged.update(host_samples_s=None, host_median_s=None)
         merged.update(ref_ratio=None, ref_ratio_low=None, ref_ratio_high=None)  # recomputed by readers
         out.append(merged)
     return out

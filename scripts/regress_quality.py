@@ -6,12 +6,15 @@ of the host hits both sides alike. Each pass counts as a run (as nights do in `b
 compare`); `compare_frames` gives the verdict with the default settings (5% threshold, alpha
 0.05, prediction interval over the runs' medians).
 
+Every trial is judged twice from the same records: on raw latency (``--normalize none``) and on
+latency ÷ the host yardstick timed in the same blocks (``--normalize host``).
+
 A/A   — current is the same code: every flag is a false alarm.
 Power — current carries a real injected slowdown (`--inject-slowdown`: extra tensor work worth a
         fraction of each call's own duration, inside the timed call); the fraction of trials
         flagged as a regression, per size, and the smallest size flagged in >= 95% of trials.
 
-    python scripts/regress_quality.py                    # about 6 minutes on 2 cores
+    python scripts/regress_quality.py                    # about 20 minutes on 2 cores
     python scripts/regress_quality.py --json quality.json
 
 What alternation removes, and what nightly comparisons still face on a drifting host, is written
@@ -50,13 +53,32 @@ def measure_pass(session: Session, case, run_id: str) -> dict:
     return session.derive(run_id=run_id, store=MemoryStore()).run_case(case).record
 
 
-def trial(base: Session, cur: Session, case, passes: int, tag: str) -> pd.Series:
+NORMS = ("none", "host")
+
+
+def trial(base: Session, cur: Session, case, passes: int, tag: str) -> dict[str, pd.Series]:
+    """One trial, judged both ways from the same records: raw latency and ÷ the host yardstick."""
     b_recs, c_recs = [], []
     for p in range(passes):
         b_recs.append(measure_pass(base, case, f"{tag}-base{p}"))
         c_recs.append(measure_pass(cur, case, f"{tag}-cur{p}"))
-    cmp = compare_frames(to_table(b_recs).to_pandas(), to_table(c_recs).to_pandas(), CompareSettings())
-    return cmp.iloc[0]
+    b, c = to_table(b_recs).to_pandas(), to_table(c_recs).to_pandas()
+    return {n: compare_frames(b, c, CompareSettings(normalize=n)).iloc[0] for n in NORMS}
+
+
+def figures(aa: list[dict], power: dict[float, list[dict]]) -> dict:
+    """The gate's quality from the trials' rows of one way of judging."""
+    false_alarms = [r for r in aa if r["verdict"] != "unchanged"]
+    pw = {}
+    for s, rows in power.items():
+        flagged = sum(r["verdict"] == "regression" for r in rows)
+        pw[f"{s:.2f}"] = {"flagged": flagged, "trials": len(rows), "rate": flagged / len(rows),
+                          "median_measured_change": float(pd.Series([r["change"] for r in rows]).median())}
+    detected = [float(s) for s, v in sorted(pw.items()) if v["rate"] >= 0.95]
+    return {"aa_trials": len(aa), "aa_false_alarms": len(false_alarms), "aa_false_alarm_rate": len(false_alarms) / len(aa),
+            "aa_false_alarm_cases": false_alarms,
+            "aa_abs_change_p95": float(pd.Series([abs(r["change"]) for r in aa]).quantile(0.95)),
+            "power": pw, "smallest_slowdown_detected_95pct": min(detected) if detected else None}
 
 
 def main() -> int:
@@ -74,31 +96,29 @@ def main() -> int:
     cases = QUICK_MATRIX.cases()
     start = time.perf_counter()
 
-    aa = []
+    aa: dict[str, list[dict]] = {n: [] for n in NORMS}
     for k in range(args.aa_trials):
         for case in cases:
-            row = trial(base, base, case, args.passes, f"aa{k}")
-            aa.append({"case": row["label"], "change": row["change"], "verdict": row["verdict"]})
-        print(f"A/A {k + 1}/{args.aa_trials}: {sum(r['verdict'] != 'unchanged' for r in aa)} flags so far "
-              f"({time.perf_counter() - start:.0f}s)", file=sys.stderr)
-    power = {}
+            rows = trial(base, base, case, args.passes, f"aa{k}")
+            for n, row in rows.items():
+                aa[n].append({"case": row["label"], "change": row["change"], "verdict": row["verdict"]})
+        print(f"A/A {k + 1}/{args.aa_trials}: flags so far "
+              + ", ".join(f"{n}: {sum(r['verdict'] != 'unchanged' for r in aa[n])}" for n in NORMS)
+              + f" ({time.perf_counter() - start:.0f}s)", file=sys.stderr)
+    power: dict[str, dict[float, list[dict]]] = {n: {} for n in NORMS}
     for s in [float(x) for x in args.slowdowns.split(",")]:
         slowed = base.with_config(inject_slowdown=s)
-        rows = [trial(base, slowed, case, args.passes, f"p{s}-{k}") for k in range(args.power_trials) for case in cases]
-        flagged = sum(r["verdict"] == "regression" for r in rows)
-        power[s] = {"flagged": flagged, "trials": len(rows), "rate": flagged / len(rows),
-                    "median_measured_change": float(pd.Series([r["change"] for r in rows]).median())}
-        print(f"slowdown {s:.0%}: {flagged}/{len(rows)} flagged ({time.perf_counter() - start:.0f}s)", file=sys.stderr)
+        for k in range(args.power_trials):
+            for case in cases:
+                for n, row in trial(base, slowed, case, args.passes, f"p{s}-{k}").items():
+                    power[n].setdefault(s, []).append({"change": row["change"], "verdict": row["verdict"]})
+        print(f"slowdown {s:.0%}: flagged "
+              + ", ".join(f"{n}: {sum(r['verdict'] == 'regression' for r in power[n][s])}/{len(power[n][s])}"
+                          for n in NORMS) + f" ({time.perf_counter() - start:.0f}s)", file=sys.stderr)
 
-    detected = [s for s, v in sorted(power.items()) if v["rate"] >= 0.95]
-    false_alarms = [r for r in aa if r["verdict"] != "unchanged"]
     out = {
         "cases": len(cases), "passes_per_side": args.passes, "pass_time_s": args.pass_time,
-        "aa_trials": len(aa), "aa_false_alarms": len(false_alarms), "aa_false_alarm_rate": len(false_alarms) / len(aa),
-        "aa_false_alarm_cases": false_alarms,
-        "aa_abs_change_p95": float(pd.Series([abs(r["change"]) for r in aa]).quantile(0.95)),
-        "power": {f"{s:.2f}": v for s, v in power.items()},
-        "smallest_slowdown_detected_95pct": min(detected) if detected else None,
+        "by_normalize": {n: figures(aa[n], power[n]) for n in NORMS},
         "wall_s": time.perf_counter() - start,
     }
     print(json.dumps(out, indent=2))

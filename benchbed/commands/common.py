@@ -83,6 +83,10 @@ def regress_options(p: argparse.ArgumentParser) -> None:
                    help="regression threshold (default 5%%); repeat to override per metric or per case pattern, "
                         "e.g. --threshold 5%% --threshold 'fill-mask*=8%%' --threshold p99:10%%")
     p.add_argument("--alpha", type=arg(finite_float, "--alpha"), default=0.05, help="significance level (default: 0.05)")
+    p.add_argument("--normalize", choices=["none", "host"], default="none",
+                   help="judge raw latency (none, the default) or latency divided by each record's host yardstick, "
+                        "timed in the same blocks (host: cancels a machine that ran slower as a whole; needs records "
+                        "of schema 6 measured interleaved)")
     p.add_argument("--markdown", metavar="FILE", type=arg(output_file, "--markdown"), help="also write GitHub markdown (e.g. $GITHUB_STEP_SUMMARY; "
                                                        "appended to)")
     p.add_argument("--json", metavar="FILE", type=arg(json_target, "--json"), help="also write JSON ('-' for stdout instead of the table)")

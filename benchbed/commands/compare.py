@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
     )
 
     settings = CompareSettings(metric=args.metric, thresholds=thresholds(args), alpha=args.alpha,
-                               allow_env_change=args.allow_env_change)
+                               allow_env_change=args.allow_env_change, normalize=args.normalize)
     if args.current:
         baseline, current = load([args.baseline], "baseline"), load([args.current], "current")
     else:

@@ -304,10 +304,14 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
         try:
             import torch
 
+            from ..measure.yardstick import host_yardstick
+
+            yardstick = (host_yardstick(device if cuda else "cpu")
+                         if config.yardstick and config.pairing == "interleaved" else None)
             with Interference(torch.get_num_threads()) as watch:
-                if config.pairing == "interleaved" and len(calls) > 1:
+                if config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None):
                     timing = measure_interleaved(calls, config.rule, reference=reference, syncs=syncs,
-                                                 seed=config.seed, events=events)
+                                                 seed=config.seed, events=events, yardstick=yardstick)
                 else:
                     timing = measure_sequential(calls, config.rule, syncs=syncs, events=events)
         except _RunnerFailed as failed:
@@ -345,6 +349,11 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
                tokens_per_s=(case.batch_size * units / stats.median
                              if stats.median > 0 and task.modality == "text" else None))
     cell.samples[name] = t.samples
+    if timing.host:
+        from ..measure.yardstick import YARDSTICK_VERSION
+
+        rec.update(host_median_s=float(np.median(timing.host)), host_samples_s=list(timing.host),
+                   host_yardstick=YARDSTICK_VERSION)
     rec.update(cell.interference)
     events = cell.events
     if events and events[name].samples:

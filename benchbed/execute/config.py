@@ -54,6 +54,9 @@ class EngineConfig:
     #: "interleaved": the runners of a cell are timed in alternating blocks in the same time window
     #: (the default); "sequential": one runner after the other, each in its own window.
     pairing: str = "interleaved"
+    #: Time the host yardstick (`measure.yardstick`) in every block of an interleaved cell, so each
+    #: record carries the machine's speed (``host_median_s``) for ``compare --normalize host``.
+    yardstick: bool = True
     #: "warn": mark interfered records and go on; "retry": measure the cell again after a pause,
     #: up to `interference_retries` times; "fail": mark them, and the run exits 1.
     on_interference: str = "warn"

@@ -40,6 +40,9 @@ class PairedTiming:
     timings: dict[str, Timing]
     blocks: dict[str, tuple[int, ...]]
     pairing: str
+    #: the host yardstick's samples, timed in the same blocks (empty when it was not measured)
+    host: tuple[float, ...] = ()
+    host_blocks: tuple[int, ...] = ()
 
 
 def paired_ratio_ci(num: Sequence[float], num_blocks: Sequence[int], den: Sequence[float],
@@ -78,11 +81,16 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
                         reference: str | None = None, syncs: Mapping[str, Callable[[], None]] | None = None,
                         clock: Callable[[], float] = time.perf_counter, block_calls: int | None = None,
                         seed: int = 0, events: Mapping[str, object] | None = None, min_blocks: int = 4,
-                        block_s: float = 0.025) -> PairedTiming:
+                        block_s: float = 0.025, yardstick: Callable[[], object] | None = None,
+                        yardstick_share: float = 0.12) -> PairedTiming:
     """Time the runners in alternating blocks (see the module docstring); `rule`'s times are per
     runner, so a cell of k runners takes about k times as long as one runner alone. `block_calls`
     None sizes blocks to about `block_s` of the slowest runner (3 to 50 calls); the last warm-up
-    call measures it (at least one warm-up call is made)."""
+    call measures it (at least one warm-up call is made).
+
+    `yardstick` (see `yardstick.host_yardstick`) takes part in every block, in the shuffled order,
+    with calls worth about `yardstick_share` of one runner's block (2 at least); it does not count
+    towards the stop rule. A single runner with a yardstick is still measured in blocks."""
     names = list(fns)
     syncs = syncs or {}
     events = events or {}
@@ -99,6 +107,18 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
         # blocks of about `block_s` each: long enough that a block's median is steady, short
         # enough that the machine's speed barely moves within a round of blocks
         block_calls = int(min(50, max(3, math.ceil(block_s / slowest)))) if slowest > 0 else 5
+    host: list[float] = []
+    host_blocks: list[int] = []
+    host_calls = 0
+    if yardstick is not None:
+        yardstick()
+        t0 = clock()
+        yardstick()
+        cost = clock() - t0
+        host_calls = int(min(20, max(2, round(yardstick_share * block_calls * slowest / cost)))) if cost > 0 else 2
+        names_and_host = names + ["\0host"]
+    else:
+        names_and_host = names
     samples: dict[str, list[float]] = {n: [] for n in names}
     blocks: dict[str, list[int]] = {n: [] for n in names}
     rng = random.Random(seed)
@@ -108,9 +128,16 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
     next_check = min_blocks
     reason = "max_samples"
     while True:
-        order = names[:]
+        order = names_and_host[:]
         rng.shuffle(order)
         for name in order:
+            if name == "\0host":
+                for _ in range(host_calls):
+                    t0 = clock()
+                    yardstick()  # type: ignore[misc]
+                    host.append(clock() - t0)
+                    host_blocks.append(block)
+                continue
             fn, sync, ev = fns[name], syncs.get(name, no_sync), events.get(name)
             for _ in range(block_calls):
                 if ev is not None:
@@ -140,7 +167,7 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
                 break
     timings = {n: Timing(samples=tuple(samples[n]), warmup=rule.warmup, stop_reason=reason, total_s=clock() - start)
                for n in names}
-    return PairedTiming(timings, {n: tuple(blocks[n]) for n in names}, "interleaved")
+    return PairedTiming(timings, {n: tuple(blocks[n]) for n in names}, "interleaved", tuple(host), tuple(host_blocks))
 
 
 def _precise(samples: dict[str, list[float]], blocks: dict[str, list[int]], reference: str, width: float) -> bool:

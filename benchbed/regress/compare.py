@@ -25,13 +25,21 @@ from ..env import COMPARABLE_KEYS
 from ..measure.stats import STATISTICS, ratio_ci
 from .thresholds import Thresholds
 
-__all__ = ["CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
+__all__ = ["NORMALIZE", "CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
            "env_fingerprint", "newest_against_earlier", "sample_problem"]
+
+
+#: Values of `CompareSettings.normalize`: judge raw latency, or latency ÷ the record's host yardstick.
+NORMALIZE = ("none", "host")
 
 
 @dataclass(frozen=True)
 class CompareSettings:
     metric: str = "median"
+    #: "host": each record's samples are divided by its ``host_median_s`` (the yardstick timed in the
+    #: same blocks) before judging, so a machine that ran slower as a whole does not read as a
+    #: regression; "none": raw latency.
+    normalize: str = "none"
     thresholds: Thresholds = field(default_factory=Thresholds)
     alpha: float = 0.05
     resamples: int = 1000
@@ -49,6 +57,7 @@ class Comparison:
     baseline_runs: list[str]
     current_runs: list[str]
     metric: str
+    normalize: str = "none"
 
     @property
     def regressions(self) -> int:
@@ -123,10 +132,32 @@ def testbed_keys(*frames: Any) -> list[Any]:
     return [df["case_id"] + ("@" + h if mixed else "") for df, h in zip(frames, hosts)]
 
 
-def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]]:
-    """case id -> (all samples concatenated, the newest record, each run's median, why it cannot be
-    judged). A case with no ok record, or with a record whose samples are unusable, has a reason."""
-    out: dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None]] = {}
+def _host_problem(ok: Any) -> str | None:
+    """Why the records in `ok` cannot be normalised by their host yardstick, or None."""
+    if "host_median_s" not in ok.columns:
+        return "no host yardstick in these records (written before schema 6)"
+    h = pd_numeric(ok["host_median_s"])
+    if h.isna().any() or (h <= 0).any():
+        return ("no host yardstick in a record (measured with --pairing sequential, --no-yardstick, "
+                "or before schema 6)")
+    if "host_yardstick" in ok.columns and ok["host_yardstick"].nunique(dropna=False) > 1:
+        return "records measured with different host yardstick versions"
+    return None
+
+
+def pd_numeric(col: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_numeric(col, errors="coerce")
+
+
+def _samples_by_case(df: Any, normalize: str = "none",
+                     ) -> dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None, np.ndarray | None]]:
+    """case id -> (all samples concatenated — divided by each record's host yardstick when
+    `normalize` is "host" —, the newest record, each run's median of those, why it cannot be judged,
+    the raw samples concatenated). A case with no ok record, or with a record whose samples are
+    unusable, has a reason."""
+    out: dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None, np.ndarray | None]] = {}
     for case_id, group in df.groupby("_key" if "_key" in df.columns else "case_id", sort=False):
         ok = group[group["status"] == "ok"]
         if "interfered" in ok.columns:  # a busy machine's numbers never make or confirm a verdict
@@ -134,20 +165,26 @@ def _samples_by_case(df: Any) -> dict[str, tuple[np.ndarray | None, Any, np.ndar
             if busy.all() and not ok.empty:
                 why = ok["interference"].dropna()
                 out[case_id] = (None, ok.iloc[-1], np.array([]),
-                                f"interfered: {why.iloc[0] if not why.empty else 'the machine was busy'}")
+                                f"interfered: {why.iloc[0] if not why.empty else 'the machine was busy'}", None)
                 continue
             ok = ok[~busy]
         if ok.empty:
             statuses = ", ".join(sorted({str(s) for s in group["status"]}))
-            out[case_id] = (None, group.iloc[-1], np.array([]), f"no finished record (status {statuses})")
+            out[case_id] = (None, group.iloc[-1], np.array([]), f"no finished record (status {statuses})", None)
             continue
         problems = [sample_problem(s) for s in ok["samples_s"]]
         bad = next((p for p in problems if p), None)
+        if not bad and normalize == "host":
+            bad = _host_problem(ok)
         if bad:
-            out[case_id] = (None, ok.iloc[-1], np.array([]), bad)
+            out[case_id] = (None, ok.iloc[-1], np.array([]), bad, None)
             continue
-        runs = [np.asarray(s, dtype=float) for s in ok["samples_s"]]
-        out[case_id] = (np.concatenate(runs), ok.iloc[-1], np.array([np.median(r) for r in runs]), None)
+        raw = [np.asarray(s, dtype=float) for s in ok["samples_s"]]
+        runs = raw
+        if normalize == "host":
+            runs = [r / float(h) for r, h in zip(raw, ok["host_median_s"])]
+        out[case_id] = (np.concatenate(runs), ok.iloc[-1], np.array([np.median(r) for r in runs]), None,
+                        np.concatenate(raw))
     return out
 
 
@@ -190,11 +227,17 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
 
     stat = STATISTICS[settings.metric]
     kb, kc = testbed_keys(baseline, current)
-    base, cur = _samples_by_case(baseline.assign(_key=kb)), _samples_by_case(current.assign(_key=kc))
+    if settings.normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {settings.normalize!r}")
+    base = _samples_by_case(baseline.assign(_key=kb), settings.normalize)
+    cur = _samples_by_case(current.assign(_key=kc), settings.normalize)
     rows = []
     for case_id in [c for c in cur if c in base]:
-        a, row, run_medians, base_problem = base[case_id]
-        b, cur_row, cur_medians, cur_problem = cur[case_id]
+        a, row, run_medians, base_problem, a_raw = base[case_id]
+        b, cur_row, cur_medians, cur_problem, b_raw = cur[case_id]
+        if not (base_problem or cur_problem) and settings.normalize == "host" and \
+                row.get("host_yardstick") != cur_row.get("host_yardstick"):
+            cur_problem = "the two sides were measured with different host yardstick versions"
         label = case_label(row) + (f" @ {case_id.split('@', 1)[1].split('|')[0]}" if "@" in case_id else "")
         if base_problem and base_problem.startswith("no finished record"):
             continue  # never measured on the baseline side: nothing to hold the current run to
@@ -221,7 +264,8 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
             verdict = "unchanged"
         rows.append({
             **_identity(case_id, label, row),
-            "base_s": float(stat(a)), "cur_s": float(stat(b)), "base_n": int(len(a)), "cur_n": int(len(b)),
+            "base_s": float(stat(a_raw)), "cur_s": float(stat(b_raw)), "base_n": int(len(a)), "cur_n": int(len(b)),
+            "normalize": settings.normalize,
             "change": change, "change_ci_low": lo, "change_ci_high": hi, "p_value": p, "threshold": threshold,
             "baseline_runs": int(len(run_medians)), "between_run_sd": spread,
             "significant": bool(significant), "verdict": verdict, "reason": None,
@@ -273,6 +317,6 @@ def compare_runs(baseline: Any, current: Any, settings: CompareSettings = Compar
         base = baseline
     else:
         return Comparison(pd.DataFrame(), changes, False, sorted(baseline["run_id"].unique()),
-                          sorted(current["run_id"].unique()), settings.metric)
+                          sorted(current["run_id"].unique()), settings.metric, settings.normalize)
     return Comparison(compare_frames(base, current, settings), changes, True, sorted(base["run_id"].unique()),
-                      sorted(current["run_id"].unique()), settings.metric)
+                      sorted(current["run_id"].unique()), settings.metric, settings.normalize)

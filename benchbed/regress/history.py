@@ -41,6 +41,8 @@ class HistorySettings:
     alpha: float = 0.05
     penalty: float = 3.0
     min_noise: float = 0.005
+    #: "host": each run's samples divided by its record's host yardstick (`compare.NORMALIZE`)
+    normalize: str = "none"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     from ..record import pool_records
 
     ok = df[(df["status"] == "ok") & df["samples_s"].map(sample_problem).isna() & ~_interfered(df)]
+    if settings.normalize == "host":  # records without a yardstick cannot be put on the same scale
+        ok = ok[~_no_host(ok)]
     if ok.duplicated(["run_id", "case_id"]).any():  # runs made in passes: one point per run and case
         ok = pd.DataFrame(pool_records(ok.to_dict("records")))
     runs = run_order(ok)
@@ -123,9 +127,12 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     for key, g in ok.assign(_key=keys).groupby("_key", sort=False):
         case_id = g["case_id"].iloc[0]
         g = g.assign(_i=g["run_id"].map(index)).sort_values("_i")
-        per_run = [np.asarray(s, dtype=float) for s in g["samples_s"]]
-        medians = np.array([float(np.median(s)) for s in per_run])
-        logs = np.log(medians)
+        raw = [np.asarray(s, dtype=float) for s in g["samples_s"]]
+        per_run = raw
+        if settings.normalize == "host":
+            per_run = [s / float(h) for s, h in zip(raw, g["host_median_s"])]
+        medians = np.array([float(np.median(s)) for s in raw])  # what before_s / after_s report
+        logs = np.log(np.array([float(np.median(s)) for s in per_run]))
         label = case_label(g.iloc[-1])
         threshold = settings.thresholds.for_case("median", label)
         bounds = [0] + detect(logs, settings.penalty, settings.min_noise) + [len(logs)]
@@ -158,14 +165,19 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     return found, envs, runs
 
 
-def unjudged_cases(df: Any, window: int) -> list[dict[str, Any]]:
+def unjudged_cases(df: Any, window: int, normalize: str = "none") -> list[dict[str, Any]]:
     """Cases of the newest `window` runs the history cannot judge, each with the reason: a record
-    without usable samples or without a finished status (for a case earlier runs measured), and a
-    case the run before the newest had that the newest run lacks (a run killed half-way)."""
+    without usable samples or without a finished status (for a case earlier runs measured), one
+    without a host yardstick when `normalize` is "host", and a case the run before the newest had
+    that the newest run lacks (a run killed half-way)."""
     order = run_order(df)
     if not order:
         return []
     problem = df["samples_s"].map(sample_problem)
+    if normalize == "host":
+        problem = problem.where(~_no_host(df) | problem.notna(),
+                                "no host yardstick in this record (--pairing sequential, --no-yardstick, or "
+                                "before schema 6)")
     busy = _interfered(df)
     problem = problem.where(~busy | problem.notna(), "interfered: " + df["interference"].fillna("the machine was busy")
                             if "interference" in df.columns else "interfered")
@@ -192,6 +204,16 @@ def unjudged_cases(df: Any, window: int) -> list[dict[str, Any]]:
                 out.append({"case_id": case_id, "label": case_label(g.iloc[-1]), "run_id": last,
                             "reason": f"missing from the newest run (run {prev} had it)"})
     return out
+
+
+def _no_host(df: Any) -> Any:
+    """Records without a usable host yardstick median."""
+    import pandas as pd
+
+    if "host_median_s" not in df.columns:
+        return pd.Series(True, index=df.index)
+    h = pd.to_numeric(df["host_median_s"], errors="coerce")
+    return h.isna() | (h <= 0)
 
 
 def _interfered(df: Any) -> Any:

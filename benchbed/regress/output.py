@@ -41,7 +41,8 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
     cases = [] if c.cases.empty else [
         {k: _plain(v) for k, v in row.items()} for row in c.cases.to_dict("records")]
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "compare", "metric": c.metric, "compared": c.compared,
+        "schema_version": SCHEMA_VERSION, "kind": "compare", "metric": c.metric, "normalize": c.normalize,
+        "compared": c.compared,
         "baseline_runs": c.baseline_runs, "current_runs": c.current_runs, "env_changes": c.env_changes,
         "summary": {"cases": c.judged, "regressions": c.regressions, "improvements": c.improvements,
                     "unchanged": c.judged - c.regressions - c.improvements, "unjudged": c.unjudged},
@@ -54,7 +55,8 @@ def _status_line(d: dict[str, Any]) -> str:
     if not d["compared"]:
         return ("NOT COMPARED: the environment changed and --allow-env-change was not given "
                 f"({'; '.join(clip(e) for e in d['env_changes'])})")
-    line = (f"{s['cases']} cases compared on the {d['metric']}: {s['regressions']} regressions, "
+    scale = " (normalised by the host yardstick)" if d.get("normalize") == "host" else ""
+    line = (f"{s['cases']} cases compared on the {d['metric']}{scale}: {s['regressions']} regressions, "
             f"{s['improvements']} improvements, {s['unchanged']} unchanged")
     if s.get("unjudged"):
         line += f"; {s['unjudged']} NOT JUDGED (see below)"
