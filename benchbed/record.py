@@ -37,6 +37,18 @@ Schema history:
       speed while this record was measured; ``compare --normalize host`` divides by it) and
       ``host_yardstick`` (the workload's version; figures of different versions are not
       normalised against each other). Null for older records and ``--pairing sequential``.
+      Workloads (`benchbed.workloads`): ``scenario`` (``latency``, ``dataset`` or ``server``;
+      older records are ``latency``), where real inputs came from (``inputs_source``,
+      ``inputs_column``, ``inputs_examples`` in the source, ``inputs_digest``), the lengths of the
+      examples measured (``input_lens``, raw, and ``input_len_min/median/p90/max``; tokens for text) and ``padding_waste``
+      (padded ÷ real tokens, per runner: it depends on how the runner batches). Dataset scenario:
+      ``examples`` per pass, ``workers`` (DataLoader workers of the pipeline), ``examples_per_s``
+      and ``first_result_s``; each sample is one pass over the examples. Server scenario, one
+      record per runner and offered rate: each sample is one request's latency (arrival to
+      result); ``offered_rate``, ``achieved_rate``, ``requests``, ``completed``, ``dropped``
+      (queue full), ``timed_out``, ``queue_median_s``, ``queue_p99_s``, ``service_median_s``,
+      ``batch_mean``, ``max_batch``, ``max_wait_ms``, ``slo_ms`` and ``slo_met`` (p99 within it).
+      Migration rule: older records get ``scenario`` = ``latency``.
 """
 
 from __future__ import annotations
@@ -73,6 +85,14 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),
     ("ref_ratio", _f), ("ref_ratio_low", _f), ("ref_ratio_high", _f), ("setup_s", _f),
     ("host_samples_s", pa.list_(_f)), ("host_median_s", _f), ("host_yardstick", _i),
+    # workload: where the inputs came from and how the runners were driven (scenario)
+    ("scenario", _s), ("inputs_source", _s), ("inputs_column", _s), ("inputs_examples", _i), ("inputs_digest", _s),
+    ("input_lens", pa.list_(_i)), ("input_len_min", _f), ("input_len_median", _f), ("input_len_p90", _f),
+    ("input_len_max", _f),
+    ("padding_waste", _f), ("examples", _i), ("workers", _i), ("examples_per_s", _f), ("first_result_s", _f),
+    ("offered_rate", _f), ("achieved_rate", _f), ("requests", _i), ("completed", _i), ("dropped", _i),
+    ("timed_out", _i), ("queue_median_s", _f), ("queue_p99_s", _f), ("service_median_s", _f), ("batch_mean", _f),
+    ("max_batch", _i), ("max_wait_ms", _f), ("slo_ms", _f), ("slo_met", _b),
     # interference: what else used the machine during the timed calls
     ("interfered", _b), ("interference", _s), ("others_cpu_cores", _f), ("steal_cores", _f), ("load_avg_1m", _f),
     ("cpu_mhz", _f), ("cores_available", _i),
@@ -210,6 +230,9 @@ def migrate(df: Any) -> Any:
     if df.empty or "model" not in df.columns:
         return df
     version = df["schema_version"].fillna(0)
+    if "scenario" in df.columns and ((version < 6) & df["scenario"].isna()).any():
+        df = df.copy()
+        df.loc[(version < 6) & df["scenario"].isna(), "scenario"] = "latency"
     if "reference" in df.columns and ((version < 5) & df["reference"].isna()).any():
         df = df.copy()
         old5 = (version < 5) & df["reference"].isna()

@@ -62,7 +62,10 @@ AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "attn_impl", "compi
                          "runner")
 #: Case fields added after the first schema; left out of `Case.params` at their default, so the ids of
 #: cases that do not use them stay what they were.
-_LATE_FIELDS: dict[str, Any] = {"attn_impl": None, "compiled": False}
+_LATE_FIELDS: dict[str, Any] = {"attn_impl": None, "compiled": False, "scenario": "latency", "inputs": None}
+#: How a case drives its runners: one call at a time (``latency``), N examples end to end
+#: (``dataset``), or requests arriving open-loop at a rate (``server``).
+SCENARIOS: tuple[str, ...] = ("latency", "dataset", "server")
 _TRUE = {"true", "yes", "on", "1", "compiled"}
 _FALSE = {"false", "no", "off", "0", "eager-mode", "none", ""}
 
@@ -141,6 +144,11 @@ class Case:
     attn_impl: str | None = None
     #: Whether the module both paths call is ``torch.compile``d.
     compiled: bool = False
+    #: One of `SCENARIOS`; its settings (examples, workers, rate, ...) are in `options`.
+    scenario: str = "latency"
+    #: Where the examples come from (``--inputs``: a corpus, file, folder or dataset); None:
+    #: synthetic inputs of exactly `seq_len` (then `seq_len` is the length, else the truncation limit).
+    inputs: str | None = None
 
     def params(self) -> dict[str, Any]:
         """The case's parameters as plain JSON-able values, in field order (fields added later are
@@ -181,6 +189,10 @@ class Case:
             parts.append(f"attn={self.attn_impl}")
         if self.compiled:
             parts.append("compiled")
+        if self.scenario != "latency":
+            parts.append(self.scenario)
+        if self.inputs is not None:
+            parts.append(f"inputs={self.inputs}")
         parts += [f"{k}={v}" for k, v in self.options]
         return "-".join(parts)
 
@@ -213,6 +225,10 @@ class Case:
         bs = positive_int_value("batch size", self.batch_size)
         sl = positive_int_value("sequence length", self.seq_len)
         nt = None if self.new_tokens is None else positive_int_value("new tokens", self.new_tokens)
+        if self.scenario not in SCENARIOS:
+            raise SpecError(f"unknown scenario {self.scenario!r} (valid: {', '.join(SCENARIOS)})")
+        if self.inputs is not None and not str(self.inputs).strip():
+            raise SpecError("inputs: empty source (valid: corpus:python-docs, a file, a folder, or hf:NAME#column)")
         return replace(self, model=canonical_model(self.model), batch_size=bs, seq_len=sl, new_tokens=nt,
                        attn_impl=parse_attn_impl(self.attn_impl), compiled=parse_bool("compiled", self.compiled))
 
@@ -226,6 +242,49 @@ def parse_shard(text: str) -> tuple[int, int]:
     if n < 1 or not 1 <= i <= n:
         raise SpecError(f"shard {text!r} out of range: need 1 <= i <= n")
     return i, n
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The settings the ``dataset`` and ``server`` scenarios expand with (each becomes case options,
+    so part of the case id): examples per pass and DataLoader workers (an axis) for ``dataset``;
+    offered rates (an axis, requests/s), requests per rate, dynamic batching and the queue bound
+    for ``server``."""
+
+    examples: int = 1000
+    workers: tuple[int, ...] = (0,)
+    rates: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
+    requests: int = 200
+    max_batch: int = 1
+    max_wait_ms: float = 0.0
+    queue: int = 64
+    #: A request that waited longer than this in the queue is dropped as timed out (0: never).
+    timeout_ms: float = 0.0
+
+    def check(self) -> None:
+        """One `SpecError` line for the first setting out of range."""
+        positive_int_value("examples", self.examples)
+        positive_int_value("requests", self.requests)
+        positive_int_value("max batch", self.max_batch)
+        positive_int_value("queue", self.queue)
+        if not self.workers or any(int(w) != w or w < 0 for w in self.workers):
+            raise SpecError(f"workers must be integers >= 0, got {', '.join(map(str, self.workers)) or 'none'}")
+        if not self.rates or any(not (r > 0 and r < float("inf")) for r in self.rates):
+            raise SpecError(f"rate must be > 0 requests/s, got {', '.join(map(str, self.rates)) or 'none'}")
+        for name in ("max_wait_ms", "timeout_ms"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise SpecError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
+
+    def variants(self, scenario: str) -> list[tuple[tuple[str, Any], ...]]:
+        """The option sets of one scenario (one per point of its own axes)."""
+        if scenario == "dataset":
+            return [(("examples", self.examples), ("workers", w)) for w in self.workers]
+        if scenario == "server":
+            timeout = (("timeout_ms", self.timeout_ms),) if self.timeout_ms else ()
+            return [(("max_batch", self.max_batch), ("max_wait_ms", self.max_wait_ms), ("queue", self.queue),
+                     ("rate", r), ("requests", self.requests)) + timeout for r in self.rates]
+        return [()]
 
 
 @dataclass(frozen=True)
@@ -249,8 +308,15 @@ class Matrix:
     options: tuple[tuple[str, Any], ...] = field(default=())
     #: The runner every other runner of a cell is compared with (parity and ratios).
     reference: str = "torch"
+    #: Scenarios (an axis, outside the runners): see `SCENARIOS`.
+    scenario: tuple[str, ...] = ("latency",)
+    #: Source of real inputs for every case (``--inputs``), or None for synthetic ones.
+    inputs: str | None = None
+    workload: Workload = field(default_factory=Workload)
 
     def __post_init__(self) -> None:
+        if isinstance(self.scenario, str):
+            object.__setattr__(self, "scenario", (self.scenario,))
         for axis in AXES:
             value = getattr(self, axis)
             if value is None or isinstance(value, (str, int)):
@@ -260,7 +326,7 @@ class Matrix:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str = "suite") -> "Matrix":
         """Build from a dict (a TOML table or JSON); unknown keys are a `SpecError`."""
-        known = set(AXES) | {"new_tokens", "options", "reference"}
+        known = set(AXES) | {"new_tokens", "options", "reference", "scenario", "inputs"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(f"{where}: unknown key(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
@@ -275,19 +341,23 @@ class Matrix:
     def cases(self) -> list[Case]:
         """All cases, deterministic order."""
         out = []
-        for task, model, device, dtype, attn, comp, bs, sl, runner in itertools.product(
-                *(getattr(self, a) for a in AXES)):
-            out.append(
-                Case(task=task, model=model, runner=runner, device=device, dtype=dtype, batch_size=bs, seq_len=sl,
-                     new_tokens=self.new_tokens, options=self.options, attn_impl=attn, compiled=comp)
-            )
+        assert AXES[-1] == "runner"
+        for task, model, device, dtype, attn, comp, bs, sl in itertools.product(
+                *(getattr(self, a) for a in AXES[:-1])):
+            for scenario in self.scenario:
+                for extra in self.workload.variants(scenario):
+                    options = tuple(sorted(dict(self.options + extra).items()))
+                    for runner in self.runner:
+                        out.append(Case(task=task, model=model, runner=runner, device=device, dtype=dtype,
+                                        batch_size=bs, seq_len=sl, new_tokens=self.new_tokens, options=options,
+                                        attn_impl=attn, compiled=comp, scenario=scenario, inputs=self.inputs))
         return out
 
     def __iter__(self) -> Iterator[Case]:
         return iter(self.cases())
 
     def __len__(self) -> int:
-        n = 1
+        n = sum(len(self.workload.variants(s)) for s in self.scenario)
         for axis in AXES:
             n *= len(getattr(self, axis))
         return n
@@ -305,6 +375,12 @@ class Matrix:
                 raise SpecError(f"axis {axis!r} is empty")
         if self.new_tokens is not None:
             positive_int_value("new tokens", self.new_tokens)
+        if not self.scenario:
+            raise SpecError("axis 'scenario' is empty")
+        for scenario in self.scenario:
+            if scenario not in SCENARIOS:
+                raise SpecError(f"unknown scenario {scenario!r} (valid: {', '.join(SCENARIOS)})")
+        self.workload.check()
         # every value of every axis is checked once, through the same rules a single Case obeys
         longest = max(len(getattr(self, a)) for a in AXES)
         for i in range(longest):

@@ -13,7 +13,24 @@ from typing import Any, Iterable, TextIO
 from .cells import group_cells, runner_order
 from .display import fmt_ms
 
-__all__ = ["format_table", "progress_line", "print_progress", "format_ms", "variant", "largest_fit"]
+__all__ = ["format_table", "progress_line", "print_progress", "format_ms", "variant", "largest_fit", "scenario_of",
+           "goodput", "goodput_lines"]
+
+
+def scenario_of(rec: dict[str, Any]) -> str:
+    """``latency`` (also for records older than the scenario column), ``dataset w0``, ``server 10/s``."""
+    import json
+
+    scenario = rec.get("scenario") if isinstance(rec.get("scenario"), str) else "latency"
+    try:
+        opts = json.loads(rec.get("options") or "{}")
+    except (TypeError, ValueError):
+        opts = {}
+    if scenario == "dataset":
+        return f"dataset n{opts.get('examples', '?')} w{opts.get('workers', 0)}"
+    if scenario == "server":
+        return f"server {opts.get('rate', '?'):g}/s" if isinstance(opts.get("rate"), (int, float)) else "server"
+    return scenario
 
 
 def variant(rec: dict[str, Any], attn: bool = True) -> str:
@@ -66,6 +83,7 @@ def format_table(records: Iterable[dict[str, Any]]) -> str:
     attn = len({r.get("attn_impl") for r in records if isinstance(r.get("attn_impl"), str)}) > 1
     cells = group_cells(records)
     reference, runners = runner_order(cells)
+    scenarios = any(scenario_of(r) != "latency" for r in records)
     others = [r for r in runners if r != reference]
     header = (("task", "model", "device", "dtype", "variant", "batch", "seq") + tuple(f"{r} ms" for r in runners)
               + tuple(f"{_short(r)}/{_short(reference)} [95% CI]" for r in others) + ("parity",))
@@ -81,7 +99,8 @@ def format_table(records: Iterable[dict[str, Any]]) -> str:
         parity = "-" if ok is None else ("ok" if ok else "MISMATCH")
         if any(r.get("interfered") is True for r in cell.records.values()):
             parity += "  ! interfered"
-        rows.append((rec["task"], rec["model"], rec["device"], rec["dtype"], variant(rec, attn) or "-",
+        what = " ".join(x for x in (variant(rec, attn), scenario_of(rec) if scenarios else "") if x)
+        rows.append((rec["task"], rec["model"], rec["device"], rec["dtype"], what or "-",
                      str(rec["batch_size"]), str(rec["seq_len"]), *(_lat(cell.records.get(r)) for r in runners),
                      *ratios, parity))
     keep = [i for i in range(len(header)) if i != 4 or any(row[4] != "-" for row in rows)]
@@ -104,8 +123,54 @@ def format_table(records: Iterable[dict[str, Any]]) -> str:
             lines.append(f"  {rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
                          f"{variant(rec, attn)} s{rec['seq_len']}: {what} (batch {oom} ran out of memory)"
                          .replace("  s", " s"))
+    lines += goodput_lines(records)
     notes = _notes(records)
     return "\n".join(lines + notes)
+
+
+def goodput(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per runner of each server-scenario sweep (same task, model, device, dtype, batching): the
+    highest offered rate that met the SLO (``slo_met``), and the rates tried."""
+    import json
+
+    sweeps: dict[tuple, dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("scenario") != "server" or rec.get("status") != "ok":
+            continue
+        opts = json.loads(rec.get("options") or "{}")
+        source = rec.get("inputs_source")
+        key = (rec["task"], rec["model"], rec["device"], rec["dtype"], int(rec["seq_len"]), opts.get("max_batch"),
+               opts.get("max_wait_ms"), source if isinstance(source, str) else None, rec["runner"])
+        s = sweeps.setdefault(key, {"rec": rec, "rates": [], "met": [], "slo_ms": rec.get("slo_ms")})
+        s["rates"].append(rec["offered_rate"])
+        if rec.get("slo_met") is True:
+            s["met"].append(rec["offered_rate"])
+    out = []
+    for s in sweeps.values():
+        rates = sorted(s["rates"])
+        # sustainable: the highest rate met with every lower rate met too (a lucky high point
+        # above a missed one is not a sustainable rate)
+        best = None
+        for r in rates:
+            if r not in s["met"]:
+                break
+            best = r
+        out.append({"rec": s["rec"], "runner": s["rec"]["runner"], "sustainable_rate": best, "rates": rates,
+                    "slo_ms": s["slo_ms"]})
+    return out
+
+
+def goodput_lines(records: Iterable[dict[str, Any]]) -> list[str]:
+    rows = goodput(records)
+    if not rows:
+        return []
+    lines = ["", "server scenario: highest offered rate whose p99 met the SLO (every lower rate met it too):"]
+    for g in rows:
+        rec = g["rec"]
+        rate = f"{g['sustainable_rate']:g} req/s" if g["sustainable_rate"] is not None else "none of the rates"
+        lines.append(f"  {rec['task']} {rec['model']} {rec['device']} {rec['dtype']} s{rec['seq_len']} "
+                     f"{g['runner']}: {rate} (p99 <= {g['slo_ms']:g} ms; tried {', '.join(f'{r:g}' for r in g['rates'])})")
+    return lines
 
 
 def _short(runner: str) -> str:
@@ -134,6 +199,8 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
     """``[ 3/64] fill-mask minilm torch cpu fp32 b8 s128: 12.3 ms (n=41, parity ok) 35s``."""
     label = (f"{rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
              f"{variant(rec, False) + ' ' if variant(rec, False) else ''}b{rec['batch_size']} s{rec['seq_len']}")
+    if scenario_of(rec) != "latency":
+        label += f" {scenario_of(rec)}"
     if rec.get("pass_index"):
         label += f" (pass {rec['pass_index'] + 1})"
     if rec["status"] == "ok":
@@ -141,6 +208,11 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
                   else "parity not checked" if rec.get("parity_ok") is None
                   else "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH")
         what = f"{format_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"
+        if rec.get("scenario") == "server":
+            what = (f"p50 {format_ms(rec['lat_median_s'])} ms, p99 {format_ms(rec['lat_p99_s'])} ms, "
+                    f"{rec.get('achieved_rate') or 0:.1f} req/s served, {rec.get('dropped') or 0} dropped ({parity})")
+        elif rec.get("scenario") == "dataset" and rec.get("examples_per_s"):
+            what = f"{rec['examples_per_s']:.1f} examples/s, pass {format_ms(rec['lat_median_s'])} ms ({parity})"
         if rec.get("compile_s"):
             what += f", compiled in {rec['compile_s']:.1f}s"
     else:

@@ -192,3 +192,61 @@ def test_uri_store_round_trip(tmp_path):
     store.write(rec)
     df = read_results(uri)
     assert list(df["case_id"]) == [rec["case_id"]] and list(df["samples_s"].iloc[0]) == [0.001, 0.002]
+
+
+def _host_runs(code_change, host_change, seed=2):
+    """Baseline and current runs whose samples move by the code's change times the host's, each
+    record carrying its host yardstick's median (which moves by the host's change only)."""
+    rng = np.random.default_rng(seed)
+
+    def rec(run, day, factor, host):
+        r = _rec(run, day, 1e-3 * factor * (1 + 0.01 * rng.standard_normal(50)))
+        r.update(host_median_s=6e-4 * host, host_samples_s=[6e-4 * host] * 20, host_yardstick=1)
+        return r
+
+    base = to_table([rec("a", 0, 1.0, 1.0)]).to_pandas()
+    cur = to_table([rec("b", 1, (1 + code_change) * (1 + host_change), 1 + host_change)]).to_pandas()
+    return base, cur
+
+
+def test_normalize_host_cancels_a_slower_machine_and_keeps_a_slower_code():
+    base, cur = _host_runs(code_change=0.0, host_change=0.20)  # the whole machine ran 20% slower
+    assert compare_runs(base, cur).regressions == 1  # raw latency cannot tell
+    host = compare_runs(base, cur, CompareSettings(normalize="host"))
+    assert host.regressions == 0 and host.cases.iloc[0]["verdict"] == "unchanged"
+    assert host.cases.iloc[0]["change"] == pytest.approx(0.0, abs=0.01)
+    assert host.cases.iloc[0]["cur_s"] == pytest.approx(1.2e-3, rel=0.02)  # reported in raw seconds
+    base, cur = _host_runs(code_change=0.15, host_change=0.0)  # the code got slower, the host did not
+    host = compare_runs(base, cur, CompareSettings(normalize="host"))
+    assert host.regressions == 1 and host.cases.iloc[0]["change"] == pytest.approx(0.15, abs=0.02)
+    assert "normalised by the host yardstick" in comparison_markdown(comparison_dict(host))
+
+
+def test_normalize_host_without_a_yardstick_is_unjudged_not_passed():
+    base, cur = _two_runs(0.0)
+    c = compare_runs(base, cur, CompareSettings(normalize="host"))
+    assert c.unjudged == 1 and c.judged == 0
+    assert "no host yardstick" in c.cases.iloc[0]["reason"]
+    df = _history({1: [1.0] * 6})
+    from benchbed.regress.history import HistorySettings, unjudged_cases
+
+    assert find_change_points(df, HistorySettings(normalize="host"))[0] == []
+    assert all("no host yardstick" in u["reason"] for u in unjudged_cases(df, 2, "host"))
+
+
+def test_history_normalized_by_host_ignores_a_host_switch():
+    """Nights 4-7 ran on a host 15% slower (yardstick and cases alike): raw history confirms a
+    regression there, host-normalised history does not."""
+    rng = np.random.default_rng(5)
+    recs = []
+    for day in range(8):
+        host = 1.15 if day >= 4 else 1.0
+        r = _rec(f"night{day:02d}", day, 1e-3 * host * (1 + 0.01 * rng.standard_normal(30)))
+        r.update(host_median_s=6e-4 * host * (1 + 0.003 * rng.standard_normal()), host_samples_s=[6e-4 * host] * 10,
+                 host_yardstick=1)
+        recs.append(r)
+    df = to_table(recs).to_pandas()
+    from benchbed.regress.history import HistorySettings
+
+    assert [p.kind for p in find_change_points(df)[0]] == ["regression"]
+    assert find_change_points(df, HistorySettings(normalize="host"))[0] == []

@@ -29,11 +29,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {name:<34} {desc}")
     print("runners:")
     for name, desc in runner_descriptions().items():
-        print(f"  {name:<12} {desc}")
+        print(f"  {name:<14} {desc}")
     print(f"dtypes: {', '.join(DTYPES)}")
     print(f"attn_impl: default, {', '.join(ATTN_IMPLS)} (those needing a package not installed give skipped records)")
     print("compiled: false, true (torch.compile; compile time recorded apart from latency)")
     print("devices: cpu, cuda, cuda:N, mps (a device this machine lacks gives skipped records)")
+    from ..spec import SCENARIOS
+    from ..workloads.sources import CORPORA, REAL_INPUT_TASKS
+
+    print(f"scenarios: {', '.join(SCENARIOS)} (docs/workloads.md)")
+    print(f"inputs: {', '.join('corpus:' + c for c in CORPORA)}, FILE[#column] (.jsonl .json .csv .tsv .parquet .txt), "
+          f"a folder of images, hf:NAME[:SPLIT]#column; for {', '.join(REAL_INPUT_TASKS)}")
     return EXIT_OK
 
 

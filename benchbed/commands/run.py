@@ -44,6 +44,7 @@ def add_parser(sub: Any) -> None:
                      help="a cell measured while other processes used the CPU: warn (default: mark its records "
                           "interfered and go on), retry (measure it again after a pause, up to 2 times), fail "
                           "(mark them, and exit 1)")
+    _workload_options(run)
     run.add_argument("--results", metavar="DIR", default="results", help="results folder (default: results/)")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by cell")
     t = run.add_argument_group("timing")
@@ -117,6 +118,65 @@ def add_parser(sub: Any) -> None:
 
 
 
+def _workload_options(p: argparse.ArgumentParser) -> None:
+    from ..spec import SCENARIOS, Workload
+
+    w = Workload()
+    g = p.add_argument_group("workloads: real inputs and scenarios (docs/workloads.md)")
+    g.add_argument("--scenario", type=csv_option("--scenario"),
+                   help=f"how runners are driven: {', '.join(SCENARIOS)} (comma-separated; default: latency, one "
+                        "call at a time; dataset: N examples end to end; server: open-loop Poisson requests at "
+                        "each --rate)")
+    g.add_argument("--inputs", metavar="SOURCE",
+                   help="real inputs instead of synthetic ones: corpus:python-docs (offline real text), a .jsonl/"
+                        ".csv/.parquet/.txt file (FILE#column picks a column), a folder of images, or "
+                        "hf:NAME[:SPLIT]#column (the datasets library); --seq-len becomes the truncation limit")
+    g.add_argument("--examples", type=arg(positive_int, "--examples"), default=w.examples, metavar="N",
+                   help=f"dataset scenario: examples per pass (default: {w.examples})")
+    g.add_argument("--workers", type=csv_option("--workers"), metavar="W1,W2",
+                   help="dataset scenario: DataLoader workers of the pipeline, an axis (default: 0)")
+    g.add_argument("--rate", type=csv_option("--rate"), metavar="R1,R2",
+                   help=f"server scenario: offered request rates per second, an axis (default: "
+                        f"{','.join(f'{r:g}' for r in w.rates)})")
+    g.add_argument("--requests", type=arg(positive_int, "--requests"), default=w.requests, metavar="N",
+                   help=f"server scenario: requests per rate and runner (default: {w.requests}; arrivals also stop "
+                        f"after 60 s)")
+    g.add_argument("--max-batch", type=arg(positive_int, "--max-batch"), default=w.max_batch, metavar="N",
+                   help=f"server scenario: dynamic batching, at most N requests per call (default: {w.max_batch})")
+    g.add_argument("--max-wait-ms", type=arg(non_negative_float, "--max-wait-ms"), default=w.max_wait_ms, metavar="MS",
+                   help="server scenario: a batch leaves when its oldest request has waited MS (default: 0)")
+    g.add_argument("--queue", type=arg(positive_int, "--queue"), default=w.queue, metavar="N",
+                   help=f"server scenario: requests the queue holds; more are dropped and counted (default: {w.queue})")
+    g.add_argument("--timeout-ms", type=arg(non_negative_float, "--timeout-ms"), default=0.0, metavar="MS",
+                   help="server scenario: a request still queued after MS is dropped as timed out and counted "
+                        "(default: 0, never)")
+    g.add_argument("--slo-ms", type=arg(positive_float, "--slo-ms"), default=100.0, metavar="MS",
+                   help="server scenario: latency objective; a rate meets it when its p99 is within MS and at most 1%% "
+                        "of requests were dropped (default: 100)")
+
+
+def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
+    """The matrix with the scenario, inputs and workload settings of the command line."""
+    from ..spec import Workload
+
+    w = matrix.workload
+    changes: dict[str, Any] = {}
+    for name in ("examples", "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms"):
+        value = getattr(args, name, None)
+        if value is not None and value != getattr(Workload(), name):
+            changes[name] = value
+    if getattr(args, "workers", None):
+        changes["workers"] = tuple(int(non_negative_int(v, "--workers")) for v in args.workers)
+    if getattr(args, "rate", None):
+        changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
+    matrix = replace(matrix, workload=replace(w, **changes))
+    if getattr(args, "scenario", None):
+        matrix = replace(matrix, scenario=tuple(args.scenario))
+    if getattr(args, "inputs", None) is not None:
+        matrix = replace(matrix, inputs=args.inputs)
+    return matrix
+
+
 def _axis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("matrix axes (comma-separated values; each replaces that axis of the suite)")
     g.add_argument("--task", type=csv_option("--task"), help="tasks, e.g. text-classification,fill-mask (see `benchbed list`)")
@@ -157,7 +217,12 @@ def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
         matrix = replace(matrix, new_tokens=args.new_tokens)
     if getattr(args, "reference", None):
         matrix = replace(matrix, reference=args.reference)
+    matrix = _workload(args, matrix)
     matrix = matrix.validate(task_names(), check_model, runner_names())
+    if matrix.inputs is not None:
+        from ..execute.scenario import check_inputs
+
+        check_inputs(matrix.inputs, list(matrix.task))
     if args.shard:
         i, n = parse_shard(args.shard)
         return matrix, matrix.shard(i, n)
@@ -228,7 +293,7 @@ def main(args: argparse.Namespace) -> int:
                           inject_slowdown=args.inject_slowdown, passes=args.passes,
                           isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
                           case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
-                          on_interference=args.on_interference,
+                          on_interference=args.on_interference, slo_ms=args.slo_ms,
                           tf32=None if args.tf32 is None else args.tf32 == "on")
     cluster = None
     if args.cluster != "local":

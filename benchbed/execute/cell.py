@@ -41,6 +41,7 @@ from .passes import (
     tf32_enabled,
     with_steps,
 )
+from .scenario import make_driver
 from .workbench import Workbench, release
 
 __all__ = ["measure_cell", "base_record", "CellResult"]
@@ -59,7 +60,7 @@ def base_record(case: Case, ctx: RunContext, config: EngineConfig, pass_index: i
         "pass_index": pass_index, "suite": config.suite, "task": case.task, "model": case.model,
         "runner": case.runner, "reference": config.reference, "device": case.device, "dtype": case.dtype,
         "batch_size": case.batch_size, "seq_len": case.seq_len, "new_tokens": case.new_tokens,
-        "attn_impl": case.attn_impl, "compiled": case.compiled,
+        "attn_impl": case.attn_impl, "compiled": case.compiled, "scenario": case.scenario,
         "compile_backend": case.option("compile_backend", "inductor") if case.compiled else None,
         "threads": torch.get_num_threads(), "tf32": tf32_enabled(), "isolated": ctx.in_child,
         "memory_cap_mb": config.memory_cap_mb, "pairing": config.pairing,
@@ -80,9 +81,9 @@ class _RunnerFailed(Exception):
 def _guard(name: str, fn: Any) -> Any:
     """`fn` whose exceptions name the runner that raised them (timing runs runners together)."""
 
-    def call() -> Any:
+    def call(*args: Any) -> Any:
         try:
-            return fn()
+            return fn(*args)
         except Exception as exc:
             raise _RunnerFailed(name, exc) from exc
 
@@ -108,6 +109,8 @@ class _Cell:
         self.events: dict[str, Any] | None = None
         #: what else used the machine while the runners were timed (the same window for all)
         self.interference: dict[str, Any] = {}
+        #: how the runners are driven (`scenario.Driver`), set once the model is loaded
+        self.driver: Any = None
 
     def open(self) -> list[str]:
         """Runners whose record has no outcome yet."""
@@ -162,10 +165,10 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
             rec.update(info)
         if bundle.max_positions and first.seq_len > bundle.max_positions:
             raise Skip(f"seq_len {first.seq_len} exceeds the model's {bundle.max_positions} positions")
-        try:
-            inputs = task.make_inputs(bundle.tokenizer, first.batch_size, first.seq_len, config.seed)
-        except ValueError as exc:
-            raise Skip(str(exc)) from None
+        cell.driver = make_driver(first, task, bundle, config.seed, workbench.cache)
+        inputs = cell.driver.inputs()
+        for rec in cell.recs.values():
+            rec.update(cell.driver.columns)
         cap = None if config.memory_cap_mb is None else int(config.memory_cap_mb * 2**20)
         with MemoryCap(cap, first.device):
             _measure_runners(cell, task, bundle, inputs, workbench, config, pass_index)
@@ -189,6 +192,7 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
         cell.close([name], "skipped", reason)
         return None
     run = cls(task, bundle, inputs, case.device, case.batch_size, device_sync(case.device), cache=workbench.cache)
+    cell.driver.setup(run, case)
     try:
         setup = run.prepare()
     except RunnerUnavailable as exc:
@@ -251,8 +255,9 @@ def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dic
         for name in runners:
             cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} cannot serve this case"
         return
+    driver = cell.driver
     try:
-        expected = ref_run()
+        expected = driver.outputs(ref_run)
     except Exception as exc:
         if reference in cell.recs:
             cell.fail(reference, exc)
@@ -268,7 +273,7 @@ def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dic
             else "reference runner")
     for name in others:
         try:
-            verdict = task.compare(expected, runners[name](), cell.recs[name]["dtype"])
+            verdict = task.compare(expected, driver.outputs(runners[name]), cell.recs[name]["dtype"])
         except Exception as exc:
             cell.fail(name, exc)
             continue
@@ -284,11 +289,18 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
     from ..measure.gpu import EventTimer
 
     device = next(iter(cell.cases.values())).device
+    driver = cell.driver
+    for run in runners.values():
+        driver.after_parity(run)
+    serving = driver.case.scenario == "server"
     while runners:
         calls: dict[str, Any] = {}
         cell.steps = {}
         for name, run in runners.items():
-            call = run
+            call = driver.call_of(run)
+            if serving:
+                calls[name] = _guard(name, call)
+                continue
             if task.streams:
                 run.streamer = StepTimer()
                 cell.steps[name] = []
@@ -307,13 +319,16 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
             from ..measure.yardstick import host_yardstick
 
             yardstick = (host_yardstick(device if cuda else "cpu")
-                         if config.yardstick and config.pairing == "interleaved" else None)
+                         if config.yardstick and config.pairing == "interleaved" and not serving else None)
             with Interference(torch.get_num_threads()) as watch:
-                if config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None):
-                    timing = measure_interleaved(calls, config.rule, reference=reference, syncs=syncs,
-                                                 seed=config.seed, events=events, yardstick=yardstick)
+                if serving:
+                    timing = driver.serve(calls, syncs, config)
+                elif config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None):
+                    timing = measure_interleaved(calls, driver.rule(config.rule), reference=reference, syncs=syncs,
+                                                 seed=config.seed, events=events, yardstick=yardstick,
+                                                 block_calls=driver.block_calls)
                 else:
-                    timing = measure_sequential(calls, config.rule, syncs=syncs, events=events)
+                    timing = measure_sequential(calls, driver.rule(config.rule), syncs=syncs, events=events)
         except _RunnerFailed as failed:
             cell.fail(failed.name, failed.exc)
             release(device)
@@ -337,7 +352,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         timed = steps[-len(t.samples):]  # warm-up calls came first
         rec["ttft_s"] = float(np.median([s for s, _ in timed]))
         rec["tpot_s"] = float(np.median([p for _, p in timed]))
-    noise = noise_warning(stats)
+    noise = noise_warning(stats) if case.scenario != "server" else None  # queueing spreads latency by design
     if case.compiled and graph_count() != cell.graphs_before:
         noise = "; ".join(x for x in (noise, "recompiled during timing") if x)
     rec.update(stats.as_columns())
@@ -367,8 +382,15 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         else:
             point, lo, hi = ratio_ci(t.samples, ref.samples, seed=config.seed)
         rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)
-    if pass_index == 0:
+    driver = cell.driver
+    rec.update(driver.runner_columns(name, run, stats.median, stats.n))
+    if case.scenario == "server":
+        slo = config.slo_ms
+        served = rec["completed"] or 0
+        lost = (rec["dropped"] or 0) + (rec["timed_out"] or 0)
+        rec.update(slo_ms=slo, slo_met=bool(stats.p99 * 1000.0 <= slo and lost <= 0.01 * (served + lost)))
+    if pass_index == 0 and driver.per_call_passes:
         rec.update(phase_columns(run, config.phase_calls))
         rec.update(flops_columns(run, stats.median, case.device, case.dtype))
-    rec.update(memory_columns(run, case.device))
+    rec.update(memory_columns(driver.memory_call(run), case.device, calls=3 if driver.per_call_passes else 1))
     rec.update(resource_columns(run, case.device, case.batch_size, config.resource_pass_s))

@@ -57,6 +57,9 @@ class EngineConfig:
     #: Time the host yardstick (`measure.yardstick`) in every block of an interleaved cell, so each
     #: record carries the machine's speed (``host_median_s``) for ``compare --normalize host``.
     yardstick: bool = True
+    #: The server scenario's latency objective: a record meets it when its p99 is within it and at
+    #: most 1% of its requests were dropped or timed out (``slo_met``).
+    slo_ms: float = 100.0
     #: "warn": mark interfered records and go on; "retry": measure the cell again after a pause,
     #: up to `interference_retries` times; "fail": mark them, and the run exits 1.
     on_interference: str = "warn"

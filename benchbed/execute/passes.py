@@ -120,8 +120,8 @@ def memory_columns(run: Any, device: str, calls: int = 3) -> dict[str, Any]:
     figure each; a median of single calls, so a transient elsewhere in the process during one of
     them does not become the figure."""
     rss_mb, alloc_mb, reserved_mb, method = [], [], [], ""
-    for _ in range(calls):
-        release(device)
+    for _ in range(calls):  # the cell's full collection ran before timing; what timing left is young
+        release(device, young=True)
         trim_heap()
         with PeakRSS() as rss, CudaPeak(device) as gpu:
             run()

@@ -197,12 +197,15 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     comparison section too."""
     df, baseline, current = (label_variants(displayable(x)) for x in (df, baseline, current))
     latest = latest_run(df)
-    cells = cells_of(latest, resamples=resamples)
+    per_call = latest[_scenario(latest) == "latency"]  # dataset passes and served requests have their own section
+    cells = cells_of(per_call, resamples=resamples)
     runs = df["run_id"].nunique()
     subtitle = (f"{len(df)} records from {runs} run(s); headline and charts from the newest run "
                 f"{latest['run_id'].iloc[0] if len(latest) else '–'}")
     heading = (" vs ".join(cells.attrs["runners"]) if not cells.empty else "Runners") + " (ratios against the reference)"
-    sections: list[tuple[str, str]] = [(heading, _interference_banner(latest) + _headline(cells))]
+    headline = _headline(cells) if not (cells.empty and len(per_call) < len(latest)) else (
+        "<p>No per-call (latency scenario) case in this run: see the workloads section.</p>")
+    sections: list[tuple[str, str]] = [(heading, _interference_banner(latest) + headline)]
     if baseline is not None and current is not None:
         from ..regress import CompareSettings, compare_runs
 
@@ -214,7 +217,7 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
                          figure(charts.latency_vs_batch(cells), "Median latency per call, every runner")
                          + figure(charts.throughput_vs_batch(cells), "Throughput (items/s), every runner")))
         sections.append(("Noise: latency distributions",
-                         figure(charts.distributions(latest), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
+                         figure(charts.distributions(per_call), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
         sections.append(("Where the time goes",
                          figure(charts.phase_breakdown(cells),
                                 "Median preprocess / forward / postprocess; 'other' is the rest of the call "
@@ -226,7 +229,10 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         mem = charts.memory_vs_batch(cells)
         if mem:
             sections.append(("Memory", figure(mem, "Peak memory increase during the timed calls")))
-    gen = charts.generation_latency(latest)
+    work = _workloads(latest)
+    if work:
+        sections.append(("Workloads: real inputs, datasets and servers under load", work))
+    gen = charts.generation_latency(per_call)
     if gen:
         sections.append(("Generation", figure(gen, "Time to first token and per output token")))
     eff = charts.efficiency(latest)
@@ -250,6 +256,75 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     sections.append(("Environment", _environment(latest)))
     sections.append(("Runs", _runs(df)))
     return render_page(title, sections, subtitle)
+
+
+def _scenario(df: Any) -> Any:
+    """Each record's scenario; records older than the column are ``latency``."""
+    import pandas as pd
+
+    if "scenario" not in df.columns:
+        return pd.Series("latency", index=df.index)
+    return df["scenario"].fillna("latency")
+
+
+def _workloads(latest: Any) -> str:
+    """Server sweeps (sustainable rate at the SLO, the hockey stick), dataset throughput and padding,
+    and the lengths of real inputs; empty when the run has none of them."""
+    from ..summary import goodput, scenario_of
+
+    scen = _scenario(latest)
+    ok = latest[latest["status"] == "ok"]
+    out = []
+    served = ok[scen[ok.index] == "server"]
+    if not served.empty:
+        rows = goodput(served.to_dict("records"))
+        by_cell: dict[tuple, list[dict[str, Any]]] = {}
+        for g in rows:
+            r = g["rec"]
+            by_cell.setdefault((r["task"], r["model"], r["device"], r["dtype"], r["seq_len"]), []).append(g)
+        for key, gs in by_cell.items():
+            ref = next((g for g in gs if g["runner"] == g["rec"].get("reference")), None)
+            parts = []
+            for g in gs:
+                rate = g["sustainable_rate"]
+                text = f"{esc(g['runner'])} sustains {rate:g} req/s" if rate is not None else \
+                    f"{esc(g['runner'])} meets it at none of the rates tried"
+                if ref is not None and g is not ref and rate and ref["sustainable_rate"]:
+                    text += f" ({rate / ref['sustainable_rate']:.2f}× {esc(ref['runner'])}'s)"
+                parts.append(text)
+            slo = gs[0]["slo_ms"]
+            out.append(f'<p class="sentence">{" · ".join(esc(k) for k in key)}: at p99 ≤ {slo:g} ms, '
+                       f'{"; ".join(parts)} (of rates {", ".join(f"{r:g}" for r in gs[0]["rates"])}).</p>')
+        out.append(figure(charts.server_load(ok), "Request latency vs offered load (open-loop Poisson arrivals): "
+                                                  "p99 thick, p50 dotted; the dashed line is the SLO"))
+        rows_html = []
+        for _, r in served.sort_values(["task", "model", "offered_rate", "runner"]).iterrows():
+            rows_html.append([esc(r["task"]), esc(r["model"]), esc(r["runner"]), fmt_num(r["offered_rate"]),
+                              fmt_num(r["achieved_rate"]), fmt_ms(r["lat_median_s"]), fmt_ms(r["lat_p99_s"]),
+                              fmt_ms(r["queue_median_s"]), fmt_ms(r["service_median_s"]), fmt_num(r["batch_mean"]),
+                              esc(int(r["dropped"] or 0)), "✓" if r["slo_met"] is True else "✗"])
+        out.append("<details><summary>every load level</summary>" + table(
+            ["task", "model", "runner", "offered req/s", "served req/s", "p50 ms", "p99 ms", "queue p50 ms",
+             "service p50 ms", "mean batch", "dropped", "SLO met"], rows_html, numeric=set(range(3, 11)))
+            + "</details>")
+    data = ok[scen[ok.index] == "dataset"]
+    if not data.empty:
+        out.append(figure(charts.dataset_throughput(ok), "Examples per second over the whole dataset, end to end; "
+                                                         "numbers on the bars are padding waste"))
+        rows_html = []
+        for _, r in data.sort_values(["task", "model", "batch_size", "runner"]).iterrows():
+            rows_html.append([esc(r["task"]), esc(r["model"]), esc(r["runner"]), esc(scenario_of(r.to_dict())),
+                              esc(r["batch_size"]), fmt_num(r["examples_per_s"]), fmt_num(r["tokens_per_s"], 0),
+                              fmt_ms(r["first_result_s"]), fmt_num(100 * r["padding_waste"]) + "%"
+                              if not _missing(r.get("padding_waste")) else "–",
+                              fmt_num(r["cpu_rss_peak_delta_mb"]),
+                              "✓" if r["parity_ok"] is True else "✗" if r["parity_ok"] is False else "–"])
+        out.append(table(["task", "model", "runner", "dataset", "batch", "examples/s", "tokens/s", "first result ms",
+                          "padding waste", "peak RSS +MB", "parity"], rows_html, numeric=set(range(4, 10))))
+    lens = charts.input_lengths(latest)
+    if lens:
+        out.append(figure(lens, "Lengths of the examples measured (tokens, after truncation to the case's seq_len)"))
+    return "".join(out)
 
 
 def _g(value: Any) -> str:

@@ -14,7 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = ["MAX_PANELS", "latency_vs_batch", "throughput_vs_batch", "distributions", "phase_breakdown",
-           "precision_comparison", "memory_vs_batch", "history_trend", "generation_latency", "efficiency"]
+           "precision_comparison", "memory_vs_batch", "history_trend", "generation_latency", "efficiency",
+           "server_load", "dataset_throughput", "input_lengths"]
 
 MAX_PANELS = 12
 GROUP_KEY = ["task", "model", "device", "dtype"]
@@ -332,6 +333,97 @@ def efficiency(latest: Any) -> Chart:
         _legend(ax)
     fig.tight_layout()
     return _svg(fig), note
+
+
+WORKLOAD_KEY = ["task", "model", "device", "dtype", "seq_len"]
+
+
+def server_load(latest: Any) -> Chart:
+    """The hockey stick: p50 (thin) and p99 (thick) request latency against the offered rate, every
+    runner, one panel per task / model / device / dtype / length, with the SLO as a dotted line."""
+    g = latest[(latest["status"] == "ok") & (latest["scenario"] == "server")]
+    if g.empty:
+        return None
+    runners = _runners(g)
+    groups = list(g.groupby(WORKLOAD_KEY, sort=True))
+    note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
+    groups = groups[:MAX_PANELS]
+    fig, axes = _grid(len(groups), width=3.8, height=2.8)
+    for ax, (key, grp) in zip(axes, groups):
+        for runner in runners:
+            s = grp[grp["runner"] == runner].sort_values("offered_rate")
+            if s.empty:
+                continue
+            st = style(runners, runner)
+            ax.plot(s["offered_rate"], s["lat_p99_s"] * 1e3, label=_t(f"{runner} p99"), lw=2, **st)
+            ax.plot(s["offered_rate"], s["lat_median_s"] * 1e3, label=_t(f"{runner} p50"), lw=0.8, alpha=0.6,
+                    color=st["color"], ls=":", marker=st["marker"], ms=3)
+        slo = grp["slo_ms"].dropna()
+        if not slo.empty:
+            ax.axhline(float(slo.iloc[0]), color="black", ls="--", lw=0.8, label=f"SLO {float(slo.iloc[0]):g} ms")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load (requests/s)")
+        ax.set_ylabel("request latency (ms)")
+        ax.set_title(_title(key))
+        ax.grid(True, alpha=0.3)
+        _legend(ax)
+    fig.tight_layout()
+    return _svg(fig), note
+
+
+def dataset_throughput(latest: Any) -> Chart:
+    """Examples per second over a whole dataset, every runner side by side per batch size and
+    DataLoader workers, with each bar's padding waste written on it."""
+    g = latest[(latest["status"] == "ok") & (latest["scenario"] == "dataset") & latest["examples_per_s"].notna()]
+    if g.empty:
+        return None
+    runners = _runners(g)
+    groups = list(g.groupby(WORKLOAD_KEY, sort=True))
+    note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
+    groups = groups[:MAX_PANELS]
+    fig, axes = _grid(len(groups), width=4.2, height=2.8)
+    width = 0.8 / len(runners)
+    for ax, (key, grp) in zip(axes, groups):
+        points = sorted({(int(b), int(_num(w))) for b, w in zip(grp["batch_size"], grp["workers"])})[:8]
+        for j, runner in enumerate(runners):
+            for i, (b, w) in enumerate(points):
+                r = grp[(grp["batch_size"] == b) & (grp["workers"].fillna(0) == w) & (grp["runner"] == runner)]
+                if r.empty:
+                    continue
+                v = float(r.iloc[0]["examples_per_s"])
+                ax.bar(i + width * j, v, width=width, color=style(runners, runner)["color"],
+                       label=_t(runner) if i == 0 else None)
+                waste = r.iloc[0].get("padding_waste")
+                if waste is not None and not (isinstance(waste, float) and math.isnan(waste)):
+                    ax.text(i + width * j, v, f"{100 * float(waste):.0f}%", ha="center", va="bottom", fontsize=5)
+        ax.set_xticks(np.arange(len(points)) + 0.4 - width / 2, [f"b{b} w{w}" for b, w in points], fontsize=6)
+        ax.set_ylabel("examples/s (labels: padding waste)")
+        ax.set_title(_title(key))
+        ax.grid(True, axis="y", alpha=0.3)
+        _legend(ax)
+    fig.tight_layout()
+    return _svg(fig), note
+
+
+def input_lengths(latest: Any) -> Chart:
+    """Histogram of the examples' lengths (tokens as the model sees them), per input source."""
+    if "input_lens" not in latest.columns:
+        return None
+    g = latest[latest["input_lens"].map(lambda v: v is not None and not isinstance(v, float) and len(v) > 0)]
+    if g.empty:
+        return None
+    groups = list(g.groupby(["inputs_source", "seq_len"], sort=True, dropna=False))[:MAX_PANELS]
+    fig, axes = _grid(len(groups), width=3.4, height=2.3)
+    for ax, (key, grp) in zip(axes, groups):
+        lens = np.asarray(max(grp["input_lens"], key=len), dtype=float)
+        ax.hist(lens, bins=min(40, max(5, int(np.sqrt(len(lens))))), color="#1f77b4", alpha=0.8)
+        ax.axvline(float(np.median(lens)), color="black", ls=":", lw=1, label=f"median {np.median(lens):g}")
+        ax.set_xlabel("tokens per example (after truncation)")
+        ax.set_ylabel("examples")
+        ax.set_title(_title((key[0] if isinstance(key[0], str) else "synthetic", f"limit {key[1]}")))
+        _legend(ax)
+    fig.tight_layout()
+    return _svg(fig), ""
 
 
 def _num(value: Any) -> float:

@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from .base import Cache, PhaseTimes, Runner, RunnerUnavailable, StagedRunner, no_cache
 from .onnx import OnnxRuntimeRunner
 from .pipeline import PipelineRunner, build_pipeline
-from .raw import TorchRunner
+from .raw import BucketedTorchRunner, TorchRunner
 
 __all__ = ["Cache", "PhaseTimes", "Runner", "RunnerUnavailable", "StagedRunner", "PipelineRunner", "TorchRunner", "OnnxRuntimeRunner", "build_pipeline",
            "get_runner", "no_cache", "register_runner", "runner_descriptions", "runner_names", "DEFAULT_REFERENCE"]
@@ -31,7 +31,7 @@ def register_runner(cls: type[Runner]) -> type[Runner]:
     return cls
 
 
-for _cls in (TorchRunner, PipelineRunner, OnnxRuntimeRunner):
+for _cls in (TorchRunner, PipelineRunner, OnnxRuntimeRunner, BucketedTorchRunner):
     register_runner(_cls)
 
 

@@ -69,6 +69,33 @@ class Runner:
         that cannot split its call returns no phases)."""
         return self(), {}
 
+    #: DataLoader workers, for runners that use one (the dataset scenario's ``workers`` option).
+    workers: int = 0
+    #: Seconds from the start of the last `run_examples` call to its first result.
+    first_result_s: float | None = None
+
+    def example_batches(self, examples: list[Any], batch_size: int) -> list[list[int]]:
+        """How this runner groups `examples` into batches in the dataset scenario: consecutive
+        positions, as a plain loop and a DataLoader do (a runner that buckets says so here, and
+        its padding waste is computed from it)."""
+        from ..workloads.sampler import batches_of
+
+        return batches_of(len(examples), batch_size)
+
+    def run_examples(self, examples: list[Any]) -> list[Any]:
+        """Every example end to end (the dataset scenario): a loop over `example_batches`, one call
+        per batch; returns one output per example, in the examples' order."""
+        out: list[Any] = [None] * len(examples)
+        start = self.clock()
+        self.first_result_s = None
+        for batch in self.example_batches(examples, self.batch_size):
+            self.inputs = [examples[i] for i in batch]
+            for i, result in zip(batch, self()):
+                out[i] = result
+            if self.first_result_s is None:
+                self.first_result_s = self.clock() - start
+        return out
+
 
 class RunnerUnavailable(Exception):
     """Raised by `Runner.prepare` when the runner finds it cannot serve the case after all (an

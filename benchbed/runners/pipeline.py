@@ -60,6 +60,28 @@ class PipelineRunner(Runner):
         out = self.pipe(list(self.inputs), batch_size=self.batch_size, **self.kwargs, **extra)
         return self.task.normalize_pipeline(out, len(self.inputs))
 
+    def run_examples(self, examples: list[Any]) -> list[Any]:
+        """The pipeline over a dataset, the way its documentation says to feed one: a map-style
+        torch Dataset, the pipeline's own batching (a DataLoader with `workers` workers, padding
+        per batch), results streamed as they come."""
+        from torch.utils.data import Dataset
+
+        class _Examples(Dataset):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return len(examples)
+
+            def __getitem__(self, i: int) -> Any:
+                return examples[i]
+
+        start = self.clock()
+        self.first_result_s = None
+        out = []
+        for result in self.pipe(_Examples(), batch_size=self.batch_size, num_workers=self.workers, **self.kwargs):
+            if self.first_result_s is None:
+                self.first_result_s = self.clock() - start
+            out.append(result)
+        return self.task.normalize_pipeline(out, len(examples))
+
     def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:
         times = {"pre": 0.0, "fwd": 0.0, "post": 0.0}
         pipe = self.pipe

@@ -135,6 +135,10 @@ class Task:
         """Extra arguments of the pipeline call (besides inputs and batch_size)."""
         return {}
 
+    #: Real inputs (``--inputs``) vary in length: texts are truncated to this many tokens on every
+    #: path (the case's ``seq_len``); None for synthetic inputs of exactly ``seq_len``.
+    truncate_to: int | None = None
+
     def normalize_pipeline(self, outputs: Any, n: int) -> list[Any]:
         """Pipeline output as a list with one entry per input (pipelines unwrap a single input's
         result dict)."""
@@ -156,7 +160,10 @@ class TextTask(Task):
         return make_texts(tokenizer, batch_size, seq_len, seed=seed, mask=self.mask)
 
     def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
-        enc = bundle.tokenizer(inputs, padding=True, return_tensors="pt", **self.tokenizer_kwargs)
+        kwargs = dict(self.tokenizer_kwargs)
+        if self.truncate_to:
+            kwargs.update(truncation=True, max_length=self.truncate_to)
+        enc = bundle.tokenizer(inputs, padding=True, return_tensors="pt", **kwargs)
         return enc.to(device)
 
     def module_inputs(self, bundle: Any, encoded: Any) -> dict[str, Any]:

@@ -16,6 +16,10 @@ class TextClassification(TextTask):
     labels = ("NEGATIVE", "POSITIVE")
     description = "sentence classification (SST-2 style labels), top-1 label and score"
 
+    def pipeline_kwargs(self, tokenizer: Any = None) -> dict[str, Any]:
+        # the pipeline passes these to its tokenizer: the same truncation as `preprocess`
+        return {"truncation": True, "max_length": self.truncate_to} if self.truncate_to else {}
+
     def postprocess(self, bundle: Any, encoded: Any, outputs: Any) -> list[Any]:
         import torch
 

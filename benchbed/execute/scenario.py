@@ -1,0 +1,321 @@
+"""How the runners of a cell are driven: the ``scenario`` axis, and real inputs.
+
+- ``latency`` (today's measurement): one call at a time on one batch. With real inputs
+  (``--inputs``), calls cycle through `LATENCY_BATCHES` seeded batches of the source, the same
+  sequence for every runner, so the j-th call of each runner in a block sees the same examples.
+- ``dataset``: every sample is one pass over N examples end to end, each runner the way it is used
+  on a dataset (the pipeline over a torch Dataset with its own DataLoader batching, the raw path as a
+  loop over the same examples in the same order, ``torch-bucketed`` over length-sorted batches).
+  Runners alternate pass by pass (interleaved, one pass per block). Parity: every example.
+- ``server``: requests arrive open-loop at the case's rate (`workloads.server`); each runner serves
+  the same arrival sequences behind the same loop, in two rounds in a shuffled order; each sample
+  is one request's latency.
+
+A driver is made per cell; `cell.py` asks it for the inputs runners are built with, the callable to
+time per runner, the outputs parity compares, and the extra record columns.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable
+
+import numpy as np
+
+from ..spec import Case, SpecError
+from .failures import Skip
+
+__all__ = ["Driver", "make_driver", "LATENCY_BATCHES", "check_inputs"]
+
+#: Distinct seeded batches a latency cell with real inputs cycles through.
+LATENCY_BATCHES = 8
+#: A served load level stops taking arrivals after this many seconds, whatever its request count.
+SERVER_MAX_S = 60.0
+
+
+def check_inputs(source: str, task_names: list[str]) -> None:
+    """Up-front check of ``--inputs`` against the tasks of a run (one line, before anything runs)."""
+    from ..workloads.sources import REAL_INPUT_TASKS, load_examples
+
+    bad = [t for t in task_names if t not in REAL_INPUT_TASKS]
+    if bad:
+        raise SpecError(f"--inputs: task {bad[0]!r} does not take real inputs yet "
+                        f"(valid: {', '.join(REAL_INPUT_TASKS)})")
+    for kind in sorted({REAL_INPUT_TASKS[t] for t in task_names}):
+        load_examples(source, kind)
+
+
+class Driver:
+    """The latency scenario; subclasses drive the runners differently."""
+
+    #: Calls per runner per block in interleaved timing (None: sized by time).
+    block_calls: int | None = None
+    #: Whether the per-call passes (phases, FLOPs) mean anything for this scenario's samples.
+    per_call_passes = True
+
+    def __init__(self, case: Case, task: Any, bundle: Any, seed: int, cache: Callable[[tuple, Callable[[], Any]], Any]):
+        self.case, self.task, self.bundle, self.seed = case, task, bundle, seed
+        self.columns: dict[str, Any] = {}
+        self.lengths: list[int] | None = None  # per example, when text
+        self.examples: list[Any] = []
+        if case.inputs is not None:
+            from ..workloads.sources import REAL_INPUT_TASKS, load_examples
+
+            kind = REAL_INPUT_TASKS.get(task.name)
+            if kind is None:
+                raise Skip(f"{task.name} does not take real inputs yet (valid: {', '.join(REAL_INPUT_TASKS)})")
+            self.source = cache(("inputs", case.inputs, kind), lambda: load_examples(case.inputs, kind))
+            if kind == "text":
+                task.truncate_to = case.seq_len
+            self.columns.update(inputs_source=self.source.source, inputs_column=self.source.column,
+                                inputs_examples=len(self.source.items), inputs_digest=self.source.digest)
+        else:
+            self.source = None
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def draw(self, n: int) -> list[Any]:
+        """`n` examples: seeded draws from the source, or `n` synthetic inputs of exactly seq_len."""
+        if self.source is None:
+            try:
+                return list(self.task.make_inputs(self.bundle.tokenizer, n, self.case.seq_len, self.seed))
+            except ValueError as exc:
+                raise Skip(str(exc)) from None
+        from ..workloads.sampler import draw, materialize
+
+        picked = [self.source.items[i] for i in draw(len(self.source.items), n, self.seed)]
+        return materialize(picked, self.source.kind)
+
+    def measure_lengths(self, examples: list[Any]) -> None:
+        """Token lengths of the examples as the model sees them (text), and their distribution."""
+        from ..workloads.sampler import length_stats, token_lengths
+
+        if self.task.modality != "text" or not examples or not isinstance(examples[0], str):
+            return
+        limit = self.task.truncate_to or self.case.seq_len
+        self.lengths = token_lengths(self.bundle.tokenizer, examples, limit)
+        self.columns.update(length_stats(self.lengths), input_lens=list(self.lengths))
+
+    def inputs(self) -> list[Any]:
+        """The batch every runner is built with (and parity compares, unless `outputs` says else)."""
+        if self.source is None:
+            try:
+                return self.task.make_inputs(self.bundle.tokenizer, self.case.batch_size, self.case.seq_len, self.seed)
+            except ValueError as exc:
+                raise Skip(str(exc)) from None
+        bs = self.case.batch_size
+        self.examples = self.draw(LATENCY_BATCHES * bs)
+        self.batches = [self.examples[k * bs:(k + 1) * bs] for k in range(LATENCY_BATCHES)]
+        self.measure_lengths(self.examples)
+        if self.lengths is not None:
+            from ..workloads.sampler import batches_of, padding_waste
+
+            self.columns["padding_waste"] = padding_waste(self.lengths, batches_of(len(self.examples), bs))
+        return self.batches[0]
+
+    def rule(self, rule: Any) -> Any:
+        """The stop rule of this scenario's samples (the run's own for per-call latency)."""
+        return rule
+
+    # -- runners ---------------------------------------------------------------------------------
+    def setup(self, run: Any, case: Case) -> None:
+        """Give a built runner what the scenario needs (e.g. DataLoader workers)."""
+
+    def call_of(self, run: Any) -> Callable[[], Any]:
+        """What one timed sample of `run` is."""
+        if self.source is None:
+            return run
+        batches, state = self.batches, [0]
+
+        def call() -> Any:
+            run.inputs = batches[state[0] % len(batches)]
+            state[0] += 1
+            return run()
+
+        return call
+
+    def outputs(self, run: Any) -> list[Any]:
+        """What parity compares: the outputs of one call on the first batch."""
+        return run()
+
+    def after_parity(self, run: Any) -> None:
+        """Put the runner back on the batch the per-call passes use."""
+        if self.source is not None:
+            run.inputs = self.batches[0]
+
+    def runner_columns(self, name: str, run: Any, median_s: float, n_samples: int) -> dict[str, Any]:
+        """Record columns of one runner that depend on the scenario: with real text, tokens/s
+        counts the real tokens of a call (on average over the batches it cycles through)."""
+        if self.lengths is None or median_s <= 0:
+            return {}
+        return {"tokens_per_s": sum(self.lengths) / LATENCY_BATCHES / median_s}
+
+    def memory_call(self, run: Any) -> Any:
+        """The callable (with ``.sync``) the memory pass measures."""
+        return run
+
+    def serve(self, calls: dict[str, Any], syncs: dict[str, Any], config: Any) -> Any:
+        raise NotImplementedError
+
+
+class _Pass:
+    """A dataset pass as a callable with the runner's sync (what the memory pass calls)."""
+
+    def __init__(self, run: Any, examples: list[Any]) -> None:
+        self.run, self.examples, self.sync = run, examples, run.sync
+        self.first: list[float] = []
+
+    def __call__(self) -> list[Any]:
+        out = self.run.run_examples(self.examples)
+        if self.run.first_result_s is not None:
+            self.first.append(self.run.first_result_s)
+        return out
+
+
+class DatasetDriver(Driver):
+    block_calls = 1
+    per_call_passes = False
+
+    def rule(self, rule: Any) -> Any:
+        """A sample is a whole pass: one warm-up pass, then 3 to 5 timed passes per runner (fewer
+        than 3 would leave no paired CI; `--max-time` would otherwise cut a long pass short)."""
+        from dataclasses import replace
+
+        return replace(rule, warmup=min(rule.warmup, 1), min_samples=3, max_samples=5, min_time_s=0.0,
+                       max_time_s=max(rule.max_time_s, 86_400.0))
+
+    def inputs(self) -> list[Any]:
+        n = int(self.case.option("examples", 1000))
+        self.examples = self.draw(n)
+        self.measure_lengths(self.examples)
+        self.passes: dict[int, _Pass] = {}
+        self.columns.update(examples=n, workers=int(self.case.option("workers", 0)))
+        return self.examples[: self.case.batch_size]
+
+    def setup(self, run: Any, case: Case) -> None:
+        run.workers = int(case.option("workers", 0))
+
+    def _pass(self, run: Any) -> _Pass:
+        if id(run) not in self.passes:
+            self.passes[id(run)] = _Pass(run, self.examples)
+        return self.passes[id(run)]
+
+    def call_of(self, run: Any) -> Callable[[], Any]:
+        return self._pass(run)
+
+    def outputs(self, run: Any) -> list[Any]:
+        return run.run_examples(self.examples)  # every example, in order
+
+    def after_parity(self, run: Any) -> None:
+        run.inputs = self.examples[: self.case.batch_size]
+
+    def memory_call(self, run: Any) -> Any:
+        return self._pass(run)
+
+    def runner_columns(self, name: str, run: Any, median_s: float, n_samples: int) -> dict[str, Any]:
+        from ..workloads.sampler import padding_waste
+
+        n = len(self.examples)
+        out: dict[str, Any] = {"examples_per_s": n / median_s if median_s > 0 else None,
+                               "items_per_s": n / median_s if median_s > 0 else None, "tokens_per_s": None}
+        first = self._pass(run).first[-n_samples:]  # the timed passes (warm-up and parity came first)
+        if first:
+            out["first_result_s"] = float(np.median(first))
+        if self.lengths is not None:
+            out["padding_waste"] = padding_waste(self.lengths, run.example_batches(self.examples, self.case.batch_size))
+            out["tokens_per_s"] = sum(self.lengths) / median_s if median_s > 0 else None
+        return out
+
+
+class ServerDriver(Driver):
+    per_call_passes = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from ..workloads.server import ServerSettings
+
+        opt = self.case.option
+        self.settings = ServerSettings(rate=float(opt("rate", 10.0)), requests=int(opt("requests", 200)),
+                                       max_batch=int(opt("max_batch", 1)),
+                                       max_wait_s=float(opt("max_wait_ms", 0.0)) / 1000.0,
+                                       queue_limit=int(opt("queue", 64)), max_duration_s=SERVER_MAX_S, seed=self.seed,
+                                       timeout_s=float(opt("timeout_ms")) / 1000.0 if opt("timeout_ms") else None)
+        self.loads: dict[str, Any] = {}
+
+    def inputs(self) -> list[Any]:
+        self.examples = self.draw(self.settings.requests)
+        self.measure_lengths(self.examples)
+        s = self.settings
+        self.columns.update(offered_rate=s.rate, requests=s.requests, max_batch=s.max_batch,
+                            max_wait_ms=s.max_wait_s * 1000.0)
+        return self.examples[: self.case.batch_size]
+
+    def call_of(self, run: Any) -> Callable[[], Any]:
+        examples = self.examples
+
+        def handle(batch: list[int]) -> Any:
+            run.inputs = [examples[i % len(examples)] for i in batch]
+            out = run()
+            run.sync()
+            return out
+
+        return handle
+
+    def after_parity(self, run: Any) -> None:
+        run.inputs = self.examples[: self.case.batch_size]
+
+    def serve(self, calls: dict[str, Any], syncs: dict[str, Any], config: Any) -> Any:
+        """Two rounds; in each, every runner (shuffled order) serves the same arrival sequence."""
+        from dataclasses import replace
+
+        from ..measure.paired import PairedTiming
+        from ..measure.timer import Timing
+        from ..workloads.server import ServedLoad, serve
+
+        rng = random.Random(self.seed)
+        names = list(calls)
+        half = max(1, self.settings.requests // 2)
+        loads = {n: ServedLoad() for n in names}
+        for name in names:  # warm-up: a few full batches, outside any load
+            for _ in range(3):
+                calls[name](list(range(self.settings.max_batch)))
+        for rnd in range(2):
+            order = names[:]
+            rng.shuffle(order)
+            settings = replace(self.settings, requests=half, seed=self.seed * 7919 + rnd)
+            for name in order:  # round 2 serves the next examples, at its own arrival times
+                got = serve(lambda batch, call=calls[name], off=rnd * half: call([i + off for i in batch]), settings)
+                acc = loads[name]
+                acc.offered += got.offered
+                acc.latencies += got.latencies
+                acc.waits += got.waits
+                acc.service += got.service
+                acc.batch_sizes += got.batch_sizes
+                acc.dropped += got.dropped
+                acc.timed_out += got.timed_out
+                acc.max_queue = max(acc.max_queue, got.max_queue)
+                acc.duration_s += got.duration_s
+        self.loads = loads
+        timings = {n: Timing(samples=tuple(loads[n].latencies), warmup=3, stop_reason="requests",
+                             total_s=loads[n].duration_s) for n in names}
+        return PairedTiming(timings, {n: () for n in names}, "rounds")
+
+    def runner_columns(self, name: str, run: Any, median_s: float, n_samples: int) -> dict[str, Any]:
+        load = self.loads[name]
+        waits = np.asarray(load.waits or [np.nan])
+        return {"achieved_rate": load.achieved_rate, "completed": load.completed, "dropped": load.dropped,
+                "timed_out": load.timed_out, "queue_median_s": float(np.median(waits)),
+                "queue_p99_s": float(np.percentile(waits, 99)),
+                "service_median_s": float(np.median(load.service)) if load.service else None,
+                "batch_mean": float(np.mean(load.batch_sizes)) if load.batch_sizes else None,
+                "items_per_s": load.achieved_rate, "tokens_per_s": None}
+
+
+DRIVERS: dict[str, type[Driver]] = {"latency": Driver, "dataset": DatasetDriver, "server": ServerDriver}
+
+
+def make_driver(case: Case, task: Any, bundle: Any, seed: int, cache: Any) -> Driver:
+    """The driver of `case`'s scenario. Generation tasks run in the latency scenario only."""
+    if case.scenario != "latency" and task.streams:
+        raise Skip(f"the {case.scenario} scenario does not drive generation tasks yet (TTFT/TPOT per request is "
+                   f"not measured there); use --scenario latency")
+    return DRIVERS[case.scenario](case, task, bundle, seed, cache)

@@ -1,0 +1,172 @@
+"""Real inputs and scenarios, on their own: sources, the seeded sampler, padding, and the serving
+loop on a fake clock against queueing theory."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchbed.spec import SpecError
+from benchbed.workloads.sampler import batches_of, draw, length_stats, padding_waste, sorted_batches
+from benchbed.workloads.server import ServerSettings, poisson_arrivals, serve
+from benchbed.workloads.sources import load_examples, python_docs_corpus
+
+
+class FakeClock:
+    """Time that moves only when the loop sleeps or the stub service works."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        assert s >= 0
+        self.now += s
+
+
+def test_python_docs_corpus_is_real_varied_and_stable():
+    a, b = python_docs_corpus(), python_docs_corpus()
+    assert a == b and len(a) >= 1000 and len(set(a)) == len(a)
+    words = [len(s.split()) for s in a]
+    assert min(words) >= 4 and max(words) > 60 and 10 <= np.median(words) <= 30
+    assert any("iterable" in s for s in a)  # real prose about Python, not generated tokens
+
+
+def test_same_seed_same_draws_and_no_repeat_before_exhaustion():
+    assert draw(50, 120, seed=3) == draw(50, 120, seed=3)
+    assert draw(50, 120, seed=3) != draw(50, 120, seed=4)
+    first = draw(50, 120, seed=3)[:50]
+    assert sorted(first) == list(range(50))
+
+
+def test_padding_waste_and_bucketing():
+    lengths = [10, 2, 9, 3, 8, 1]
+    plain = batches_of(6, 2)  # [10,2] [9,3] [8,1] -> padded 20+18+16=54, real 33
+    assert padding_waste(lengths, plain) == pytest.approx((54 - 33) / 33)
+    bucketed = sorted_batches(lengths, 2)  # [10,9] [8,3] [2,1]
+    assert padding_waste(lengths, bucketed) == pytest.approx((20 + 16 + 4 - 33) / 33)
+    assert sorted(i for b in bucketed for i in b) == list(range(6))
+    assert length_stats(lengths) == {"input_len_min": 1, "input_len_median": 5.5, "input_len_p90": 9.5,
+                                     "input_len_max": 10}
+
+
+def test_sources_read_every_format_and_pick_columns(tmp_path):
+    rows = [{"text": f"sentence number {i}", "label": i % 2} for i in range(5)]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "a.csv").write_text("id,body\n" + "\n".join(f"{i},row {i} here" for i in range(4)))
+    (tmp_path / "a.txt").write_text("one line\n\nanother line\n")
+    import pandas as pd
+
+    pd.DataFrame(rows).to_parquet(tmp_path / "a.parquet")
+    assert load_examples(str(tmp_path / "a.jsonl")).items[0] == "sentence number 0"
+    assert load_examples(str(tmp_path / "a.parquet")).column is None
+    assert load_examples(f"{tmp_path / 'a.csv'}#body").items == tuple(f"row {i} here" for i in range(4))
+    assert load_examples(str(tmp_path / "a.txt")).items == ("one line", "another line")
+    corpus = load_examples("corpus:python-docs")
+    assert corpus.kind == "text" and len(corpus.items) >= 1000 and len(corpus.digest) == 16
+
+
+@pytest.mark.parametrize("source, message", [
+    ("", "empty source"),
+    ("nope/missing.jsonl", "no such file or folder"),
+    ("corpus:shakespeare", "unknown corpus 'shakespeare' (valid: corpus:python-docs)"),
+    ("{dir}/a.csv#title", "no column 'title' (valid: id, body)"),
+    ("{dir}/a.csv", "several columns and none named 'text'"),
+    ("{dir}/empty.jsonl", "no rows"),
+    ("{dir}/a.bin", "unknown file kind '.bin'"),
+    ("{dir}", "a folder, but this task takes text"),
+])
+def test_bad_sources_are_one_line(tmp_path, source, message):
+    (tmp_path / "a.csv").write_text("id,body\n1,x y z\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "a.bin").write_bytes(b"\0")
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        load_examples(source.replace("{dir}", str(tmp_path)))
+    assert "\n" not in str(err.value)
+
+
+def test_image_folder_for_image_tasks_only(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    ex = load_examples(str(tmp_path), kind="image")
+    assert ex.kind == "image" and ex.items == (str(tmp_path / "x.png"),)
+    with pytest.raises(SpecError, match="a folder, but this task takes text"):
+        load_examples(str(tmp_path), kind="text")
+
+
+def _stub(clock: FakeClock, service_s: float):
+    def handle(batch):
+        clock.now += service_s
+    return handle
+
+
+def test_md1_queue_mean_latency_matches_closed_form():
+    """Poisson arrivals, deterministic service D, one worker, batch 1: mean time in system is
+    D + rho / (2 mu (1 - rho)) (M/D/1, Pollaczek-Khinchine)."""
+    clock = FakeClock()
+    d, rate = 0.010, 60.0  # rho = 0.6
+    load = serve(_stub(clock, d), ServerSettings(rate=rate, requests=40_000, queue_limit=10_000,
+                                                 max_duration_s=1e9, seed=1), clock=clock, sleep=clock.sleep)
+    mu, rho = 1 / d, rate * d
+    expected = d + rho / (2 * mu * (1 - rho))
+    assert load.dropped == 0 and load.completed == 40_000
+    assert np.mean(load.latencies) == pytest.approx(expected, rel=0.04)
+    assert np.mean(load.waits) == pytest.approx(expected - d, rel=0.06)
+    assert load.achieved_rate == pytest.approx(rate, rel=0.03)
+
+
+def test_above_capacity_the_queue_bound_holds_and_drops_are_counted():
+    clock = FakeClock()
+    load = serve(_stub(clock, 0.010), ServerSettings(rate=300.0, requests=3000, queue_limit=16, max_duration_s=1e9),
+                 clock=clock, sleep=clock.sleep)
+    assert load.max_queue <= 16
+    assert load.dropped > 1000 and load.completed + load.dropped == load.offered == 3000
+    assert load.achieved_rate == pytest.approx(100.0, rel=0.05)  # the worker's capacity
+    assert max(load.waits) <= 16 * 0.010 + 1e-9  # a full queue bounds the wait too
+
+
+def test_dynamic_batching_fills_batches_under_load_and_waits_at_most_max_wait():
+    clock = FakeClock()
+    load = serve(lambda b: setattr(clock, "now", clock.now + 0.004 + 0.001 * len(b)),
+                 ServerSettings(rate=400.0, requests=4000, max_batch=8, max_wait_s=0.005, queue_limit=1000,
+                                max_duration_s=1e9), clock=clock, sleep=clock.sleep)
+    assert load.dropped == 0 and max(load.batch_sizes) == 8 and np.mean(load.batch_sizes) > 2
+    light = FakeClock()
+    quiet = serve(lambda b: setattr(light, "now", light.now + 0.004),
+                  ServerSettings(rate=5.0, requests=200, max_batch=8, max_wait_s=0.005, max_duration_s=1e9),
+                  clock=light, sleep=light.sleep)
+    # at a low rate batches rarely fill: nobody waits much longer than max_wait for company
+    assert max(quiet.waits) <= 0.005 + 1e-9
+
+
+def test_timeouts_and_the_load_stops_by_itself():
+    clock = FakeClock()
+    load = serve(_stub(clock, 0.050), ServerSettings(rate=100.0, requests=500, queue_limit=500, timeout_s=0.2,
+                                                     max_duration_s=2.0), clock=clock, sleep=clock.sleep)
+    assert load.offered == len(poisson_arrivals(100.0, 500, 0, 2.0)) < 500  # arrivals stop at max_duration
+    assert load.timed_out > 0 and load.completed + load.timed_out + load.dropped == load.offered
+    assert max(load.waits) <= 0.2 + 1e-9
+
+
+def test_bad_server_settings():
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        ServerSettings(rate=0)
+
+
+def test_datasets_library_sources_on_local_files(tmp_path):
+    """``hf:`` goes through the datasets library, as a hub dataset would for a user online: here a
+    local data file and a dataset saved with save_to_disk (no network)."""
+    datasets = pytest.importorskip("datasets")
+    rows = [{"sentence": f"example {i} of a local dataset", "label": i % 2} for i in range(6)]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    ex = load_examples(f"hf:{tmp_path / 'd.jsonl'}#sentence")
+    assert ex.items == tuple(r["sentence"] for r in rows) and ex.column == "sentence"
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    assert load_examples(f"hf:{tmp_path / 'saved'}#sentence").items == ex.items
+    with pytest.raises(SpecError, match=r"no column 'text' \(valid: sentence, label\)"):
+        load_examples(f"hf:{tmp_path / 'd.jsonl'}#text")
+    with pytest.raises(SpecError, match="^--inputs 'hf:no-such-dataset-xyz#text': "):
+        load_examples("hf:no-such-dataset-xyz#text")
