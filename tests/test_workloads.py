@@ -168,5 +168,10 @@ def test_datasets_library_sources_on_local_files(tmp_path):
     assert load_examples(f"hf:{tmp_path / 'saved'}#sentence").items == ex.items
     with pytest.raises(SpecError, match=r"no column 'text' \(valid: sentence, label\)"):
         load_examples(f"hf:{tmp_path / 'd.jsonl'}#text")
-    with pytest.raises(SpecError, match="^--inputs 'hf:no-such-dataset-xyz#text': "):
+
+def test_an_unreachable_hub_dataset_is_one_line(monkeypatch, capfd):
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 sets it; no 20 s of retries
+    with pytest.raises(SpecError, match="^--inputs 'hf:no-such-dataset-xyz#text': ") as err:
         load_examples("hf:no-such-dataset-xyz#text")
+    assert "\n" not in str(err.value) and capfd.readouterr().err == ""

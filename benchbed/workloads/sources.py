@@ -208,6 +208,21 @@ def _from_datasets(spec: str, column: str | None, kind: str, source: str) -> Exa
     split = split or "train"
     if not name:
         raise SpecError(f"--inputs {source!r}: no dataset name after 'hf:'")
+    import logging
+
+    # the hub client logs every retry (five, over about 20 s, when offline): the outcome is one line
+    quiet = [logging.getLogger(n) for n in ("huggingface_hub", "datasets")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        return _load_dataset(datasets, name, split, column, kind, source)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
+def _load_dataset(datasets: Any, name: str, split: str, column: str | None, kind: str, source: str) -> Examples:
     try:
         if os.path.isdir(name) and os.path.exists(os.path.join(name, "dataset_info.json")):
             ds = datasets.load_from_disk(name)
