@@ -56,10 +56,15 @@ def measure_pass(session: Session, case, run_id: str) -> dict:
 NORMS = ("none", "host")
 
 
-def trial(base: Session, cur: Session, case, passes: int, tag: str) -> dict[str, pd.Series]:
-    """One trial, judged both ways from the same records: raw latency and ÷ the host yardstick."""
+def trial(base: Session, cur: Session, case, passes: int, tag: str, order: str = "alternate") -> dict[str, pd.Series]:
+    """One trial, judged both ways from the same records: raw latency and ÷ the host yardstick.
+    `order` "alternate" measures B C B C ...; "blocks" measures B B B B, then C C C C, as two
+    nights are (nothing cancels drift between the sides)."""
     b_recs, c_recs = [], []
-    for p in range(passes):
+    if order == "blocks":
+        b_recs = [measure_pass(base, case, f"{tag}-base{p}") for p in range(passes)]
+        c_recs = [measure_pass(cur, case, f"{tag}-cur{p}") for p in range(passes)]
+    for p in range(passes if order == "alternate" else 0):
         b_recs.append(measure_pass(base, case, f"{tag}-base{p}"))
         c_recs.append(measure_pass(cur, case, f"{tag}-cur{p}"))
     b, c = to_table(b_recs).to_pandas(), to_table(c_recs).to_pandas()
@@ -88,6 +93,8 @@ def main() -> int:
     ap.add_argument("--slowdowns", default="0.03,0.05,0.07,0.10", help="injected slowdowns to test")
     ap.add_argument("--passes", type=int, default=4, help="passes per side in a trial (default: 4)")
     ap.add_argument("--pass-time", type=float, default=0.1, help="timed seconds per pass (default: 0.1)")
+    ap.add_argument("--order", choices=["alternate", "blocks"], default="alternate",
+                    help="alternate: B C B C per trial (default); blocks: all baseline passes, then all current ones")
     ap.add_argument("--json", help="write the figures as JSON here")
     args = ap.parse_args()
 
@@ -99,7 +106,7 @@ def main() -> int:
     aa: dict[str, list[dict]] = {n: [] for n in NORMS}
     for k in range(args.aa_trials):
         for case in cases:
-            rows = trial(base, base, case, args.passes, f"aa{k}")
+            rows = trial(base, base, case, args.passes, f"aa{k}", args.order)
             for n, row in rows.items():
                 aa[n].append({"case": row["label"], "change": row["change"], "verdict": row["verdict"]})
         print(f"A/A {k + 1}/{args.aa_trials}: flags so far "
@@ -110,14 +117,14 @@ def main() -> int:
         slowed = base.with_config(inject_slowdown=s)
         for k in range(args.power_trials):
             for case in cases:
-                for n, row in trial(base, slowed, case, args.passes, f"p{s}-{k}").items():
+                for n, row in trial(base, slowed, case, args.passes, f"p{s}-{k}", args.order).items():
                     power[n].setdefault(s, []).append({"change": row["change"], "verdict": row["verdict"]})
         print(f"slowdown {s:.0%}: flagged "
               + ", ".join(f"{n}: {sum(r['verdict'] == 'regression' for r in power[n][s])}/{len(power[n][s])}"
                           for n in NORMS) + f" ({time.perf_counter() - start:.0f}s)", file=sys.stderr)
 
     out = {
-        "cases": len(cases), "passes_per_side": args.passes, "pass_time_s": args.pass_time,
+        "cases": len(cases), "passes_per_side": args.passes, "pass_time_s": args.pass_time, "order": args.order,
         "by_normalize": {n: figures(aa[n], power[n]) for n in NORMS},
         "wall_s": time.perf_counter() - start,
     }

@@ -56,8 +56,8 @@ def test_reference_can_be_any_registered_runner(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--runner", "trace"], "unknown runner 'trace' (valid: torch, pipeline, onnxruntime)"),
-    (["--reference", "nope"], "unknown reference runner 'nope' (valid: torch, pipeline, onnxruntime)"),
+    (["--runner", "trace"], "unknown runner 'trace' (valid: torch, pipeline, onnxruntime, torch-bucketed)"),
+    (["--reference", "nope"], "unknown reference runner 'nope' (valid: torch, pipeline, onnxruntime, torch-bucketed)"),
     (["--pairing", "zipped"], "invalid choice: 'zipped'"),
 ])
 def test_unknown_runner_names_are_one_line_exit_2(tmp_path, args, expected):

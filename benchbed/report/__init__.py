@@ -264,7 +264,8 @@ def _scenario(df: Any) -> Any:
 
     if "scenario" not in df.columns:
         return pd.Series("latency", index=df.index)
-    return df["scenario"].fillna("latency")
+    col = df["scenario"].astype(object)
+    return col.where(col.notna(), "latency")
 
 
 def _workloads(latest: Any) -> str:
