@@ -175,3 +175,21 @@ def test_an_unreachable_hub_dataset_is_one_line(monkeypatch, capfd):
     with pytest.raises(SpecError, match="^--inputs 'hf:no-such-dataset-xyz#text': ") as err:
         load_examples("hf:no-such-dataset-xyz#text")
     assert "\n" not in str(err.value) and capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("dtype, a, b, ok", [
+    ("bf16", ("POSITIVE", 0.51), ("NEGATIVE", 0.505), True),     # two classes within bf16 tolerance: a tie
+    ("bf16", ("POSITIVE", 0.90), ("NEGATIVE", 0.80), False),     # cannot both be top within tolerance
+    ("fp32", ("POSITIVE", 0.50001), ("NEGATIVE", 0.50002), True),
+    ("fp32", ("POSITIVE", 0.52), ("NEGATIVE", 0.51), False),     # beyond fp32's tolerance
+])
+def test_text_classification_parity_allows_only_near_tie_label_flips(dtype, a, b, ok):
+    """Different batch compositions (length bucketing) round bf16 differently: a flip between two
+    classes within tolerance of each other is a tie, anything more is a mismatch."""
+    from benchbed.tasks.text_classification import TextClassification
+
+    same = {"label": "POSITIVE", "score": 0.99}
+    verdict = TextClassification().compare([same, {"label": a[0], "score": a[1]}],
+                                           [same, {"label": b[0], "score": b[1]}], dtype)
+    assert verdict.ok is ok
+    assert ("near-tie flip(s) (items 1" in verdict.detail) if ok else ("item 1: label" in verdict.detail)
