@@ -338,18 +338,27 @@ def efficiency(latest: Any) -> Chart:
 WORKLOAD_KEY = ["task", "model", "device", "dtype", "seq_len"]
 
 
-def server_load(latest: Any) -> Chart:
-    """The hockey stick: p50 (thin) and p99 (thick) request latency against the offered rate, every
-    runner, one panel per task / model / device / dtype / length, with the SLO as a dotted line."""
-    g = latest[(latest["status"] == "ok") & (latest["scenario"] == "server")]
+def _workload_panels(latest: Any, scenario: str, column: str, width: float) -> tuple[Any, list[str], list, str] | None:
+    """(figure, runners, [(axis, (key, group))], note) for the ok records of one scenario that have
+    `column`, one panel per task / model / device / dtype / length; None when there are none."""
+    g = latest[(latest["status"] == "ok") & (latest["scenario"] == scenario) & latest[column].notna()]
     if g.empty:
         return None
-    runners = _runners(g)
     groups = list(g.groupby(WORKLOAD_KEY, sort=True))
     note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
     groups = groups[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=3.8, height=2.8)
-    for ax, (key, grp) in zip(axes, groups):
+    fig, axes = _grid(len(groups), width=width, height=2.8)
+    return fig, _runners(g), list(zip(axes, groups)), note
+
+
+def server_load(latest: Any) -> Chart:
+    """The hockey stick: p50 (thin) and p99 (thick) request latency against the offered rate, every
+    runner, one panel per task / model / device / dtype / length, with the SLO as a dotted line."""
+    panels = _workload_panels(latest, "server", "offered_rate", 3.8)
+    if panels is None:
+        return None
+    fig, runners, pairs, note = panels
+    for ax, (key, grp) in pairs:
         for runner in runners:
             s = grp[grp["runner"] == runner].sort_values("offered_rate")
             if s.empty:
@@ -374,16 +383,12 @@ def server_load(latest: Any) -> Chart:
 def dataset_throughput(latest: Any) -> Chart:
     """Examples per second over a whole dataset, every runner side by side per batch size and
     DataLoader workers, with each bar's padding waste written on it."""
-    g = latest[(latest["status"] == "ok") & (latest["scenario"] == "dataset") & latest["examples_per_s"].notna()]
-    if g.empty:
+    panels = _workload_panels(latest, "dataset", "examples_per_s", 4.2)
+    if panels is None:
         return None
-    runners = _runners(g)
-    groups = list(g.groupby(WORKLOAD_KEY, sort=True))
-    note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
-    groups = groups[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=4.2, height=2.8)
+    fig, runners, pairs, note = panels
     width = 0.8 / len(runners)
-    for ax, (key, grp) in zip(axes, groups):
+    for ax, (key, grp) in pairs:
         points = sorted({(int(b), int(_num(w))) for b, w in zip(grp["batch_size"], grp["workers"])})[:8]
         for j, runner in enumerate(runners):
             for i, (b, w) in enumerate(points):
