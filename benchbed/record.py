@@ -37,6 +37,10 @@ Schema history:
       speed while this record was measured; ``compare --normalize host`` divides by it) and
       ``host_yardstick`` (the workload's version; figures of different versions are not
       normalised against each other). Null for older records and ``--pairing sequential``.
+      On CUDA, what else held the GPU while the cell was timed: ``gpu_other_processes`` (processes
+      other than this one on the cell's GPU, from NVML at both ends of the window) and
+      ``gpu_throttle`` (NVML clock-event reasons seen, comma-separated); another process, or
+      clocks held down by heat, a power brake or a hardware slowdown, marks the record interfered.
       Workloads (`benchbed.workloads`): ``scenario`` (``latency``, ``dataset`` or ``server``;
       older records are ``latency``), where real inputs came from (``inputs_source``,
       ``inputs_column``, ``inputs_examples`` in the source, ``inputs_digest``), the lengths of the
@@ -95,7 +99,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("max_batch", _i), ("max_wait_ms", _f), ("slo_ms", _f), ("slo_met", _b),
     # interference: what else used the machine during the timed calls
     ("interfered", _b), ("interference", _s), ("others_cpu_cores", _f), ("steal_cores", _f), ("load_avg_1m", _f),
-    ("cpu_mhz", _f), ("cores_available", _i),
+    ("cpu_mhz", _f), ("cores_available", _i), ("gpu_other_processes", _i), ("gpu_throttle", _s),
     ("cell_started_at", pa.timestamp("us", tz="UTC")), ("cell_s", _f), ("cluster_node", _s),
     ("compile_s", _f), ("compile_graphs", _i), ("event_samples_s", pa.list_(_f)), ("cuda_event_median_s", _f),
     # rate

@@ -192,3 +192,31 @@ def test_the_report_warns_on_top_marks_the_cell_and_draws_no_sentence_from_it():
     quiet = [dict(r, interfered=False, interference=None) for r in recs]
     page = build_report(to_table(quiet).to_pandas())
     assert "⚠ suspect" in page and "measured while other processes" not in page
+
+
+def test_gpu_reading_marks_other_processes_and_held_down_clocks_not_the_power_cap():
+    """The CUDA side of the interference rule, on NVML's own bit values (no GPU needed)."""
+    from benchbed.measure.interference import GpuReading, InterferenceReading, throttle_names
+
+    assert throttle_names(0x4 | 0x40) == ("sw_power_cap", "hw_thermal")
+    quiet = GpuReading("cuda:0", (), throttle_names(0x4))  # flat out at the power cap: by design
+    assert quiet.reason is None and quiet.columns() == {"gpu_other_processes": 0, "gpu_throttle": "sw_power_cap"}
+    hot = GpuReading("cuda:0", (), throttle_names(0x40 | 0x80))
+    assert hot.reason == "cuda:0 clocks held down: hw_thermal, hw_power_brake"
+    shared = GpuReading("cuda:1", (4242, 4343), ())
+    assert shared.reason == "2 other process(es) on cuda:1 (pid 4242, 4343)"
+    rec = InterferenceReading(0.0, 0.0, 0.1, None, 2, 2, 1.0, gpu=shared).columns()
+    assert rec["interfered"] is True and rec["interference"].startswith("2 other process(es) on cuda:1")
+    assert rec["gpu_other_processes"] == 2
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_cell_alone_on_its_gpu_is_not_marked(tmp_path):
+    from benchbed.engine import EngineConfig, Session
+    from benchbed.measure import StopRule
+    from benchbed.spec import Case
+
+    session = Session(str(tmp_path), EngineConfig(rule=StopRule(min_time_s=0.2, max_time_s=1), isolate="never"))
+    rec = session.run_case(Case("text-classification", "bert-tiny", device="cuda", batch_size=4, seq_len=16)).record
+    assert rec["status"] == "ok" and rec["gpu_other_processes"] == 0, rec["interference"]
+    assert rec["interfered"] is False or "clocks held down" in rec["interference"]

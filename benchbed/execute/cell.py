@@ -320,7 +320,7 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
 
             yardstick = (host_yardstick(device if cuda else "cpu")
                          if config.yardstick and config.pairing == "interleaved" and not serving else None)
-            with Interference(torch.get_num_threads()) as watch:
+            with Interference(torch.get_num_threads(), device) as watch:
                 if serving:
                     timing = driver.serve(calls, syncs, config)
                 elif config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None):
