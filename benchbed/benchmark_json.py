@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from .atomic import write_atomic
+from .display import json_value
 
 __all__ = ["benchmark_stats", "benchmark_entry", "write_benchmark_json"]
 
@@ -65,15 +66,6 @@ def benchmark_stats(samples: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _plain(value: Any) -> Any:
-    """A record value as JSON can hold it (numpy scalars, NaN as null)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 def benchmark_entry(record: dict[str, Any], samples: Sequence[float], name: str, fullname: str,
                     group: str | None = None, param: str | None = None) -> dict[str, Any]:
     """One element of ``benchmarks``: a record of status ok and its raw samples; `param` is the
@@ -81,9 +73,9 @@ def benchmark_entry(record: dict[str, Any], samples: Sequence[float], name: str,
     label = param or name
     return {
         "group": group, "name": name, "fullname": fullname, "params": {"case": label}, "param": label,
-        "extra_info": {k: _plain(record.get(k)) for k in EXTRA if k in record},
+        "extra_info": {k: json_value(record.get(k)) for k in EXTRA if k in record},
         "options": {"disable_gc": False, "timer": "perf_counter", "min_rounds": len(samples),
-                    "max_time": None, "min_time": None, "warmup": _plain(record.get("warmup"))},
+                    "max_time": None, "min_time": None, "warmup": json_value(record.get("warmup"))},
         "stats": benchmark_stats(samples),
     }
 

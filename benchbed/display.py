@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["MAX_SHOWN", "clip", "console_safe", "fmt_ms", "md_code", "md_text"]
+__all__ = ["MAX_SHOWN", "clip", "console_safe", "fmt_ms", "json_value", "md_code", "md_text"]
 
 #: Characters of one value shown at most in a table cell or line.
 MAX_SHOWN = 160
@@ -67,3 +67,9 @@ def fmt_ms(seconds: Any, missing: str = "-") -> str:
     if ms != ms:
         return missing
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def json_value(v: Any) -> Any:
+    """A value as strict JSON holds it: numpy scalars as Python ones, NaN and infinities as null."""
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v

@@ -165,7 +165,7 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
             rec.update(info)
         if bundle.max_positions and first.seq_len > bundle.max_positions:
             raise Skip(f"seq_len {first.seq_len} exceeds the model's {bundle.max_positions} positions")
-        cell.driver = make_driver(first, task, bundle, config.seed, workbench.cache)
+        cell.driver = make_driver(first, task, bundle, config, workbench.cache)
         inputs = cell.driver.inputs()
         for rec in cell.recs.values():
             rec.update(cell.driver.columns)
@@ -292,7 +292,7 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
     driver = cell.driver
     for run in runners.values():
         driver.after_parity(run)
-    serving = driver.case.scenario == "server"
+    serving = driver.serves
     while runners:
         calls: dict[str, Any] = {}
         cell.steps = {}
@@ -322,7 +322,7 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
                          if config.yardstick and config.pairing == "interleaved" and not serving else None)
             with Interference(torch.get_num_threads(), device) as watch:
                 if serving:
-                    timing = driver.serve(calls, syncs, config)
+                    timing = driver.serve(calls)
                 elif config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None):
                     timing = measure_interleaved(calls, driver.rule(config.rule), reference=reference, syncs=syncs,
                                                  seed=config.seed, events=events, yardstick=yardstick,
@@ -352,7 +352,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         timed = steps[-len(t.samples):]  # warm-up calls came first
         rec["ttft_s"] = float(np.median([s for s, _ in timed]))
         rec["tpot_s"] = float(np.median([p for _, p in timed]))
-    noise = noise_warning(stats) if case.scenario != "server" else None  # queueing spreads latency by design
+    noise = noise_warning(stats) if cell.driver.spread_is_noise else None
     if case.compiled and graph_count() != cell.graphs_before:
         noise = "; ".join(x for x in (noise, "recompiled during timing") if x)
     rec.update(stats.as_columns())
@@ -383,12 +383,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
             point, lo, hi = ratio_ci(t.samples, ref.samples, seed=config.seed)
         rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)
     driver = cell.driver
-    rec.update(driver.runner_columns(name, run, stats.median, stats.n))
-    if case.scenario == "server":
-        slo = config.slo_ms
-        served = rec["completed"] or 0
-        lost = (rec["dropped"] or 0) + (rec["timed_out"] or 0)
-        rec.update(slo_ms=slo, slo_met=bool(stats.p99 * 1000.0 <= slo and lost <= 0.01 * (served + lost)))
+    rec.update(driver.runner_columns(name, run, stats))
     if pass_index == 0 and driver.per_call_passes:
         rec.update(phase_columns(run, config.phase_calls))
         rec.update(flops_columns(run, stats.median, case.device, case.dtype))

@@ -52,9 +52,13 @@ class Driver:
     block_calls: int | None = None
     #: Whether the per-call passes (phases, FLOPs) mean anything for this scenario's samples.
     per_call_passes = True
+    #: Whether the runners are timed by `serve` (requests under load) instead of in blocks of calls.
+    serves = False
+    #: Whether a wide spread of samples is noise to warn about (request latencies spread by design).
+    spread_is_noise = True
 
-    def __init__(self, case: Case, task: Any, bundle: Any, seed: int, cache: Callable[[tuple, Callable[[], Any]], Any]):
-        self.case, self.task, self.bundle, self.seed = case, task, bundle, seed
+    def __init__(self, case: Case, task: Any, bundle: Any, config: Any, cache: Callable[[tuple, Callable[[], Any]], Any]):
+        self.case, self.task, self.bundle, self.config, self.seed = case, task, bundle, config, config.seed
         self.columns: dict[str, Any] = {}
         self.lengths: list[int] | None = None  # per example, when text
         self.examples: list[Any] = []
@@ -96,12 +100,15 @@ class Driver:
         self.columns.update(length_stats(self.lengths), input_lens=list(self.lengths))
 
     def inputs(self) -> list[Any]:
-        """The batch every runner is built with (and parity compares, unless `outputs` says else)."""
+        """The batch every runner is built with, and is put back on after parity (see `prepare`)."""
+        self.batch = self.prepare()
+        return self.batch
+
+    def prepare(self) -> list[Any]:
+        """Draw what the scenario needs; return the batch runners are built with (and parity
+        compares, unless `outputs` says else)."""
         if self.source is None:
-            try:
-                return self.task.make_inputs(self.bundle.tokenizer, self.case.batch_size, self.case.seq_len, self.seed)
-            except ValueError as exc:
-                raise Skip(str(exc)) from None
+            return self.draw(self.case.batch_size)
         bs = self.case.batch_size
         self.examples = self.draw(LATENCY_BATCHES * bs)
         self.batches = [self.examples[k * bs:(k + 1) * bs] for k in range(LATENCY_BATCHES)]
@@ -138,22 +145,23 @@ class Driver:
         return run()
 
     def after_parity(self, run: Any) -> None:
-        """Put the runner back on the batch the per-call passes use."""
-        if self.source is not None:
-            run.inputs = self.batches[0]
+        """Put the runner back on the batch the per-call passes use (parity may have moved it)."""
+        run.inputs = self.batch
 
-    def runner_columns(self, name: str, run: Any, median_s: float, n_samples: int) -> dict[str, Any]:
-        """Record columns of one runner that depend on the scenario: with real text, tokens/s
-        counts the real tokens of a call (on average over the batches it cycles through)."""
-        if self.lengths is None or median_s <= 0:
+    def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
+        """Record columns of one runner that depend on the scenario (`stats`: the `Summary` of its
+        samples): with real text, tokens/s counts the real tokens of a call (on average over the
+        batches it cycles through)."""
+        if self.lengths is None or stats.median <= 0:
             return {}
-        return {"tokens_per_s": sum(self.lengths) / LATENCY_BATCHES / median_s}
+        return {"tokens_per_s": sum(self.lengths) / LATENCY_BATCHES / stats.median}
 
     def memory_call(self, run: Any) -> Any:
         """The callable (with ``.sync``) the memory pass measures."""
         return run
 
-    def serve(self, calls: dict[str, Any], syncs: dict[str, Any], config: Any) -> Any:
+    def serve(self, calls: dict[str, Any]) -> Any:
+        """The timing of drivers that `serves` (a `PairedTiming` of per-request latencies)."""
         raise NotImplementedError
 
 
@@ -183,7 +191,7 @@ class DatasetDriver(Driver):
         return replace(rule, warmup=min(rule.warmup, 1), min_samples=3, max_samples=5, min_time_s=0.0,
                        max_time_s=max(rule.max_time_s, 86_400.0))
 
-    def inputs(self) -> list[Any]:
+    def prepare(self) -> list[Any]:
         n = int(self.case.option("examples", 1000))
         self.examples = self.draw(n)
         self.measure_lengths(self.examples)
@@ -205,15 +213,13 @@ class DatasetDriver(Driver):
     def outputs(self, run: Any) -> list[Any]:
         return run.run_examples(self.examples)  # every example, in order
 
-    def after_parity(self, run: Any) -> None:
-        run.inputs = self.examples[: self.case.batch_size]
-
     def memory_call(self, run: Any) -> Any:
         return self._pass(run)
 
-    def runner_columns(self, name: str, run: Any, median_s: float, n_samples: int) -> dict[str, Any]:
+    def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
         from ..workloads.sampler import padding_waste
 
+        median_s, n_samples = stats.median, stats.n
         n = len(self.examples)
         out: dict[str, Any] = {"examples_per_s": n / median_s if median_s > 0 else None,
                                "items_per_s": n / median_s if median_s > 0 else None, "tokens_per_s": None}
@@ -228,6 +234,8 @@ class DatasetDriver(Driver):
 
 class ServerDriver(Driver):
     per_call_passes = False
+    serves = True
+    spread_is_noise = False  # queueing spreads request latency by design
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -241,7 +249,7 @@ class ServerDriver(Driver):
                                        timeout_s=float(opt("timeout_ms")) / 1000.0 if opt("timeout_ms") else None)
         self.loads: dict[str, Any] = {}
 
-    def inputs(self) -> list[Any]:
+    def prepare(self) -> list[Any]:
         self.examples = self.draw(self.settings.requests)
         self.measure_lengths(self.examples)
         s = self.settings
@@ -260,10 +268,7 @@ class ServerDriver(Driver):
 
         return handle
 
-    def after_parity(self, run: Any) -> None:
-        run.inputs = self.examples[: self.case.batch_size]
-
-    def serve(self, calls: dict[str, Any], syncs: dict[str, Any], config: Any) -> Any:
+    def serve(self, calls: dict[str, Any]) -> Any:
         """Two rounds; in each, every runner (shuffled order) serves the same arrival sequence."""
         from dataclasses import replace
 
@@ -299,10 +304,14 @@ class ServerDriver(Driver):
                              total_s=loads[n].duration_s) for n in names}
         return PairedTiming(timings, {n: () for n in names}, "rounds")
 
-    def runner_columns(self, name: str, run: Any, median_s: float, n_samples: int) -> dict[str, Any]:
+    def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
+        """Load-level columns, and whether the SLO was met: p99 within it and at most 1% of the
+        requests dropped or timed out."""
         load = self.loads[name]
         waits = np.asarray(load.waits or [np.nan])
-        return {"achieved_rate": load.achieved_rate, "completed": load.completed, "dropped": load.dropped,
+        lost = load.dropped + load.timed_out
+        slo = self.config.slo_ms
+        return {"slo_ms": slo, "slo_met": bool(stats.p99 * 1000.0 <= slo and lost <= 0.01 * (load.completed + lost)),"achieved_rate": load.achieved_rate, "completed": load.completed, "dropped": load.dropped,
                 "timed_out": load.timed_out, "queue_median_s": float(np.median(waits)),
                 "queue_p99_s": float(np.percentile(waits, 99)),
                 "service_median_s": float(np.median(load.service)) if load.service else None,
@@ -313,9 +322,9 @@ class ServerDriver(Driver):
 DRIVERS: dict[str, type[Driver]] = {"latency": Driver, "dataset": DatasetDriver, "server": ServerDriver}
 
 
-def make_driver(case: Case, task: Any, bundle: Any, seed: int, cache: Any) -> Driver:
+def make_driver(case: Case, task: Any, bundle: Any, config: Any, cache: Any) -> Driver:
     """The driver of `case`'s scenario. Generation tasks run in the latency scenario only."""
     if case.scenario != "latency" and task.streams:
         raise Skip(f"the {case.scenario} scenario does not drive generation tasks yet (TTFT/TPOT per request is "
                    f"not measured there); use --scenario latency")
-    return DRIVERS[case.scenario](case, task, bundle, seed, cache)
+    return DRIVERS[case.scenario](case, task, bundle, config, cache)

@@ -132,23 +132,28 @@ def testbed_keys(*frames: Any) -> list[Any]:
     return [df["case_id"] + ("@" + h if mixed else "") for df, h in zip(frames, hosts)]
 
 
+#: Why a record cannot be normalised by its host yardstick (it has none).
+NO_YARDSTICK = ("no host yardstick in a record (measured with --pairing sequential, in the server scenario, "
+                "or before schema 6)")
+
+
+def without_yardstick(df: Any) -> Any:
+    """Per record, whether it lacks a usable host yardstick median (compare and history alike)."""
+    import pandas as pd
+
+    if "host_median_s" not in df.columns:
+        return pd.Series(True, index=df.index)
+    h = pd.to_numeric(df["host_median_s"], errors="coerce")
+    return h.isna() | (h <= 0)
+
+
 def _host_problem(ok: Any) -> str | None:
     """Why the records in `ok` cannot be normalised by their host yardstick, or None."""
-    if "host_median_s" not in ok.columns:
-        return "no host yardstick in these records (written before schema 6)"
-    h = pd_numeric(ok["host_median_s"])
-    if h.isna().any() or (h <= 0).any():
-        return ("no host yardstick in a record (measured with --pairing sequential, --no-yardstick, "
-                "or before schema 6)")
+    if without_yardstick(ok).any():
+        return NO_YARDSTICK
     if "host_yardstick" in ok.columns and ok["host_yardstick"].nunique(dropna=False) > 1:
         return "records measured with different host yardstick versions"
     return None
-
-
-def pd_numeric(col: Any) -> Any:
-    import pandas as pd
-
-    return pd.to_numeric(col, errors="coerce")
 
 
 def _samples_by_case(df: Any, normalize: str = "none",

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..env import COMPARABLE_KEYS
-from .compare import case_label, sample_problem, testbed_keys
+from .compare import NO_YARDSTICK, case_label, sample_problem, testbed_keys, without_yardstick
 from .thresholds import Thresholds
 
 __all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases"]
@@ -116,7 +116,7 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
 
     ok = df[(df["status"] == "ok") & df["samples_s"].map(sample_problem).isna() & ~_interfered(df)]
     if settings.normalize == "host":  # records without a yardstick cannot be put on the same scale
-        ok = ok[~_no_host(ok)]
+        ok = ok[~without_yardstick(ok)]
     if ok.duplicated(["run_id", "case_id"]).any():  # runs made in passes: one point per run and case
         ok = pd.DataFrame(pool_records(ok.to_dict("records")))
     runs = run_order(ok)
@@ -175,9 +175,7 @@ def unjudged_cases(df: Any, window: int, normalize: str = "none") -> list[dict[s
         return []
     problem = df["samples_s"].map(sample_problem)
     if normalize == "host":
-        problem = problem.where(~_no_host(df) | problem.notna(),
-                                "no host yardstick in this record (--pairing sequential, --no-yardstick, or "
-                                "before schema 6)")
+        problem = problem.where(~without_yardstick(df) | problem.notna(), NO_YARDSTICK)
     busy = _interfered(df)
     problem = problem.where(~busy | problem.notna(), "interfered: " + df["interference"].fillna("the machine was busy")
                             if "interference" in df.columns else "interfered")
@@ -204,16 +202,6 @@ def unjudged_cases(df: Any, window: int, normalize: str = "none") -> list[dict[s
                 out.append({"case_id": case_id, "label": case_label(g.iloc[-1]), "run_id": last,
                             "reason": f"missing from the newest run (run {prev} had it)"})
     return out
-
-
-def _no_host(df: Any) -> Any:
-    """Records without a usable host yardstick median."""
-    import pandas as pd
-
-    if "host_median_s" not in df.columns:
-        return pd.Series(True, index=df.index)
-    h = pd.to_numeric(df["host_median_s"], errors="coerce")
-    return h.isna() | (h <= 0)
 
 
 def _interfered(df: Any) -> Any:

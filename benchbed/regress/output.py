@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..display import clip, fmt_ms, md_code, md_text
+from ..display import clip, fmt_ms, json_value, md_code, md_text
 from .compare import Comparison
 from .history import ChangePoint
 
@@ -31,15 +31,9 @@ def ms(seconds: float) -> str:
     return fmt_ms(seconds)
 
 
-def _plain(v: Any) -> Any:
-    """A JSON value: numpy scalars as Python ones, NaN and infinities as null (strict JSON)."""
-    v = v.item() if hasattr(v, "item") else v
-    return None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v
-
-
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     cases = [] if c.cases.empty else [
-        {k: _plain(v) for k, v in row.items()} for row in c.cases.to_dict("records")]
+        {k: json_value(v) for k, v in row.items()} for row in c.cases.to_dict("records")]
     return {
         "schema_version": SCHEMA_VERSION, "kind": "compare", "metric": c.metric, "normalize": c.normalize,
         "compared": c.compared,
