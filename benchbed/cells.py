@@ -88,7 +88,8 @@ class Cell:
         if ratio is None or runner not in runner_names():
             return None
         ok, _ = self.parity()
-        if get_runner(runner).SUPERSET_OF == self.reference and ok is not False and ratio[2] < SUSPECT_BELOW:
+        task = next(iter(self.records.values())).get("task")
+        if get_runner(runner, task).SUPERSET_OF == self.reference and ok is not False and ratio[2] < SUSPECT_BELOW:
             return (f"{runner} does {self.reference}'s work and more but measured {ratio[0]:.2f}x of it: suspect "
                     f"(a busy or drifting machine?)")
         return None

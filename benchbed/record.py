@@ -53,6 +53,16 @@ Schema history:
       (queue full), ``timed_out``, ``queue_median_s``, ``queue_p99_s``, ``service_median_s``,
       ``batch_mean``, ``max_batch``, ``max_wait_ms``, ``slo_ms`` and ``slo_met`` (p99 within it).
       Migration rule: older records get ``scenario`` = ``latency``.
+  7 — training tasks (`benchbed.tasks.training`): each sample is one optimizer step;
+      ``grad_accum`` (micro-batches per step; ``workers`` are the DataLoader's), ``train_steps``
+      (steps the runner took before its record was made: parity, warm-up and timed),
+      ``loss_curve`` (the loss of each of those steps) and ``step_times_s`` (each one's seconds by
+      the runner's own clock, parity steps included), ``loss_first`` / ``loss_last``,
+      ``loss_max_diff`` (largest |loss difference| from the reference's curve over the steps both
+      took), ``target_loss``, ``steps_to_loss`` and ``time_to_loss_s`` (steps and seconds until the
+      loss first reached the target); the training phases ``data_s``, ``bwd_s``, ``optim_s`` and
+      ``after_s`` (``fwd_s`` as before). ``items_per_s`` counts examples per optimizer step
+      (batch x accumulation). No migration: older records have no training.
 """
 
 from __future__ import annotations
@@ -64,7 +74,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -97,6 +107,10 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("offered_rate", _f), ("achieved_rate", _f), ("requests", _i), ("completed", _i), ("dropped", _i),
     ("timed_out", _i), ("queue_median_s", _f), ("queue_p99_s", _f), ("service_median_s", _f), ("batch_mean", _f),
     ("max_batch", _i), ("max_wait_ms", _f), ("slo_ms", _f), ("slo_met", _b),
+    # training: one sample is one optimizer step
+    ("grad_accum", _i), ("train_steps", _i), ("loss_curve", pa.list_(_f)), ("step_times_s", pa.list_(_f)),
+    ("loss_first", _f), ("loss_last", _f), ("loss_max_diff", _f), ("target_loss", _f), ("steps_to_loss", _i),
+    ("time_to_loss_s", _f),
     # interference: what else used the machine during the timed calls
     ("interfered", _b), ("interference", _s), ("others_cpu_cores", _f), ("steal_cores", _f), ("load_avg_1m", _f),
     ("cpu_mhz", _f), ("cores_available", _i), ("gpu_other_processes", _i), ("gpu_throttle", _s),
@@ -105,7 +119,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     # rate
     ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f),
     # phases
-    ("pre_s", _f), ("fwd_s", _f), ("post_s", _f),
+    ("pre_s", _f), ("fwd_s", _f), ("post_s", _f), ("data_s", _f), ("bwd_s", _f), ("optim_s", _f), ("after_s", _f),
     # memory
     ("cpu_rss_peak_delta_mb", _f), ("cpu_rss_method", _s), ("gpu_alloc_peak_mb", _f), ("gpu_reserved_peak_mb", _f),
     ("gpu_nvml_used_peak_mb", _f), ("gpu_util_mean_pct", _f), ("gpu_power_mean_w", _f),
@@ -169,10 +183,10 @@ def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         stats = summarize(x)
         merged.update(stats.as_columns())
         merged.update(samples_s=x.tolist(), n_samples=stats.n,
-                      items_per_s=merged["batch_size"] / stats.median if stats.median > 0 else None,
                       measure_s=float(sum(r.get("measure_s") or 0.0 for r in ok)))
-        if merged.get("tokens_per_s") and ok[0].get("lat_median_s"):
-            merged["tokens_per_s"] = ok[0]["tokens_per_s"] * ok[0]["lat_median_s"] / stats.median
+        for rate in ("items_per_s", "tokens_per_s"):  # per-call counts over the pooled median
+            if merged.get(rate) and ok[0].get("lat_median_s"):
+                merged[rate] = ok[0][rate] * ok[0]["lat_median_s"] / stats.median if stats.median > 0 else None
         blocks = [r.get("sample_blocks") for r in ok]
         if all(b is not None and len(b) == len(r["samples_s"]) for b, r in zip(blocks, ok)):
             offset, pooled = 0, []

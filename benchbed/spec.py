@@ -15,6 +15,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
     "AXES",
+    "TRAINING_PREFIX",
+    "TRAINING_RUNNERS",
+    "is_training_task",
     "Case",
     "Matrix",
     "SpecError",
@@ -42,6 +45,22 @@ ATTN_IMPLS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2", "flash_atte
 #: The runner axis of a matrix that names none: the raw module call and ``transformers.pipeline``
 #: (every registered runner is valid; see `benchbed.runners`).
 RUNNERS: tuple[str, ...] = ("torch", "pipeline")
+#: Every training task's name starts with this (``train-text-classification``); training tasks are
+#: served by the training runners (`benchbed.runners.TRAINING_RUNNERS`) and expand with the
+#: training settings of `Workload` (gradient accumulation, DataLoader workers).
+TRAINING_PREFIX = "train-"
+
+
+#: The runner axis of a training task when the matrix names the default (`RUNNERS`): the hand-written
+#: loop (the reference) and ``transformers.Trainer``.
+TRAINING_RUNNERS: tuple[str, ...] = ("torch", "trainer")
+
+
+def is_training_task(name: str) -> bool:
+    """Whether task `name` trains (by the naming rule every training task follows)."""
+    return str(name).startswith(TRAINING_PREFIX)
+
+
 #: Short model names users type, mapped to the one canonical name records and case ids carry, so
 #: ``bert-tiny`` and ``synthetic:bert-tiny`` are the same case in every run.
 MODEL_ALIASES: dict[str, str] = {
@@ -260,6 +279,8 @@ class Workload:
     queue: int = 64
     #: A request that waited longer than this in the queue is dropped as timed out (0: never).
     timeout_ms: float = 0.0
+    #: Training tasks: micro-batches per optimizer step (an axis; DataLoader workers are `workers`).
+    grad_accum: tuple[int, ...] = (1,)
 
     def check(self) -> None:
         """One `SpecError` line for the first setting out of range."""
@@ -269,6 +290,9 @@ class Workload:
         positive_int_value("queue", self.queue)
         if not self.workers or any(int(w) != w or w < 0 for w in self.workers):
             raise SpecError(f"workers must be integers >= 0, got {', '.join(map(str, self.workers)) or 'none'}")
+        if not self.grad_accum or any(int(g) != g or g < 1 for g in self.grad_accum):
+            raise SpecError(f"gradient accumulation steps must be integers >= 1, got "
+                            f"{', '.join(map(str, self.grad_accum)) or 'none'}")
         if not self.rates or any(not (r > 0 and r < float("inf")) for r in self.rates):
             raise SpecError(f"rate must be > 0 requests/s, got {', '.join(map(str, self.rates)) or 'none'}")
         for name in ("max_wait_ms", "timeout_ms"):
@@ -276,8 +300,11 @@ class Workload:
             if not (value >= 0 and value < float("inf")):
                 raise SpecError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
 
-    def variants(self, scenario: str) -> list[tuple[tuple[str, Any], ...]]:
-        """The option sets of one scenario (one per point of its own axes)."""
+    def variants(self, scenario: str, training: bool = False) -> list[tuple[tuple[str, Any], ...]]:
+        """The option sets of one scenario (one per point of its own axes); a training task's are
+        its accumulation steps and DataLoader workers."""
+        if training:
+            return [(("grad_accum", int(g)), ("workers", int(w))) for g in self.grad_accum for w in self.workers]
         if scenario == "dataset":
             return [(("examples", self.examples), ("workers", w)) for w in self.workers]
         if scenario == "server":
@@ -313,8 +340,13 @@ class Matrix:
     #: Source of real inputs for every case (``--inputs``), or None for synthetic ones.
     inputs: str | None = None
     workload: Workload = field(default_factory=Workload)
+    #: Whether `runner` is the default axis, which for training tasks means `TRAINING_RUNNERS`;
+    #: None (the default): True unless `runner` was given (a suite, a command line, code).
+    default_runners: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.default_runners is None:  # the default tuple object itself, not an equal one given
+            object.__setattr__(self, "default_runners", self.runner is RUNNERS)
         if isinstance(self.scenario, str):
             object.__setattr__(self, "scenario", (self.scenario,))
         for axis in AXES:
@@ -334,6 +366,7 @@ class Matrix:
             if required not in data:
                 raise SpecError(f"{where}: missing required key {required!r}")
         kwargs = dict(data)
+        kwargs["default_runners"] = "runner" not in kwargs
         if "options" in kwargs:
             kwargs["options"] = tuple(sorted(dict(kwargs["options"]).items()))
         return cls(**kwargs)
@@ -344,10 +377,12 @@ class Matrix:
         assert AXES[-1] == "runner"
         for task, model, device, dtype, attn, comp, bs, sl in itertools.product(
                 *(getattr(self, a) for a in AXES[:-1])):
+            training = is_training_task(task)
+            runners = TRAINING_RUNNERS if training and self.default_runners else self.runner
             for scenario in self.scenario:
-                for extra in self.workload.variants(scenario):
+                for extra in self.workload.variants(scenario, training):
                     options = tuple(sorted(dict(self.options + extra).items()))
-                    for runner in self.runner:
+                    for runner in runners:
                         out.append(Case(task=task, model=model, runner=runner, device=device, dtype=dtype,
                                         batch_size=bs, seq_len=sl, new_tokens=self.new_tokens, options=options,
                                         attn_impl=attn, compiled=comp, scenario=scenario, inputs=self.inputs))
@@ -357,10 +392,7 @@ class Matrix:
         return iter(self.cases())
 
     def __len__(self) -> int:
-        n = sum(len(self.workload.variants(s)) for s in self.scenario)
-        for axis in AXES:
-            n *= len(getattr(self, axis))
-        return n
+        return len(self.cases())
 
     def validate(self, tasks: Iterable[str] | None = None, models: ModelCheck | None = None,
                  runners: Iterable[str] | None = None) -> "Matrix":
@@ -381,6 +413,9 @@ class Matrix:
             if scenario not in SCENARIOS:
                 raise SpecError(f"unknown scenario {scenario!r} (valid: {', '.join(SCENARIOS)})")
         self.workload.check()
+        if tuple(self.workload.grad_accum) != (1,) and not any(is_training_task(t) for t in self.task):
+            raise SpecError(f"gradient accumulation applies to training tasks only "
+                            f"(tasks starting with {TRAINING_PREFIX!r}), none of: {', '.join(self.task)}")
         # every value of every axis is checked once, through the same rules a single Case obeys
         longest = max(len(getattr(self, a)) for a in AXES)
         for i in range(longest):
@@ -407,6 +442,8 @@ class Matrix:
                 raise SpecError(f"unknown axis {axis!r} (valid: {', '.join(AXES)})")
             if values:
                 changes[axis] = tuple(values)
+        if "runner" in changes:
+            changes["default_runners"] = False
         return replace(self, **changes)
 
     def shard(self, index: int, count: int) -> list[Case]:

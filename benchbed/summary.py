@@ -34,13 +34,18 @@ def scenario_of(rec: dict[str, Any]) -> str:
 
 
 def variant(rec: dict[str, Any], attn: bool = True) -> str:
-    """The variant axes of a record (``attn=eager compiled``); `attn` False leaves the attention
+    """The variant axes of a record (``attn=eager compiled``, ``accum=2 workers=1`` for training); `attn` False leaves the attention
     implementation out (a run that does not vary it need not repeat it on every line)."""
     parts = []
     if attn and isinstance(rec.get("attn_impl"), str):
         parts.append(f"attn={rec['attn_impl']}")
     if rec.get("compiled") is True or rec.get("compiled") == 1:
         parts.append("compiled")
+    if isinstance(rec.get("grad_accum"), (int, float)) and rec["grad_accum"] == rec["grad_accum"]:  # training
+        if rec["grad_accum"] != 1:
+            parts.append(f"accum={int(rec['grad_accum'])}")
+        if rec.get("workers"):
+            parts.append(f"workers={int(rec['workers'])}")
     return " ".join(parts)
 
 

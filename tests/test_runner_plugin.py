@@ -56,8 +56,15 @@ def test_reference_can_be_any_registered_runner(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--runner", "trace"], "unknown runner 'trace' (valid: torch, pipeline, onnxruntime, torch-bucketed)"),
-    (["--reference", "nope"], "unknown reference runner 'nope' (valid: torch, pipeline, onnxruntime, torch-bucketed)"),
+    (["--runner", "trace"], "unknown runner 'trace' (valid: torch, pipeline, onnxruntime, torch-bucketed, trainer)"),
+    (["--reference", "nope"], "unknown reference runner 'nope' (valid: torch, pipeline, onnxruntime, torch-bucketed, "
+                              "trainer)"),
+    (["--runner", "trainer"], "runner 'trainer' serves training tasks only (valid for text-classification: torch, "
+                              "pipeline, onnxruntime, torch-bucketed)"),
+    (["--task", "train-text-classification", "--runner", "torch,pipeline"],
+     "runner 'pipeline' is not a training runner (valid for train-text-classification: torch, trainer)"),
+    (["--grad-accum", "2"], "gradient accumulation applies to training tasks only"),
+    (["--task", "train-text-classification", "--grad-accum", "0"], "--grad-accum"),
     (["--pairing", "zipped"], "invalid choice: 'zipped'"),
 ])
 def test_unknown_runner_names_are_one_line_exit_2(tmp_path, args, expected):

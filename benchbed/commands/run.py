@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ..spec import ATTN_IMPLS, DTYPES, RUNNERS, Matrix, SpecError, parse_shard
+from ..spec import ATTN_IMPLS, DTYPES, RUNNERS, TRAINING_RUNNERS, Matrix, SpecError, parse_shard
 from ..measure.timer import StopRule
 from ..validate import (
     arg,
@@ -45,6 +45,7 @@ def add_parser(sub: Any) -> None:
                           "interfered and go on), retry (measure it again after a pause, up to 2 times), fail "
                           "(mark them, and exit 1)")
     _workload_options(run)
+    _training_options(run)
     run.add_argument("--results", metavar="DIR", default="results", help="results folder (default: results/)")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by cell")
     t = run.add_argument_group("timing")
@@ -134,7 +135,8 @@ def _workload_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--examples", type=arg(positive_int, "--examples"), default=w.examples, metavar="N",
                    help=f"dataset scenario: examples per pass (default: {w.examples})")
     g.add_argument("--workers", type=csv_option("--workers"), metavar="W1,W2",
-                   help="dataset scenario: DataLoader workers of the pipeline, an axis (default: 0)")
+                   help="DataLoader workers, an axis: the pipeline's in the dataset scenario, both training paths' "
+                        "for training tasks (default: 0)")
     g.add_argument("--rate", type=csv_option("--rate"), metavar="R1,R2",
                    help=f"server scenario: offered request rates per second, an axis (default: "
                         f"{','.join(f'{r:g}' for r in w.rates)})")
@@ -155,6 +157,15 @@ def _workload_options(p: argparse.ArgumentParser) -> None:
                         "of requests were dropped (default: 100)")
 
 
+def _training_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training tasks (train-*: docs/training.md)")
+    g.add_argument("--grad-accum", type=csv_option("--grad-accum"), metavar="G1,G2",
+                   help="micro-batches per optimizer step, an axis (default: 1); one timed sample is one optimizer step")
+    g.add_argument("--target-loss", type=arg(finite_float, "--target-loss"), metavar="LOSS",
+                   help="time_to_loss_s is the time until a step's loss first reaches LOSS (default: the lowest loss "
+                        "the reference reached while timed)")
+
+
 def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
     """The matrix with the scenario, inputs and workload settings of the command line."""
     from ..spec import Workload
@@ -167,6 +178,8 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
             changes[name] = value
     if getattr(args, "workers", None):
         changes["workers"] = tuple(int(non_negative_int(v, "--workers")) for v in args.workers)
+    if getattr(args, "grad_accum", None):
+        changes["grad_accum"] = tuple(positive_int(v, "--grad-accum") for v in args.grad_accum)
     if getattr(args, "rate", None):
         changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
     matrix = replace(matrix, workload=replace(w, **changes))
@@ -184,7 +197,9 @@ def _axis_options(p: argparse.ArgumentParser) -> None:
     from ..runners import runner_names
 
     g.add_argument("--runner", type=csv_option("--runner"),
-                   help=f"runners: {', '.join(runner_names())} (default: {','.join(RUNNERS)})")
+                   help=f"runners: {', '.join(runner_names('inference'))}; for training tasks "
+                        f"{', '.join(runner_names('training'))} (default: {','.join(RUNNERS)}; for training tasks "
+                        f"{','.join(TRAINING_RUNNERS)})")
     g.add_argument("--device", type=csv_option("--device"), help="devices: cpu, cuda, cuda:N, mps (default: cpu)")
     g.add_argument("--dtype", type=csv_option("--dtype"), help=f"precisions: {', '.join(DTYPES)} (int8: torchao int8 quantisation "
                                               "of the linear layers)")
@@ -200,7 +215,7 @@ def _axis_options(p: argparse.ArgumentParser) -> None:
 def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     from ..defaults import DEFAULT_MATRIX, QUICK_MATRIX
     from ..models import check_model
-    from ..runners import runner_names
+    from ..runners import check_runner_families, runner_names
     from ..suite import load_suite
     from ..tasks import task_names
 
@@ -210,7 +225,8 @@ def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
                            attn_impl=getattr(args, "attn_impl", None), compiled=getattr(args, "compiled", None))
     extra = {k: v for k, v in (("compile_backend", getattr(args, "compile_backend", None)),
                                ("compile_mode", getattr(args, "compile_mode", None)),
-                               ("int8", getattr(args, "int8_method", None))) if v}
+                               ("int8", getattr(args, "int8_method", None)),
+                               ("target_loss", getattr(args, "target_loss", None))) if v is not None}
     if extra:
         matrix = replace(matrix, options=tuple(sorted({**dict(matrix.options), **extra}.items())))
     if getattr(args, "new_tokens", None) is not None:
@@ -219,6 +235,7 @@ def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
         matrix = replace(matrix, reference=args.reference)
     matrix = _workload(args, matrix)
     matrix = matrix.validate(task_names(), check_model, runner_names())
+    check_runner_families((c.task, c.runner) for c in matrix.cases())
     if matrix.inputs is not None:
         from ..execute.scenario import check_inputs
 

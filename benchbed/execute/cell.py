@@ -111,6 +111,8 @@ class _Cell:
         self.interference: dict[str, Any] = {}
         #: how the runners are driven (`scenario.Driver`), set once the model is loaded
         self.driver: Any = None
+        #: every runner built for the cell (closed when it is done)
+        self.built: list[Any] = []
 
     def open(self) -> list[str]:
         """Runners whose record has no outcome yet."""
@@ -186,12 +188,13 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
 def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench) -> Any:
     from ..runners import RunnerUnavailable, get_runner
 
-    cls = get_runner(name)
+    cls = get_runner(name, case.task)
     reason = cls.unavailable(task, case)
     if reason:
         cell.close([name], "skipped", reason)
         return None
     run = cls(task, bundle, inputs, case.device, case.batch_size, device_sync(case.device), cache=workbench.cache)
+    cell.built.append(run)
     cell.driver.setup(run, case)
     try:
         setup = run.prepare()
@@ -205,6 +208,19 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
 
 def _measure_runners(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench,
                      config: EngineConfig, pass_index: int) -> None:
+    """Build, check and time the runners of the cell, then close every runner built."""
+    try:
+        _measure_built(cell, task, bundle, inputs, workbench, config, pass_index)
+    finally:
+        for run in cell.built:
+            try:
+                run.close()
+            except Exception:  # a runner that cannot let go must not cost the cell its records
+                pass
+
+
+def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench,
+                   config: EngineConfig, pass_index: int) -> None:
     first = next(iter(cell.cases.values()))
     reference = config.reference
     runners: dict[str, Any] = {}
@@ -386,6 +402,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
     rec.update(driver.runner_columns(name, run, stats))
     if pass_index == 0 and driver.per_call_passes:
         rec.update(phase_columns(run, config.phase_calls))
-        rec.update(flops_columns(run, stats.median, case.device, case.dtype))
+        if driver.flops_pass:
+            rec.update(flops_columns(run, stats.median, case.device, case.dtype))
     rec.update(memory_columns(driver.memory_call(run), case.device, calls=3 if driver.per_call_passes else 1))
     rec.update(resource_columns(run, case.device, case.batch_size, config.resource_pass_s))

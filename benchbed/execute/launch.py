@@ -59,7 +59,7 @@ def _payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_inde
     cfg = asdict(config)
     cfg["threads"] = config.threads or torch.get_num_threads()
     sources = [_source(_REGISTRY.get(cases[0].task), "benchbed.tasks")]
-    sources += [_source(get_runner(name), "benchbed.runners") for name in {c.runner for c in cases} | {config.reference}]
+    sources += [_source(get_runner(name, cases[0].task), "benchbed.runners") for name in {c.runner for c in cases} | {config.reference}]
     return {
         "cases": [{**c.params(), "options": list(map(list, c.options))} for c in cases],
         "config": cfg, "results": ctx.results, "run_id": ctx.run_id, "started_at": ctx.started_at.isoformat(),

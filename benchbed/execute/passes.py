@@ -137,12 +137,13 @@ def memory_columns(run: Any, device: str, calls: int = 3) -> dict[str, Any]:
 
 
 def phase_columns(run: Any, calls: int) -> dict[str, Any]:
-    """Median seconds in preprocess / forward / postprocess over `calls` phase-timed calls."""
+    """Median seconds of each phase the runner reports, over `calls` phase-timed calls (inference:
+    ``pre``, ``fwd``, ``post``; training: ``data``, ``fwd``, ``bwd``, ``optim``, ``after``)."""
     phases = [run.call_with_phases()[1] for _ in range(calls)]
     phases = [p for p in phases if p]
     if not phases:
         return {}
-    return {f"{key}_s": float(np.median([p[key] for p in phases])) for key in ("pre", "fwd", "post")
+    return {f"{key}_s": float(np.median([p[key] for p in phases])) for key in phases[0]
             if all(key in p for p in phases)}
 
 

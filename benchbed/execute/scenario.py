@@ -56,6 +56,8 @@ class Driver:
     serves = False
     #: Whether a wide spread of samples is noise to warn about (request latencies spread by design).
     spread_is_noise = True
+    #: Whether the FLOPs pass applies (with `per_call_passes`).
+    flops_pass = True
 
     def __init__(self, case: Case, task: Any, bundle: Any, config: Any, cache: Callable[[tuple, Callable[[], Any]], Any]):
         self.case, self.task, self.bundle, self.config, self.seed = case, task, bundle, config, config.seed
@@ -323,7 +325,12 @@ DRIVERS: dict[str, type[Driver]] = {"latency": Driver, "dataset": DatasetDriver,
 
 
 def make_driver(case: Case, task: Any, bundle: Any, config: Any, cache: Any) -> Driver:
-    """The driver of `case`'s scenario. Generation tasks run in the latency scenario only."""
+    """The driver of `case`'s scenario (training tasks: one optimizer step per sample). Generation
+    tasks run in the latency scenario only."""
+    if getattr(task, "trains", False):
+        from .training import TrainingDriver
+
+        return TrainingDriver(case, task, bundle, config, cache)
     if case.scenario != "latency" and task.streams:
         raise Skip(f"the {case.scenario} scenario does not drive generation tasks yet (TTFT/TPOT per request is "
                    f"not measured there); use --scenario latency")

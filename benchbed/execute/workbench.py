@@ -67,7 +67,7 @@ class Workbench:
     def bundle_key(case: Case, task: Any) -> tuple:
         compile_opts = ((case.option("compile_backend", "inductor"), case.option("compile_mode"))
                         if case.compiled else None)
-        return (case.model, task.head, task.labels, case.dtype, case.device, case.attn_impl,
+        return (case.model, task.head, task.labels, task.load_dtype(case.dtype), case.device, case.attn_impl,
                 case.option("int8", "dynamic") if case.dtype == "int8" else None, compile_opts)
 
     def bundle(self, case: Case, task: Any) -> Any:
@@ -81,7 +81,7 @@ class Workbench:
                 # Another model's weights left on the GPU would count in this case's memory peaks.
                 self.clear()
                 release(case.device)
-            bundle = load_model(case.model, task.head, task.labels, case.dtype, case.device, seed=self.seed,
+            bundle = load_model(case.model, task.head, task.labels, task.load_dtype(case.dtype), case.device, seed=self.seed,
                                 trust_remote_code=self.trust_remote_code, attn_impl=case.attn_impl,
                                 int8_method=str(case.option("int8", "dynamic")))
             if case.compiled:

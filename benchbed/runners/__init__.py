@@ -1,37 +1,49 @@
-"""Runner registry: built-ins (``torch``, ``pipeline``, ``onnxruntime``) and any registered
-through `register_runner` or the ``benchbed.runners`` entry point, all the same way."""
+"""Runner registry: built-ins (``torch``, ``pipeline``, ``onnxruntime``, ``torch-bucketed``; for
+training tasks ``torch`` and ``trainer``) and any registered through `register_runner` or the
+``benchbed.runners`` entry point, all the same way. Runners are registered per family
+(``inference`` or ``training``, the class's ``FAMILY``), so ``torch`` names the raw module call for
+inference tasks and the hand-written loop for training tasks."""
 
 from __future__ import annotations
 
 import re
 from importlib.metadata import entry_points
+from typing import Iterable
 
+from ..spec import TRAINING_RUNNERS
 from .base import Cache, PhaseTimes, Runner, RunnerUnavailable, StagedRunner, no_cache
 from .onnx import OnnxRuntimeRunner
 from .pipeline import PipelineRunner, build_pipeline
 from .raw import BucketedTorchRunner, TorchRunner
+from .training import TrainerRunner, TrainLoopRunner
 
-__all__ = ["Cache", "PhaseTimes", "Runner", "RunnerUnavailable", "StagedRunner", "PipelineRunner", "TorchRunner", "OnnxRuntimeRunner", "build_pipeline",
-           "get_runner", "no_cache", "register_runner", "runner_descriptions", "runner_names", "DEFAULT_REFERENCE"]
+__all__ = ["Cache", "PhaseTimes", "Runner", "RunnerUnavailable", "StagedRunner", "PipelineRunner", "TorchRunner",
+           "OnnxRuntimeRunner", "TrainLoopRunner", "TrainerRunner", "build_pipeline", "get_runner", "no_cache",
+           "register_runner", "runner_descriptions", "runner_names", "check_runner_families", "DEFAULT_REFERENCE",
+           "FAMILIES", "TRAINING_RUNNERS"]
 
 #: The runner every other runner of a cell is compared with, unless a suite or --reference says otherwise.
 DEFAULT_REFERENCE = "torch"
+FAMILIES = ("inference", "training")
 
-_REGISTRY: dict[str, type[Runner]] = {}
+_REGISTRY: dict[str, dict[str, type[Runner]]] = {family: {} for family in FAMILIES}
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _loaded_plugins = False
 
 
 def register_runner(cls: type[Runner]) -> type[Runner]:
-    """Register a runner class under its `NAME` (usable as a decorator)."""
+    """Register a runner class under its `NAME` in its `FAMILY` (usable as a decorator)."""
     name = getattr(cls, "NAME", None)
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"runner NAME must be 1-32 of a-z 0-9 _ - starting with a letter, got {name!r}")
-    _REGISTRY[name] = cls
+    family = getattr(cls, "FAMILY", "inference")
+    if family not in _REGISTRY:
+        raise ValueError(f"runner FAMILY must be one of {', '.join(FAMILIES)}, got {family!r}")
+    _REGISTRY[family][name] = cls
     return cls
 
 
-for _cls in (TorchRunner, PipelineRunner, OnnxRuntimeRunner, BucketedTorchRunner):
+for _cls in (TorchRunner, PipelineRunner, OnnxRuntimeRunner, BucketedTorchRunner, TrainLoopRunner, TrainerRunner):
     register_runner(_cls)
 
 
@@ -44,21 +56,51 @@ def _load_plugins() -> None:
         register_runner(ep.load())
 
 
-def runner_names() -> list[str]:
+def runner_names(family: str | None = None) -> list[str]:
+    """Registered runner names, of one family or of all."""
     _load_plugins()
-    return list(_REGISTRY)
+    families = [family] if family else list(FAMILIES)
+    return list(dict.fromkeys(n for f in families for n in _REGISTRY[f]))
 
 
-def get_runner(name: str) -> type[Runner]:
-    """The runner class registered as `name`; an unknown name is a `SpecError`, never a fallback."""
+def _family(task: str | None) -> str:
+    from ..spec import is_training_task
+
+    return "training" if task is not None and is_training_task(task) else "inference"
+
+
+def get_runner(name: str, task: str | None = None) -> type[Runner]:
+    """The runner class registered as `name` for `task`'s family (inference when no task is given);
+    an unknown name is a `SpecError`, never a fallback."""
     from ..spec import SpecError
 
     _load_plugins()
-    if name not in _REGISTRY:
-        raise SpecError(f"unknown runner {name!r} (valid: {', '.join(_REGISTRY)})")
-    return _REGISTRY[name]
+    family = _family(task)
+    if name not in _REGISTRY[family]:
+        raise SpecError(_wrong_family(name, task, family) if name in runner_names()
+                        else f"unknown runner {name!r} (valid: {', '.join(runner_names())})")
+    return _REGISTRY[family][name]
+
+
+def _wrong_family(name: str, task: str | None, family: str) -> str:
+    valid = ", ".join(runner_names(family))
+    if family == "training":
+        return f"runner {name!r} is not a training runner (valid for {task}: {valid})"
+    return f"runner {name!r} serves training tasks only (valid for {task or 'inference tasks'}: {valid})"
+
+
+def check_runner_families(pairs: Iterable[tuple[str, str]]) -> None:
+    """A `SpecError` (one line) for the first (task, runner) whose runner does not serve the task's
+    family: ``trainer`` for an inference task, ``pipeline`` for a training task."""
+    for task, runner in pairs:
+        get_runner(runner, task)
 
 
 def runner_descriptions() -> dict[str, str]:
     _load_plugins()
-    return {name: cls.DESCRIPTION for name, cls in _REGISTRY.items()}
+    out: dict[str, str] = {}
+    for family in FAMILIES:
+        for name, cls in _REGISTRY[family].items():
+            key = name if name not in out else f"{name} ({family})"
+            out[key] = cls.DESCRIPTION
+    return out

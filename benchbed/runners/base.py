@@ -34,6 +34,9 @@ class Runner:
     #: The runner whose work this one does and then some (the pipeline calls the raw module plus
     #: its plumbing): measured far faster than that runner, with the same answers, is implausible.
     SUPERSET_OF: ClassVar[str | None] = None
+    #: Which tasks the runner serves: ``inference`` tasks, or ``training`` tasks (see
+    #: `benchbed.runners.training`); one name may exist in both families (``torch``).
+    FAMILY: ClassVar[str] = "inference"
 
     def __init__(self, task: Any, bundle: Any, inputs: list[Any], device: str, batch_size: int,
                  sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter,
@@ -63,6 +66,10 @@ class Runner:
     def __call__(self) -> list[Any]:
         """One call over all inputs; returns one output per input."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the runner holds beyond its module (a thread, a temporary folder); called
+        once the cell is measured."""
 
     def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:
         """One call, also returning seconds spent in preprocess / forward / postprocess (a runner

@@ -14,6 +14,7 @@ from .summarization import Summarization, Text2TextGeneration
 from .text_classification import TextClassification
 from .text_generation import TextGeneration
 from .token_classification import TokenClassification
+from .training import TrainCausalLM, TrainTextClassification
 from .zero_shot import ZeroShotClassification
 
 __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "register_task", "task_names"]
@@ -21,13 +22,19 @@ __all__ = ["Parity", "Task", "TextTask", "Tolerance", "tolerance", "get_task", "
 _REGISTRY: dict[str, type[Task]] = {
     t.name: t for t in (TextClassification, FeatureExtraction, FillMask, TokenClassification, TextGeneration,
                                  ZeroShotClassification, ImageClassification,
-                                 SpeechRecognition, QuestionAnswering, Summarization, Text2TextGeneration)
+                                 SpeechRecognition, QuestionAnswering, Summarization, Text2TextGeneration,
+                                 TrainTextClassification, TrainCausalLM)
 }
 _loaded_plugins = False
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Register a task class under its `name` (usable as a decorator)."""
+    """Register a task class under its `name` (usable as a decorator). A training task's name
+    starts with ``train-`` (and only a training task's), so matrices can tell them apart."""
+    from ..spec import TRAINING_PREFIX, is_training_task
+
+    if bool(getattr(cls, "trains", False)) != is_training_task(cls.name):
+        raise ValueError(f"task {cls.name!r}: training tasks, and only they, are named {TRAINING_PREFIX}...")
     _REGISTRY[cls.name] = cls
     return cls
 

@@ -94,6 +94,13 @@ class Task:
     description: ClassVar[str] = ""
     #: What the inputs are: "text" (a tokenizer preprocesses) or "image" (an image processor does).
     modality: ClassVar[str] = "text"
+    #: True for training tasks (`benchbed.tasks.training`): runners of the training family serve them.
+    trains: ClassVar[bool] = False
+
+    def load_dtype(self, dtype: str) -> str:
+        """The precision the model is loaded in for a case of `dtype` (training keeps fp32 weights
+        and autocasts)."""
+        return dtype
 
     def make_inputs(self, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> list[Any]:
         raise NotImplementedError

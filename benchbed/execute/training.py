@@ -1,0 +1,102 @@
+"""How the runners of a training cell are driven: one timed sample is one optimizer step.
+
+Every runner is built on the same seeded examples (batch x accumulation x `steps_per_epoch`, cycled
+in order). Parity first takes `TrainSettings.parity_steps` steps on each runner and compares the
+losses and weights; timing then goes on from there, the runners alternating in blocks of steps.
+After the cell, each runner's loss curve is compared with the reference's over every step both
+took, and the time each needed to reach the target loss is taken from its own step times.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..spec import Case
+from .scenario import Driver
+
+__all__ = ["TrainingDriver", "time_to_loss"]
+
+
+def time_to_loss(losses: list[float], step_s: list[float], target: float) -> tuple[int | None, float | None]:
+    """(steps, seconds) until a loss first reached `target`: the number of steps taken, and the
+    sum of their step times (the first steps, with their one-off costs, included); (None, None)
+    when it never did."""
+    total = 0.0
+    for i, (loss, dt) in enumerate(zip(losses, step_s)):
+        total += dt
+        if loss <= target:
+            return i + 1, total
+    return None, None
+
+
+class TrainingDriver(Driver):
+    """The latency scenario of training tasks: a sample is one optimizer step."""
+
+    #: FLOPs are counted by a dispatch mode that is per thread, and the Trainer steps in its own.
+    flops_pass = False
+
+    def __init__(self, case: Case, task: Any, bundle: Any, config: Any,
+                 cache: Callable[[tuple, Callable[[], Any]], Any]) -> None:
+        super().__init__(case, task, bundle, config, cache)
+        self.grad_accum = int(case.option("grad_accum", 1))
+        self.workers = int(case.option("workers", 0))
+        self.settings = task.settings
+        self.runs: dict[str, Any] = {}
+        self.reference = config.reference
+
+    def prepare(self) -> list[Any]:
+        per_step = self.case.batch_size * self.grad_accum
+        examples = self.task.make_examples(self.bundle, per_step * self.settings.steps_per_epoch, self.case.seq_len,
+                                           self.seed)
+        self.columns.update(grad_accum=self.grad_accum, workers=self.workers)
+        return examples
+
+    def rule(self, rule: Any) -> Any:
+        """At least two warm-up steps (the first builds optimizer state and allocator pools)."""
+        from dataclasses import replace
+
+        return replace(rule, warmup=max(rule.warmup, 2))
+
+    def setup(self, run: Any, case: Case) -> None:
+        run.grad_accum, run.workers = self.grad_accum, self.workers
+        run.dtype, run.seed, run.settings = case.dtype, self.seed, self.settings
+        self.runs[case.runner] = run
+
+    def call_of(self, run: Any) -> Callable[[], Any]:
+        return run
+
+    def outputs(self, run: Any) -> Any:
+        """The parity steps, from the runner's first step (parity runs before timing)."""
+        return run.trace(self.settings.parity_steps - len(run.losses))
+
+    def after_parity(self, run: Any) -> None:
+        """Training goes on from where parity left it (both paths are at the same step)."""
+
+    def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
+        """Throughput per optimizer step, the loss curve and how far it is from the reference's,
+        and the time to the target loss (the option ``target_loss``; by default the lowest loss the
+        reference reached over as many steps as this runner took, a point every runner with the
+        same losses passes at the same step)."""
+        per_step = self.case.batch_size * self.grad_accum
+        median = stats.median
+        losses = run.loss_values()
+        out: dict[str, Any] = {
+            "items_per_s": per_step / median if median > 0 else None,
+            "tokens_per_s": per_step * self.case.seq_len / median if median > 0 else None,
+            "train_steps": len(losses), "loss_curve": losses, "step_times_s": list(run.step_s),
+            "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+        }
+        ref = self.runs.get(self.reference)
+        ref_losses = ref.loss_values() if ref is not None else []
+        if ref is not None and ref is not run and ref_losses and losses:
+            n = min(len(ref_losses), len(losses))
+            out["loss_max_diff"] = float(np.max(np.abs(np.subtract(ref_losses[:n], losses[:n]))))
+        target = self.case.option("target_loss")
+        if target is None and ref_losses and losses:
+            target = min(ref_losses[:len(losses)])
+        if target is not None:
+            steps, seconds = time_to_loss(losses, run.step_s, float(target))
+            out.update(target_loss=float(target), steps_to_loss=steps, time_to_loss_s=seconds)
+        return out

@@ -1,0 +1,358 @@
+"""The two training runners: ``torch`` (a hand-written loop) and ``trainer`` (`transformers.Trainer`).
+
+Each call is one optimizer step (forward and backward of ``grad_accum`` micro-batches, gradient
+clipping, the optimizer step, zeroing the gradients) on the next examples, so the engine times,
+interleaves and pairs training steps exactly like inference calls. Each runner trains its own copy
+of the cell's module (the cached one stays untouched for later cells).
+
+`Trainer.train()` is one call that runs its own loop, so the ``trainer`` runner runs it in a thread
+and paces it: a callback blocks at the end of every step until the engine asks for the next one.
+A timed call is then exactly one turn of the Trainer's loop — its data loading and collation, its
+per-step bookkeeping and callbacks, forward, backward, clipping, optimizer and scheduler steps —
+and the two paths can alternate step by step in the same time window.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any, ClassVar
+
+from .base import PhaseTimes, Runner
+
+__all__ = ["TrainingRunner", "TrainLoopRunner", "TrainerRunner", "AUTOCAST"]
+
+#: torch dtypes autocast runs in, by the case's dtype (fp32: no autocast).
+AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
+#: Seconds the engine waits for one Trainer step before calling the Trainer thread hung.
+STEP_TIMEOUT_S = 3600.0
+
+
+class _Examples:
+    """The examples as a map-style torch Dataset (a plain class: no torch import at module load)."""
+
+    def __init__(self, examples: list[dict[str, Any]]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.examples[i]
+
+
+class TrainingRunner(Runner):
+    """What both training runners share: a private copy of the module, the step counter, the loss
+    of every step, and the phase hooks."""
+
+    FAMILY: ClassVar[str] = "training"
+
+    #: DataLoader workers (the ``workers`` option).
+    workers: int = 0
+    #: Micro-batches per optimizer step (the ``grad_accum`` option).
+    grad_accum: int = 1
+    #: The case's precision (autocast for bf16/fp16) and the run's seed (set by the driver).
+    dtype: str = "fp32"
+    seed: int = 0
+    settings: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.losses: list[Any] = []  # one detached scalar tensor per step (no sync to read it)
+        self.step_s: list[float] = []  # each step's seconds, by the runner's own clock
+        self.model: Any = None
+        self._marks: list[tuple[str, float]] | None = None
+
+    @classmethod
+    def unavailable(cls, task: Any, case: Any) -> str | None:
+        if not getattr(task, "trains", False):
+            return f"the {cls.NAME} training runner serves training tasks only"
+        if case.compiled:
+            return "compiled training is not measured yet (run with --compiled false)"
+        if case.dtype == "int8":
+            return "int8 weights cannot be trained (valid training dtypes: fp32, bf16, fp16 on CUDA)"
+        if case.dtype == "fp16" and not case.device.startswith("cuda"):
+            return "fp16 training needs a CUDA device (a gradient scaler on fp16 autocast)"
+        if case.scenario != "latency":
+            return f"training runs step by step; the {case.scenario} scenario does not apply"
+        return None
+
+    def copy_model(self) -> Any:
+        """The runner's own copy of the cell's module, in training mode."""
+        model = copy.deepcopy(self.bundle.module)
+        model.train()
+        for p in model.parameters():  # loaded for inference, with gradients off
+            p.requires_grad_(p.is_floating_point())
+        return model
+
+    def trace(self, steps: int) -> Any:
+        """Take `steps` steps; return the loss of every step so far and the weights (parity)."""
+        from ..tasks.training import TrainTrace
+
+        for _ in range(steps):
+            self()
+        self.sync()
+        weights = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
+        labels = self.inputs[0]["labels"] if self.inputs else None
+        return TrainTrace(losses=self.loss_values(), weights=weights, grad_accum=self.grad_accum,
+                          seq_len=int(labels.numel()) if labels is not None and labels.dim() else 0)
+
+    def loss_values(self) -> list[float]:
+        return [float(x) for x in self.losses]
+
+    def __call__(self) -> float:
+        t0 = self.clock()
+        self.step()
+        self.step_s.append(self.clock() - t0)
+        return self.step_s[-1]
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    # -- phases: the same hooks on both runners, so both split their step the same way ----------
+    def _mark(self, what: str) -> None:
+        if self._marks is not None:
+            self.sync()
+            self._marks.append((what, self.clock()))
+
+    def install_phase_hooks(self, optimizer: Any) -> None:
+        """Timestamps at each forward's start and end and around the optimizer step (recorded only
+        during `call_with_phases`)."""
+        self.model.register_forward_pre_hook(lambda *a: self._mark("f0"))
+        self.model.register_forward_hook(lambda *a: self._mark("f1"))
+        optimizer.register_step_pre_hook(lambda *a: self._mark("o0"))
+        optimizer.register_step_post_hook(lambda *a: self._mark("o1"))
+
+    def call_with_phases(self) -> tuple[Any, PhaseTimes]:
+        """One step split at the hooks: ``data`` (fetching and collating the batch, and anything the
+        loop does before the first forward), ``fwd`` (the forwards), ``bwd`` (the backwards and
+        gradient clipping: first forward's start to the optimizer step, less the forwards),
+        ``optim`` (the optimizer step), ``after`` (zeroing gradients, the scheduler, callbacks)."""
+        self._marks = []
+        self.sync()
+        t0 = self.clock()
+        out = self()
+        self.sync()
+        end = self.clock()
+        marks, self._marks = self._marks, None
+        f0 = [t for k, t in marks if k == "f0"]
+        f1 = [t for k, t in marks if k == "f1"]
+        o0 = [t for k, t in marks if k == "o0"]
+        o1 = [t for k, t in marks if k == "o1"]
+        if not (f0 and len(f0) == len(f1) and o0 and o1):
+            return out, {}
+        fwd = sum(b - a for a, b in zip(f0, f1))
+        return out, {"data": f0[0] - t0, "fwd": fwd, "bwd": o0[0] - f0[0] - fwd, "optim": o1[-1] - o0[0],
+                     "after": end - o1[-1]}
+
+
+class TrainLoopRunner(TrainingRunner):
+    """The hand-written loop a careful PyTorch user writes: a DataLoader over the examples in order,
+    autocast for bf16/fp16 (with a gradient scaler for fp16), the loss divided by the accumulation
+    steps, ``clip_grad_norm_``, AdamW with weight decay off for biases and norms (what Trainer does),
+    ``zero_grad(set_to_none=True)``; no scheduler."""
+
+    NAME = "torch"
+    DESCRIPTION = "training: a hand-written loop (DataLoader, autocast, backward, clip, AdamW step, zero_grad)"
+
+    def prepare(self) -> float:
+        import torch
+
+        from ..tasks.training import decay_parameter_names
+
+        t0 = time.perf_counter()
+        s = self.settings
+        self.model = self.copy_model()
+        decay = decay_parameter_names(self.model)
+        params = list(self.model.named_parameters())
+        groups = [{"params": [p for n, p in params if n in decay and p.requires_grad], "weight_decay": s.weight_decay},
+                  {"params": [p for n, p in params if n not in decay and p.requires_grad], "weight_decay": 0.0}]
+        self.optimizer = torch.optim.AdamW(groups, lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2),
+                                           eps=s.adam_epsilon, fused=_fused_ok(self.device))
+        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == "fp16" else None
+        self.loader = torch.utils.data.DataLoader(_Examples(self.inputs), batch_size=self.batch_size, shuffle=False,
+                                                  num_workers=self.workers)
+        self._batches = iter(())
+        self.install_phase_hooks(self.optimizer)
+        return time.perf_counter() - t0
+
+    def _next(self) -> dict[str, Any]:
+        try:
+            batch = next(self._batches)
+        except StopIteration:  # the next epoch, in the same order
+            self._batches = iter(self.loader)
+            batch = next(self._batches)
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def step(self) -> None:
+        import torch
+
+        model, opt, scaler, ga = self.model, self.optimizer, self.scaler, self.grad_accum
+        cast = getattr(torch, AUTOCAST.get(self.dtype, "float32"))
+        total = None
+        for i in range(ga):
+            batch = self._next()
+            if i == 0:  # the Trainer's runner reseeds at the same point (on_step_begin)
+                torch.manual_seed(self.seed + len(self.losses))
+            with torch.autocast(_device_type(self.device), dtype=cast, enabled=self.dtype in AUTOCAST):
+                loss = model(**batch).loss / ga
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        if scaler is not None:
+            scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), self.settings.max_grad_norm)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.losses.append(total)
+
+
+class TrainerRunner(TrainingRunner):
+    """`transformers.Trainer` with `TrainingArguments` set to the same hyperparameters: sequential
+    sampling, a constant learning rate, logging, saving and evaluation off, ``bf16``/``fp16`` for
+    autocast, ``dataloader_num_workers`` from the ``workers`` option. Its optimizer is its default
+    (``adamw_torch_fused`` on torch >= 2.8), and the raw loop uses the same fused AdamW."""
+
+    NAME = "trainer"
+    DESCRIPTION = "training: transformers.Trainer, paced one optimizer step per call"
+
+    @classmethod
+    def unavailable(cls, task: Any, case: Any) -> str | None:
+        reason = super().unavailable(task, case)
+        if reason:
+            return reason
+        import importlib.util
+
+        if importlib.util.find_spec("accelerate") is None:
+            return "transformers.Trainer needs the accelerate package: pip install 'benchbed[train]'"
+        from transformers import TrainingArguments
+
+        if "train_sampling_strategy" not in TrainingArguments.__dataclass_fields__:
+            return ("this transformers has no sequential train sampling (TrainingArguments.train_sampling_strategy, "
+                    "transformers >= 5), so both paths cannot see the same examples in the same order")
+        if case.device.startswith("cuda:") and case.device != "cuda:0":
+            return "the trainer runner trains on the default CUDA device only (cuda or cuda:0)"
+        return None
+
+    def prepare(self) -> float:
+        import tempfile
+
+        import torch
+        from transformers import Trainer, TrainerCallback, TrainingArguments
+
+        t0 = time.perf_counter()
+        s = self.settings
+        self.model = self.copy_model()
+        self._dir = tempfile.TemporaryDirectory(prefix="benchbed-trainer-")
+        args = TrainingArguments(
+            output_dir=self._dir.name, per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.grad_accum, max_steps=10**9, learning_rate=s.learning_rate,
+            weight_decay=s.weight_decay, adam_beta1=s.adam_beta1, adam_beta2=s.adam_beta2, adam_epsilon=s.adam_epsilon,
+            max_grad_norm=s.max_grad_norm, lr_scheduler_type="constant", warmup_steps=0,
+            train_sampling_strategy="sequential", dataloader_num_workers=self.workers, seed=self.seed,
+            bf16=self.dtype == "bf16", fp16=self.dtype == "fp16", use_cpu=self.device == "cpu",
+            logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True)
+        runner = self
+        self._go, self._done = threading.Event(), threading.Event()
+        self._stop = False
+        self._error: BaseException | None = None
+
+        class Pacer(TrainerCallback):
+            """Blocks the Trainer's loop between steps until the engine asks for the next one."""
+
+            def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                runner._wait()
+
+            def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                torch.manual_seed(runner.seed + state.global_step)  # as the raw loop does
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                if runner._wait():
+                    control.should_training_stop = True
+
+        class StepLossTrainer(Trainer):
+            """Trainer that keeps the loss each micro-batch back-propagated (the value `training_step`
+            returns, already divided for accumulation), summed per optimizer step."""
+
+            def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+                loss = super().training_step(model, inputs, num_items_in_batch)
+                runner._micro.append(loss)
+                if len(runner._micro) == runner.grad_accum:
+                    runner.losses.append(sum(runner._micro[1:], runner._micro[0]))
+                    runner._micro = []
+                return loss
+
+        self._micro: list[Any] = []
+        self.trainer = StepLossTrainer(model=self.model, args=args, train_dataset=_Examples(self.inputs),
+                                       callbacks=[Pacer()])
+        from transformers.trainer_callback import PrinterCallback
+
+        self.trainer.remove_callback(PrinterCallback)  # it prints the run's summary on stdout at the end
+        self._thread = threading.Thread(target=self._train, name="benchbed-trainer", daemon=True)
+        self._thread.start()
+        self._await()  # the Trainer has set up (optimizer, DataLoader) and waits in on_train_begin
+        self.install_phase_hooks(_inner_optimizer(self.trainer.optimizer))
+        return time.perf_counter() - t0
+
+    def _train(self) -> None:
+        try:
+            self.trainer.train()
+        except BaseException as exc:  # handed to the engine's thread by _await
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def _wait(self) -> bool:
+        """In the Trainer's thread: say the step is done, wait for the next; True means stop."""
+        self._go.clear()
+        self._done.set()
+        self._go.wait()
+        return self._stop
+
+    def _await(self) -> None:
+        if not self._done.wait(STEP_TIMEOUT_S):
+            raise TimeoutError(f"the Trainer took no step in {STEP_TIMEOUT_S:.0f} s")
+        if self._error is not None:
+            raise self._error
+        if not self._thread.is_alive():
+            raise RuntimeError("Trainer.train() returned before the steps asked of it")
+
+    def step(self) -> None:
+        self._done.clear()
+        self._go.set()
+        self._await()
+
+    def close(self) -> None:
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread.is_alive():
+            self._stop = True
+            self._go.set()
+            thread.join(timeout=60)
+        if getattr(self, "_dir", None) is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+def _device_type(device: str) -> str:
+    return device.split(":")[0]
+
+
+def _fused_ok(device: str) -> bool:
+    """Whether torch's fused AdamW runs on `device` (the Trainer's default optimizer uses it)."""
+    import torch
+
+    try:
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+        return _device_type(device) in _get_fused_kernels_supported_devices()
+    except ImportError:  # older torch: fused AdamW is CUDA-only there
+        return device.startswith("cuda") and torch.cuda.is_available()
+
+
+def _inner_optimizer(optimizer: Any) -> Any:
+    """The torch optimizer under accelerate's wrapper (its hooks fire on the real step)."""
+    return getattr(optimizer, "optimizer", optimizer)
