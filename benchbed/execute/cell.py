@@ -28,7 +28,7 @@ from ..measure.timer import device_sync
 from ..record import empty_record
 from ..spec import Case
 from .config import EngineConfig, RunContext
-from .failures import Skip, attn_unsupported, classify, unavailable_reason
+from .failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
     StepTimer,
     compile_warmup,
@@ -154,6 +154,9 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
         except Exception as exc:
             if first.attn_impl and attn_unsupported(exc):
                 raise Skip(f"attn_impl {first.attn_impl}: {exc}".strip()[:500]) from None
+            missing = head_missing(exc)
+            if missing:
+                raise Skip(f"{first.model} has no {task.head} head for {task.name} ({missing})") from None
             raise
         info = {"model_params": bundle.params, "model_config": bundle.config_name, "model_weights": bundle.weights,
                 "attn_impl": getattr(bundle.module.config, "_attn_implementation", None),

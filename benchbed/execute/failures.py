@@ -7,7 +7,7 @@ import importlib.util
 
 from ..spec import Case, device_index
 
-__all__ = ["Skip", "classify", "unavailable_reason", "attn_unsupported"]
+__all__ = ["Skip", "classify", "unavailable_reason", "attn_unsupported", "head_missing"]
 
 #: Packages an attention implementation needs beyond torch and transformers.
 _ATTN_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
@@ -73,3 +73,14 @@ def subprocess_status(stderr: str, memory_capped: bool) -> str:
     if memory_capped and any(s in text for s in ("thread creation failed", "cannot allocate memory", "out of memory")):
         return "oom"
     return "error"
+
+
+def head_missing(exc: BaseException) -> str | None:
+    """The short reason when loading failed because the model's architecture has no class for the
+    task's head (transformers' "Unrecognized configuration class X for AutoModelForY"), else None:
+    a case this model cannot run, not a failure."""
+    import re
+
+    m = re.search(r"Unrecognized configuration class <class '[\w.]*?(\w+)'> for this kind of AutoModel: (\w+)",
+                  str(exc))
+    return f"{m.group(2)} does not take {m.group(1)}" if isinstance(exc, ValueError) and m else None

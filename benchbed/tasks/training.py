@@ -133,7 +133,13 @@ class TrainTask(Task):
             if not loss_tol.close(b, a):
                 factor = _constant_factor(raw.losses[:n], other.losses[:n], loss_tol)
                 if factor is None:
-                    return Parity(False, f"step {i + 1}: loss {a:.6g} (torch) vs {b:.6g} (pipeline)")
+                    detail = f"step {i + 1}: loss {a:.6g} (torch) vs {b:.6g} (pipeline)"
+                    first = other.losses[0] / raw.losses[0] if raw.losses[0] else 0.0
+                    cause = _factor_cause(first, raw.grad_accum, raw.seq_len)
+                    if cause:  # the first step's loss, before any update, differs by normalisation only
+                        detail += (f"; at step 1 the loss (pipeline) was already {first:.4g}x{cause}, and the paths "
+                                   f"drifted apart from there (clipping and AdamW's epsilon see the scaled gradient)")
+                    return Parity(False, detail)
                 break
         if factor is None:
             detail = f"loss equal at {n} steps (max diff {worst:.2g}, tolerance {loss_tol.atol:g}+{loss_tol.rtol:g}x)"
@@ -181,7 +187,7 @@ def _weights_diff(a: dict[str, Any], b: dict[str, Any], tol: Tolerance) -> tuple
     """(the parameter that differs most, its largest |difference|, whether any is out of tolerance)."""
     import torch
 
-    worst_name, worst, bad = "", 0.0, False
+    worst_name, worst = "", 0.0
     for name, wa in a.items():
         wb = b.get(name)
         if wb is None or wb.shape != wa.shape:
