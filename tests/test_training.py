@@ -65,6 +65,12 @@ def test_both_paths_train_alike_step_by_step_from_the_cli(tmp_path):
     assert (df["schema_version"] == 7).all() and (df["grad_accum"] == 1).all()
     _check_pairs(df)
     assert "trainer/torch [95% CI]" in p.stdout
+    # the report's training section: the table and the overlaid loss curves
+    r = run_cli("report", str(tmp_path / "r"), "-o", str(tmp_path / "report.html"))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "Training: the hand-written loop vs transformers.Trainer" in page and "max |Δloss|" in page
+    assert page.count("optimizer step") >= 1 and "ms per step (median phases)" in page
 
 
 def test_gradient_accumulation_trains_alike_or_the_trainers_loss_scaling_is_named(tmp_path):

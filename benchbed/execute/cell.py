@@ -27,6 +27,7 @@ from ..measure.paired import (
 from ..measure.timer import device_sync
 from ..record import empty_record
 from ..spec import Case
+from ..tasks.base import relabel
 from .config import EngineConfig, RunContext
 from .failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
@@ -88,11 +89,6 @@ def _guard(name: str, fn: Any) -> Any:
             raise _RunnerFailed(name, exc) from exc
 
     return call
-
-
-def _relabel(detail: str, name: str, reference: str) -> str:
-    """Tasks word parity details as torch vs pipeline; say which runners were compared."""
-    return detail.replace("(pipeline)", f"({name})").replace("(torch)", f"({reference})")
 
 
 class _Cell:
@@ -296,7 +292,7 @@ def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dic
         except Exception as exc:
             cell.fail(name, exc)
             continue
-        detail = _relabel(verdict.detail, name, reference)
+        detail = relabel(verdict.detail, name, reference)
         cell.recs[name].update(parity_ok=verdict.ok, parity_detail=detail)
         if not verdict.ok:
             cell.recs[name]["message"] = f"PARITY MISMATCH: {detail}"

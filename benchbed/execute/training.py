@@ -74,6 +74,25 @@ class TrainingDriver(Driver):
     def after_parity(self, run: Any) -> None:
         """Training goes on from where parity left it (both paths are at the same step)."""
 
+    def _whole_curve(self, name: str, ref: Any, run: Any, n: int) -> dict[str, Any]:
+        """Parity over every step both runners took (the parity steps checked the weights; the
+        curves must go on agreeing through the timed steps): a mismatch columns, else nothing."""
+        from ..tasks.base import relabel
+        from ..tasks.training import TrainTrace
+
+        def verdict(k: int) -> Any:
+            return self.task.compare(TrainTrace(ref.loss_values()[:k], {}, self.grad_accum, ref.label_tokens),
+                                     TrainTrace(run.loss_values()[:k], {}), self.case.dtype)
+
+        if not verdict(min(n, self.settings.parity_steps)).ok:
+            return {}  # parity already failed; its own detail stands
+        full = verdict(n)
+        if full.ok:
+            return {}
+        detail = relabel(f"the loss curves part after the parity steps, over {n} steps: {full.detail}", name,
+                         self.reference)
+        return {"parity_ok": False, "parity_detail": detail, "message": f"PARITY MISMATCH: {detail}"}
+
     def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
         """Throughput per optimizer step, the loss curve and how far it is from the reference's,
         and the time to the target loss (the option ``target_loss``; by default the lowest loss the
@@ -93,6 +112,7 @@ class TrainingDriver(Driver):
         if ref is not None and ref is not run and ref_losses and losses:
             n = min(len(ref_losses), len(losses))
             out["loss_max_diff"] = float(np.max(np.abs(np.subtract(ref_losses[:n], losses[:n]))))
+            out.update(self._whole_curve(name, ref, run, n))
         target = self.case.option("target_loss")
         if target is None and ref_losses and losses:
             target = min(ref_losses[:len(losses)])

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..atomic import write_text_atomic
 from ..record import COLUMNS
+from ..spec import TRAINING_PREFIX
 from . import charts
 from .data import (
     GROUP_KEY,
@@ -218,8 +219,9 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
                          + figure(charts.throughput_vs_batch(cells), "Throughput (items/s), every runner")))
         sections.append(("Noise: latency distributions",
                          figure(charts.distributions(per_call), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
+        inference = cells[~cells["task"].astype(str).str.startswith(TRAINING_PREFIX)]
         sections.append(("Where the time goes",
-                         figure(charts.phase_breakdown(cells),
+                         figure(charts.phase_breakdown(inference),
                                 "Median preprocess / forward / postprocess; 'other' is the rest of the call "
                                 "(pipeline plumbing: batching, collation; a runner that cannot split its call "
                                 "shows one bar)")))
@@ -229,6 +231,9 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         mem = charts.memory_vs_batch(cells)
         if mem:
             sections.append(("Memory", figure(mem, "Peak memory increase during the timed calls")))
+    train = _training(latest)
+    if train:
+        sections.append(("Training: the hand-written loop vs transformers.Trainer", train))
     work = _workloads(latest)
     if work:
         sections.append(("Workloads: real inputs, datasets and servers under load", work))
@@ -325,6 +330,41 @@ def _workloads(latest: Any) -> str:
     lens = charts.input_lengths(latest)
     if lens:
         out.append(figure(lens, "Lengths of the examples measured (tokens, after truncation to the case's seq_len)"))
+    return "".join(out)
+
+
+def _training(latest: Any) -> str:
+    """Step time and its ratio, throughput, memory, the loss curves overlaid and time to the target
+    loss, per training cell; empty when the run trained nothing."""
+    if "train_steps" not in latest.columns:
+        return ""
+    ok = latest[(latest["status"] == "ok") & latest["train_steps"].notna()]
+    if ok.empty:
+        return ""
+    rows = []
+    for _, r in ok.sort_values(["task", "model", "dtype", "batch_size", "seq_len", "grad_accum", "runner"]).iterrows():
+        ratio = "reference" if r["runner"] == r.get("reference") else (
+            f"{r['ref_ratio']:.2f}× [{r['ref_ratio_low']:.2f}, {r['ref_ratio_high']:.2f}]"
+            if not _missing(r.get("ref_ratio")) else "–")
+        rows.append([esc(r["task"]), esc(r["model"]), esc(r["dtype"]), esc(r["batch_size"]), esc(r["seq_len"]),
+                     esc(int(r["grad_accum"]) if not _missing(r.get("grad_accum")) else 1), esc(r["runner"]),
+                     fmt_ms(r["lat_median_s"]), esc(ratio), fmt_num(r["items_per_s"]), fmt_num(r["tokens_per_s"], 0),
+                     fmt_num(r["cpu_rss_peak_delta_mb"]),
+                     f"{_g(r['loss_first'])} → {_g(r['loss_last'])}", _g(r.get("loss_max_diff")),
+                     _g(r.get("time_to_loss_s")), esc(int(r["train_steps"])),
+                     "✓" if r["parity_ok"] is True else "✗" if r["parity_ok"] is False else "–"])
+    out = [table(["task", "model", "dtype", "batch", "seq", "accum", "runner", "step ms", "÷ reference [95% CI]",
+                  "samples/s", "tokens/s", "peak RSS +MB", "loss first → last", "max |Δloss|", "time to loss s",
+                  "steps", "parity"], rows, numeric={3, 4, 5, 7, 9, 10, 11, 13, 14, 15})]
+    curves = charts.loss_curves(ok)
+    if curves:
+        out.append(figure(curves, "Loss at every optimizer step, both paths overlaid (one line where they agree); "
+                                  "steps left of the dotted line are the parity steps, the rest were timed"))
+    phases = charts.training_phases(ok)
+    if phases:
+        out.append(figure(phases, "Median phases of a step: data (fetch, collate, the loop's own work before the "
+                                  "forward), forward, backward with clipping, optimizer step, after (zero_grad, "
+                                  "scheduler, callbacks)"))
     return "".join(out)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["MAX_PANELS", "latency_vs_batch", "throughput_vs_batch", "distributions", "phase_breakdown",
            "precision_comparison", "memory_vs_batch", "history_trend", "generation_latency", "efficiency",
-           "server_load", "dataset_throughput", "input_lengths"]
+           "server_load", "dataset_throughput", "input_lengths", "loss_curves", "training_phases"]
 
 MAX_PANELS = 12
 GROUP_KEY = ["task", "model", "device", "dtype"]
@@ -449,3 +449,84 @@ def _legend(ax: Any) -> None:
     """A legend where the panel has labelled lines or bars (an empty one only warns)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
+
+
+TRAINING_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len", "grad_accum"]
+#: Training phases in step order, with their colours.
+TRAINING_PHASES = {"data": "#8c564b", "fwd": "#2ca02c", "bwd": "#1f77b4", "optim": "#ff7f0e", "after": "#9467bd"}
+
+
+def _training_groups(latest: Any) -> tuple[list[tuple[tuple, Any]], str]:
+    if "loss_curve" not in latest.columns:
+        return [], ""
+    g = latest[(latest["status"] == "ok") & latest["loss_curve"].map(lambda v: v is not None and not isinstance(v, float)
+                                                                     and len(v) > 0)]
+    groups = list(g.groupby(TRAINING_KEY, sort=True, dropna=False))
+    note = f"showing {MAX_PANELS} of {len(groups)} training cells" if len(groups) > MAX_PANELS else ""
+    return groups[:MAX_PANELS], note
+
+
+def _training_title(key: tuple) -> str:
+    task, model, device, dtype, bs, sl, ga = key
+    accum = f" accum={int(ga)}" if ga == ga and ga not in (None, 1) else ""
+    return _title((task, model, device, dtype, f"b{bs} s{sl}{accum}"))
+
+
+def loss_curves(latest: Any, parity_steps: int = 6) -> Chart:
+    """Every training runner's loss at each optimizer step, overlaid per cell (lines that lie on
+    each other are parity at a glance); the dotted line ends the parity steps."""
+    groups, note = _training_groups(latest)
+    if not groups:
+        return None
+    fig, axes = _grid(len(groups), width=3.6, height=2.6)
+    for ax, (key, grp) in zip(axes, groups):
+        runners = _runners(grp)
+        for runner in runners:
+            r = grp[grp["runner"] == runner]
+            if r.empty:
+                continue
+            curve = np.asarray(r.iloc[0]["loss_curve"], dtype=float)
+            st = style(runners, runner)
+            ax.plot(np.arange(1, len(curve) + 1), curve, color=st["color"], ls=st["ls"], lw=1.2, label=_t(runner))
+        ax.axvline(parity_steps + 0.5, color="black", ls=":", lw=0.8)
+        diffs = grp["loss_max_diff"].dropna() if "loss_max_diff" in grp.columns else []
+        if len(diffs):
+            ax.text(0.98, 0.95, f"max |Δloss| {float(max(diffs)):.2g}", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=6)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss")
+        ax.set_title(_training_title(key))
+        ax.grid(True, alpha=0.3)
+        _legend(ax)
+    fig.tight_layout()
+    return _svg(fig), note
+
+
+def training_phases(latest: Any) -> Chart:
+    """Where a training step's time goes, each runner's median phases stacked: data (fetch and
+    collate, and what the loop does before the forward), forward, backward (with clipping),
+    optimizer step, after (zero_grad, scheduler, callbacks)."""
+    groups, note = _training_groups(latest)
+    groups = [(k, g) for k, g in groups if "fwd_s" in g.columns and g["fwd_s"].notna().any()]
+    if not groups:
+        return None
+    fig, axes = _grid(len(groups), width=3.0, height=2.6)
+    for ax, (key, grp) in zip(axes, groups):
+        runners = _runners(grp)
+        labels = []
+        for j, runner in enumerate(runners):
+            r = grp[grp["runner"] == runner]
+            if r.empty:
+                continue
+            row, bottom = r.iloc[0], 0.0
+            for phase, color in TRAINING_PHASES.items():
+                v = _num(row.get(f"{phase}_s")) * 1e3
+                ax.bar(j, v, bottom=bottom, color=color, width=0.6, label=phase if j == 0 else None)
+                bottom += v
+            labels.append(_t(runner))
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_ylabel("ms per step (median phases)")
+        ax.set_title(_training_title(key))
+        _legend(ax)
+    fig.tight_layout()
+    return _svg(fig), note

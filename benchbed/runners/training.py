@@ -94,9 +94,14 @@ class TrainingRunner(Runner):
             self()
         self.sync()
         weights = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
-        labels = self.inputs[0]["labels"] if self.inputs else None
         return TrainTrace(losses=self.loss_values(), weights=weights, grad_accum=self.grad_accum,
-                          seq_len=int(labels.numel()) if labels is not None and labels.dim() else 0)
+                          seq_len=self.label_tokens)
+
+    @property
+    def label_tokens(self) -> int:
+        """Labels per example when they are tokens (causal LM), else 0 (one class per example)."""
+        labels = self.inputs[0]["labels"] if self.inputs else None
+        return int(labels.numel()) if labels is not None and labels.dim() else 0
 
     def loss_values(self) -> list[float]:
         return [float(x) for x in self.losses]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 __all__ = ["Parity", "Task", "Tolerance", "TOLERANCES", "tolerance", "TextTask", "length_mismatch", "exact_match",
-           "compare_items"]
+           "compare_items", "relabel"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,11 @@ TOLERANCES: dict[str, Tolerance] = {
 
 def tolerance(dtype: str) -> Tolerance:
     return TOLERANCES[dtype]
+
+
+def relabel(detail: str, name: str, reference: str) -> str:
+    """Tasks word parity details as torch vs pipeline; say which runners were compared."""
+    return detail.replace("(pipeline)", f"({name})").replace("(torch)", f"({reference})")
 
 
 def length_mismatch(raw: list[Any], piped: list[Any]) -> Parity | None:

@@ -120,7 +120,7 @@ class TrainTask(Task):
 
         A loss that differs by the same factor at every step is a normalisation difference (what
         the loss is divided by), not different training: it is named, with its likely cause, and
-        the weights decide. AdamW's update hardly depends on the gradient's scale, and clipping
+        the weights decide (traces without weights: the curves alone, a constant factor passes). AdamW's update hardly depends on the gradient's scale, and clipping
         rescales both to the same norm, so such paths still train alike."""
         loss_tol, weight_tol = LOSS_TOLERANCES[dtype], WEIGHT_TOLERANCES[dtype]
         n = min(len(raw.losses), len(other.losses))
@@ -152,8 +152,6 @@ class TrainTask(Task):
                 return Parity(False, f"{detail}, but weight {name} differs by {diff:.3g} after {n} steps "
                                      f"(torch) vs (pipeline)")
             detail += f"; weights after {n} steps within {weight_tol.atol:g}+{weight_tol.rtol:g}x (max diff {diff:.2g})"
-        elif factor is not None:
-            return Parity(False, detail)
         return Parity(True, detail)
 
 
