@@ -148,10 +148,14 @@ class BenchbedFixture:
 
     def run(self, case: Case) -> dict[str, Any]:
         from .models import check_model
-        from .runners import runner_names
+        from .runners import check_runner_families, runner_names
         from .tasks import task_names
 
         case = case.validate(task_names(), check_model, runner_names())
+        try:
+            check_runner_families([(case.task, case.runner)])
+        except SpecError as exc:
+            pytest.fail(str(exc), pytrace=False)
         done = self.config._benchbed_done  # type: ignore[attr-defined]
         if case.case_id not in done:
             cell = [c.validate(task_names(), check_model, runner_names())

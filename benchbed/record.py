@@ -63,6 +63,13 @@ Schema history:
       loss first reached the target); the training phases ``data_s``, ``bwd_s``, ``optim_s`` and
       ``after_s`` (``fwd_s`` as before). ``items_per_s`` counts examples per optimizer step
       (batch x accumulation). No migration: older records have no training.
+      Server scenario with ``--rate auto`` (a knee search per runner, `benchbed.workloads.knee`):
+      ``sustainable_rate`` (the highest rate met, null when none), ``capacity_rate`` (max batch ÷
+      the service time of a full batch: where the search started from), and the probes in the
+      order served: ``probe_rates``, ``probe_p99_s``, ``probe_met``; ``offered_rate`` is the rate
+      whose requests are the record's samples (the knee). Generation in the server scenario:
+      ``ttft_s`` / ``tpot_s`` are medians over requests (time to first token from the request's
+      arrival, so queueing included; time per later token of its batch) and ``ttft_p99_s``.
 """
 
 from __future__ import annotations
@@ -107,6 +114,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("offered_rate", _f), ("achieved_rate", _f), ("requests", _i), ("completed", _i), ("dropped", _i),
     ("timed_out", _i), ("queue_median_s", _f), ("queue_p99_s", _f), ("service_median_s", _f), ("batch_mean", _f),
     ("max_batch", _i), ("max_wait_ms", _f), ("slo_ms", _f), ("slo_met", _b),
+    ("sustainable_rate", _f), ("capacity_rate", _f), ("probe_rates", pa.list_(_f)), ("probe_p99_s", pa.list_(_f)),
+    ("probe_met", pa.list_(_b)),
     # training: one sample is one optimizer step
     ("grad_accum", _i), ("train_steps", _i), ("loss_curve", pa.list_(_f)), ("step_times_s", pa.list_(_f)),
     ("loss_first", _f), ("loss_last", _f), ("loss_max_diff", _f), ("target_loss", _f), ("steps_to_loss", _i),
@@ -117,7 +126,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("cell_started_at", pa.timestamp("us", tz="UTC")), ("cell_s", _f), ("cluster_node", _s),
     ("compile_s", _f), ("compile_graphs", _i), ("event_samples_s", pa.list_(_f)), ("cuda_event_median_s", _f),
     # rate
-    ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f),
+    ("items_per_s", _f), ("tokens_per_s", _f), ("ttft_s", _f), ("tpot_s", _f), ("ttft_p99_s", _f),
     # phases
     ("pre_s", _f), ("fwd_s", _f), ("post_s", _f), ("data_s", _f), ("bwd_s", _f), ("optim_s", _f), ("after_s", _f),
     # memory

@@ -61,6 +61,9 @@ def is_training_task(name: str) -> bool:
     return str(name).startswith(TRAINING_PREFIX)
 
 
+#: The server scenario's rate that asks for a search of each runner's knee instead of a fixed rate.
+AUTO_RATE = "auto"
+
 #: Short model names users type, mapped to the one canonical name records and case ids carry, so
 #: ``bert-tiny`` and ``synthetic:bert-tiny`` are the same case in every run.
 MODEL_ALIASES: dict[str, str] = {
@@ -272,7 +275,8 @@ class Workload:
 
     examples: int = 1000
     workers: tuple[int, ...] = (0,)
-    rates: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
+    #: Offered rates (requests/s), or ``("auto",)``: search each runner's knee (``--rate auto``).
+    rates: tuple[float | str, ...] = (5.0, 10.0, 20.0, 40.0)
     requests: int = 200
     max_batch: int = 1
     max_wait_ms: float = 0.0
@@ -293,8 +297,11 @@ class Workload:
         if not self.grad_accum or any(int(g) != g or g < 1 for g in self.grad_accum):
             raise SpecError(f"gradient accumulation steps must be integers >= 1, got "
                             f"{', '.join(map(str, self.grad_accum)) or 'none'}")
-        if not self.rates or any(not (r > 0 and r < float("inf")) for r in self.rates):
-            raise SpecError(f"rate must be > 0 requests/s, got {', '.join(map(str, self.rates)) or 'none'}")
+        if tuple(self.rates) != (AUTO_RATE,) and (
+                not self.rates or any(not isinstance(r, (int, float)) or not (r > 0 and r < float("inf"))
+                                      for r in self.rates)):
+            raise SpecError(f"rate must be > 0 requests/s, or auto alone, got "
+                            f"{', '.join(map(str, self.rates)) or 'none'}")
         for name in ("max_wait_ms", "timeout_ms"):
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):

@@ -29,7 +29,8 @@ def scenario_of(rec: dict[str, Any]) -> str:
     if scenario == "dataset":
         return f"dataset n{opts.get('examples', '?')} w{opts.get('workers', 0)}"
     if scenario == "server":
-        return f"server {opts.get('rate', '?'):g}/s" if isinstance(opts.get("rate"), (int, float)) else "server"
+        rate = opts.get("rate")
+        return f"server {rate:g}/s" if isinstance(rate, (int, float)) else f"server {rate}" if rate else "server"
     return scenario
 
 
@@ -147,6 +148,11 @@ def goodput(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         key = (rec["task"], rec["model"], rec["device"], rec["dtype"], int(rec["seq_len"]), opts.get("max_batch"),
                opts.get("max_wait_ms"), source if isinstance(source, str) else None, rec["runner"])
         s = sweeps.setdefault(key, {"rec": rec, "rates": [], "met": [], "slo_ms": rec.get("slo_ms")})
+        probes = rec.get("probe_rates")
+        if probes is not None and not isinstance(probes, float) and len(probes):  # --rate auto: the search's probes
+            s["rates"] += [float(r) for r in probes]
+            s["met"] += [float(r) for r, ok in zip(probes, rec["probe_met"]) if ok]
+            continue
         s["rates"].append(rec["offered_rate"])
         if rec.get("slo_met") is True:
             s["met"].append(rec["offered_rate"])

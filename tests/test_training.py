@@ -70,7 +70,13 @@ def test_both_paths_train_alike_step_by_step_from_the_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     page = (tmp_path / "report.html").read_text()
     assert "Training: the hand-written loop vs transformers.Trainer" in page and "max |Δloss|" in page
-    assert page.count("optimizer step") >= 1 and "ms per step (median phases)" in page
+    assert "Loss at every optimizer step, both paths overlaid" in page and "Median phases of a step" in page
+    from benchbed.report import charts
+
+    svg, _ = charts.loss_curves(df)
+    assert b"optimizer step" in svg and svg.count(b"trainer") >= 4  # a legend entry per panel
+    svg, _ = charts.training_phases(df)
+    assert b"ms per step (median phases)" in svg and b"optim" in svg
 
 
 def test_gradient_accumulation_trains_alike_or_the_trainers_loss_scaling_is_named(tmp_path):
@@ -124,7 +130,7 @@ def test_trainer_takes_exactly_one_step_per_call_and_lets_go():
             assert run.trainer.state.global_step == k and len(run.losses) == k
     finally:
         run.close()
-    assert not run._thread.is_alive() and threading.active_count() <= before
+    assert not run.pacer.alive and threading.active_count() <= before
 
 
 def test_raw_loop_matches_trainer_in_bf16_autocast():
@@ -136,6 +142,7 @@ def test_raw_loop_matches_trainer_in_bf16_autocast():
     try:
         verdict = task.compare(raw.trace(4), tr.trace(4), "bf16")
     finally:
+        raw.close()
         tr.close()
     assert verdict.ok, verdict.detail
 
@@ -148,6 +155,7 @@ class _Clocked(TrainingRunner):
     def __init__(self, durations):
         self.now, self.durations = 0.0, list(durations)
         super().__init__(None, None, [], "cpu", 1, lambda: None, clock=lambda: self.now)
+        self.pacer = types.SimpleNamespace(step=self.step)
 
     def step(self):
         self.now += self.durations.pop(0)
@@ -192,6 +200,7 @@ def test_the_raw_loops_optimizer_updates_every_parameter_once_per_step():
     start = {n: p.detach().clone() for n, p in run.model.named_parameters()}
     for _ in range(3):
         run()
+    run.close()
     params = [p for g in run.optimizer.param_groups for p in g["params"]]
     assert sum(p.numel() for p in params) == 64 * 64 + 64 == sum(p.numel() for p in run.model.parameters())
     assert all(float(run.optimizer.state[p]["step"]) == 3 for p in params)
@@ -207,7 +216,10 @@ def test_the_optimizer_phase_grows_with_the_parameter_count():
     def optim_s(width):
         run = _linear_runner(width)
         run()
-        return sorted(run.call_with_phases()[1]["optim"] for _ in range(5))[2]
+        try:
+            return sorted(run.call_with_phases()[1]["optim"] for _ in range(5))[2]
+        finally:
+            run.close()
 
     assert optim_s(1024) > 4 * optim_s(128)
 

@@ -193,3 +193,44 @@ def test_text_classification_parity_allows_only_near_tie_label_flips(dtype, a, b
                                            [same, {"label": b[0], "score": b[1]}], dtype)
     assert verdict.ok is ok
     assert ("near-tie flip(s) (items 1" in verdict.detail) if ok else ("item 1: label" in verdict.detail)
+
+
+def _knee(capacity, met, **kw):
+    from benchbed.workloads.knee import knee_search
+
+    gen = knee_search(capacity, **kw)
+    rate = next(gen)
+    try:
+        while True:
+            rate = gen.send(met(rate))
+    except StopIteration as stop:
+        return stop.value
+
+
+@pytest.mark.parametrize("threshold", [73.0, 140.0, 9.0])
+def test_knee_search_brackets_a_threshold_within_its_resolution(threshold):
+    search = _knee(100.0, lambda r: r <= threshold)
+    assert threshold / 1.1 <= search.knee <= threshold and len(search.probes) <= 8
+    missed = [r for r, ok in search.probes if not ok]
+    assert missed and min(missed) <= search.knee * 1.1 + 1e-9  # the bracket really closed
+
+
+def test_knee_search_says_none_when_nothing_meets_the_slo():
+    search = _knee(100.0, lambda r: False)
+    assert search.knee is None and search.probes[-1][0] <= 100.0 / 64 * 2
+    with pytest.raises(ValueError, match="capacity"):
+        _knee(0.0, lambda r: True)
+
+
+def test_knee_search_on_a_queue_finds_the_rate_whose_p99_meets_the_slo():
+    """M/D/1 on a fake clock, service 10 ms (capacity 100/s), SLO p99 <= 60 ms: the knee is met,
+    the search's lowest missed rate is within 10% above it, and it sits below capacity."""
+    def met(rate):
+        clock = FakeClock()
+        load = serve(_stub(clock, 0.010), ServerSettings(rate=rate, requests=4000, queue_limit=10_000,
+                                                         max_duration_s=1e9, seed=3), clock=clock, sleep=clock.sleep)
+        return float(np.percentile(load.latencies, 99)) <= 0.060
+
+    search = _knee(100.0, met)
+    assert 40.0 < search.knee < 100.0 and met(search.knee)
+    assert not met(min(r for r, ok in search.probes if not ok))

@@ -41,7 +41,7 @@ def recording_runner():
     register_runner(RecordingTorchRunner)
     RecordingTorchRunner.seen = []
     yield RecordingTorchRunner
-    _REGISTRY.pop(RecordingTorchRunner.NAME, None)
+    _REGISTRY[RecordingTorchRunner.FAMILY].pop(RecordingTorchRunner.NAME, None)
 
 
 def test_dataset_scenario_same_examples_same_order_parity_on_every_example(tmp_path, recording_runner):
@@ -101,6 +101,42 @@ def test_server_scenario_below_and_above_capacity(tmp_path):
     assert "data:image/svg+xml" in page and "meets it at none" not in page
 
 
+def test_server_rate_auto_finds_each_runners_knee(tmp_path):
+    matrix = Matrix(task=("text-classification",), model=("bert-tiny",), batch_size=(1,), seq_len=(32,),
+                    scenario=("server",), workload=Workload(rates=("auto",), requests=40, queue=8))
+    df = _run(tmp_path, matrix, slo_ms=50.0)
+    assert len(df) == 2 and set(df["status"]) == {"ok"}, df[["runner", "status", "message"]]
+    from benchbed.summary import format_table, goodput
+
+    rates = {g["runner"]: g["sustainable_rate"] for g in goodput(df.to_dict("records"))}
+    for _, r in df.iterrows():
+        probes = list(zip(r["probe_rates"], r["probe_met"]))
+        assert 2 <= len(probes) <= 8 and r["capacity_rate"] > 0 and r["probe_rates"][0] == r["capacity_rate"] / 2
+        assert r["sustainable_rate"] == rates[r["runner"]] and bool(r["slo_met"])  # its samples are the knee's
+        assert r["offered_rate"] == r["sustainable_rate"] and r["n_samples"] == r["completed"]
+        missed = [q for q, ok in probes if not ok]
+        assert missed and min(missed) <= r["sustainable_rate"] * 1.1 + 1e-9
+        assert json.loads(r["options"])["rate"] == "auto"
+    assert "server auto" in format_table(df.to_dict("records"))
+    from benchbed.report import build_report, charts
+
+    assert "torch sustains" in build_report(df)
+    svg, _ = charts.server_load(df)
+    assert b"torch p99 (search)" in svg and b"pipeline p99 (search)" in svg
+
+
+def test_server_scenario_serves_generation_with_time_to_first_token_per_request(tmp_path):
+    matrix = Matrix(task=("text-generation",), model=("synthetic:gpt2-tiny",), batch_size=(1,), seq_len=(16,),
+                    new_tokens=4, scenario=("server",), workload=Workload(rates=(20.0,), requests=16, max_batch=2))
+    df = _run(tmp_path, matrix, slo_ms=1000.0)
+    assert len(df) == 2 and set(df["status"]) == {"ok"}, df[["runner", "status", "message"]]
+    for _, r in df.iterrows():
+        # time to first token counts the queue wait, so it lies between the wait and the whole request
+        assert r["queue_median_s"] <= r["ttft_s"] <= r["lat_median_s"] and r["ttft_p99_s"] >= r["ttft_s"]
+        assert 0 < r["tpot_s"] < r["lat_median_s"] and r["completed"] == 16
+    assert bool(df[df["runner"] == "pipeline"]["parity_ok"].all())
+
+
 def test_latency_with_real_inputs_through_the_cli(tmp_path):
     results = tmp_path / "results"
     p = run_cli("run", "--quick", "--task", "text-classification", "--batch-size", "4", "--seq-len", "64",
@@ -123,6 +159,7 @@ def test_latency_with_real_inputs_through_the_cli(tmp_path):
      "task 'fill-mask' does not take real inputs yet (valid: text-classification, image-classification)"),
     (["--scenario", "server", "--rate", "0"], "--rate must be"),
     (["--scenario", "server", "--rate", "fast"], "--rate"),
+    (["--scenario", "server", "--rate", "auto,10"], "--rate auto searches each runner's knee; it takes no other rates"),
     (["--scenario", "server", "--slo-ms", "0"], "--slo-ms must be"),
     (["--scenario", "batch"], "unknown scenario 'batch' (valid: latency, dataset, server)"),
     (["--scenario", "dataset", "--workers", "-1"], "--workers"),

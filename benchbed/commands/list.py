@@ -28,7 +28,10 @@ def main(args: argparse.Namespace) -> int:
     for name, desc in describe_models():
         print(f"  {name:<34} {desc}")
     print("runners:")
-    for name, desc in runner_descriptions().items():
+    for name, desc in runner_descriptions("inference").items():
+        print(f"  {name:<14} {desc}")
+    print("runners of the training tasks (train-*: docs/training.md):")
+    for name, desc in runner_descriptions("training").items():
         print(f"  {name:<14} {desc}")
     print(f"dtypes: {', '.join(DTYPES)}")
     print(f"attn_impl: default, {', '.join(ATTN_IMPLS)} (those needing a package not installed give skipped records)")

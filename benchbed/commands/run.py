@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ..spec import ATTN_IMPLS, DTYPES, RUNNERS, TRAINING_RUNNERS, Matrix, SpecError, parse_shard
+from ..spec import ATTN_IMPLS, AUTO_RATE, DTYPES, RUNNERS, TRAINING_RUNNERS, Matrix, SpecError, parse_shard
 from ..measure.timer import StopRule
 from ..validate import (
     arg,
@@ -139,7 +139,8 @@ def _workload_options(p: argparse.ArgumentParser) -> None:
                         "for training tasks (default: 0)")
     g.add_argument("--rate", type=csv_option("--rate"), metavar="R1,R2",
                    help=f"server scenario: offered request rates per second, an axis (default: "
-                        f"{','.join(f'{r:g}' for r in w.rates)})")
+                        f"{','.join(f'{r:g}' for r in w.rates)}); auto: search each runner's knee, the highest "
+                        f"rate whose p99 meets --slo-ms (docs/workloads.md)")
     g.add_argument("--requests", type=arg(positive_int, "--requests"), default=w.requests, metavar="N",
                    help=f"server scenario: requests per rate and runner (default: {w.requests}; arrivals also stop "
                         f"after 60 s)")
@@ -181,7 +182,13 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
     if getattr(args, "grad_accum", None):
         changes["grad_accum"] = tuple(positive_int(v, "--grad-accum") for v in args.grad_accum)
     if getattr(args, "rate", None):
-        changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
+        if AUTO_RATE in args.rate:
+            if len(args.rate) > 1:
+                raise SpecError(f"--rate auto searches each runner's knee; it takes no other rates, got "
+                                f"{','.join(args.rate)}")
+            changes["rates"] = (AUTO_RATE,)
+        else:
+            changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
     matrix = replace(matrix, workload=replace(w, **changes))
     if getattr(args, "scenario", None):
         matrix = replace(matrix, scenario=tuple(args.scenario))

@@ -18,11 +18,12 @@ time per runner, the outputs parity compares, and the extra record columns.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any, Callable
 
 import numpy as np
 
-from ..spec import Case, SpecError
+from ..spec import AUTO_RATE, Case, SpecError
 from .failures import Skip
 
 __all__ = ["Driver", "make_driver", "LATENCY_BATCHES", "check_inputs"]
@@ -31,6 +32,8 @@ __all__ = ["Driver", "make_driver", "LATENCY_BATCHES", "check_inputs"]
 LATENCY_BATCHES = 8
 #: A served load level stops taking arrivals after this many seconds, whatever its request count.
 SERVER_MAX_S = 60.0
+#: A probe of the knee search stops taking arrivals after this many seconds.
+AUTO_PROBE_S = 20.0
 
 
 def check_inputs(source: str, task_names: list[str]) -> None:
@@ -244,7 +247,13 @@ class ServerDriver(Driver):
         from ..workloads.server import ServerSettings
 
         opt = self.case.option
-        self.settings = ServerSettings(rate=float(opt("rate", 10.0)), requests=int(opt("requests", 200)),
+        #: ``--rate auto``: each runner's knee is searched for (`workloads.knee`) instead of one rate.
+        self.auto = opt("rate") == AUTO_RATE
+        self.searches: dict[str, Any] = {}
+        self.names: dict[int, str] = {}  # id(runner) -> its name
+        self.steps: dict[str, list[tuple[float, float]]] = {}  # per runner, per batch served
+        self.settings = ServerSettings(rate=1.0 if self.auto else float(opt("rate", 10.0)),
+                                       requests=int(opt("requests", 200)),
                                        max_batch=int(opt("max_batch", 1)),
                                        max_wait_s=float(opt("max_wait_ms", 0.0)) / 1000.0,
                                        queue_limit=int(opt("queue", 64)), max_duration_s=SERVER_MAX_S, seed=self.seed,
@@ -255,65 +264,158 @@ class ServerDriver(Driver):
         self.examples = self.draw(self.settings.requests)
         self.measure_lengths(self.examples)
         s = self.settings
-        self.columns.update(offered_rate=s.rate, requests=s.requests, max_batch=s.max_batch,
+        self.columns.update(offered_rate=None if self.auto else s.rate, requests=s.requests, max_batch=s.max_batch,
                             max_wait_ms=s.max_wait_s * 1000.0)
         return self.examples[: self.case.batch_size]
 
+    def setup(self, run: Any, case: Case) -> None:
+        self.names[id(run)] = case.runner
+
     def call_of(self, run: Any) -> Callable[[], Any]:
+        """The handler of a batch of requests; for generation it streams, and keeps per batch the
+        first new token's time from the batch's start and the time per later token."""
         examples = self.examples
+        steps = self.steps.setdefault(self.names.get(id(run), str(id(run))), [])
+        timer = None
+        if self.task.streams:
+            from .passes import StepTimer
+
+            timer = run.streamer = StepTimer()
 
         def handle(batch: list[int]) -> Any:
             run.inputs = [examples[i % len(examples)] for i in batch]
+            if timer is not None:
+                timer.reset()
             out = run()
             run.sync()
+            if timer is not None:
+                t = timer.times
+                steps.append((t[0] - timer.start, (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0) if t
+                             else (float("nan"), float("nan")))
             return out
 
         return handle
 
+    def _serve_one(self, name: str, handle: Callable[[list[int]], Any], settings: Any) -> Any:
+        """One load level through `serve`; for generation, each request's time to first token is
+        its queue wait plus its batch's first-token time, and its time per token its batch's."""
+        from ..workloads.server import serve
+
+        steps = self.steps.setdefault(name, [])
+        steps.clear()
+        load = serve(handle, settings)
+        if self.task.streams and len(steps) == len(load.batch_sizes):
+            k = 0
+            for (first, tpot), size in zip(steps, load.batch_sizes):
+                for wait in load.waits[k:k + size]:
+                    load.ttft.append(wait + first)
+                    load.tpot.append(tpot)
+                k += size
+        return load
+
+    def met(self, load: Any) -> bool:
+        """Whether a load level met the SLO: p99 within it and at most 1% of the requests dropped
+        or timed out."""
+        lost = load.dropped + load.timed_out
+        if not load.latencies:
+            return False
+        p99 = float(np.percentile(load.latencies, 99))
+        return bool(p99 * 1000.0 <= self.config.slo_ms and lost <= 0.01 * (load.completed + lost))
+
     def serve(self, calls: dict[str, Any]) -> Any:
+        """Every runner's samples: the latencies of its requests, at the case's rate or, with
+        ``--rate auto``, at the knee its search found."""
+        from ..measure.paired import PairedTiming
+        from ..measure.timer import Timing
+
+        warm: dict[str, list[float]] = {}
+        for name in calls:  # warm-up: a few full batches, outside any load (timed: the capacity estimate)
+            warm[name] = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                calls[name](list(range(self.settings.max_batch)))
+                warm[name].append(time.perf_counter() - t0)
+        self.loads = self._auto(calls, warm) if self.auto else self._listed(calls)
+        timings = {n: Timing(samples=tuple(self.loads[n].latencies), warmup=3, stop_reason="requests",
+                             total_s=self.loads[n].duration_s) for n in calls}
+        return PairedTiming(timings, {n: () for n in calls}, "rounds")
+
+    def _auto(self, calls: dict[str, Any], warm: dict[str, list[float]]) -> dict[str, Any]:
+        """Each runner's knee search (`workloads.knee`), advanced in lockstep: round k serves every
+        runner's k-th probe, in a shuffled order. A probe serves `requests` arrivals (at most
+        `AUTO_PROBE_S` seconds of them). Each runner's samples are its load at the knee (at the
+        lowest rate probed when none met the SLO)."""
+        from dataclasses import replace
+
+        from ..workloads.knee import knee_search
+
+        rng = random.Random(self.seed)
+        searches, rates, probes = {}, {}, {n: [] for n in calls}
+        for name, times in warm.items():
+            capacity = self.settings.max_batch / max(float(np.median(times[1:])), 1e-6)
+            searches[name] = knee_search(capacity)
+            rates[name] = next(searches[name])
+        done: dict[str, Any] = {}
+        rnd = 0
+        while rates:
+            order = list(rates)
+            rng.shuffle(order)
+            for name in order:
+                settings = replace(self.settings, rate=rates[name], seed=self.seed * 7919 + rnd,
+                                   max_duration_s=AUTO_PROBE_S)
+                load = self._serve_one(name, calls[name], settings)
+                probes[name].append((rates[name], load))
+                try:
+                    rates[name] = searches[name].send(self.met(load))
+                except StopIteration as stop:
+                    done[name] = stop.value
+                    del rates[name]
+            rnd += 1
+        chosen = {}
+        for name, search in done.items():
+            knee = search.knee
+            at = [load for rate, load in probes[name] if rate == knee] if knee is not None else []
+            chosen[name] = at[-1] if at else min(probes[name], key=lambda p: p[0])[1]
+            self.searches[name] = (search, probes[name], knee)
+        return chosen
+
+    def _listed(self, calls: dict[str, Any]) -> dict[str, Any]:
         """Two rounds; in each, every runner (shuffled order) serves the same arrival sequence."""
         from dataclasses import replace
 
-        from ..measure.paired import PairedTiming
-        from ..measure.timer import Timing
-        from ..workloads.server import ServedLoad, serve
+        from ..workloads.server import ServedLoad
 
         rng = random.Random(self.seed)
         names = list(calls)
         half = max(1, self.settings.requests // 2)
         loads = {n: ServedLoad() for n in names}
-        for name in names:  # warm-up: a few full batches, outside any load
-            for _ in range(3):
-                calls[name](list(range(self.settings.max_batch)))
         for rnd in range(2):
             order = names[:]
             rng.shuffle(order)
             settings = replace(self.settings, requests=half, seed=self.seed * 7919 + rnd)
             for name in order:  # round 2 serves the next examples, at its own arrival times
-                got = serve(lambda batch, call=calls[name], off=rnd * half: call([i + off for i in batch]), settings)
-                acc = loads[name]
-                acc.offered += got.offered
-                acc.latencies += got.latencies
-                acc.waits += got.waits
-                acc.service += got.service
-                acc.batch_sizes += got.batch_sizes
-                acc.dropped += got.dropped
-                acc.timed_out += got.timed_out
-                acc.max_queue = max(acc.max_queue, got.max_queue)
-                acc.duration_s += got.duration_s
-        self.loads = loads
-        timings = {n: Timing(samples=tuple(loads[n].latencies), warmup=3, stop_reason="requests",
-                             total_s=loads[n].duration_s) for n in names}
-        return PairedTiming(timings, {n: () for n in names}, "rounds")
+                loads[name].add(self._serve_one(
+                    name, lambda batch, call=calls[name], off=rnd * half: call([i + off for i in batch]), settings))
+        return loads
 
     def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
         """Load-level columns, and whether the SLO was met: p99 within it and at most 1% of the
         requests dropped or timed out."""
         load = self.loads[name]
         waits = np.asarray(load.waits or [np.nan])
-        lost = load.dropped + load.timed_out
-        slo = self.config.slo_ms
-        return {"slo_ms": slo, "slo_met": bool(stats.p99 * 1000.0 <= slo and lost <= 0.01 * (load.completed + lost)),"achieved_rate": load.achieved_rate, "completed": load.completed, "dropped": load.dropped,
+        out: dict[str, Any] = {}
+        if name in self.searches:
+            search, probes, knee = self.searches[name]
+            out.update(offered_rate=next(r for r, got in probes if got is load), sustainable_rate=knee,
+                       capacity_rate=search.capacity, probe_rates=[r for r, _ in probes],
+                       probe_p99_s=[float(np.percentile(got.latencies, 99)) if got.latencies else None
+                                    for _, got in probes],
+                       probe_met=[ok for _, ok in search.probes])
+        if load.ttft:
+            out.update(ttft_s=float(np.median(load.ttft)), ttft_p99_s=float(np.percentile(load.ttft, 99)),
+                       tpot_s=float(np.median(load.tpot)))
+        return {**out, "slo_ms": self.config.slo_ms, "slo_met": self.met(load),
+                "achieved_rate": load.achieved_rate, "completed": load.completed, "dropped": load.dropped,
                 "timed_out": load.timed_out, "queue_median_s": float(np.median(waits)),
                 "queue_p99_s": float(np.percentile(waits, 99)),
                 "service_median_s": float(np.median(load.service)) if load.service else None,
@@ -331,7 +433,7 @@ def make_driver(case: Case, task: Any, bundle: Any, config: Any, cache: Any) -> 
         from .training import TrainingDriver
 
         return TrainingDriver(case, task, bundle, config, cache)
-    if case.scenario != "latency" and task.streams:
-        raise Skip(f"the {case.scenario} scenario does not drive generation tasks yet (TTFT/TPOT per request is "
-                   f"not measured there); use --scenario latency")
+    if case.scenario == "dataset" and task.streams:
+        raise Skip("the dataset scenario does not drive generation tasks yet (time to first result per example "
+                   "is not measured there); use --scenario latency or server")
     return DRIVERS[case.scenario](case, task, bundle, config, cache)

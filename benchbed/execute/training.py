@@ -22,11 +22,12 @@ __all__ = ["TrainingDriver", "time_to_loss"]
 def time_to_loss(losses: list[float], step_s: list[float], target: float) -> tuple[int | None, float | None]:
     """(steps, seconds) until a loss first reached `target`: the number of steps taken, and the
     sum of their step times (the first steps, with their one-off costs, included); (None, None)
-    when it never did."""
+    when it never did. Within 1e-6 of the target counts (a loss scaled back by a normalisation
+    factor carries float rounding)."""
     total = 0.0
     for i, (loss, dt) in enumerate(zip(losses, step_s)):
         total += dt
-        if loss <= target:
+        if loss <= target + 1e-6 * abs(target):
             return i + 1, total
     return None, None
 
@@ -117,6 +118,14 @@ class TrainingDriver(Driver):
         if target is None and ref_losses and losses:
             target = min(ref_losses[:len(losses)])
         if target is not None:
-            steps, seconds = time_to_loss(losses, run.step_s, float(target))
+            # a path whose loss is divided differently (a named factor) reaches the target in the
+            # reference's units: its own losses are scaled back by that factor first
+            scale = 1.0
+            if ref is not None and ref is not run:
+                from ..tasks.training import TrainTrace, normalisation_factor
+
+                scale = normalisation_factor(TrainTrace(ref_losses, {}, self.grad_accum, ref.label_tokens),
+                                             TrainTrace(losses, {})) or 1.0
+            steps, seconds = time_to_loss([x / scale for x in losses], run.step_s, float(target))
             out.update(target_loss=float(target), steps_to_loss=steps, time_to_loss_s=seconds)
         return out

@@ -364,6 +364,16 @@ def server_load(latest: Any) -> Chart:
             if s.empty:
                 continue
             st = style(runners, runner)
+            probes = s.iloc[0].get("probe_rates") if "probe_rates" in s.columns else None
+            if probes is not None and not isinstance(probes, float) and len(probes):
+                # --rate auto: the knee search's probes (p99 only), the knee marked
+                pts = sorted((float(r), float(p) * 1e3) for r, p in zip(probes, s.iloc[0]["probe_p99_s"])
+                             if p is not None and p == p)
+                ax.plot([r for r, _ in pts], [p for _, p in pts], label=_t(f"{runner} p99 (search)"), lw=2, **st)
+                knee = s.iloc[0].get("sustainable_rate")
+                if knee is not None and knee == knee:
+                    ax.axvline(float(knee), color=st["color"], ls=":", lw=1)
+                continue
             ax.plot(s["offered_rate"], s["lat_p99_s"] * 1e3, label=_t(f"{runner} p99"), lw=2, **st)
             ax.plot(s["offered_rate"], s["lat_median_s"] * 1e3, label=_t(f"{runner} p50"), lw=0.8, alpha=0.6,
                     color=st["color"], ls=":", marker=st["marker"], ms=3)

@@ -96,11 +96,7 @@ def check_runner_families(pairs: Iterable[tuple[str, str]]) -> None:
         get_runner(runner, task)
 
 
-def runner_descriptions() -> dict[str, str]:
+def runner_descriptions(family: str = "inference") -> dict[str, str]:
+    """One line per runner of `family`, by name (``benchbed list``)."""
     _load_plugins()
-    out: dict[str, str] = {}
-    for family in FAMILIES:
-        for name, cls in _REGISTRY[family].items():
-            key = name if name not in out else f"{name} ({family})"
-            out[key] = cls.DESCRIPTION
-    return out
+    return {name: cls.DESCRIPTION for name, cls in _REGISTRY[family].items()}

@@ -6,10 +6,11 @@ interleaves and pairs training steps exactly like inference calls. Each runner t
 of the cell's module (the cached one stays untouched for later cells).
 
 `Trainer.train()` is one call that runs its own loop, so the ``trainer`` runner runs it in a thread
-and paces it: a callback blocks at the end of every step until the engine asks for the next one.
-A timed call is then exactly one turn of the Trainer's loop — its data loading and collation, its
-per-step bookkeeping and callbacks, forward, backward, clipping, optimizer and scheduler steps —
-and the two paths can alternate step by step in the same time window.
+and paces it (`Pacer`): a callback blocks at the end of every step until the engine asks for the
+next one. A timed call is then exactly one turn of the Trainer's loop — its data loading and
+collation, its per-step bookkeeping and callbacks, forward, backward, clipping, optimizer and
+scheduler steps — and the two paths can alternate step by step in the same time window. The raw
+loop runs in a paced thread of its own too, so the paths differ only in their loops.
 """
 
 from __future__ import annotations
@@ -40,6 +41,66 @@ class _Examples:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.examples[i]
+
+
+class Pacer:
+    """Runs a training loop in a worker thread, one optimizer step per `step()` call.
+
+    Both runners train this way: the Trainer must (its loop is one call), and the raw loop does
+    too so that the two paths differ only in the loop — a step on another thread has its own
+    allocator arena and OpenMP team, which can change its speed by a few percent on its own. The
+    worker calls `wait` between steps (and once when set up); the engine's thread calls `step`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._go, self._done = threading.Event(), threading.Event()
+        self._stop = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, loop: Any) -> None:
+        """Start `loop()` in the worker; return once it first calls `wait` (set up, ready)."""
+        def run() -> None:
+            try:
+                loop()
+            except BaseException as exc:  # handed to the engine's thread by _await
+                self._error = exc
+            finally:
+                self._done.set()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        self._await()
+
+    def wait(self) -> bool:
+        """In the worker: say the step is done and wait for the next; True means stop."""
+        self._go.clear()
+        self._done.set()
+        self._go.wait()
+        return self._stop
+
+    def _await(self) -> None:
+        if not self._done.wait(STEP_TIMEOUT_S):
+            raise TimeoutError(f"{self.name} took no step in {STEP_TIMEOUT_S:.0f} s")
+        if self._error is not None:
+            raise self._error
+        if self._thread is None or not self._thread.is_alive():
+            raise RuntimeError(f"{self.name}'s loop returned before the steps asked of it")
+
+    def step(self) -> None:
+        self._done.clear()
+        self._go.set()
+        self._await()
+
+    def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._stop = True
+            self._go.set()
+            self._thread.join(timeout=60)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
 
 class TrainingRunner(Runner):
@@ -107,13 +168,16 @@ class TrainingRunner(Runner):
         return [float(x) for x in self.losses]
 
     def __call__(self) -> float:
+        """One optimizer step, taken by the runner's worker thread (`Pacer`)."""
         t0 = self.clock()
-        self.step()
+        self.pacer.step()
         self.step_s.append(self.clock() - t0)
         return self.step_s[-1]
 
-    def step(self) -> None:
-        raise NotImplementedError
+    def close(self) -> None:
+        pacer = getattr(self, "pacer", None)
+        if pacer is not None:
+            pacer.close()
 
     # -- phases: the same hooks on both runners, so both split their step the same way ----------
     def _mark(self, what: str) -> None:
@@ -180,7 +244,13 @@ class TrainLoopRunner(TrainingRunner):
                                                   num_workers=self.workers)
         self._batches = iter(())
         self.install_phase_hooks(self.optimizer)
+        self.pacer = Pacer("benchbed-train-loop")
+        self.pacer.start(self._loop)
         return time.perf_counter() - t0
+
+    def _loop(self) -> None:
+        while not self.pacer.wait():
+            self._step()
 
     def _next(self) -> dict[str, Any]:
         try:
@@ -190,7 +260,7 @@ class TrainLoopRunner(TrainingRunner):
             batch = next(self._batches)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
-    def step(self) -> None:
+    def _step(self) -> None:
         import torch
 
         model, opt, scaler, ga = self.model, self.optimizer, self.scaler, self.grad_accum
@@ -262,21 +332,19 @@ class TrainerRunner(TrainingRunner):
             bf16=self.dtype == "bf16", fp16=self.dtype == "fp16", use_cpu=self.device == "cpu",
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True)
         runner = self
-        self._go, self._done = threading.Event(), threading.Event()
-        self._stop = False
-        self._error: BaseException | None = None
+        self.pacer = pacer = Pacer("benchbed-trainer")
 
-        class Pacer(TrainerCallback):
+        class Pacing(TrainerCallback):
             """Blocks the Trainer's loop between steps until the engine asks for the next one."""
 
             def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                runner._wait()
+                pacer.wait()
 
             def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
                 torch.manual_seed(runner.seed + state.global_step)  # as the raw loop does
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                if runner._wait():
+                if pacer.wait():
                     control.should_training_stop = True
 
         class StepLossTrainer(Trainer):
@@ -293,50 +361,16 @@ class TrainerRunner(TrainingRunner):
 
         self._micro: list[Any] = []
         self.trainer = StepLossTrainer(model=self.model, args=args, train_dataset=_Examples(self.inputs),
-                                       callbacks=[Pacer()])
+                                       callbacks=[Pacing()])
         from transformers.trainer_callback import PrinterCallback
 
         self.trainer.remove_callback(PrinterCallback)  # it prints the run's summary on stdout at the end
-        self._thread = threading.Thread(target=self._train, name="benchbed-trainer", daemon=True)
-        self._thread.start()
-        self._await()  # the Trainer has set up (optimizer, DataLoader) and waits in on_train_begin
+        pacer.start(self.trainer.train)  # returns once the Trainer has set up and waits in on_train_begin
         self.install_phase_hooks(_inner_optimizer(self.trainer.optimizer))
         return time.perf_counter() - t0
 
-    def _train(self) -> None:
-        try:
-            self.trainer.train()
-        except BaseException as exc:  # handed to the engine's thread by _await
-            self._error = exc
-        finally:
-            self._done.set()
-
-    def _wait(self) -> bool:
-        """In the Trainer's thread: say the step is done, wait for the next; True means stop."""
-        self._go.clear()
-        self._done.set()
-        self._go.wait()
-        return self._stop
-
-    def _await(self) -> None:
-        if not self._done.wait(STEP_TIMEOUT_S):
-            raise TimeoutError(f"the Trainer took no step in {STEP_TIMEOUT_S:.0f} s")
-        if self._error is not None:
-            raise self._error
-        if not self._thread.is_alive():
-            raise RuntimeError("Trainer.train() returned before the steps asked of it")
-
-    def step(self) -> None:
-        self._done.clear()
-        self._go.set()
-        self._await()
-
     def close(self) -> None:
-        thread = getattr(self, "_thread", None)
-        if thread is not None and thread.is_alive():
-            self._stop = True
-            self._go.set()
-            thread.join(timeout=60)
+        super().close()
         if getattr(self, "_dir", None) is not None:
             self._dir.cleanup()
             self._dir = None

@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..spec import TRAINING_PREFIX
 from .base import Parity, Task, Tolerance
 
 __all__ = ["TrainTask", "TrainTextClassification", "TrainCausalLM", "TrainSettings", "TrainTrace",
-           "TRAINING_PREFIX", "LOSS_TOLERANCES", "WEIGHT_TOLERANCES", "decay_parameter_names"]
+           "LOSS_TOLERANCES", "WEIGHT_TOLERANCES", "decay_parameter_names", "normalisation_factor"]
 
 #: Loss at every compared step: |a - b| <= atol + rtol*|b|. fp32 runs the same kernels in the same
 #: order on both paths, so the losses agree to rounding; bf16/fp16 autocast keeps 8/11 bits.
@@ -143,6 +142,10 @@ class TrainTask(Task):
                 break
         if factor is None:
             detail = f"loss equal at {n} steps (max diff {worst:.2g}, tolerance {loss_tol.atol:g}+{loss_tol.rtol:g}x)"
+            first = normalisation_factor(raw, other)
+            if first is not None:  # hidden inside a wide (bf16) tolerance, but there all the same
+                detail += (f", but at step 1 loss (pipeline) = {first:.4g} x loss (torch)"
+                           f"{_factor_cause(first, raw.grad_accum, raw.seq_len)}")
         else:
             detail = (f"loss (pipeline) = {factor:.4g} x loss (torch) at all {n} steps"
                       f"{_factor_cause(factor, raw.grad_accum, raw.seq_len)}")
@@ -153,6 +156,15 @@ class TrainTask(Task):
                                      f"(torch) vs (pipeline)")
             detail += f"; weights after {n} steps within {weight_tol.atol:g}+{weight_tol.rtol:g}x (max diff {diff:.2g})"
         return Parity(True, detail)
+
+
+def normalisation_factor(raw: Any, other: Any) -> float | None:
+    """other's loss ÷ raw's at the first step — before any update, so a pure difference in what the
+    loss is divided by — when it matches a known cause (`_factor_cause`), else None."""
+    if not raw.losses or not other.losses or not raw.losses[0]:
+        return None
+    first = other.losses[0] / raw.losses[0]
+    return first if abs(first - 1) > 1e-6 and _factor_cause(first, raw.grad_accum, raw.seq_len) else None
 
 
 def _constant_factor(a: list[float], b: list[float], tol: Tolerance) -> float | None:

@@ -66,6 +66,24 @@ class ServedLoad:
     max_queue: int = 0
     duration_s: float = 0.0
     first_arrival_s: float = 0.0
+    #: Generation: per served request, its time to first token (arrival to the first new token of
+    #: its batch) and its batch's time per later token; filled by the caller that streams tokens.
+    ttft: list[float] = field(default_factory=list)
+    tpot: list[float] = field(default_factory=list)
+
+    def add(self, other: "ServedLoad") -> None:
+        """Pool another load level of the same rate into this one (counts add, samples concatenate)."""
+        self.offered += other.offered
+        self.latencies += other.latencies
+        self.waits += other.waits
+        self.service += other.service
+        self.batch_sizes += other.batch_sizes
+        self.ttft += other.ttft
+        self.tpot += other.tpot
+        self.dropped += other.dropped
+        self.timed_out += other.timed_out
+        self.max_queue = max(self.max_queue, other.max_queue)
+        self.duration_s += other.duration_s
 
     @property
     def completed(self) -> int:
