@@ -234,3 +234,46 @@ def test_knee_search_on_a_queue_finds_the_rate_whose_p99_meets_the_slo():
     search = _knee(100.0, met)
     assert 40.0 < search.knee < 100.0 and met(search.knee)
     assert not met(min(r for r, ok in search.probes if not ok))
+
+
+def _write_wav(path, samples, rate, width=2, channels=1):
+    import wave
+
+    x = np.asarray(samples, dtype=float)
+    x = np.repeat(x[:, None], channels, axis=1) if channels > 1 else x[:, None]
+    if width == 1:
+        data = (np.clip(x, -1, 1) * 127 + 128).astype(np.uint8).tobytes()
+    else:
+        data = (np.clip(x, -1, 1) * (2 ** (8 * width - 1) - 1)).astype(f"<i{width}").tobytes()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(data)
+
+
+@pytest.mark.parametrize("rate, width, channels", [(16_000, 2, 1), (8_000, 2, 2), (22_050, 1, 1), (48_000, 4, 2)])
+def test_read_wav_gives_16khz_mono_float_clips(tmp_path, rate, width, channels):
+    from benchbed.workloads.sources import read_wav
+
+    t = np.arange(int(0.5 * rate)) / rate
+    _write_wav(tmp_path / "a.wav", 0.5 * np.sin(2 * np.pi * 440 * t), rate, width, channels)
+    x = read_wav(str(tmp_path / "a.wav"))
+    assert x.dtype == np.float32 and x.ndim == 1 and len(x) == pytest.approx(8000, abs=2)
+    # still a 440 Hz tone of amplitude 0.5 after mixing and resampling
+    spectrum = np.abs(np.fft.rfft(x))
+    assert abs(np.argmax(spectrum) * 16_000 / len(x) - 440) < 5
+    assert np.max(np.abs(x[100:-100])) == pytest.approx(0.5, abs=0.02)
+    assert len(read_wav(str(tmp_path / "a.wav"), max_seconds=0.25)) == 4000
+
+
+def test_a_wav_folder_is_for_speech_only_and_bad_files_are_one_line(tmp_path):
+    (tmp_path / "clips").mkdir()
+    _write_wav(tmp_path / "clips" / "a.wav", np.zeros(1600), 16_000)
+    ex = load_examples(str(tmp_path / "clips"), "audio")
+    assert ex.kind == "audio" and len(ex.items) == 1
+    with pytest.raises(SpecError, match="a folder, but this task takes text"):
+        load_examples(str(tmp_path / "clips"), "text")
+    (tmp_path / "clips" / "b.wav").write_bytes(b"not a wav")
+    with pytest.raises(SpecError, match="not a PCM WAV file"):
+        load_examples(str(tmp_path / "clips"), "audio")

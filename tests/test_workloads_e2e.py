@@ -137,6 +137,31 @@ def test_server_scenario_serves_generation_with_time_to_first_token_per_request(
     assert bool(df[df["runner"] == "pipeline"]["parity_ok"].all())
 
 
+def test_speech_recognition_on_a_folder_of_wav_files(tmp_path):
+    """Real clips of different lengths, rates and channel counts: every runner gets the same
+    16 kHz clips, cut at --seq-len milliseconds, and transcribes them alike."""
+    import numpy as np
+    from test_workloads import _write_wav
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (rate, seconds, channels) in enumerate([(16_000, 0.4, 1), (8_000, 0.9, 2), (22_050, 0.6, 1)]):
+        t = np.arange(int(seconds * rate)) / rate
+        wave = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + rng.normal(0, 0.02, len(t))
+        _write_wav(clips / f"{i}.wav", wave, rate, 2, channels)
+    # batch 1: a CTC model without an attention mask transcribes a padded clip differently, and the
+    # pipeline pads a batch differently from a batched feature-extractor call (docs/workloads.md)
+    matrix = Matrix(task=("automatic-speech-recognition",), model=("synthetic:wav2vec2-tiny",), batch_size=(1,),
+                    seq_len=(700,), inputs=str(clips))
+    df = _run(tmp_path, matrix)
+    assert len(df) == 2 and set(df["status"]) == {"ok"}, df[["runner", "status", "message"]]
+    assert bool(df[df["runner"] == "pipeline"]["parity_ok"].all()), df["parity_detail"].tolist()
+    for _, r in df.iterrows():
+        assert r["inputs_examples"] == 3 and r["input_len_max"] <= 700 and r["input_len_min"] >= 390
+        assert r["tokens_per_s"] is None or r["tokens_per_s"] != r["tokens_per_s"]  # ms are not tokens
+
+
 def test_latency_with_real_inputs_through_the_cli(tmp_path):
     results = tmp_path / "results"
     p = run_cli("run", "--quick", "--task", "text-classification", "--batch-size", "4", "--seq-len", "64",
@@ -156,7 +181,8 @@ def test_latency_with_real_inputs_through_the_cli(tmp_path):
     (["--inputs", "{csv}#title"], "no column 'title' (valid: text, label)"),
     (["--inputs", "{dir}"], "a folder, but this task takes text"),
     (["--inputs", "corpus:python-docs", "--task", "fill-mask"],
-     "task 'fill-mask' does not take real inputs yet (valid: text-classification, image-classification)"),
+     "task 'fill-mask' does not take real inputs yet (valid: text-classification, image-classification, "
+     "automatic-speech-recognition)"),
     (["--scenario", "server", "--rate", "0"], "--rate must be"),
     (["--scenario", "server", "--rate", "fast"], "--rate"),
     (["--scenario", "server", "--rate", "auto,10"], "--rate auto searches each runner's knee; it takes no other rates"),

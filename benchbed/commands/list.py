@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
 
     print(f"scenarios: {', '.join(SCENARIOS)} (docs/workloads.md)")
     print(f"inputs: {', '.join('corpus:' + c for c in CORPORA)}, FILE[#column] (.jsonl .json .csv .tsv .parquet .txt), "
-          f"a folder of images, hf:NAME[:SPLIT]#column; for {', '.join(REAL_INPUT_TASKS)}")
+          f"a folder of images or .wav files, hf:NAME[:SPLIT]#column; for {', '.join(REAL_INPUT_TASKS)}")
     return EXIT_OK
 
 

@@ -130,7 +130,7 @@ def _workload_options(p: argparse.ArgumentParser) -> None:
                         "each --rate)")
     g.add_argument("--inputs", metavar="SOURCE",
                    help="real inputs instead of synthetic ones: corpus:python-docs (offline real text), a .jsonl/"
-                        ".csv/.parquet/.txt file (FILE#column picks a column), a folder of images, or "
+                        ".csv/.parquet/.txt file (FILE#column picks a column), a folder of images or .wav files (speech), or "
                         "hf:NAME[:SPLIT]#column (the datasets library); --seq-len becomes the truncation limit")
     g.add_argument("--examples", type=arg(positive_int, "--examples"), default=w.examples, metavar="N",
                    help=f"dataset scenario: examples per pass (default: {w.examples})")
@@ -163,8 +163,8 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-accum", type=csv_option("--grad-accum"), metavar="G1,G2",
                    help="micro-batches per optimizer step, an axis (default: 1); one timed sample is one optimizer step")
     g.add_argument("--target-loss", type=arg(finite_float, "--target-loss"), metavar="LOSS",
-                   help="time_to_loss_s is the time until a step's loss first reaches LOSS (default: the lowest loss "
-                        "the reference reached while timed)")
+                   help="time_to_loss_s is the time until a step's loss first reaches LOSS (default: halfway from the "
+                        "reference's first loss to the lowest it reached)")
 
 
 def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:

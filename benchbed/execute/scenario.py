@@ -92,12 +92,18 @@ class Driver:
         from ..workloads.sampler import draw, materialize
 
         picked = [self.source.items[i] for i in draw(len(self.source.items), n, self.seed)]
-        return materialize(picked, self.source.kind)
+        return materialize(picked, self.source.kind, self.case.seq_len if self.source.kind == "audio" else None)
 
     def measure_lengths(self, examples: list[Any]) -> None:
         """Token lengths of the examples as the model sees them (text), and their distribution."""
         from ..workloads.sampler import length_stats, token_lengths
 
+        if self.task.modality == "audio" and examples and self.source is not None:
+            from ..tasks.speech_recognition import SAMPLING_RATE
+
+            self.columns.update(length_stats([len(x) * 1000 // SAMPLING_RATE for x in examples]),
+                                input_lens=[len(x) * 1000 // SAMPLING_RATE for x in examples])
+            return  # milliseconds; padding waste is a text measure
         if self.task.modality != "text" or not examples or not isinstance(examples[0], str):
             return
         limit = self.task.truncate_to or self.case.seq_len

@@ -96,9 +96,10 @@ class TrainingDriver(Driver):
 
     def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
         """Throughput per optimizer step, the loss curve and how far it is from the reference's,
-        and the time to the target loss (the option ``target_loss``; by default the lowest loss the
-        reference reached over as many steps as this runner took, a point every runner with the
-        same losses passes at the same step)."""
+        and the time to the target loss (the option ``target_loss``; by default the loss halfway
+        from the reference's first loss to the lowest it reached over as many steps as this runner
+        took: a level the curves cross while descending, so paths whose losses agree within
+        rounding cross it at the same step, which a minimum would not guarantee)."""
         per_step = self.case.batch_size * self.grad_accum
         median = stats.median
         losses = run.loss_values()
@@ -116,7 +117,8 @@ class TrainingDriver(Driver):
             out.update(self._whole_curve(name, ref, run, n))
         target = self.case.option("target_loss")
         if target is None and ref_losses and losses:
-            target = min(ref_losses[:len(losses)])
+            seen = ref_losses[:len(losses)]
+            target = seen[0] - (seen[0] - min(seen)) / 2  # halfway down: crossed while descending
         if target is not None:
             # a path whose loss is divided differently (a named factor) reaches the target in the
             # reference's units: its own losses are scaled back by that factor first

@@ -61,10 +61,16 @@ def token_lengths(tokenizer: Any, texts: Sequence[str], max_length: int) -> list
     return [len(ids) for ids in enc["input_ids"]]
 
 
-def materialize(items: Sequence[Any], kind: str) -> list[Any]:
-    """Examples as tasks take them: texts as they are, image files as RGB PIL images."""
+def materialize(items: Sequence[Any], kind: str, max_ms: int | None = None) -> list[Any]:
+    """Examples as tasks take them: texts as they are, image files as RGB PIL images, WAV files as
+    16 kHz float32 clips of at most `max_ms` milliseconds (the case's ``seq_len`` for audio: every
+    runner gets the same truncated clip)."""
     if kind == "text":
         return list(items)
+    if kind == "audio":
+        from .sources import read_wav
+
+        return [read_wav(p, max_seconds=None if max_ms is None else max_ms / 1000.0) for p in items]
     from PIL import Image
 
     out = []

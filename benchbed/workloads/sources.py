@@ -7,7 +7,9 @@ SOURCE is one of
 - a local file, one example per row: ``.jsonl`` / ``.json`` (list of objects or strings),
   ``.csv`` / ``.tsv``, ``.parquet``, or plain text (``.txt``, one per non-empty line); a column is
   chosen with ``FILE#column`` (default: ``text``, or the only column);
-- a folder of images (``.jpg .jpeg .png .bmp .gif .webp``), for image tasks;
+- a folder of images (``.jpg .jpeg .png .bmp .gif .webp``), for image tasks, or of ``.wav`` files
+  (PCM, any rate and channel count: read with the standard library, mixed to mono, resampled to
+  16 kHz), for speech recognition;
 - ``hf:NAME[:SPLIT]#column`` — a dataset through the ``datasets`` library: a local dataset folder
   or data file, or a hub dataset when online (``hf:imdb:test#text``).
 
@@ -26,13 +28,18 @@ from typing import Any
 
 from ..spec import SpecError
 
-__all__ = ["Examples", "load_examples", "python_docs_corpus", "CORPORA", "IMAGE_EXT", "REAL_INPUT_TASKS"]
+__all__ = ["Examples", "load_examples", "python_docs_corpus", "read_wav", "CORPORA", "IMAGE_EXT", "AUDIO_EXT",
+           "REAL_INPUT_TASKS"]
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+AUDIO_EXT = (".wav",)
+#: What a folder holds for each kind of input.
+FOLDER_EXT = {"image": IMAGE_EXT, "audio": AUDIO_EXT}
 #: Tasks that take real inputs, and the kind each takes. Others are refused with one line: their
 #: outputs depend on padding (token embeddings, spans, generated text) in ways parity on varying
 #: batch compositions would need more than today's comparison to judge fairly.
-REAL_INPUT_TASKS = {"text-classification": "text", "image-classification": "image"}
+REAL_INPUT_TASKS = {"text-classification": "text", "image-classification": "image",
+                    "automatic-speech-recognition": "audio"}
 TABLE_EXT = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 
 
@@ -45,7 +52,7 @@ class Examples:
     items: tuple[Any, ...]
     source: str
     column: str | None
-    kind: str  # "text" or "image"
+    kind: str  # "text", "image" or "audio" (file paths for the last two)
 
     @property
     def digest(self) -> str:
@@ -95,7 +102,7 @@ def _split(source: str) -> tuple[str, str | None]:
 
 def load_examples(source: str, kind: str = "text") -> Examples:
     """Read every example of `source` (see the module docstring) for a task whose inputs are
-    `kind` ("text" or "image")."""
+    `kind` ("text", "image" or "audio")."""
     if not source or not source.strip():
         raise SpecError("--inputs: empty source (valid: corpus:python-docs, a file, a folder, or hf:NAME#column)")
     path, column = _split(source.strip())
@@ -117,7 +124,7 @@ def load_examples(source: str, kind: str = "text") -> Examples:
     items = _from_file(path, column)
     if kind != "text":
         raise SpecError(f"--inputs {path!r}: a table of text, but this task takes {kind} inputs "
-                        f"(give a folder of images)")
+                        f"(give a folder of {'.wav files' if kind == 'audio' else 'images'})")
     return Examples(tuple(items), path, column, "text")
 
 
@@ -187,14 +194,56 @@ def _from_file(path: str, column: str | None) -> list[str]:
 def _from_folder(path: str, column: str | None, kind: str) -> Examples:
     if column is not None:
         raise SpecError(f"--inputs {path!r}: a folder has no columns")
-    want = IMAGE_EXT if kind == "image" else None
+    want = FOLDER_EXT.get(kind)
     if want is None:
         raise SpecError(f"--inputs {path!r}: a folder, but this task takes text (give a .jsonl, .csv, .parquet "
                         f"or .txt file, or corpus:python-docs)")
     files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(want))
     if not files:
         raise SpecError(f"--inputs {path!r}: no {'/'.join(want)} files in the folder")
+    if kind == "audio":
+        import wave
+
+        for f in files:  # a file that is not PCM WAV is one line now, not an error mid-run
+            try:
+                read_wav(f, max_seconds=0.0)
+            except (OSError, EOFError, ValueError, wave.Error) as exc:
+                raise SpecError(f"--inputs {f!r}: not a PCM WAV file ({exc})") from None
     return Examples(tuple(files), path, None, kind)
+
+
+def read_wav(path: str, rate: int = 16_000, max_seconds: float | None = None) -> Any:
+    """A PCM WAV file as float32 mono samples in [-1, 1] at `rate` Hz (channels averaged,
+    resampled by polyphase filtering), at most `max_seconds` of it. The standard library's `wave`
+    reads it: no audio package needed."""
+    import wave
+    from math import gcd
+
+    import numpy as np
+
+    with wave.open(path, "rb") as w:
+        width, channels, src_rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        frames = w.getnframes() if max_seconds is None else min(w.getnframes(), int(max_seconds * src_rate) + 1)
+        raw = w.readframes(frames)
+    if width == 1:
+        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width in (2, 4):
+        x = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float32) / float(2 ** (8 * width - 1))
+    elif width == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = (np.where(v >= 2**23, v - 2**24, v)).astype(np.float32) / float(2**23)
+    else:
+        raise ValueError(f"{width}-byte samples")
+    x = x.reshape(-1, channels).mean(axis=1) if channels > 1 else x
+    if src_rate != rate and len(x):
+        from scipy.signal import resample_poly
+
+        g = gcd(src_rate, rate)
+        x = resample_poly(x, rate // g, src_rate // g).astype(np.float32)
+    if max_seconds is not None:
+        x = x[: int(max_seconds * rate)]
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
 
 
 def _from_datasets(spec: str, column: str | None, kind: str, source: str) -> Examples:
@@ -245,4 +294,4 @@ def _load_dataset(datasets: Any, name: str, split: str, column: str | None, kind
     if kind == "text":
         return Examples(tuple(_texts(list(values), source)), source.split("#")[0], col, "text")
     raise SpecError(f"--inputs {source!r}: datasets sources are supported for text tasks only here; give a folder "
-                    f"of images")
+                    f"of {'.wav files' if kind == 'audio' else 'images'}")
