@@ -13,7 +13,7 @@ from conftest import run_cli
 @pytest.mark.parametrize("args, expected", [
     (["--task", "summarise"], f"unknown task 'summarise' (valid: {', '.join(task_names())})"),
     (["--model", "synthetic:gpt-7"], "unknown model 'synthetic:gpt-7' (valid: synthetic:bert-tiny,"),
-    (["--runner", "onnx"], "unknown runner 'onnx' (valid: torch, pipeline, onnxruntime, torch-bucketed)"),
+    (["--runner", "onnx"], "unknown runner 'onnx' (valid: torch, pipeline, onnxruntime, torch-bucketed, trainer)"),
     (["--dtype", "int4"], "unknown dtype 'int4' (valid: fp32, bf16, fp16, int8)"),
     (["--device", "gpu"], "unknown device 'gpu' (valid: cpu, cuda, cuda:N, mps)"),
     (["--batch-size", "0"], "batch size must be a positive integer, got 0"),
