@@ -145,7 +145,8 @@ def goodput(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         opts = json.loads(rec.get("options") or "{}")
         source = rec.get("inputs_source")
-        key = (rec["task"], rec["model"], rec["device"], rec["dtype"], int(rec["seq_len"]), opts.get("max_batch"),
+        key = (rec["task"], rec["model"], rec["device"], rec["dtype"], int(rec["seq_len"]), int(rec["batch_size"]),
+               opts.get("max_batch"),
                opts.get("max_wait_ms"), source if isinstance(source, str) else None, rec["runner"])
         s = sweeps.setdefault(key, {"rec": rec, "rates": [], "met": [], "slo_ms": rec.get("slo_ms")})
         probes = rec.get("probe_rates")
@@ -178,9 +179,10 @@ def goodput_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     lines = ["", "server scenario: highest offered rate whose p99 met the SLO (every lower rate met it too):"]
     for g in rows:
         rec = g["rec"]
-        rate = f"{g['sustainable_rate']:g} req/s" if g["sustainable_rate"] is not None else "none of the rates"
-        lines.append(f"  {rec['task']} {rec['model']} {rec['device']} {rec['dtype']} s{rec['seq_len']} "
-                     f"{g['runner']}: {rate} (p99 <= {g['slo_ms']:g} ms; tried {', '.join(f'{r:g}' for r in g['rates'])})")
+        rate = f"{g['sustainable_rate']:.4g} req/s" if g["sustainable_rate"] is not None else "none of the rates"
+        lines.append(f"  {rec['task']} {rec['model']} {rec['device']} {rec['dtype']} b{rec['batch_size']} "
+                     f"s{rec['seq_len']} {g['runner']}: {rate} (p99 <= {g['slo_ms']:g} ms; tried "
+                     f"{', '.join(f'{r:.4g}' for r in g['rates'])})")
     return lines
 
 

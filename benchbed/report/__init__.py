@@ -287,20 +287,21 @@ def _workloads(latest: Any) -> str:
         by_cell: dict[tuple, list[dict[str, Any]]] = {}
         for g in rows:
             r = g["rec"]
-            by_cell.setdefault((r["task"], r["model"], r["device"], r["dtype"], r["seq_len"]), []).append(g)
+            by_cell.setdefault((r["task"], r["model"], r["device"], r["dtype"], f"b{r['batch_size']}",
+                                f"s{r['seq_len']}"), []).append(g)
         for key, gs in by_cell.items():
             ref = next((g for g in gs if g["runner"] == g["rec"].get("reference")), None)
             parts = []
             for g in gs:
                 rate = g["sustainable_rate"]
-                text = f"{esc(g['runner'])} sustains {rate:g} req/s" if rate is not None else \
+                text = f"{esc(g['runner'])} sustains {rate:.4g} req/s" if rate is not None else \
                     f"{esc(g['runner'])} meets it at none of the rates tried"
                 if ref is not None and g is not ref and rate and ref["sustainable_rate"]:
                     text += f" ({rate / ref['sustainable_rate']:.2f}× {esc(ref['runner'])}'s)"
                 parts.append(text)
             slo = gs[0]["slo_ms"]
             out.append(f'<p class="sentence">{" · ".join(esc(k) for k in key)}: at p99 ≤ {slo:g} ms, '
-                       f'{"; ".join(parts)} (of rates {", ".join(f"{r:g}" for r in gs[0]["rates"])}).</p>')
+                       f'{"; ".join(parts)} (of rates {", ".join(f"{r:.4g}" for r in gs[0]["rates"])}).</p>')
         out.append(figure(charts.server_load(ok), "Request latency vs offered load (open-loop Poisson arrivals): "
                                                   "p99 thick, p50 dotted; the dashed line is the SLO"))
         rows_html = []
