@@ -381,11 +381,7 @@ def server_load(latest: Any) -> Chart:
         if not slo.empty:
             ax.axhline(float(slo.iloc[0]), color="black", ls="--", lw=0.8, label=f"SLO {float(slo.iloc[0]):g} ms")
         ax.set_yscale("log")
-        ax.set_xlabel("offered load (requests/s)")
-        ax.set_ylabel("request latency (ms)")
-        ax.set_title(_title(key))
-        ax.grid(True, alpha=0.3)
-        _legend(ax)
+        _finish_panel(ax, "offered load (requests/s)", "request latency (ms)", _title(key))
     fig.tight_layout()
     return _svg(fig), note
 
@@ -455,6 +451,15 @@ def _runner_legend(ax: Any, runners: list[str]) -> None:
     ax.legend(handles=[Patch(color=style(runners, r)["color"], alpha=0.5, label=_t(r)) for r in runners], fontsize=6)
 
 
+def _finish_panel(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, the panel's title, a light grid and the legend of a line panel."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    _legend(ax)
+
+
 def _legend(ax: Any) -> None:
     """A legend where the panel has labelled lines or bars (an empty one only warns)."""
     if ax.get_legend_handles_labels()[0]:
@@ -503,11 +508,7 @@ def loss_curves(latest: Any, parity_steps: int = 6) -> Chart:
         if len(diffs):
             ax.text(0.98, 0.95, f"max |Δloss| {float(max(diffs)):.2g}", transform=ax.transAxes, ha="right", va="top",
                     fontsize=6)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss")
-        ax.set_title(_training_title(key))
-        ax.grid(True, alpha=0.3)
-        _legend(ax)
+        _finish_panel(ax, "optimizer step", "loss", _training_title(key))
     fig.tight_layout()
     return _svg(fig), note
 
