@@ -213,8 +213,9 @@ def test_the_raw_loops_optimizer_updates_every_parameter_once_per_step():
 
 
 def test_the_optimizer_phase_grows_with_the_parameter_count():
-    """AdamW touches every parameter: 64x the parameters takes clearly longer (a wide margin; the
-    work grows 64x)."""
+    """AdamW touches every parameter: 256x the parameters takes clearly longer (a wide margin: the
+    work grows 256x, and a step of the small model is mostly fixed overhead — at 64x it measured
+    only 3.6x)."""
     def optim_s(width):
         run = _linear_runner(width)
         run()
@@ -223,7 +224,7 @@ def test_the_optimizer_phase_grows_with_the_parameter_count():
         finally:
             run.close()
 
-    assert optim_s(1024) > 4 * optim_s(128)
+    assert optim_s(2048) > 4 * optim_s(128)
 
 
 def test_training_runners_say_why_they_cannot_serve_a_case():
