@@ -153,6 +153,26 @@ def oom_sweep(out: str, device: str, quick: bool) -> None:
           "; ".join(ln.strip() for ln in lines) or "no out-of-memory case", lines=lines)
 
 
+def training_check(out: str, device: str, quick: bool) -> None:
+    """Both training paths on the device: fp32, bf16 autocast, and on CUDA fp16 with a gradient
+    scaler; every trainer record must have trained like the loop (parity) or be skipped with a reason."""
+    import pandas as pd
+
+    cuda = device.startswith("cuda")
+    model = "synthetic:llama-tiny" if quick else "synthetic:gpt2"
+    p = cli(out, "--task", "train-causal-lm", "--model", model, "--device", device, "--no-isolate",
+            "--dtype", "fp32,bf16,fp16" if cuda else "fp32", "--batch-size", "4" if quick else "8",
+            "--seq-len", "32" if quick else "128", "--min-samples", "5", "--max-time", "0.5" if quick else "3",
+            "--run-id", "training-check")
+    df = pd.read_parquet(os.path.join(out, "results", "training-check"))
+    tr = df[df["runner"] == "trainer"]
+    bad = tr[(tr["status"] != "skipped") & ((tr["status"] != "ok") | (tr["parity_ok"] != True))]  # noqa: E712
+    check("training: loop and Trainer train alike", p.returncode in (0, 1) and len(tr) > 0 and bad.empty,
+          f"exit {p.returncode}; " + "; ".join(f"{r.dtype}: {r.status} {r.parity_detail or r.message}"
+                                               for r in tr.itertuples())[:1500],
+          ratios={r.dtype: r.ref_ratio for r in tr.itertuples()})
+
+
 def isolation_check(out: str, device: str) -> None:
     import benchbed.calibrate  # noqa: F401 - registers memory-calibration
     from benchbed.engine import EngineConfig, Session
@@ -224,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     step("4. out-of-memory sweep", lambda: oom_sweep(args.out, args.device, args.quick))
     step("5. isolation", lambda: isolation_check(args.out, args.device))
     step("6. validation of the records", lambda: validate_events(args.out))
+    step("7. training: the hand-written loop vs transformers.Trainer", lambda: training_check(args.out, args.device,
+                                                                                            args.quick))
 
     from benchbed.record import pool_records
     from benchbed.store import read_results
