@@ -74,6 +74,14 @@ class StepTimer:
     def end(self) -> None:
         pass
 
+    def first_and_per_token(self) -> tuple[float, float] | None:
+        """(seconds from `reset` to the first new token, seconds per later token) of the last
+        call, from the per-step timestamps; None when no token came."""
+        t = self.times
+        if not t:
+            return None
+        return t[0] - self.start, (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
+
 
 def with_steps(run: Any, steps: list[tuple[float, float]]) -> Callable[[], Any]:
     """`run` that also appends (time to first token, time per later token) of each call, measured
@@ -83,10 +91,9 @@ def with_steps(run: Any, steps: list[tuple[float, float]]) -> Callable[[], Any]:
     def call() -> Any:
         timer.reset()
         out = run()
-        t = timer.times
-        if t:
-            tpot = (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
-            steps.append((t[0] - timer.start, tpot))
+        got = timer.first_and_per_token()
+        if got is not None:
+            steps.append(got)
         return out
 
     return call

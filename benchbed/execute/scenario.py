@@ -295,9 +295,7 @@ class ServerDriver(Driver):
             out = run()
             run.sync()
             if timer is not None:
-                t = timer.times
-                steps.append((t[0] - timer.start, (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0) if t
-                             else (float("nan"), float("nan")))
+                steps.append(timer.first_and_per_token() or (float("nan"), float("nan")))
             return out
 
         return handle
@@ -382,7 +380,7 @@ class ServerDriver(Driver):
             knee = search.knee
             at = [load for rate, load in probes[name] if rate == knee] if knee is not None else []
             chosen[name] = at[-1] if at else min(probes[name], key=lambda p: p[0])[1]
-            self.searches[name] = (search, probes[name], knee)
+            self.searches[name] = (search, probes[name])
         return chosen
 
     def _listed(self, calls: dict[str, Any]) -> dict[str, Any]:
@@ -411,8 +409,8 @@ class ServerDriver(Driver):
         waits = np.asarray(load.waits or [np.nan])
         out: dict[str, Any] = {}
         if name in self.searches:
-            search, probes, knee = self.searches[name]
-            out.update(offered_rate=next(r for r, got in probes if got is load), sustainable_rate=knee,
+            search, probes = self.searches[name]
+            out.update(offered_rate=next(r for r, got in probes if got is load), sustainable_rate=search.knee,
                        capacity_rate=search.capacity, probe_rates=[r for r, _ in probes],
                        probe_p99_s=[float(np.percentile(got.latencies, 99)) if got.latencies else None
                                     for _, got in probes],

@@ -45,7 +45,6 @@ class TrainingDriver(Driver):
         self.workers = int(case.option("workers", 0))
         self.settings = task.settings
         self.runs: dict[str, Any] = {}
-        self.reference = config.reference
 
     def prepare(self) -> list[Any]:
         per_step = self.case.batch_size * self.grad_accum
@@ -79,11 +78,9 @@ class TrainingDriver(Driver):
         """Parity over every step both runners took (the parity steps checked the weights; the
         curves must go on agreeing through the timed steps): a mismatch columns, else nothing."""
         from ..tasks.base import relabel
-        from ..tasks.training import TrainTrace
 
         def verdict(k: int) -> Any:
-            return self.task.compare(TrainTrace(ref.loss_values()[:k], {}, self.grad_accum, ref.label_tokens),
-                                     TrainTrace(run.loss_values()[:k], {}), self.case.dtype)
+            return self.task.compare(ref.curve(k), run.curve(k), self.case.dtype)
 
         if not verdict(min(n, self.settings.parity_steps)).ok:
             return {}  # parity already failed; its own detail stands
@@ -91,7 +88,7 @@ class TrainingDriver(Driver):
         if full.ok:
             return {}
         detail = relabel(f"the loss curves part after the parity steps, over {n} steps: {full.detail}", name,
-                         self.reference)
+                         self.config.reference)
         return {"parity_ok": False, "parity_detail": detail, "message": f"PARITY MISMATCH: {detail}"}
 
     def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
@@ -109,7 +106,7 @@ class TrainingDriver(Driver):
             "train_steps": len(losses), "loss_curve": losses, "step_times_s": list(run.step_s),
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
         }
-        ref = self.runs.get(self.reference)
+        ref = self.runs.get(self.config.reference)
         ref_losses = ref.loss_values() if ref is not None else []
         if ref is not None and ref is not run and ref_losses and losses:
             n = min(len(ref_losses), len(losses))
@@ -124,10 +121,9 @@ class TrainingDriver(Driver):
             # reference's units: its own losses are scaled back by that factor first
             scale = 1.0
             if ref is not None and ref is not run:
-                from ..tasks.training import TrainTrace, normalisation_factor
+                from ..tasks.training import normalisation_factor
 
-                scale = normalisation_factor(TrainTrace(ref_losses, {}, self.grad_accum, ref.label_tokens),
-                                             TrainTrace(losses, {})) or 1.0
+                scale = normalisation_factor(ref.curve(), run.curve()) or 1.0
             steps, seconds = time_to_loss([x / scale for x in losses], run.step_s, float(target))
             out.update(target_loss=float(target), steps_to_loss=steps, time_to_loss_s=seconds)
         return out

@@ -147,16 +147,22 @@ class TrainingRunner(Runner):
             p.requires_grad_(p.is_floating_point())
         return model
 
-    def trace(self, steps: int) -> Any:
-        """Take `steps` steps; return the loss of every step so far and the weights (parity)."""
+    def curve(self, steps: int | None = None) -> Any:
+        """The loss of the first `steps` steps so far (all when None), as a `TrainTrace` without
+        weights (what the whole-curve parity and the normalisation factor compare)."""
         from ..tasks.training import TrainTrace
 
+        return TrainTrace(losses=self.loss_values()[:steps], weights={}, grad_accum=self.grad_accum,
+                          seq_len=self.label_tokens)
+
+    def trace(self, steps: int) -> Any:
+        """Take `steps` steps; return the loss of every step so far and the weights (parity)."""
         for _ in range(steps):
             self()
         self.sync()
-        weights = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
-        return TrainTrace(losses=self.loss_values(), weights=weights, grad_accum=self.grad_accum,
-                          seq_len=self.label_tokens)
+        trace = self.curve()
+        trace.weights = {n: p.detach().float().cpu().clone() for n, p in self.model.named_parameters()}
+        return trace
 
     @property
     def label_tokens(self) -> int:

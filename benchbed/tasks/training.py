@@ -119,9 +119,14 @@ class TrainTask(Task):
 
         A loss that differs by the same factor at every step is a normalisation difference (what
         the loss is divided by), not different training: it is named, with its likely cause, and
-        the weights decide (traces without weights: the curves alone, a constant factor passes). AdamW's update hardly depends on the gradient's scale, and clipping
-        rescales both to the same norm, so such paths still train alike."""
+        the weights decide (traces without weights: the curves alone, a constant factor passes).
+        AdamW's update hardly depends on the gradient's scale, and clipping rescales both to the
+        same norm, so such paths still train alike."""
         loss_tol, weight_tol = LOSS_TOLERANCES[dtype], WEIGHT_TOLERANCES[dtype]
+
+        def cause(factor: float) -> str:
+            return _factor_cause(factor, raw.grad_accum, raw.seq_len)
+
         n = min(len(raw.losses), len(other.losses))
         if n == 0:
             return Parity(False, "no training steps to compare")
@@ -133,22 +138,20 @@ class TrainTask(Task):
                 factor = _constant_factor(raw.losses[:n], other.losses[:n], loss_tol)
                 if factor is None:
                     detail = f"step {i + 1}: loss {a:.6g} (torch) vs {b:.6g} (pipeline)"
-                    first = other.losses[0] / raw.losses[0] if raw.losses[0] else 0.0
-                    cause = _factor_cause(first, raw.grad_accum, raw.seq_len)
-                    if cause:  # the first step's loss, before any update, differs by normalisation only
-                        detail += (f"; at step 1 the loss (pipeline) was already {first:.4g}x{cause}, and the paths "
-                                   f"drifted apart from there (clipping and AdamW's epsilon see the scaled gradient)")
+                    first = normalisation_factor(raw, other)
+                    if first is not None:  # the first step's loss, before any update, differs by normalisation only
+                        detail += (f"; at step 1 the loss (pipeline) was already {first:.4g}x{cause(first)}, and the "
+                                   f"paths drifted apart from there (clipping and AdamW's epsilon see the scaled "
+                                   f"gradient)")
                     return Parity(False, detail)
                 break
         if factor is None:
             detail = f"loss equal at {n} steps (max diff {worst:.2g}, tolerance {loss_tol.atol:g}+{loss_tol.rtol:g}x)"
             first = normalisation_factor(raw, other)
             if first is not None:  # hidden inside a wide (bf16) tolerance, but there all the same
-                detail += (f", but at step 1 loss (pipeline) = {first:.4g} x loss (torch)"
-                           f"{_factor_cause(first, raw.grad_accum, raw.seq_len)}")
+                detail += f", but at step 1 loss (pipeline) = {first:.4g} x loss (torch){cause(first)}"
         else:
-            detail = (f"loss (pipeline) = {factor:.4g} x loss (torch) at all {n} steps"
-                      f"{_factor_cause(factor, raw.grad_accum, raw.seq_len)}")
+            detail = f"loss (pipeline) = {factor:.4g} x loss (torch) at all {n} steps{cause(factor)}"
         if raw.weights and other.weights:
             name, diff, bad = _weights_diff(raw.weights, other.weights, weight_tol)
             if bad:
