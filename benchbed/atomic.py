@@ -5,6 +5,12 @@ through here: the bytes go to a dot-prefixed temporary file in the same folder, 
 the temporary file is renamed over the target (atomic on POSIX). When a write fails (a full disk,
 a file-size limit, a read-only folder) the temporary file is removed and `WriteFailed` names the
 target and the reason, so the command can say it in one line and exit with its own code.
+
+The target is resolved first, so a write goes *through* what the path names and never replaces
+it: a link to a file writes the file it points to (the temporary file beside that file, in its
+folder), and a character device, pipe or socket (``/dev/stdout``, ``>(tee …)``) is written in
+place with no temporary file at all (appended, as a shell's ``>>`` would: ``/dev/stdout`` redirected
+to a file keeps what was printed before). A folder is refused.
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["WriteFailed", "write_atomic", "write_bytes_atomic", "write_text_atomic", "fsync_dir"]
+__all__ = ["WriteFailed", "resolve_target", "write_atomic", "write_bytes_atomic", "write_text_atomic", "fsync_dir"]
 
 
 class WriteFailed(OSError):
@@ -33,16 +40,41 @@ class WriteFailed(OSError):
         return self.strerror or super().__str__()
 
 
-def write_atomic(final: str | os.PathLike[str], fill: Callable[[BinaryIO], None]) -> str:
-    """Write `final` by calling `fill` on a temporary file beside it, then renaming."""
-    final = Path(final)
-    tmp = final.with_name(f".tmp-{secrets.token_hex(4)}-{final.name}")
+def resolve_target(final: str | os.PathLike[str]) -> tuple[Path, bool]:
+    """(the path to write, whether it is a stream written in place): a link is followed to the file
+    it names; a character device, FIFO or socket is a stream. A folder raises `WriteFailed`."""
+    path = Path(final)
     try:
-        with open(tmp, "wb") as fh:
+        mode = os.stat(path).st_mode  # follows links
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise WriteFailed(path, IsADirectoryError(errno.EISDIR, "it is a folder; give a file name"))
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return path, True
+    if mode is not None and os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return path, True  # /dev/stdout redirected to a file: append through it, never rename over it
+    return Path(os.path.realpath(path)), False
+
+
+def write_atomic(final: str | os.PathLike[str], fill: Callable[[BinaryIO], None]) -> str:
+    """Write `final` by calling `fill` on a temporary file beside the file it resolves to, then
+    renaming (a stream is filled in place). Returns the path as given."""
+    target, stream = resolve_target(final)
+    if stream:
+        try:
+            with open(target, "ab") as fh:  # a stream has no start to rewind to; a redirect keeps what it had
+                fill(fh)
+        except OSError as exc:
+            raise WriteFailed(final, exc) from exc
+        return str(final)
+    tmp = target.with_name(f".tmp-{secrets.token_hex(4)}-{target.name}")
+    try:
+        with open(tmp, "xb") as fh:
             fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        os.replace(tmp, target)
     except OSError as exc:
         try:
             tmp.unlink()
@@ -55,7 +87,7 @@ def write_atomic(final: str | os.PathLike[str], fill: Callable[[BinaryIO], None]
         except OSError:
             pass
         raise
-    fsync_dir(final.parent)
+    fsync_dir(target.parent)
     return str(final)
 
 
@@ -66,9 +98,10 @@ def write_bytes_atomic(final: str | os.PathLike[str], data: bytes) -> str:
 def write_text_atomic(final: str | os.PathLike[str], text: str, append: bool = False) -> str:
     """Write `text` (after the file's current content when `append`, as ``$GITHUB_STEP_SUMMARY``
     wants) in one rename."""
-    data = text.encode("utf-8")
-    if append and os.path.isfile(final):
-        with open(final, "rb") as fh:
+    data = text.encode("utf-8", "replace")
+    target, stream = resolve_target(final)
+    if append and not stream and target.is_file():
+        with open(target, "rb") as fh:
             data = fh.read() + data
     return write_bytes_atomic(final, data)
 

@@ -15,8 +15,11 @@ import signal
 import time
 from typing import Any
 
+from .spec import OPTION_KEYS
 from .tasks import register_task
 from .tasks.base import Parity, Task
+
+OPTION_KEYS.update({"alloc_mb", "crash", "sleep_s"})
 
 __all__ = ["MemoryCalibration"]
 

@@ -31,9 +31,10 @@ from .commands.common import (
     EXIT_UNJUDGED,
     EXIT_USAGE,
     EXIT_WRITE,
+    NothingToJudge,
     Parser,
 )
-from .display import clip, console_safe
+from .display import SafeStream, clip, console_safe
 from .spec import SpecError
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNJUDGED", "EXIT_WRITE",
@@ -61,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    wrapped = not isinstance(sys.stdout, SafeStream)
+    if wrapped:
+        sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        if wrapped:
+            sys.stdout, sys.stderr = sys.stdout.stream, sys.stderr.stream
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command not in COMMANDS:
@@ -73,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         print(console_safe(f"benchbed: error: {clip(exc, 500)}", keep_newlines=False), file=sys.stderr)
         return EXIT_USAGE
+    except NothingToJudge as exc:
+        print(console_safe(f"benchbed: {clip(exc, 500)}", keep_newlines=False), file=sys.stderr)
+        return EXIT_UNJUDGED
     except WriteFailed as exc:
         print(console_safe(f"benchbed: error: {exc}; finished cases before it are saved", keep_newlines=False),
               file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["MAX_SHOWN", "clip", "console_safe", "fmt_ms", "json_value", "md_code", "md_text"]
+__all__ = ["MAX_SHOWN", "SafeStream", "clip", "console_safe", "fmt_ms", "json_value", "md_code", "md_text"]
 
 #: Characters of one value shown at most in a table cell or line.
 MAX_SHOWN = 160
@@ -73,3 +73,37 @@ def json_value(v: Any) -> Any:
     """A value as strict JSON holds it: numpy scalars as Python ones, NaN and infinities as null."""
     v = v.item() if hasattr(v, "item") else v
     return None if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))) else v
+
+
+class SafeStream:
+    """A text stream that passes what is written through `console_safe` (newline, tab and carriage
+    return kept): the ``benchbed`` command wraps stdout and stderr in it, so no path, name or
+    third-party warning (matplotlib echoing a model name's control bytes in a font warning) reaches
+    the terminal raw."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(_LAYOUT.sub(lambda m: "\r" if m.group(0) == "\r" else "", _ESCAPES.sub("", text)))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.stream, "encoding", "utf-8")
+
+
+_LAYOUT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .display import console_safe
 from .measure.timer import StopRule
 from .spec import Case, Matrix, SpecError
 from .validate import arg, csv_values, non_negative_float, positive_float
@@ -74,6 +75,42 @@ def pytest_configure(config: pytest.Config) -> None:
     if (config.getoption("--benchmark") and config.args_source == pytest.Config.ArgsSource.TESTPATHS
             and os.path.isfile(default)):
         config.args[:] = [default + "::test_default"]
+    if config.getoption("--benchmark"):
+        _check_options(config)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """Every benchbed option and variable checked once, before collection: a bad value is pytest's
+    usage error (one line, exit 4), never an error in each test with a page of traceback."""
+    from .atomic import resolve_target
+    from .atomic import WriteFailed
+    from .runners import runner_names
+    from .store import run_dir_problem
+    from .validate import check_run_id, check_writable
+
+    results = config.getoption("--benchbed-results")
+    if not str(results).strip():
+        raise pytest.UsageError("--benchbed-results: empty path")
+    problem = check_writable(results)
+    if problem:
+        raise pytest.UsageError(console_safe(problem, keep_newlines=False))
+    reference = config.getoption("--benchbed-reference")
+    if reference not in runner_names():
+        raise pytest.UsageError(console_safe(f"--benchbed-reference: unknown runner {reference!r} "
+                                             f"(valid: {', '.join(runner_names())})", keep_newlines=False))
+    try:
+        run_id = os.environ.get("BENCHBED_RUN_ID")
+        if run_id is not None:
+            check_run_id(run_id, "BENCHBED_RUN_ID")
+            problem = run_dir_problem(results, run_id)
+            if problem:
+                raise SpecError(problem)
+        path = _benchmark_json_path(config)
+        if path:
+            resolve_target(path)
+    except (SpecError, WriteFailed) as exc:
+        message = str(exc) if isinstance(exc, SpecError) else f"--benchmark-json: {exc}"
+        raise pytest.UsageError(console_safe(message, keep_newlines=False)) from None
 
 
 def _case_of(item: pytest.Item) -> Case | None:
@@ -89,6 +126,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     except SpecError as exc:
         raise pytest.UsageError(str(exc)) from None
     if wanted:
+        seen: dict[str, set[str]] = {axis: set() for axis in wanted}
+        for item in items:
+            case = _case_of(item)
+            for axis in wanted if case is not None else ():
+                seen[axis].add(_text(getattr(case, axis)))
+        for axis, values in wanted.items():
+            unknown = [v for v in values if v not in seen[axis]]
+            if unknown:  # a typo would otherwise deselect every test, exit 5, and say nothing
+                raise pytest.UsageError(console_safe(
+                    f"{_FILTERS[axis]}: {', '.join(unknown)} matches no collected case (valid here: "
+                    f"{', '.join(sorted(seen[axis])) or 'none: no benchbed case was collected'})", keep_newlines=False))
         keep, drop = [], []
         for item in items:
             case = _case_of(item)
@@ -243,5 +291,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in format_table(records).splitlines():
         tr.write_line(line)
     session = records[0]["run_id"]
-    tr.write_line(f"{len(records)} records, run {session}, in {config.getoption('--benchbed-results')}")
+    tr.write_line(console_safe(f"{len(records)} records, run {session}, in {config.getoption('--benchbed-results')}",
+                               keep_newlines=False))
 

@@ -70,6 +70,11 @@ Schema history:
       whose requests are the record's samples (the knee). Generation in the server scenario:
       ``ttft_s`` / ``tpot_s`` are medians over requests (time to first token from the request's
       arrival, so queueing included; time per later token of its batch) and ``ttft_p99_s``.
+  8 — the testbed named by what it is (`benchbed.env`): ``env_cpu_id`` (vendor family/model/
+      stepping), ``env_cpu_isa`` (avx2, avx512*, amx*, neon, sve… present), ``env_torch_cpu_capability``,
+      ``env_physical_cores``, ``env_memory_gib``; the runtimes the runners drive: ``env_onnxruntime``
+      (with its providers), ``env_accelerate``, ``env_datasets``, ``env_ray``. No migration: older
+      records have nulls there, and a null is "unknown", never a difference (`env_differences`).
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -140,6 +145,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("env_cuda", _s), ("env_python", _s), ("env_torch", _s), ("env_transformers", _s), ("env_tokenizers", _s),
     ("env_benchbed", _s), ("env_git_sha", _s), ("env_git_dirty", _b), ("env_ci", _b),
     ("env_tokenizers_parallelism", _s), ("env_torchao", _s),
+    ("env_cpu_id", _s), ("env_cpu_isa", _s), ("env_torch_cpu_capability", _s), ("env_physical_cores", _i),
+    ("env_memory_gib", _i), ("env_onnxruntime", _s), ("env_accelerate", _s), ("env_datasets", _s), ("env_ray", _s),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

@@ -29,6 +29,9 @@ __all__ = [
     "canonical_model",
     "parse_attn_impl",
     "positive_int_value",
+    "LIMITS",
+    "OPTION_KEYS",
+    "limit_of",
     "parse_bool",
     "parse_shard",
     "device_index",
@@ -112,15 +115,41 @@ def validate_device(device: str) -> None:
         raise SpecError(f"unknown device {device!r} (valid: cpu, cuda, cuda:N, mps)")
 
 
+#: The largest value each counted option takes, keyed by its name with dashes, underscores and a
+#: ``--`` prefix made spaces (``--batch-size``, ``batch_size`` and ``batch size`` are one key).
+#: Each is far above any real use and far below what would overflow int64 or hang a loop: a
+#: batch of 10**29 inputs is a typo, and the message says the limit. Names not listed get
+#: `DEFAULT_LIMIT`.
+LIMITS: dict[str, float] = {
+    "batch size": 65_536, "sequence length": 1_048_576, "seq len": 1_048_576, "new tokens": 65_536,
+    "threads": 4_096, "passes": 1_000, "warmup": 1_000_000, "min samples": 1_000_000, "examples": 10_000_000,
+    "requests": 10_000_000, "max batch": 65_536, "queue": 10_000_000, "grad accum": 65_536, "workers": 1_024,
+    "retries": 100, "seed": 2**32 - 1, "baseline runs": 10_000, "window": 10_000,
+    "case timeout": 7 * 86_400.0, "max time": 86_400.0, "min time": 86_400.0, "memory cap": 2.0**30,
+    "timeout ms": 86_400_000.0, "slo ms": 86_400_000.0, "max wait ms": 86_400_000.0, "rate": 1e9,
+}
+DEFAULT_LIMIT = 2**31 - 1
+
+
+def limit_of(name: str) -> float:
+    """The upper bound of option or axis `name` (see `LIMITS`)."""
+    key = " ".join(re.sub(r"^-+(benchbed-)?", "", name.strip()).replace("-", " ").replace("_", " ").split())
+    return LIMITS.get(key, DEFAULT_LIMIT)
+
+
 def positive_int_value(name: str, value: Any) -> int:
-    """`value` as a positive integer (an int, or text of one); a `SpecError` naming `name` otherwise."""
+    """`value` as a positive integer no larger than the limit of `name` (an int, or text of one);
+    a `SpecError` naming `name` and, for a value too large, the limit otherwise."""
     if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            value = int(str(value).strip())
-        except ValueError:
-            raise SpecError(f"{name} must be a positive integer, got {value!r}") from None
+        text = str(value).strip()
+        if not re.fullmatch(r"[+-]?[0-9]{1,4000}", text):
+            raise SpecError(f"{name} must be a positive integer, got {value!r}")
+        value = int(text)
     if value <= 0:
         raise SpecError(f"{name} must be a positive integer, got {value}")
+    top = limit_of(name)
+    if value > top:
+        raise SpecError(f"{name} must be at most {int(top):,}, got {value if value < 10**40 else 'a longer number'}")
     return value
 
 
@@ -255,11 +284,26 @@ class Case:
                        attn_impl=parse_attn_impl(self.attn_impl), compiled=parse_bool("compiled", self.compiled))
 
 
+#: The names a case option may have: the engine's own (compilation, int8 method, training target),
+#: the scenarios' settings, and those a task plugin adds with `OPTION_KEYS.add` (the calibration
+#: task's). A misspelt option would silently change nothing but the case id, so others are refused.
+OPTION_KEYS: set[str] = {"compile_backend", "compile_mode", "int8", "target_loss", "examples", "workers", "rate",
+                         "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms", "grad_accum"}
+
+
+def _whole(value: Any, low: int, high: float) -> bool:
+    """Whether `value` is an integral number (not a bool) from `low` to `high`."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
+            and low <= value <= high and int(value) == value)
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """Parse ``i/n`` (1-based) into ``(i, n)``."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
     if not m:
         raise SpecError(f"shard must look like i/n (e.g. 1/4), got {text!r}")
+    if len(m.group(1)) > 9 or len(m.group(2)) > 9:
+        raise SpecError(f"shard {text!r} out of range: at most 999,999,999 shards")
     i, n = int(m.group(1)), int(m.group(2))
     if n < 1 or not 1 <= i <= n:
         raise SpecError(f"shard {text!r} out of range: need 1 <= i <= n")
@@ -292,20 +336,21 @@ class Workload:
         positive_int_value("requests", self.requests)
         positive_int_value("max batch", self.max_batch)
         positive_int_value("queue", self.queue)
-        if not self.workers or any(int(w) != w or w < 0 for w in self.workers):
-            raise SpecError(f"workers must be integers >= 0, got {', '.join(map(str, self.workers)) or 'none'}")
-        if not self.grad_accum or any(int(g) != g or g < 1 for g in self.grad_accum):
-            raise SpecError(f"gradient accumulation steps must be integers >= 1, got "
+        if not self.workers or any(not _whole(w, 0, limit_of("workers")) for w in self.workers):
+            raise SpecError(f"workers must be integers from 0 to {limit_of('workers'):,}, got "
+                            f"{', '.join(map(str, self.workers)) or 'none'}")
+        if not self.grad_accum or any(not _whole(g, 1, limit_of("grad accum")) for g in self.grad_accum):
+            raise SpecError(f"gradient accumulation steps must be integers from 1 to {limit_of('grad accum'):,}, got "
                             f"{', '.join(map(str, self.grad_accum)) or 'none'}")
         if tuple(self.rates) != (AUTO_RATE,) and (
-                not self.rates or any(not isinstance(r, (int, float)) or not (r > 0 and r < float("inf"))
-                                      for r in self.rates)):
-            raise SpecError(f"rate must be > 0 requests/s, or auto alone, got "
+                not self.rates or any(isinstance(r, bool) or not isinstance(r, (int, float))
+                                      or not (0 < r <= limit_of("rate")) for r in self.rates)):
+            raise SpecError(f"rate must be > 0 and at most {limit_of('rate'):g} requests/s, or auto alone, got "
                             f"{', '.join(map(str, self.rates)) or 'none'}")
         for name in ("max_wait_ms", "timeout_ms"):
             value = getattr(self, name)
-            if not (value >= 0 and value < float("inf")):
-                raise SpecError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit_of(name):
+                raise SpecError(f"{name.replace('_', ' ')} must be from 0 to {limit_of(name):g}, got {value!r}")
 
     def variants(self, scenario: str, training: bool = False) -> list[tuple[tuple[str, Any], ...]]:
         """The option sets of one scenario (one per point of its own axes); a training task's are
@@ -354,12 +399,10 @@ class Matrix:
     def __post_init__(self) -> None:
         if self.default_runners is None:  # the default tuple object itself, not an equal one given
             object.__setattr__(self, "default_runners", self.runner is RUNNERS)
-        if isinstance(self.scenario, str):
-            object.__setattr__(self, "scenario", (self.scenario,))
-        for axis in AXES:
+        for axis in AXES + ("scenario",):
             value = getattr(self, axis)
-            if value is None or isinstance(value, (str, int)):
-                value = (value,)
+            if not isinstance(value, (tuple, list)):  # one value: None, a str, a number, or a mistake
+                value = (value,)                      # that `validate` names
             object.__setattr__(self, axis, tuple(value))
 
     @classmethod
@@ -375,8 +418,13 @@ class Matrix:
         kwargs = dict(data)
         kwargs["default_runners"] = "runner" not in kwargs
         if "options" in kwargs:
+            if not isinstance(kwargs["options"], Mapping):
+                raise SpecError(f"{where}: options must be a table of NAME = VALUE, got {kwargs['options']!r:.80}")
             kwargs["options"] = tuple(sorted(dict(kwargs["options"]).items()))
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise SpecError(f"{where}: {exc}") from None
 
     def cases(self) -> list[Case]:
         """All cases, deterministic order."""
@@ -406,12 +454,18 @@ class Matrix:
         """Validate every axis value; returns a matrix with integers normalised."""
         tasks = list(tasks) if tasks is not None else None
         runners = list(runners) if runners is not None else None
+        self._check_types()
         if self.reference not in (runners if runners is not None else RUNNERS):
             raise SpecError(f"unknown reference runner {self.reference!r} "
                             f"(valid: {', '.join(runners if runners is not None else RUNNERS)})")
         for axis in AXES:
             if not getattr(self, axis):
                 raise SpecError(f"axis {axis!r} is empty")
+            values = [str(v) for v in getattr(self, axis)]
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice and axis != "model":  # aliases of one model are folded below
+                raise SpecError(f"{axis} {', '.join(twice)} named twice: each case would be measured and stored "
+                                f"twice; name each value once")
         if self.new_tokens is not None:
             positive_int_value("new tokens", self.new_tokens)
         if not self.scenario:
@@ -436,6 +490,28 @@ class Matrix:
             attn_impl=tuple(dict.fromkeys(parse_attn_impl(a) for a in self.attn_impl)),
             compiled=tuple(dict.fromkeys(parse_bool("compiled", c) for c in self.compiled)),
         )
+
+    def _check_types(self) -> None:
+        """One `SpecError` line for a field of the wrong kind (a suite's ``options = 5``,
+        ``scenario = 5``, ``workload = 5``, an option that is not a plain value or an unknown name)."""
+        if not isinstance(self.options, tuple) or not all(
+                isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in self.options):
+            raise SpecError(f"options must be NAME = VALUE pairs, got {self.options!r:.80}")
+        for key, value in self.options:
+            if key not in OPTION_KEYS:
+                raise SpecError(f"unknown option {key!r} (valid: {', '.join(sorted(OPTION_KEYS))})")
+            if isinstance(value, float) and value != value or not isinstance(value, (str, int, float, bool)):
+                raise SpecError(f"option {key!r} must be a string, number or true/false, got {value!r:.80}")
+        for name in ("scenario", "task", "model", "runner", "device", "dtype"):
+            for value in getattr(self, name):
+                if not isinstance(value, str) or not value.strip():
+                    raise SpecError(f"{name} values must be non-empty names, got {value!r:.80}")
+        if not isinstance(self.reference, str):
+            raise SpecError(f"reference must be a runner name, got {self.reference!r:.80}")
+        if self.inputs is not None and not isinstance(self.inputs, str):
+            raise SpecError(f"inputs must be a source name (text), got {self.inputs!r:.80}")
+        if not isinstance(self.workload, Workload):
+            raise SpecError(f"workload must be a benchbed.Workload, got {self.workload!r:.80}")
 
     def narrow(self, **axes: Sequence[Any] | None) -> "Matrix":
         """Keep only the given values on each named axis; values not in the matrix are added.

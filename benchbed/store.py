@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -24,10 +23,11 @@ import pyarrow.parquet as pq
 
 from .atomic import fsync_dir, write_atomic
 from .record import SCHEMA, migrate, to_table
-from .validate import check_run_id
+from .spec import SpecError
+from .validate import check_run_id, check_writable
 
 __all__ = ["Store", "LocalStore", "FsStore", "is_uri", "check_writable", "compact_run", "read_results", "read_table",
-           "merge_runs", "open_store", "PART_NAME"]
+           "merge_runs", "open_store", "PART_NAME", "run_dir_problem"]
 
 
 class Store(Protocol):
@@ -36,31 +36,15 @@ class Store(Protocol):
     def write(self, record: dict[str, Any]) -> str: ...
 
 
-def check_writable(root: str | os.PathLike[str]) -> str | None:
-    """Why `root` cannot hold results (a sentence), or None when it can. Creates nothing."""
-    if is_uri(root):
-        return None  # a remote store is checked by its first write
-    path = Path(root).absolute()
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return f"results folder {str(root)!r} has no existing parent"
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"results folder {str(root)!r} cannot be created: {str(probe)!r} is not a folder"
-    try:  # os.access says yes to root everywhere; a real probe that leaves nothing behind does not lie
-        os.rmdir(tempfile.mkdtemp(prefix=".benchbed-probe-", dir=probe))
-    except OSError as exc:
-        return f"results folder {str(root)!r} is not writable ({exc.strerror or exc} in {str(probe)!r})"
-    return None
-
-
 class LocalStore:
     """Records as parquet files under a local folder."""
 
     def __init__(self, root: str | os.PathLike[str], run_id: str) -> None:
         self.root = Path(root)
         self.run_id = check_run_id(run_id)  # it becomes a folder name: never a path out of `root`
+        problem = run_dir_problem(self.root, self.run_id)
+        if problem:
+            raise SpecError(problem)
         self._seq = 0
 
     @property
@@ -68,12 +52,37 @@ class LocalStore:
         return self.root / self.run_id
 
     def write(self, record: dict[str, Any]) -> str:
+        made = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_dir.is_symlink():  # made a link after the check: never write through it
+            raise SpecError(run_dir_problem(self.root, self.run_id) or f"{str(self.run_dir)!r} is a link")
         self._seq += 1
         name = f"{self._seq:05d}-{record.get('case_id') or 'case'}-{secrets.token_hex(4)}.parquet"
         final = self.run_dir / name
-        _write_atomic(to_table([record]), final)
+        try:
+            _write_atomic(to_table([record]), final)
+        except BaseException:
+            if made:  # the run's first record failed (disk full): leave no empty run folder behind
+                try:
+                    self.run_dir.rmdir()
+                except OSError:
+                    pass
+            raise
         return str(final)
+
+
+def run_dir_problem(root: str | os.PathLike[str], run_id: str) -> str | None:
+    """Why run `run_id` cannot live under `root` (a sentence), or None. A run folder is a real
+    folder inside the results root: a link there (to another run, or out of the root) would make a
+    run write, and compaction take and delete, files that belong elsewhere. The root itself may be a
+    link (results on a bigger disk)."""
+    path = Path(root) / run_id
+    if path.is_symlink():
+        return (f"run folder {str(path)!r} is a link (to {os.readlink(path)!r}); a run folder must be a real "
+                f"folder inside the results root: remove the link or choose another --run-id")
+    if path.exists() and not path.is_dir():
+        return f"run folder {str(path)!r} exists and is not a folder; choose another --run-id"
+    return None
 
 
 def _write_atomic(table: pa.Table, final: Path) -> None:
@@ -93,7 +102,10 @@ def compact_run(run_dir: str | os.PathLike[str]) -> str | None:
     a parquet file of anyone else's in the same folder stays where it is."""
     run_dir = Path(run_dir)
     check_run_id(run_dir.name, "run folder")
-    parts = sorted(f for f in run_dir.glob("*.parquet") if PART_NAME.fullmatch(f.name))
+    if run_dir.is_symlink():
+        return None  # never compact (and delete) through a link: the parts are someone else's
+    parts = sorted(f for f in run_dir.glob("*.parquet")
+                   if PART_NAME.fullmatch(f.name) and f.is_file() and not f.is_symlink())
     if not parts:
         return None
     table = pa.concat_tables([pq.read_table(f) for f in parts], promote_options="permissive")
@@ -156,7 +168,10 @@ def _uri_files(uri: str) -> list[tuple[Any, str]]:
         part.startswith((".", "_")) for part in i.path[len(root):].split("/"))), key=lambda t: t[1])
 
 
-def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
+def _files(paths: Iterable[str | os.PathLike[str]], warn: bool = False) -> list[Any]:
+    """The parquet files under `paths`: regular files only (a FIFO, a device or a broken link named
+    ``*.parquet`` is skipped with a warning, never opened: reading a FIFO blocks, ``/dev/zero``
+    never ends)."""
     out: list[Any] = []
     for p in paths:
         if is_uri(p):
@@ -164,11 +179,17 @@ def _files(paths: Iterable[str | os.PathLike[str]]) -> list[Any]:
             continue
         p = Path(p)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*.parquet") if not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
-        elif p.exists():
-            out.append(p)
+            found = sorted(f for f in p.rglob("*.parquet")
+                           if not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
+        elif p.exists() or p.is_symlink():
+            found = [p]
         else:
             raise FileNotFoundError(f"no results at {str(p)!r}")
+        for f in found:
+            if f.is_file():
+                out.append(f)
+            elif warn and (f.is_symlink() or f.exists()):
+                warnings.warn(f"skipping {f}: not a regular file", stacklevel=4)
     return out
 
 
@@ -176,16 +197,18 @@ class _Vanished(Exception):
     """A listed file was gone when read: a writer compacted the run meanwhile."""
 
 
-def _read_tables(paths: Iterable[str | os.PathLike[str]], warn: bool) -> list[pa.Table]:
+def _read_tables(paths: Iterable[str | os.PathLike[str]], warn: bool, vanish_ok: bool = False) -> list[pa.Table]:
     tables = []
-    for f in _files(paths):
+    for f in _files(paths, warn):
         name = f[1] if isinstance(f, tuple) else f
         try:
             t = pq.read_table(f[1], filesystem=f[0]) if isinstance(f, tuple) else pq.read_table(f)
         except FileNotFoundError:
+            if vanish_ok:
+                continue
             raise _Vanished(str(name)) from None
         except Exception as exc:  # corrupt file, not parquet
-            if isinstance(f, Path) and not f.exists():
+            if isinstance(f, Path) and not f.exists() and not vanish_ok:
                 raise _Vanished(str(name)) from None
             if warn:
                 warnings.warn(f"skipping {name}: not a readable parquet file ({exc.__class__.__name__})", stacklevel=3)
@@ -215,9 +238,11 @@ def read_table(*paths: str | os.PathLike[str], warn: bool = True, attempts: int 
         try:
             tables = _read_tables(paths or ("results",), warn)
             break
-        except _Vanished:
-            if attempt == attempts - 1:
-                raise
+        except _Vanished as gone:
+            if attempt == attempts - 1:  # not a compaction race: a file that keeps disappearing
+                warnings.warn(f"skipping {gone}: it disappeared while being read {attempts} times", stacklevel=2)
+                tables = _read_tables(paths or ("results",), warn, vanish_ok=True)
+                break
             time.sleep(0.01 * (attempt + 1))  # the compacted file is already in place; relist
     if not tables:
         return SCHEMA.empty_table()
@@ -272,35 +297,65 @@ def merge_runs(table: pa.Table, root: str | os.PathLike[str], run_id: str) -> tu
 
 def _upgrade(table: pa.Table) -> pa.Table:
     """Bring a table of any older schema version to the current columns (missing ones as nulls)
-    and types; a column that cannot take its type (text where numbers belong) raises."""
+    and types. What pandas, polars or duckdb write back from benchbed's own records is taken:
+    integral floats (pandas' nullable ints with gaps), dictionary/categorical columns, large and
+    view strings, lists of any width, timestamps of any unit with or without a zone (a naive one is
+    UTC, as benchbed writes it). A column that cannot be coerced (text where numbers belong, a
+    fraction in an integer column) raises ValueError naming the column, its type and the expected one."""
     for field in SCHEMA:
         if field.name not in table.column_names:
             table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     extra = [c for c in table.column_names if SCHEMA.get_field_index(c) < 0]
     table = table.select([f.name for f in SCHEMA] + extra)
-    target = pa.schema(list(SCHEMA) + [table.schema.field(c) for c in extra])
-    if not table.schema.equals(target):
-        for field in SCHEMA:
-            have = table.schema.field(field.name).type
-            if have != field.type and not (pa.types.is_null(have) or _castable(have, field.type)):
-                raise ValueError(f"column {field.name!r} holds {have}, expected {field.type}")
-        table = table.cast(target)
-    return table
+    columns = [_coerce(table.column(f.name), f.name, f.type) for f in SCHEMA]
+    columns += [table.column(c) for c in extra]
+    schema = pa.schema(list(SCHEMA) + [table.schema.field(c) for c in extra])
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _castable(have: pa.DataType, want: pa.DataType) -> bool:
-    """Widening casts a reader may apply (an int column read as float, a timestamp's unit)."""
-    kinds = (pa.types.is_integer, pa.types.is_floating, pa.types.is_timestamp, pa.types.is_boolean,
-             pa.types.is_string, pa.types.is_large_string, pa.types.is_list, pa.types.is_large_list)
-    for is_kind in kinds:
-        if is_kind(want):
-            if is_kind in (pa.types.is_list, pa.types.is_large_list):
-                return pa.types.is_list(have) or pa.types.is_large_list(have)
-            if is_kind in (pa.types.is_string, pa.types.is_large_string):
-                return pa.types.is_string(have) or pa.types.is_large_string(have)
-            if is_kind is pa.types.is_floating:
-                return pa.types.is_floating(have) or pa.types.is_integer(have)
-            return is_kind(have)
-    return False
+def _coerce(column: pa.ChunkedArray, name: str, want: pa.DataType) -> pa.ChunkedArray:
+    """`column` as type `want`, or ValueError (see `_upgrade`)."""
+    import pyarrow.compute as pc
 
-
+    have = column.type
+    if have == want:
+        return column
+    if pa.types.is_null(have):
+        return pa.chunked_array([pa.nulls(len(column), want)])
+    if pa.types.is_dictionary(have):
+        column = column.cast(have.value_type)
+        have = column.type
+    ok = False
+    if pa.types.is_integer(want):
+        if pa.types.is_integer(have) or pa.types.is_boolean(have):
+            ok = True
+        elif pa.types.is_floating(have):
+            values = column.drop_null()
+            if len(values):
+                finite = pc.all(pc.is_finite(values)).as_py()
+                whole = finite and pc.all(pc.equal(pc.floor(values), values)).as_py()
+                small = whole and pc.max(pc.abs(values)).as_py() < 2.0**63
+                if not small:
+                    raise ValueError(f"column {name!r} holds {have} with values that are not whole numbers, "
+                                     f"expected {want}")
+            return column.cast(want, safe=False)
+    elif pa.types.is_floating(want):
+        ok = pa.types.is_floating(have) or pa.types.is_integer(have)
+    elif pa.types.is_boolean(want):
+        ok = pa.types.is_boolean(have)
+    elif pa.types.is_string(want) or pa.types.is_large_string(want):
+        ok = pa.types.is_string(have) or pa.types.is_large_string(have) or str(have) == "string_view"
+    elif pa.types.is_timestamp(want):
+        if pa.types.is_timestamp(have):
+            if have.tz is None:
+                column = pc.assume_timezone(column, "UTC")
+            return column.cast(want, safe=False)
+    elif pa.types.is_list(want):
+        ok = (pa.types.is_list(have) or pa.types.is_large_list(have) or pa.types.is_fixed_size_list(have)
+              or str(have).startswith("list_view"))
+    if not ok:
+        raise ValueError(f"column {name!r} holds {have}, expected {want}")
+    try:
+        return column.cast(want)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ValueError(f"column {name!r} holds {have}, expected {want} ({str(exc).splitlines()[0][:120]})") from None

@@ -1,17 +1,29 @@
 """Loading a suite file for ``benchbed run --suite``: a pytest suite module that defines ``MATRIX``
-(the same file ``pytest suites --benchmark`` runs), or a TOML file with a ``[matrix]`` table."""
+(the same file ``pytest suites --benchmark`` runs), or a TOML file with a ``[matrix]`` table.
+
+Whatever the file does while it loads — raise, call ``sys.exit``, loop forever — is one `SpecError`
+line (exit 2): a suite's own exit code must never read as the gate's, and a suite that does not
+finish loading within `LOAD_TIMEOUT_S` is stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 import tomllib
-from typing import Any
+from typing import Any, Iterator
 
 from .spec import Matrix, SpecError
 
-__all__ = ["load_suite"]
+__all__ = ["load_suite", "LOAD_TIMEOUT_S", "SUITE_TABLES"]
+
+#: Seconds a suite module may take to import (``BENCHBED_SUITE_TIMEOUT`` overrides).
+LOAD_TIMEOUT_S = 60.0
+#: The tables a TOML suite may have; any other is a typo that would otherwise change nothing.
+SUITE_TABLES = ("matrix",)
 
 
 def load_suite(path: str) -> Matrix:
@@ -24,6 +36,14 @@ def load_suite(path: str) -> Matrix:
                 data = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(f"suite {path!r} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"suite {path!r} is not UTF-8 text (TOML files are UTF-8)") from None
+        except OSError as exc:
+            raise SpecError(f"suite {path!r} cannot be read: {exc.strerror or exc}") from None
+        unknown = sorted(set(data) - set(SUITE_TABLES))
+        if unknown:
+            raise SpecError(f"suite {path!r}: unknown table(s) or key(s) {', '.join(unknown)} "
+                            f"(valid: {', '.join('[' + t + ']' for t in SUITE_TABLES)})")
         table = data.get("matrix")
         if not isinstance(table, dict):
             raise SpecError(f"suite {path!r} has no [matrix] table")
@@ -42,10 +62,51 @@ def _matrix_from_module(path: str) -> Matrix:
     # registered, so tasks and runners the suite defines can be found again (by an isolated child)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _deadline(path):
+            spec.loader.exec_module(module)
+    except SystemExit as exc:
+        sys.modules.pop(name, None)
+        raise SpecError(f"suite {path!r} called sys.exit({exc.code!r}) while loading; a suite defines MATRIX "
+                        f"and must not exit") from None
+    except _TooLong:
+        sys.modules.pop(name, None)
+        raise SpecError(f"suite {path!r} did not finish loading within {_timeout():g} s "
+                        f"(BENCHBED_SUITE_TIMEOUT sets the bound)") from None
     except Exception as exc:
+        sys.modules.pop(name, None)
         raise SpecError(f"suite {path!r} failed to import: {exc.__class__.__name__}: {exc}") from None
     matrix: Any = getattr(module, "MATRIX", None)
     if not isinstance(matrix, Matrix):
         raise SpecError(f"suite {path!r} defines no MATRIX = benchbed.Matrix(...)")
     return matrix
+
+
+class _TooLong(BaseException):
+    """Raised into a suite module that is still loading at its deadline (a BaseException, so a
+    suite's own ``except Exception`` does not swallow it)."""
+
+
+def _timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get("BENCHBED_SUITE_TIMEOUT", LOAD_TIMEOUT_S)))
+    except ValueError:
+        return LOAD_TIMEOUT_S
+
+
+@contextlib.contextmanager
+def _deadline(path: str) -> Iterator[None]:
+    """Stop the code inside at `_timeout()` seconds (SIGALRM; only the main thread can take it)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _TooLong()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, _timeout())
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -13,12 +13,14 @@ import argparse
 import math
 import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
-from .spec import SpecError, positive_int_value
+from .spec import SpecError, limit_of, positive_int_value
 
 __all__ = ["RUN_ID_PATTERN", "arg", "check_run_id", "csv_values", "finite_float", "positive_float",
-           "non_negative_float", "positive_int", "output_file", "existing_path"]
+           "non_negative_float", "positive_int", "output_file", "existing_path", "check_writable"]
 
 #: What a run id may be: it names a folder under the results root, so no separators, no ``..``,
 #: no leading dot (dot-prefixed names are temporary files that readers skip), at most 128 characters.
@@ -54,6 +56,9 @@ def _number(text: Any, what: str) -> float:
         raise SpecError(f"{what} must be a number, got {str(text)!r}") from None
     if not math.isfinite(value):
         raise SpecError(f"{what} must be a finite number, got {str(text)!r}")
+    top = limit_of(what)
+    if abs(value) > top:
+        raise SpecError(f"{what} must be at most {top:g}, got {str(text)!r}")
     return value
 
 
@@ -79,11 +84,32 @@ def positive_int(text: Any, what: str = "value") -> int:
     return positive_int_value(what, str(text))
 
 
+def check_writable(root: str | os.PathLike[str]) -> str | None:
+    """Why `root` cannot hold results (a sentence), or None when it can. Creates nothing."""
+    if "://" in str(root):
+        return None  # a remote store is checked by its first write
+    path = Path(root).absolute()
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if too_long or len(os.fsencode(str(path))) > 3800:
+        return (f"results folder {str(root)[:80]!r}... has a name too long for the filesystem "
+                f"(at most 255 bytes a folder name, 3800 in all)")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return f"results folder {str(root)!r} has no existing parent"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"results folder {str(root)!r} cannot be created: {str(probe)!r} is not a folder"
+    try:  # os.access says yes to root everywhere; a real probe that leaves nothing behind does not lie
+        os.rmdir(tempfile.mkdtemp(prefix=".benchbed-probe-", dir=probe))
+    except OSError as exc:
+        return f"results folder {str(root)!r} is not writable ({exc.strerror or exc} in {str(probe)!r})"
+    return None
+
+
 def output_file(text: Any, what: str = "output file") -> str:
     """A file path to write: not empty, not an existing folder, its folder existing or creatable
     and writable (checked without creating anything)."""
-    from .store import check_writable
-
     path = str(text)
     if not path.strip():
         raise SpecError(f"{what}: empty path")

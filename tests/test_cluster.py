@@ -18,6 +18,60 @@ ray = pytest.importorskip("ray")
 FAST = ["--min-time", "0.05", "--max-time", "0.3"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def ray_state_outside_the_home():
+    """Ray keeps a token, sessions and temp folders in the home and /tmp/ray: every test here runs
+    with HOME and RAY_TMPDIR in one temporary folder (short: Ray's socket paths have a length
+    limit), so the suite leaves the user's home as it was and a later `ray start` behaves as before."""
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="bbray", dir="/tmp")
+    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR")}
+    os.makedirs(os.path.join(base, "home"))
+    os.environ.update(HOME=os.path.join(base, "home"), RAY_TMPDIR=base)
+    try:
+        yield base
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_benchbeds_own_local_cluster_writes_no_token_into_the_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"RAY_ADDRESS": "", "HOME": str(home)}
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env[k] = ""
+    p = run_cli("run", "--quick", "--task", "fill-mask", "--runner", "torch", "--batch-size", "1", "--seq-len", "16",
+                "--cluster", "ray", *FAST, "--results", str(tmp_path / "r"), env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert not (home / ".ray").exists(), sorted(str(x) for x in home.rglob("*"))
+
+
+def test_a_cluster_started_the_plain_way_takes_cells_one_node_at_a_time(tmp_path):
+    """`ray start --head` with no custom resource: no node advertises benchbed_slot, so each CPU cell
+    reserves all of a node's CPUs; the run says so, and no two cells overlap on the node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        matrix = ["--quick", "--task", "fill-mask,text-classification", "--batch-size", "1", "--seq-len", "16", *FAST]
+        p = run_cli("run", *matrix, "--cluster", "ray", "--results", str(tmp_path / "c"),
+                    env={"RAY_ADDRESS": cluster.address})
+    finally:
+        cluster.shutdown()
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "no node advertises 'benchbed_slot'" in p.stderr and "reserves all its CPUs" in p.stderr
+    df = pd.read_parquet(tmp_path / "c")
+    assert len(df) == 4 and (df["status"] == "ok").all() and df["cluster_node"].notna().all()
+    assert _overlaps(df) == 0
+
+
 def test_a_quick_matrix_on_a_ray_cluster_is_one_run_like_a_local_one(tmp_path):
     p = run_cli("run", "--quick", "--task", "fill-mask,text-classification", "--batch-size", "1", "--seq-len", "16",
                 "--cluster", "ray", *FAST, "--results", str(tmp_path / "r"), env={"RAY_ADDRESS": ""})

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from conftest import holds_or_interfered
+
 from benchbed.spec import Case
 from benchbed.store import read_results
 
@@ -42,8 +44,20 @@ def test_ok_record_statistics_derive_from_its_raw_samples(tiny_session):
     assert rec["items_per_s"] == pytest.approx(2 / np.median(x))
     assert rec["parity_ok"] is True
     assert rec["pre_s"] > 0 and rec["fwd_s"] > 0 and rec["post_s"] > 0
-    # the phases are parts of a call: together no more than a slow call
-    assert rec["pre_s"] + rec["fwd_s"] + rec["post_s"] < rec["lat_max_s"] * 1.5
+    # the phases are parts of a call: together no more than a slow call (on a quiet machine; a
+    # competing process makes the phase pass and the timed pass different machines, and says so)
+    case = Case("text-classification", "synthetic:bert-tiny", runner="pipeline", batch_size=2, seq_len=16)
+
+    def measure():
+        r = tiny_session.run_case(case).record
+        return r, [r]
+
+    def phases_fit(r):
+        total = r["pre_s"] + r["fwd_s"] + r["post_s"]
+        return None if total < r["lat_max_s"] * 1.5 else f"phases {total:.4f} s > 1.5 x max {r['lat_max_s']:.4f} s"
+
+    if phases_fit(rec) is not None:
+        holds_or_interfered(measure, phases_fit)
     assert rec["cpu_rss_method"] in ("vmhwm", "sampler") and rec["cpu_rss_peak_delta_mb"] >= 0
 
 

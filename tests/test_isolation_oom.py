@@ -8,6 +8,8 @@ import os
 import pandas as pd
 import pytest
 
+from conftest import holds_or_interfered
+
 import benchbed.calibrate  # noqa: F401 - registers the memory-calibration task
 from benchbed.engine import EngineConfig, Session
 from benchbed.measure import StopRule
@@ -39,15 +41,24 @@ def test_a_known_allocation_is_reported_whatever_ran_before(tmp_path, isolate):
 def test_isolated_records_land_in_the_run_and_match_in_process_timing(tmp_path):
     case = Case("text-classification", "bert-tiny", runner="torch", batch_size=4, seq_len=32)
     rule = StopRule(warmup=2, min_samples=20, min_time_s=0.5, max_time_s=2)
-    inproc = Session(str(tmp_path / "a"), EngineConfig(rule=rule, isolate="never")).run([case])[0]
-    s = Session(str(tmp_path / "b"), EngineConfig(rule=rule, isolate="always"))
-    iso = s.run([case])[0]
-    s.close()
+    tries = iter(range(2))
+
+    def measure():
+        i = next(tries)
+        inproc = Session(str(tmp_path / f"a{i}"), EngineConfig(rule=rule, isolate="never")).run([case])[0]
+        s = Session(str(tmp_path / ("b" if i == 0 else "b1")), EngineConfig(rule=rule, isolate="always"))
+        iso = s.run([case])[0]
+        s.close()
+        return (inproc, iso), [inproc.record, iso.record]
+
+    def agree(pair):
+        # the parent blocks while the child measures, and the child keeps the parent's threads:
+        # the two medians agree within this machine's noise (or a record says the machine was busy)
+        ratio = pair[1].record["lat_median_s"] / pair[0].record["lat_median_s"]
+        return None if 0.7 < ratio < 1.4 else f"isolated / in-process median {ratio:.2f}"
+
+    inproc, iso = holds_or_interfered(measure, agree)
     assert iso.status == inproc.status == "ok"
-    # the parent blocks while the child measures, and the child keeps the parent's threads:
-    # the two medians agree within this machine's noise
-    ratio = iso.record["lat_median_s"] / inproc.record["lat_median_s"]
-    assert 0.7 < ratio < 1.4, ratio
     assert iso.record["threads"] == inproc.record["threads"]
     df = pd.read_parquet(tmp_path / "b")
     assert list(df["case_id"]) == [case.canonical().case_id] and bool(df["isolated"].iloc[0])

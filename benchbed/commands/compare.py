@@ -7,7 +7,7 @@ from typing import Any
 
 from ..spec import SpecError
 from ..validate import arg, positive_int
-from .common import emit, gate, load, regress_options, thresholds
+from .common import emit, gate, load, regress_options, set_aside, thresholds
 
 __all__ = ["add_parser", "main"]
 
@@ -46,14 +46,17 @@ def main(args: argparse.Namespace) -> int:
     settings = CompareSettings(metric=args.metric, thresholds=thresholds(args), alpha=args.alpha,
                                allow_env_change=args.allow_env_change, normalize=args.normalize)
     if args.current:
-        baseline, current = load([args.baseline], "baseline"), load([args.current], "current")
+        baseline, current = load([args.baseline], "baseline", gate=True), load([args.current], "current", gate=True)
+        aside = set_aside(baseline) + set_aside(current)
     else:
-        baseline, current = newest_against_earlier(load([args.baseline], "results"), args.baseline_runs)
+        everything = load([args.baseline], "results", gate=True)
+        aside = set_aside(everything)
+        baseline, current = newest_against_earlier(everything, args.baseline_runs)
         if baseline is None:
             raise SpecError(f"{args.baseline!r} holds 1 run; compare needs two (or pass CURRENT)")
     result = compare_runs(baseline, current, settings)
     data = comparison_dict(result)
     emit(args, data, comparison_console(data), comparison_markdown(data))
-    return gate(result.regressions, result.unjudged, result.judged)
+    return gate(result.regressions, result.unjudged + aside, result.judged)
 
 

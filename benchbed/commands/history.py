@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..validate import arg, positive_int
-from .common import emit, gate, load, regress_options, thresholds
+from .common import emit, gate, load, regress_options, set_aside, thresholds
 
 __all__ = ["add_parser", "main"]
 
@@ -33,12 +33,12 @@ def main(args: argparse.Namespace) -> int:
     from ..regress.output import history_console, history_dict, history_markdown
 
     settings = HistorySettings(thresholds=thresholds(args), alpha=args.alpha, normalize=args.normalize)
-    df = load(args.results, "results")
+    df = load(args.results, "results", gate=True)
     points, envs, runs = find_change_points(df, settings)
     gating = [p for p in points if p.kind == "regression" and p.index >= len(runs) - args.window]
     unjudged = unjudged_cases(df, args.window, args.normalize)
     data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()), unjudged)
     emit(args, data, history_console(data), history_markdown(data))
-    return gate(len(gating), len(unjudged), len(runs))
+    return gate(len(gating), len(unjudged) + set_aside(df), len(runs))
 
 

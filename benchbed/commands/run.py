@@ -220,6 +220,21 @@ def _axis_options(p: argparse.ArgumentParser) -> None:
 
 
 def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
+    """The matrix to run and its cases (of this shard). Anything a suite's own code raises while
+    the matrix is built and expanded (a ``cases()`` of its own, a field of the wrong kind) is one
+    line naming the suite."""
+    try:
+        return _build_matrix(args)
+    except SpecError:
+        raise
+    except Exception as exc:
+        if not args.suite:
+            raise
+        raise SpecError(f"suite {args.suite!r}: its matrix cannot be expanded: {exc.__class__.__name__}: "
+                        f"{str(exc)[:200]}") from None
+
+
+def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     from ..defaults import DEFAULT_MATRIX, QUICK_MATRIX
     from ..models import check_model
     from ..runners import check_runner_families, runner_names
@@ -326,6 +341,8 @@ def main(args: argparse.Namespace) -> int:
 
         cluster = RayCluster(None if args.cluster == "ray" else args.cluster, args.cluster_select, args.retries,
                              args.cluster_ship_code)
+        if not args.quiet:
+            print(f"benchbed: cluster: {cluster.placement}", file=sys.stderr)
         for line in cluster.check_versions(collect_env(), args.allow_env_change):
             print(f"benchbed: warning: {line}", file=sys.stderr)
     session = Session(args.results, config, run_id=args.resume or args.run_id)

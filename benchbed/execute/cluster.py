@@ -3,7 +3,9 @@ machine's cores or a GPU, retried when a worker dies, with records sent back to 
 
 Placement. A CPU cell asks for one ``benchbed_slot`` — a custom resource each node advertises
 once (``ray start ... --resources='{"benchbed_slot": 1}'``) — and no Ray CPUs, so a node measures
-one CPU cell at a time whatever its core count. A CUDA cell asks for one GPU (``num_gpus=1``), so
+one CPU cell at a time whatever its core count. On a cluster started the plain way (``ray start
+--head``, no node advertising a slot) each CPU cell is pinned to one node, in turn, and asks for
+all of that node's CPUs, which holds the node just as a slot would; the run says which it did. A CUDA cell asks for one GPU (``num_gpus=1``), so
 two measurements never share a GPU. ``--cluster-select KEY=VALUE`` adds a sliver of the resource
 ``KEY:VALUE`` (Ray's own ``accelerator_type:H200`` naming) or, for a bare NAME, of ``NAME``: only
 nodes advertising it take the cells.
@@ -101,6 +103,36 @@ def _node_versions() -> dict[str, Any]:
     return {"host": socket.gethostname(), **{k: env.get(k) for k in VERSION_KEYS}}
 
 
+def _token_in_memory() -> None:
+    """A local Ray of Ray's recent releases turns token authentication on and, with no token
+    anywhere, writes one to ``~/.ray/auth_token``; every later plain ``ray start --head`` of the user
+    then demands it. Where the user has chosen nothing (no ``RAY_AUTH_MODE``, no token in the
+    environment or the home), benchbed's throwaway cluster gets a token in this process's
+    environment only, so nothing is written to the home."""
+    import secrets
+
+    if any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return
+    if os.path.exists(os.path.join(os.path.expanduser("~"), ".ray", "auth_token")):
+        return
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+def _init_failure(address: str | None, exc: BaseException) -> str:
+    """One line for a failed ``ray.init``, naming Ray's authentication when that is the cause."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+    where = address or "a new local instance"
+    if exc.__class__.__name__ == "AuthenticationError" or "authenticat" in text.lower() or "token" in text.lower():
+        return (f"the Ray cluster at {where} refused benchbed: it uses token authentication. Set RAY_AUTH_MODE=token "
+                f"and give its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); or start the "
+                f"cluster with RAY_AUTH_MODE=disabled")
+    token = os.path.exists(os.path.join(os.path.expanduser("~"), ".ray", "auth_token"))
+    if address is not None and token and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return (f"cannot reach the Ray cluster at {where}: {text}. A token exists in ~/.ray/auth_token, so a "
+                f"cluster started here with `ray start` uses token authentication: set RAY_AUTH_MODE=token")
+    return f"cannot reach the Ray cluster at {where}: {text}"
+
+
 class RayCluster:
     """Submit cells to a Ray cluster and hand each cell's records back as they arrive."""
 
@@ -123,18 +155,23 @@ class RayCluster:
             address = os.environ.get("RAY_ADDRESS") or None
         if address is None:  # a cluster of this machine alone, advertising its one measurement slot
             kwargs.update(resources={SLOT: 1})
+            _token_in_memory()
         elif address != "auto":
             _reachable(address)  # ray.init waits minutes on an address nobody answers at
         try:
             ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise SpecError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: "
-                            f"{str(exc).splitlines()[0][:200]}") from None
+        except Exception as exc:  # noqa: BLE001 - ray raises its own classes here, by version
+            raise SpecError(_init_failure(address, exc)) from None
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         slots = [n for n in nodes if n.get("Resources", {}).get(SLOT)]
-        if not slots:
-            raise SpecError(f"no node of the Ray cluster advertises the {SLOT!r} resource; start each node with "
-                            f"ray start ... --resources='{{\"{SLOT}\": 1}}'")
+        #: Without slots: CPU cells go to these nodes in turn, each asking for all the node's CPUs.
+        self.whole_nodes = [] if slots else [n for n in nodes if n.get("Resources", {}).get("CPU", 0) >= 1]
+        self._turn = 0
+        if not slots and not self.whole_nodes:
+            raise SpecError(f"no node of the Ray cluster has a CPU or advertises the {SLOT!r} resource")
+        self.placement = (f"each CPU cell holds one {SLOT!r} ({len(slots)} node(s) advertise it)" if slots else
+                          f"no node advertises {SLOT!r}: each CPU cell is pinned to one of {len(self.whole_nodes)} "
+                          f"node(s) in turn and reserves all its CPUs")
         for name in self.select:
             if not any(n.get("Resources", {}).get(name) for n in nodes):
                 raise SpecError(f"--cluster-select: no node advertises the resource {name!r} "
@@ -167,6 +204,13 @@ class RayCluster:
         resources = {name: _SLIVER for name in self.select}
         if cases[0].device.startswith("cuda"):
             return {"num_gpus": 1, "num_cpus": 0, "resources": resources, "max_retries": self.retries}
+        if self.whole_nodes:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            node = self.whole_nodes[self._turn % len(self.whole_nodes)]
+            self._turn += 1
+            return {"num_cpus": node["Resources"]["CPU"], "resources": resources, "max_retries": self.retries,
+                    "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
         return {"num_cpus": 0, "resources": {SLOT: 1, **resources}, "max_retries": self.retries}
 
     def run(self, cells: Iterable[tuple[list[Case], int]], config: EngineConfig, ctx: RunContext,

@@ -74,7 +74,8 @@ def run_isolated(cases: list[Case], config: EngineConfig, ctx: RunContext,
     from ..measure.flops import remember_peaks
 
     payload = json.dumps({**_payload(cases, config, ctx, pass_index), "store": child_stores})
-    env = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"))
+    env = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"),
+               BENCHBED_PARENT_PID=str(os.getpid()))
     cmd = [sys.executable, "-m", "benchbed.execute.launch"]
     timeout = config.case_timeout_s
 
@@ -154,8 +155,30 @@ def unpack(payload: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContex
     return cases, config, ctx
 
 
+def die_with_parent() -> None:
+    """Make this child die when the process that started it dies (SIGKILL included): Linux's
+    ``PR_SET_PDEATHSIG``, and a check that the parent did not die before it was set. A child that
+    outlived its parent would go on measuring, and store records into a run nobody finishes."""
+    parent = os.environ.get("BENCHBED_PARENT_PID")
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if parent and str(os.getppid()) != parent:
+        os._exit(1)
+
+
+def _parent_alive() -> bool:
+    parent = os.environ.get("BENCHBED_PARENT_PID")
+    return not parent or str(os.getppid()) == parent
+
+
 def child_main() -> int:
     """Entry of the child process: read the payload, measure the cell, store, print the records."""
+    die_with_parent()
     payload = json.loads(sys.stdin.read())
     from ..measure.flops import known_peaks, remember_peaks
     from ..store import open_store
@@ -167,6 +190,8 @@ def child_main() -> int:
     store = open_store(ctx.results, ctx.run_id) if payload.get("store", True) else None
     records = []
     for _, rec, _ in results:
+        if not _parent_alive():
+            return 1
         if store is not None:
             store.write(rec)
         records.append({k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in rec.items()})

@@ -26,7 +26,7 @@ from ..measure.stats import STATISTICS, ratio_ci
 from .thresholds import Thresholds
 
 __all__ = ["NORMALIZE", "CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
-           "env_fingerprint", "newest_against_earlier", "sample_problem"]
+           "env_fingerprint", "fingerprint_differences", "same_env", "newest_against_earlier", "sample_problem"]
 
 
 #: Values of `CompareSettings.normalize`: judge raw latency, or latency ÷ the record's host yardstick.
@@ -84,14 +84,25 @@ def case_label(row: Any) -> str:
 
 
 def env_fingerprint(df: Any, keys: tuple[str, ...] = COMPARABLE_KEYS) -> dict[str, tuple[str, ...]]:
-    return {k: tuple(sorted({str(v) for v in df[k].dropna().unique()})) for k in keys if k in df.columns}
+    """Each comparable key's values in `df`; a key no record holds (older records: null) is left out."""
+    fp = {k: tuple(sorted({str(v) for v in df[k].dropna().unique()})) for k in keys if k in df.columns}
+    return {k: v for k, v in fp.items() if v}
+
+
+def fingerprint_differences(a: dict[str, tuple[str, ...]], b: dict[str, tuple[str, ...]],
+                            keys: tuple[str, ...] = COMPARABLE_KEYS) -> list[str]:
+    """Human lines naming each key whose values differ; a key one side does not hold (a record
+    written before the key existed) is unknown, never a difference."""
+    return [f"{k}: {', '.join(a[k])} -> {', '.join(b[k])}" for k in keys if k in a and k in b and a[k] != b[k]]
+
+
+def same_env(a: dict[str, tuple[str, ...]], b: dict[str, tuple[str, ...]]) -> bool:
+    return not fingerprint_differences(a, b)
 
 
 def env_differences(baseline: Any, current: Any, keys: tuple[str, ...] = COMPARABLE_KEYS) -> list[str]:
     """Human lines naming each comparable environment key whose values differ between the sides."""
-    a, b = env_fingerprint(baseline, keys), env_fingerprint(current, keys)
-    return [f"{k}: {', '.join(a.get(k, ())) or '-'} -> {', '.join(b.get(k, ())) or '-'}"
-            for k in keys if a.get(k, ()) != b.get(k, ())]
+    return fingerprint_differences(env_fingerprint(baseline, keys), env_fingerprint(current, keys), keys)
 
 
 def sample_problem(samples: Any) -> str | None:
@@ -113,7 +124,8 @@ def sample_problem(samples: Any) -> str | None:
 
 
 #: What makes two hosts the same kind of machine for a comparison (a cluster run may mix them).
-TESTBED_KEYS = ("env_cpu", "env_cores", "env_gpu")
+TESTBED_KEYS = ("env_cpu", "env_cores", "env_gpu", "env_cpu_id", "env_cpu_isa", "env_torch_cpu_capability",
+                "env_physical_cores", "env_memory_gib")
 
 
 def testbed_keys(*frames: Any) -> list[Any]:
@@ -122,8 +134,12 @@ def testbed_keys(*frames: Any) -> list[Any]:
     only ever compared with itself on the same hardware."""
     import pandas as pd
 
+    # a key some record lacks (written before the key existed) cannot tell hosts apart
+    usable = [c for c in TESTBED_KEYS if all(c in df.columns and (df[c].notna().all() or c in ("env_gpu",))
+                                             for df in frames)]
+
     def host(df: Any) -> Any:
-        cols = [c for c in TESTBED_KEYS if c in df.columns]
+        cols = usable
         text = ["|".join("" if pd.isna(v) else str(v) for v in row) for row in df[cols].itertuples(index=False)]
         return pd.Series(text, index=df.index, dtype=object)
 
@@ -303,7 +319,7 @@ def newest_against_earlier(df: Any, baseline_runs: int) -> tuple[Any, Any]:
     if len(runs) < 2:
         return None, current
     fp = env_fingerprint(current)
-    same = [r for r in runs[:-1] if env_fingerprint(df[df["run_id"] == r]) == fp]
+    same = [r for r in runs[:-1] if same_env(env_fingerprint(df[df["run_id"] == r]), fp)]
     return df[df["run_id"].isin((same or runs[:-1])[-baseline_runs:])], current
 
 
@@ -313,7 +329,7 @@ def compare_runs(baseline: Any, current: Any, settings: CompareSettings = Compar
     import pandas as pd
 
     cur_fp = env_fingerprint(current)
-    matching = [run for run, g in baseline.groupby("run_id", sort=False) if env_fingerprint(g) == cur_fp]
+    matching = [run for run, g in baseline.groupby("run_id", sort=False) if same_env(env_fingerprint(g), cur_fp)]
     changes = env_differences(baseline, current)
     if matching and not settings.allow_env_change:
         base = baseline[baseline["run_id"].isin(matching)]

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..env import COMPARABLE_KEYS
-from .compare import NO_YARDSTICK, case_label, sample_problem, testbed_keys, without_yardstick
+from .compare import (NO_YARDSTICK, case_label, env_fingerprint, fingerprint_differences, same_env, sample_problem,
+                      testbed_keys, without_yardstick)
+
 from .thresholds import Thresholds
 
 __all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases"]
@@ -98,12 +99,10 @@ def _env_changes(df: Any, runs: list[str]) -> dict[int, str]:
     out: dict[int, str] = {}
     prev = None
     for i, run in enumerate(runs):
-        g = df[df["run_id"] == run]
-        fp = {k: tuple(sorted({str(v) for v in g[k].dropna().unique()})) for k in COMPARABLE_KEYS if k in g.columns}
-        if prev is not None and fp != prev:
-            out[i] = "; ".join(f"{k}: {', '.join(prev.get(k, ())) or '-'} -> {', '.join(fp.get(k, ())) or '-'}"
-                               for k in COMPARABLE_KEYS if fp.get(k) != prev.get(k))
-        prev = fp
+        fp = env_fingerprint(df[df["run_id"] == run])
+        if prev is not None and not same_env(prev, fp):
+            out[i] = "; ".join(fingerprint_differences(prev, fp))
+        prev = {**(prev or {}), **fp}  # a key this run lacks keeps the last known value
     return out
 
 

@@ -16,7 +16,7 @@ from ..spec import SpecError
 
 __all__ = ["Rule", "Thresholds", "parse_rule"]
 
-_RULE = re.compile(r"^(?:(?P<metric>[a-z0-9]+):)?(?:(?P<pattern>.+)=)?(?P<value>[0-9.]+)(?P<pct>%?)$")
+_RULE = re.compile(r"^(?:(?P<metric>[a-z0-9]+):)?(?:(?P<pattern>.+)=)?(?P<value>[0-9]{1,6}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})(?P<pct>%?)$")
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class Rule:
 
 
 def parse_rule(text: str) -> Rule:
-    m = _RULE.match(text.strip())
-    if not m:
+    m = _RULE.match(str(text).strip())
+    if not m or (m.group("pattern") is not None and not m.group("pattern").strip()):
         raise SpecError(f"threshold {text!r} must look like [METRIC:][PATTERN=]VALUE, e.g. 5%, p99:10%, fill-mask*=8%")
     metric = m.group("metric")
     if metric is not None and metric not in STATISTICS:
