@@ -107,13 +107,20 @@ def _memory_gib() -> int | None:
 
 
 def _onnxruntime() -> str | None:
-    """onnxruntime's version and its execution providers, e.g. ``1.22.0 (CPUExecutionProvider)``."""
+    """onnxruntime's version and, where it is loaded, its execution providers, e.g.
+    ``1.22.0 (CPUExecutionProvider)``."""
     ver = _version("onnxruntime") or _version("onnxruntime-gpu")
     if ver is None:
         return None
-    try:
-        import onnxruntime
+    import sys
 
+    # Only where a runner already loaded it: importing onnxruntime (1.32) starts its telemetry, which
+    # writes a device id and a database under ~/.cache/Microsoft; a run without the onnxruntime
+    # runner must not do that for a fingerprint.
+    onnxruntime = sys.modules.get("onnxruntime")
+    if onnxruntime is None:
+        return ver
+    try:
         return f"{ver} ({', '.join(onnxruntime.get_available_providers())})"
     except Exception:
         return ver

@@ -10,6 +10,33 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Caches that libraries keep under ~/.cache (onnxruntime's telemetry database since 1.32,
+# matplotlib's font list) go to a folder of this test session: the suite leaves the home as it was.
+if "BENCHBED_TEST_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["BENCHBED_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="benchbed-test-cache-")
+    _OWN_CACHE = os.environ["BENCHBED_TEST_CACHE"]
+else:
+    _OWN_CACHE = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def the_home_is_left_as_it_was():
+    """The test suite must not change how the user's later tools behave: nothing it runs (Ray's
+    token and sessions, caches of our own) may appear in the home folder's dot-folders."""
+    home = os.path.expanduser("~")
+    watched = [".ray", ".benchbed", os.path.join(".cache", "Microsoft")]
+    before = {name: os.path.exists(os.path.join(home, name)) for name in watched}
+    yield
+    after = {name: os.path.exists(os.path.join(home, name)) for name in watched}
+    created = [name for name in watched if after[name] and not before[name]]
+    if _OWN_CACHE:
+        import shutil
+
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+    assert not created, f"the test suite created {created} in {home}"
+
 
 @pytest.fixture(scope="session")
 def fast_rule():

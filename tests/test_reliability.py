@@ -354,6 +354,8 @@ def test_disk_full_is_one_line_its_own_exit_code_and_no_partial_file(tmp_path):
         assert len(errors) == 1 and "cannot write" in errors[0] and "Traceback" not in p.stderr
         leftovers = [f for f in (disk / "r").rglob("*") if f.name.startswith(".tmp")]
         assert leftovers == []
+        empty = [d for d in (disk / "r").glob("*") if d.is_dir() and not any(d.iterdir())]
+        assert empty == []  # a run whose first record could not be written leaves no empty folder
         if mounted:
             assert len(read_results(disk / "r")) >= 1  # what finished before the disk filled is kept
     finally:

@@ -191,7 +191,7 @@ def test_latency_with_real_inputs_through_the_cli(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--inputs", ""], "--inputs: empty source"),
+    (["--inputs", ""], "--inputs: empty value"),
     (["--inputs", "missing.jsonl"], "no such file or folder"),
     (["--inputs", "{csv}#title"], "no column 'title' (valid: text, label)"),
     (["--inputs", "{dir}"], "a folder, but this task takes text"),

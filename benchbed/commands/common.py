@@ -119,16 +119,12 @@ def set_aside(frame_or_table: Any) -> int:
 #: back by hand, or by a tool that dropped values) is set aside with a warning, and the gate counts
 #: it as unjudged (exit 3), never a traceback.
 KEY_COLUMNS = ("run_id", "case_id", "task", "model", "runner", "device", "dtype", "batch_size", "seq_len", "status")
-#: The longest time a sample may claim (a year); 1e308 is a corrupt value, not a measurement.
-MAX_SAMPLE_S = 3.2e7
-
-
 def set_aside_unusable(table: Any) -> tuple[Any, list[str]]:
-    """(`table` less the records no reader can place or judge, one line per reason). Unusable: a
-    null in a key column, or a latency that is not a finite number from 0 to `MAX_SAMPLE_S`."""
+    """(`table` less the records no reader can place in a case, one line per reason): a null in a
+    key column. Samples that cannot be judged (NaN, infinite, over a year) stay: compare, history
+    and the report name them case by case (`regress.compare.sample_problem`)."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     bad = np.zeros(table.num_rows, dtype=bool)
     lines = []
@@ -137,20 +133,6 @@ def set_aside_unusable(table: Any) -> tuple[Any, list[str]]:
         if nulls.any():
             lines.append(f"{int(nulls.sum())} record(s) have no {col}: set aside, not judged")
             bad |= nulls
-    samples = pc.list_flatten(table.column("samples_s"))
-    if len(samples):
-        parents = pc.list_parent_indices(table.column("samples_s")).to_numpy()
-        values = samples.to_numpy(zero_copy_only=False).astype(float)
-        wrong = ~(np.isfinite(values) & (values >= 0) & (values <= MAX_SAMPLE_S))
-        rows = np.zeros(table.num_rows, dtype=bool)
-        rows[np.unique(parents[wrong])] = True
-        for col in ("lat_median_s", "lat_mean_s", "lat_max_s"):
-            v = table.column(col).to_numpy(zero_copy_only=False).astype(float)
-            rows |= ~np.isnan(v) & ~((v >= 0) & (v <= MAX_SAMPLE_S))
-        if rows.any():
-            lines.append(f"{int(rows.sum())} record(s) hold latencies that are not finite times from 0 to "
-                         f"{MAX_SAMPLE_S:g} s: set aside, not judged")
-            bad |= rows
     if not bad.any():
         return table, []
     return table.filter(pa.array(~bad)), lines

@@ -43,6 +43,7 @@ from .passes import (
     with_steps,
 )
 from .scenario import make_driver
+from .training import TrainingDriver as _TrainingDriver  # noqa: F401 - registers the training driver
 from .workbench import Workbench, release
 
 __all__ = ["measure_cell", "base_record", "CellResult"]

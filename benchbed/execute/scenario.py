@@ -427,16 +427,16 @@ class ServerDriver(Driver):
                 "items_per_s": load.achieved_rate, "tokens_per_s": None}
 
 
+#: Scenario name -> driver class; ``training`` (the driver of every training task, whatever its
+#: scenario) is added by `benchbed.execute.training`, which imports this module, not the reverse.
 DRIVERS: dict[str, type[Driver]] = {"latency": Driver, "dataset": DatasetDriver, "server": ServerDriver}
 
 
 def make_driver(case: Case, task: Any, bundle: Any, config: Any, cache: Any) -> Driver:
     """The driver of `case`'s scenario (training tasks: one optimizer step per sample). Generation
     tasks run in the latency scenario only."""
-    if getattr(task, "trains", False):
-        from .training import TrainingDriver
-
-        return TrainingDriver(case, task, bundle, config, cache)
+    if getattr(task, "trains", False):  # registered by `benchbed.execute.training`
+        return DRIVERS["training"](case, task, bundle, config, cache)
     if case.scenario == "dataset" and task.streams:
         raise Skip("the dataset scenario does not drive generation tasks yet (time to first result per example "
                    "is not measured there); use --scenario latency or server")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..spec import Case
-from .scenario import Driver
+from .scenario import DRIVERS, Driver
 
 __all__ = ["TrainingDriver", "time_to_loss"]
 
@@ -127,3 +127,6 @@ class TrainingDriver(Driver):
             steps, seconds = time_to_loss([x / scale for x in losses], run.step_s, float(target))
             out.update(target_loss=float(target), steps_to_loss=steps, time_to_loss_s=seconds)
         return out
+
+
+DRIVERS["training"] = TrainingDriver

@@ -26,7 +26,7 @@ from ..measure.stats import STATISTICS, ratio_ci
 from .thresholds import Thresholds
 
 __all__ = ["NORMALIZE", "CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
-           "env_fingerprint", "fingerprint_differences", "same_env", "newest_against_earlier", "sample_problem"]
+           "env_fingerprint", "fingerprint_differences", "same_env", "newest_against_earlier", "run_order", "sample_problem"]
 
 
 #: Values of `CompareSettings.normalize`: judge raw latency, or latency ÷ the record's host yardstick.
@@ -105,8 +105,14 @@ def env_differences(baseline: Any, current: Any, keys: tuple[str, ...] = COMPARA
     return fingerprint_differences(env_fingerprint(baseline, keys), env_fingerprint(current, keys), keys)
 
 
+#: The longest time a sample may claim (a year): 1e308 seconds is a corrupt value, not a measurement,
+#: and statistics of it overflow.
+MAX_SAMPLE_S = 3.2e7
+
+
 def sample_problem(samples: Any) -> str | None:
-    """Why a record's samples cannot be judged (empty, null, NaN, infinite, not positive), or None."""
+    """Why a record's samples cannot be judged (empty, null, NaN, infinite, not positive, over a
+    year), or None."""
     if samples is None or (isinstance(samples, float) and samples != samples):
         return "no samples"
     try:
@@ -120,6 +126,8 @@ def sample_problem(samples: Any) -> str | None:
         return f"{bad} of {x.size} samples are NaN or infinite"
     if (x <= 0).any():
         return f"{int((x <= 0).sum())} of {x.size} samples are zero or negative"
+    if (x > MAX_SAMPLE_S).any():
+        return f"{int((x > MAX_SAMPLE_S).sum())} of {x.size} samples are over a year (corrupt, not a measurement)"
     return None
 
 
@@ -308,12 +316,15 @@ def _identity(case_id: str, label: str, row: Any) -> dict[str, Any]:
             "batch_size": int(row["batch_size"]), "seq_len": int(row["seq_len"])}
 
 
+def run_order(df: Any) -> list[str]:
+    """Run ids, oldest first (by start time, then id)."""
+    return list(df.groupby("run_id")["started_at"].min().sort_values(kind="stable").index)
+
+
 def newest_against_earlier(df: Any, baseline_runs: int) -> tuple[Any, Any]:
     """(baseline, current) from one results table: the newest run against the up to
     `baseline_runs` runs before it of the same environment (else, for `compare_runs` to name the
     change, the runs before it). (None, newest) when there is only one run."""
-    from .history import run_order
-
     runs = run_order(df)
     current = df[df["run_id"] == runs[-1]]
     if len(runs) < 2:

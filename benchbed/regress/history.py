@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .compare import (NO_YARDSTICK, case_label, env_fingerprint, fingerprint_differences, same_env, sample_problem,
-                      testbed_keys, without_yardstick)
+from .compare import (NO_YARDSTICK, case_label, env_fingerprint, fingerprint_differences, run_order, same_env,
+                      sample_problem, testbed_keys, without_yardstick)
 
 from .thresholds import Thresholds
 
@@ -63,11 +63,6 @@ class ChangePoint:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def run_order(df: Any) -> list[str]:
-    """Run ids, oldest first (by start time, then id)."""
-    return list(df.groupby("run_id")["started_at"].min().sort_values(kind="stable").index)
 
 
 def _noise(logs: np.ndarray, floor: float) -> float:
