@@ -15,10 +15,9 @@ from typing import Any, Iterable
 
 from .measure import ratio_ci
 from .measure.paired import paired_ratio_ci
+from .spec import DEFAULT_REFERENCE
 
-__all__ = ["Cell", "group_cells", "runner_order", "DEFAULT_REFERENCE"]
-
-DEFAULT_REFERENCE = "torch"
+__all__ = ["Cell", "group_cells", "runner_order"]
 #: A superset runner measured below this fraction of its reference (upper CI bound) is suspect.
 SUSPECT_BELOW = 0.8
 _KEY = ("task", "model", "device", "dtype", "batch_size", "seq_len")

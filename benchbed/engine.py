@@ -1,10 +1,9 @@
 """The run that the CLI, the pytest plugin and the Python API all drive.
 
 A `Session` is one run: an id, an environment fingerprint, a store, the run-wide settings and a
-workbench of cached models. `Session.run` groups cases into cells (cases that differ only in the
-runner), measures each cell with `benchbed.execute.measure_cell` through a launcher (this process,
-or a fresh one when the cell is isolated), stores one record per runner, and goes on whatever a
-cell does: failures are records.
+workbench of cached models. `Session.run` hands its cases, as a `Schedule` of cells and passes, to
+a launcher (`benchbed.execute.launchers`: this process, a fresh one per cell, a Ray cluster…), and
+stores one record per runner as each cell's arrive: failures are records, and the run goes on.
 """
 
 from __future__ import annotations
@@ -24,8 +23,10 @@ from .execute import (
     Workbench,
     unavailable_reason,
 )
-from .execute.cell import base_record
-from .execute.launch import run_here, run_isolated
+from .execute.cell import base_record, measure_cell
+from .execute.launchers import Launcher, get_launcher
+from .execute.launchers.local import isolates
+from .execute.schedule import Schedule, cells_of_cases
 from .execute.workbench import setup_process
 from .spec import Case
 
@@ -50,25 +51,6 @@ class CaseResult:
 def new_run_id(now: _dt.datetime | None = None) -> str:
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def cells_of_cases(cases: list[Case]) -> list[list[Case]]:
-    """Cases grouped into cells (same parameters but the runner), in first-seen order; a case
-    given twice is measured twice, in a cell of its own."""
-    cells: list[list[Case]] = []
-    open_cell: dict[str, list[Case]] = {}
-    for case in cases:
-        cell = open_cell.get(case.pair_id)
-        if cell is None or any(c.runner == case.runner for c in cell):
-            cell = open_cell[case.pair_id] = []
-            cells.append(cell)
-        cell.append(case)
-    return cells
-
-
-def _sweep_key(case: Case) -> str:
-    """Id of a case's batch-size sweep: the case with its batch size left out."""
-    return replace(case, batch_size=1).case_id
 
 
 class Session:
@@ -107,11 +89,6 @@ class Session:
     def env(self) -> dict[str, Any]:
         return self.ctx.env
 
-    @property
-    def results(self) -> list[CaseResult]:
-        """Alias of `finished` (kept for callers of earlier versions)."""
-        return self.finished
-
     def derive(self, run_id: str | None = None, store: Any = None, **config_changes: Any) -> "Session":
         """A session sharing this one's workbench (models are cached for the seed, so they stay
         valid) with another run id, store or settings — e.g. an injected slowdown."""
@@ -142,99 +119,40 @@ class Session:
 
     def isolates(self, case: Case) -> bool:
         """Whether the cell of `case` runs in a fresh subprocess under this session's settings."""
-        mode = self.config.isolate
-        if mode == "auto" and self.config.case_timeout_s is not None:
-            return True  # a timeout is enforced by killing the cell's process
-        return mode == "always" or (mode == "auto" and case.device.startswith("cuda"))
+        return isolates(self.config, case)
 
     def run(self, cases: list[Case], progress: Callable[[int, int, CaseResult], None] | None = None,
-            cluster: Any = None, done: set[tuple[str, int]] | None = None) -> list[CaseResult]:
-        """All cells, `config.passes` times over, interleaved (pass 1 of every cell, then pass 2,
-        ...), so a slow drift of the machine's speed spreads over every cell instead of hitting a few.
-
-        Batch-size sweeps stop at memory: once a batch size runs out of memory, the larger batch
-        sizes of the same runner and cell are recorded as skipped rather than tried (in this
-        process; a cluster measures every cell at once, so it tries them all).
-
-        `cluster` (a `benchbed.execute.cluster.RayCluster`) measures the cells there instead, one
-        task per cell; `done` holds (case id, pass) pairs already recorded (a resumed run), which
-        are not measured again."""
-        cells = cells_of_cases([c.canonical() for c in cases])
-        done = done or set()
-        if cluster is not None:
-            return self._run_cluster(cells, cluster, progress, done)
-        total = sum(1 for p in range(self.config.passes) for cell in cells for c in cell if (c.case_id, p) not in done)
-        out: list[CaseResult] = []
-        oom_at: dict[str, int] = {}
-        for p in range(self.config.passes):
-            for cell in cells:
-                todo = []
-                for case in cell:
-                    if (case.case_id, p) in done:
-                        continue  # recorded by the run this one resumes
-                    sweep = _sweep_key(case)
-                    if sweep in oom_at and case.batch_size > oom_at[sweep]:
-                        out.append(self.skip_case(case, f"not run: batch size {oom_at[sweep]} already ran out of "
-                                                        f"memory on this path", pass_index=p))
-                        if progress is not None:
-                            progress(len(out), total, out[-1])
-                    else:
-                        todo.append(case)
-                for result in self.run_cell(todo, pass_index=p) if todo else []:
-                    if result.status == "oom":
-                        sweep = _sweep_key(result.case)
-                        oom_at[sweep] = min(result.case.batch_size, oom_at.get(sweep, result.case.batch_size))
-                    out.append(result)
-                    if progress is not None:
-                        progress(len(out), total, out[-1])
-        return out
-
-    def _run_cluster(self, cells: list[list[Case]], cluster: Any, progress: Any,
-                     done: set[tuple[str, int]]) -> list[CaseResult]:
-        """Every (cell, pass) not yet recorded, as tasks on the cluster; records stored as they arrive."""
-        work = [([c for c in cell if (c.case_id, p) not in done], p)
-                for p in range(self.config.passes) for cell in cells]
-        work = [(cell, p) for cell, p in work if cell]
-        total = sum(len(cell) for cell, _ in work)
+            cluster: Launcher | None = None, done: set[tuple[str, int]] | None = None,
+            launcher: Launcher | None = None) -> list[CaseResult]:
+        """Every cell, `config.passes` times over, through a launcher (`benchbed.execute.launchers`:
+        the default ``local``, or `cluster` / `launcher`), under the schedule's policies
+        (`benchbed.execute.schedule`: resume from `done`, the out-of-memory sweep, interference
+        retry), storing each record as it arrives."""
+        launcher = (launcher or cluster or get_launcher("local")).bind(self.config, self.ctx, self.workbench)
+        schedule = Schedule(cases, self.config, self.ctx, done)
         out: list[CaseResult] = []
 
-        def on_cell(results: list[Any]) -> None:
+        def on_results(results: list[Any], stored: bool) -> None:
             for case, rec, samples in results:
-                out.append(self._keep(case, rec, samples, store=True))
+                out.append(self._keep(case, rec, samples, store=not stored))
                 if progress is not None:
-                    progress(len(out), total, out[-1])
+                    progress(len(out), schedule.total, out[-1])
 
-        cluster.run(work, self.config, self.ctx, on_cell)
+        launcher.run(schedule, on_results)
         return out
 
     def run_cell(self, cases: list[Case], pass_index: int = 0) -> list[CaseResult]:
-        """The runners of one cell, in a fresh subprocess or in this one as `isolates` decides (a
-        cell this machine cannot run is recorded as skipped here: no process is started to find that out)."""
-        cases = [c.canonical() for c in cases]
-        retry = self.config.on_interference == "retry"
-        for attempt in range(self.config.interference_retries + 1 if retry else 1):
-            if attempt:
-                time.sleep(self.config.interference_pause_s)  # let whatever was running finish
-            if self.isolates(cases[0]) and unavailable_reason(cases[0]) is None:
-                results, stored = run_isolated(cases, self.config, self.ctx, pass_index, child_stores=not retry)
-            else:
-                results, stored = run_here(cases, self.workbench, self.config, self.ctx, pass_index), False
-            busy = [rec for _, rec, _ in results if rec.get("interfered") is True]
-            if not busy:
-                break
-            if retry and attempt == self.config.interference_retries:
-                for rec in busy:
-                    rec["interference"] = f"{rec['interference']} (still after {attempt} retries)"
-        return [self._keep(case, rec, samples, store=not stored) for case, rec, samples in results]
-
-    def run_one(self, case: Case, pass_index: int = 0) -> CaseResult:
-        """One case alone (a cell of one runner)."""
-        return self.run_cell([case], pass_index)[0]
+        """The runners of one cell, through the default launcher (pass `pass_index`)."""
+        schedule = Schedule(cases, self.config, self.ctx, passes=[pass_index])
+        out: list[CaseResult] = []
+        get_launcher("local").bind(self.config, self.ctx, self.workbench).run(
+            schedule, lambda results, stored: out.extend(self._keep(c, r, s, store=not stored) for c, r, s in results))
+        return out
 
     def run_case(self, case: Case, pass_index: int = 0) -> CaseResult:
         """One case alone, in this process whatever the isolation setting."""
         case = case.canonical()
-        (result,) = run_here([case], self.workbench, self.config, self.ctx, pass_index)
+        (result,) = measure_cell([case], self.workbench, self.config, self.ctx, pass_index)
         return self._keep(*result, store=True)
 
     def skip_case(self, case: Case, message: str, pass_index: int = 0, status: str = "skipped",

@@ -17,7 +17,7 @@ import pytest
 
 from .display import console_safe
 from .measure.timer import StopRule
-from .spec import Case, Matrix, SpecError
+from .spec import DEFAULT_REFERENCE, Case, Matrix, SpecError
 from .validate import arg, csv_values, non_negative_float, positive_float
 
 __all__ = ["BenchbedFixture", "parametrize"]
@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--benchbed-min-time", type=arg(non_negative_float, "--benchbed-min-time"),
                     default=StopRule.min_time_s, metavar="S",
                     help="timed seconds at least per case (default: 1)")
-    group.addoption("--benchbed-reference", metavar="RUNNER", default="torch",
+    group.addoption("--benchbed-reference", metavar="RUNNER", default=DEFAULT_REFERENCE,
                     help="the runner every other runner is compared with: parity and ratios (default: torch)")
     group.addoption("--benchbed-isolate", choices=["auto", "always", "never"], default="auto",
                     help="run cases in fresh subprocesses: auto (CUDA cases only, default), always, never")

@@ -270,7 +270,7 @@ def migrate(df: Any) -> Any:
     if "reference" in df.columns and ((version < 5) & df["reference"].isna()).any():
         df = df.copy()
         old5 = (version < 5) & df["reference"].isna()
-        df.loc[old5, "reference"] = "torch"
+        df.loc[old5, "reference"] = "torch"  # what records before schema 5 were compared with, whatever the default is now
         df.loc[old5 & df["pairing"].isna(), "pairing"] = "sequential"
     old = df["model"].isin(list(MODEL_ALIASES)) & (df["schema_version"].fillna(0) < 4)
     if not old.any():

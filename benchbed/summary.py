@@ -13,7 +13,7 @@ from typing import Any, Iterable, TextIO
 from .cells import group_cells, runner_order
 from .display import fmt_ms
 
-__all__ = ["format_table", "progress_line", "print_progress", "format_ms", "variant", "largest_fit", "scenario_of",
+__all__ = ["format_table", "progress_line", "print_progress", "variant", "largest_fit", "scenario_of",
            "goodput", "goodput_lines"]
 
 
@@ -70,16 +70,12 @@ def largest_fit(records: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any],
     return out
 
 
-def format_ms(seconds: float | None) -> str:
-    return fmt_ms(seconds)
-
-
 def _lat(rec: dict[str, Any] | None) -> str:
     if rec is None:
         return "-"
     if rec["status"] != "ok":
         return rec["status"]
-    return format_ms(rec["lat_median_s"])
+    return fmt_ms(rec["lat_median_s"])
 
 
 def format_table(records: Iterable[dict[str, Any]]) -> str:
@@ -220,12 +216,12 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
         parity = ("reference" if rec.get("parity_ok") is None and rec.get("runner") == rec.get("reference")
                   else "parity not checked" if rec.get("parity_ok") is None
                   else "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH")
-        what = f"{format_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"
+        what = f"{fmt_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"
         if rec.get("scenario") == "server":
-            what = (f"p50 {format_ms(rec['lat_median_s'])} ms, p99 {format_ms(rec['lat_p99_s'])} ms, "
+            what = (f"p50 {fmt_ms(rec['lat_median_s'])} ms, p99 {fmt_ms(rec['lat_p99_s'])} ms, "
                     f"{rec.get('achieved_rate') or 0:.1f} req/s served, {rec.get('dropped') or 0} dropped ({parity})")
         elif rec.get("scenario") == "dataset" and rec.get("examples_per_s"):
-            what = f"{rec['examples_per_s']:.1f} examples/s, pass {format_ms(rec['lat_median_s'])} ms ({parity})"
+            what = f"{rec['examples_per_s']:.1f} examples/s, pass {fmt_ms(rec['lat_median_s'])} ms ({parity})"
         if rec.get("compile_s"):
             what += f", compiled in {rec['compile_s']:.1f}s"
     else:

@@ -86,7 +86,7 @@ def test_a_quick_matrix_on_a_ray_cluster_is_one_run_like_a_local_one(tmp_path):
 def test_a_worker_that_dies_is_retried_then_recorded_and_the_other_cells_go_on(tmp_path):
     import benchbed.calibrate  # noqa: F401 - the memory-calibration task, which can SIGKILL itself
     from benchbed.engine import EngineConfig, Session
-    from benchbed.execute.cluster import RayCluster
+    from benchbed.execute.launchers.ray_cluster import RayCluster
     from benchbed.measure import StopRule
     from benchbed.spec import Case
 
@@ -132,7 +132,7 @@ def test_an_interrupted_run_keeps_its_records_and_resume_measures_only_the_rest(
 
 
 def test_refusals_are_one_line_exit_2(tmp_path):
-    from benchbed.execute.cluster import RayCluster
+    from benchbed.execute.launchers.ray_cluster import RayCluster
     from benchbed.env import collect_env
     from benchbed.spec import SpecError
 

@@ -46,10 +46,10 @@ def test_isolated_records_land_in_the_run_and_match_in_process_timing(tmp_path):
     def measure():
         i = next(tries)
         inproc = Session(str(tmp_path / f"a{i}"), EngineConfig(rule=rule, isolate="never")).run([case])[0]
-        s = Session(str(tmp_path / ("b" if i == 0 else "b1")), EngineConfig(rule=rule, isolate="always"))
+        s = Session(str(tmp_path / f"b{i}"), EngineConfig(rule=rule, isolate="always"))
         iso = s.run([case])[0]
         s.close()
-        return (inproc, iso), [inproc.record, iso.record]
+        return (inproc, iso, tmp_path / f"b{i}"), [inproc.record, iso.record]
 
     def agree(pair):
         # the parent blocks while the child measures, and the child keeps the parent's threads:
@@ -57,10 +57,10 @@ def test_isolated_records_land_in_the_run_and_match_in_process_timing(tmp_path):
         ratio = pair[1].record["lat_median_s"] / pair[0].record["lat_median_s"]
         return None if 0.7 < ratio < 1.4 else f"isolated / in-process median {ratio:.2f}"
 
-    inproc, iso = holds_or_interfered(measure, agree)
+    inproc, iso, stored = holds_or_interfered(measure, agree)
     assert iso.status == inproc.status == "ok"
     assert iso.record["threads"] == inproc.record["threads"]
-    df = pd.read_parquet(tmp_path / "b")
+    df = pd.read_parquet(stored)
     assert list(df["case_id"]) == [case.canonical().case_id] and bool(df["isolated"].iloc[0])
     assert len(df["samples_s"].iloc[0]) == iso.record["n_samples"]
 

@@ -3,6 +3,7 @@ import hashlib
 import pytest
 
 from benchbed.models import check_model
+from benchbed.runners import runner_names
 from benchbed.spec import Case, Matrix, SpecError, parse_shard
 from benchbed.tasks import task_names
 
@@ -30,7 +31,7 @@ def test_matrix_order_is_deterministic_with_runner_innermost():
 @pytest.mark.parametrize("change, message", [
     ({"task": ("nope",)}, f"unknown task 'nope' (valid: {', '.join(task_names())})"),
     ({"model": ("gpt-17",)}, "unknown model 'gpt-17'"),
-    ({"runner": ("onnx",)}, "unknown runner 'onnx' (valid: torch, pipeline)"),
+    ({"runner": ("onnx",)}, "unknown runner 'onnx' (valid: torch, pipeline, onnxruntime"),
     ({"dtype": ("fp8",)}, "unknown dtype 'fp8' (valid: fp32, bf16, fp16, int8)"),
     ({"device": ("tpu",)}, "unknown device 'tpu' (valid: cpu, cuda, cuda:N, mps)"),
     ({"batch_size": (0,)}, "batch size must be a positive integer, got 0"),
@@ -40,8 +41,15 @@ def test_matrix_order_is_deterministic_with_runner_innermost():
 def test_validation_names_the_problem_and_the_choices(change, message):
     m = Matrix(task=("fill-mask",), model=("bert-tiny",)).narrow(**change)
     with pytest.raises(SpecError) as err:
-        m.validate(task_names(), check_model)
+        m.validate(task_names(), check_model, runner_names())
     assert str(err.value).startswith(message)
+
+
+def test_validation_without_a_registry_takes_any_runner_name():
+    """spec imports nothing of ours, so without the registry it cannot know a plugin's runner:
+    it takes the name (the doors pass the registry and refuse unknown ones)."""
+    m = Matrix(task=("fill-mask",), model=("bert-tiny",), runner=("torch", "my-plugin"), reference="my-plugin")
+    assert m.validate(task_names(), check_model).runner == ("torch", "my-plugin")
 
 
 def test_cuda_and_mps_are_valid_devices():

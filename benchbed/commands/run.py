@@ -98,6 +98,10 @@ def add_parser(sub: Any) -> None:
                        help="local (default: this process), ray (the cluster at $RAY_ADDRESS, else a new one of this "
                             "machine alone) or ray://HOST:PORT; one Ray task per cell, records written here as they "
                             "arrive (docs/cluster.md)")
+    fleet.add_argument("--launcher", metavar="NAME",
+                       help="where cells are measured: local (default: this process, a subprocess for CUDA cells, "
+                            "--isolate and --case-timeout), in-process, subprocess, ray, or a launcher a suite "
+                            "registers (docs/engine.md)")
     fleet.add_argument("--cluster-select", action="append", metavar="KEY=VALUE",
                        help="only nodes advertising this Ray resource take cells: KEY=VALUE means KEY:VALUE (e.g. "
                             "accelerator_type=H200), a bare NAME means NAME; repeatable")
@@ -314,7 +318,14 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
     if args.cluster not in ("local", "ray") and not str(args.cluster).startswith("ray://"):
         raise SpecError(f"--cluster {args.cluster!r} (valid: local, ray, ray://HOST:PORT)")
-    if args.cluster == "local" and (args.cluster_select or args.cluster_ship_code):
+    if args.launcher is not None:
+        from ..execute.launchers import launcher_names
+
+        if args.launcher not in launcher_names():  # after the suite loaded: a suite may register one
+            raise SpecError(f"unknown launcher {args.launcher!r} (valid: {', '.join(launcher_names())})")
+        if args.cluster != "local":
+            raise SpecError("--launcher and --cluster both say where cells run; give one")
+    if args.cluster == "local" and args.launcher != "ray" and (args.cluster_select or args.cluster_ship_code):
         raise SpecError("--cluster-select and --cluster-ship-code need --cluster ray")
     if args.resume and args.run_id and args.resume != args.run_id:
         raise SpecError("--resume names the run to continue; it cannot be combined with another --run-id")
@@ -334,18 +345,22 @@ def main(args: argparse.Namespace) -> int:
                           case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
                           on_interference=args.on_interference, slo_ms=args.slo_ms,
                           tf32=None if args.tf32 is None else args.tf32 == "on")
-    cluster = None
-    if args.cluster != "local":
-        from ..execute.cluster import RayCluster
-        from ..env import collect_env
+    from ..execute.launchers import get_launcher
 
-        cluster = RayCluster(None if args.cluster == "ray" else args.cluster, args.cluster_select, args.retries,
-                             args.cluster_ship_code)
-        if not args.quiet:
-            print(f"benchbed: cluster: {cluster.placement}", file=sys.stderr)
-        for line in cluster.check_versions(collect_env(), args.allow_env_change):
+    if args.cluster != "local" or args.launcher == "ray":
+        from ..env import collect_env
+        from ..execute.launchers.ray_cluster import RayCluster
+
+        launcher = RayCluster(None if args.cluster in ("ray", "local") else args.cluster, args.cluster_select,
+                              args.retries, args.cluster_ship_code)
+        for line in launcher.check_versions(collect_env(), args.allow_env_change):
             print(f"benchbed: warning: {line}", file=sys.stderr)
+    else:
+        launcher = get_launcher(args.launcher or "local")
     session = Session(args.results, config, run_id=args.resume or args.run_id)
+    launcher.bind(config, session.ctx, session.workbench)
+    for line in launcher.notes() if not args.quiet else []:
+        print(f"benchbed: {line}", file=sys.stderr)
     if not args.quiet:
         note = " (each in a subprocess: --case-timeout)" if args.case_timeout and not args.isolate else ""
         print(f"benchbed run {session.run_id}: {len(cases)} cases x {args.passes} pass(es) -> {session.store.run_dir}"
@@ -357,10 +372,9 @@ def main(args: argparse.Namespace) -> int:
             print_progress(i, total, result.record, time.perf_counter() - start)
 
     try:
-        session.run(cases, progress, cluster=cluster, done=done)
+        session.run(cases, progress, launcher=launcher, done=done)
     finally:
-        if cluster is not None:
-            cluster.close()
+        launcher.close()
         # interrupted (SIGINT/SIGTERM) or not, what finished is compacted into the run's file
         try:
             session.close()

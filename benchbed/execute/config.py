@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..measure import StopRule
+from ..spec import DEFAULT_REFERENCE
 
 __all__ = ["EngineConfig", "ISOLATE_MODES", "ON_INTERFERENCE", "PAIRINGS", "RunContext"]
 
@@ -50,7 +51,7 @@ class EngineConfig:
     #: Allow TF32 matmuls on CUDA (True/False), or leave torch's setting (None); recorded either way.
     tf32: bool | None = None
     #: The runner every other runner of a cell is compared with (parity and ratios).
-    reference: str = "torch"
+    reference: str = DEFAULT_REFERENCE
     #: "interleaved": the runners of a cell are timed in alternating blocks in the same time window
     #: (the default); "sequential": one runner after the other, each in its own window.
     pairing: str = "interleaved"

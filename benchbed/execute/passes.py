@@ -1,5 +1,6 @@
 """The measurement passes of a cell, each a small function over already-built runners: compile
-warm-up, memory, phases, FLOPs and the device-counter (NVML) pass. Timing itself is in `timing`.
+warm-up, memory, phases, FLOPs and the device-counter (NVML) pass. Timing itself is
+`benchbed.measure.paired` (runners interleaved in blocks) and `benchbed.measure.timer`.
 Each pass returns record columns; none of them times anything the others time."""
 
 from __future__ import annotations

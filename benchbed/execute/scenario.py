@@ -434,7 +434,8 @@ DRIVERS: dict[str, type[Driver]] = {"latency": Driver, "dataset": DatasetDriver,
 
 def make_driver(case: Case, task: Any, bundle: Any, config: Any, cache: Any) -> Driver:
     """The driver of `case`'s scenario (training tasks: one optimizer step per sample). Generation
-    tasks run in the latency scenario only."""
+    tasks run in the latency and server scenarios (the server streams them per request), not yet
+    in the dataset scenario."""
     if getattr(task, "trains", False):  # registered by `benchbed.execute.training`
         return DRIVERS["training"](case, task, bundle, config, cache)
     if case.scenario == "dataset" and task.streams:

@@ -19,11 +19,10 @@ from .training import TrainerRunner, TrainLoopRunner
 
 __all__ = ["Cache", "PhaseTimes", "Runner", "RunnerUnavailable", "StagedRunner", "PipelineRunner", "TorchRunner",
            "OnnxRuntimeRunner", "TrainLoopRunner", "TrainerRunner", "build_pipeline", "get_runner", "no_cache",
-           "register_runner", "runner_descriptions", "runner_names", "check_runner_families", "DEFAULT_REFERENCE",
+           "register_runner", "runner_descriptions", "runner_names", "check_runner_families",
            "FAMILIES", "TRAINING_RUNNERS"]
 
-#: The runner every other runner of a cell is compared with, unless a suite or --reference says otherwise.
-DEFAULT_REFERENCE = "torch"
+#: What a runner serves: inference tasks, or training tasks (a runner is registered per family).
 FAMILIES = ("inference", "training")
 
 _REGISTRY: dict[str, dict[str, type[Runner]]] = {family: {} for family in FAMILIES}

@@ -1,5 +1,8 @@
-"""A launcher over a Ray cluster: one Ray task per cell, placed so that measurements never share a
-machine's cores or a GPU, retried when a worker dies, with records sent back to the driver.
+"""The ``ray`` launcher: one Ray task per cell, placed so that measurements never share a
+machine's cores or a GPU, retried when a worker dies, with records sent back to the driver. The
+schedule's policies hold here as in a local run: a larger batch waits for the smaller ones of its
+sweep and is skipped after an out-of-memory, and a cell measured beside another process is sent
+again under ``--on-interference retry``.
 
 Placement. A CPU cell asks for one ``benchbed_slot`` — a custom resource each node advertises
 once (``ray start ... --resources='{"benchbed_slot": 1}'``) — and no Ray CPUs, so a node measures
@@ -24,14 +27,13 @@ node's own environment fingerprint and host name.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-from dataclasses import asdict
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from ..spec import Case, SpecError
-from .cell import CellResult, base_record
-from .config import EngineConfig, RunContext
+from ...spec import Case, SpecError
+from ..schedule import Job, Schedule
+from ..wire import failure_results, from_wire, payload, to_wire, unpack
+from . import Launcher, OnResults, register_launcher
 
 __all__ = ["RayCluster", "SLOT", "select_resource", "VERSION_KEYS"]
 
@@ -67,14 +69,13 @@ def select_resource(text: str) -> str:
 _WORKBENCHES: dict[tuple, Any] = {}
 
 
-def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
+def _measure_remote(data: dict[str, Any]) -> list[dict[str, Any]]:
     """In a Ray worker: measure one cell with the engine, return its records as plain dicts. The
     worker keeps its workbench between cells, so a model loads once per worker process."""
-    from .cell import measure_cell
-    from .launch import unpack
-    from .workbench import Workbench
+    from ..cell import measure_cell
+    from ..workbench import Workbench
 
-    cases, config, ctx = unpack(payload)
+    cases, config, ctx = unpack(data)
     if not config.threads:
         # Ray sets OMP_NUM_THREADS=1 in a worker that asked for no CPUs; the cell holds the whole
         # node (its measurement slot), so torch gets what it takes in a plain process: the physical cores
@@ -88,16 +89,16 @@ def _measure_remote(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
     node = ray.get_runtime_context().get_node_id()
     out = []
-    for _, rec, _ in measure_cell(cases, workbench, config, ctx, payload["pass_index"]):
+    for _, rec, _ in measure_cell(cases, workbench, config, ctx, data["pass_index"]):
         rec["cluster_node"] = node
-        out.append({k: (v.isoformat() if isinstance(v, _dt.datetime) else v) for k, v in rec.items()})
+        out.append(to_wire(rec))
     return out
 
 
 def _node_versions() -> dict[str, Any]:
     import socket
 
-    from ..env import collect_env
+    from ...env import collect_env
 
     env = collect_env()
     return {"host": socket.gethostname(), **{k: env.get(k) for k in VERSION_KEYS}}
@@ -133,10 +134,14 @@ def _init_failure(address: str | None, exc: BaseException) -> str:
     return f"cannot reach the Ray cluster at {where}: {text}"
 
 
-class RayCluster:
+@register_launcher
+class RayCluster(Launcher):
     """Submit cells to a Ray cluster and hand each cell's records back as they arrive."""
 
-    def __init__(self, address: str | None, select: list[str] | None = None, retries: int = 2,
+    NAME = "ray"
+    description = "a Ray cluster: the one at $RAY_ADDRESS (--cluster ray://HOST:PORT), else a local one"
+
+    def __init__(self, address: str | None = None, select: list[str] | None = None, retries: int = 2,
                  ship_code: bool = False) -> None:
         try:
             import ray
@@ -213,45 +218,53 @@ class RayCluster:
                     "scheduling_strategy": NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)}
         return {"num_cpus": 0, "resources": {SLOT: 1, **resources}, "max_retries": self.retries}
 
-    def run(self, cells: Iterable[tuple[list[Case], int]], config: EngineConfig, ctx: RunContext,
-            on_cell: Callable[[list[CellResult]], None]) -> None:
-        """Submit every (cell, pass) and call `on_cell` with its results as each finishes (a dead
-        worker's cell, after its retries, gives ``error`` records naming the cause)."""
-        from .launch import _payload
+    def notes(self) -> list[str]:
+        lines = [f"cluster: {self.placement}"]
+        if self.config.case_timeout_s is not None:
+            lines.append("the ray launcher does not enforce --case-timeout (a hung worker is not killed)")
+        return lines
 
+    def _submit(self, remote: Any, job: Job, inflight: dict[Any, Job]) -> None:
+        data = payload(job.cases, self.config, self.ctx, job.pass_index)
+        data["config"]["threads"] = self.config.threads  # a worker sizes its own threads to its node
+        inflight[remote.options(**self._options(job.cases)).remote(data)] = job
+
+    def run(self, schedule: Schedule, on_results: OnResults) -> None:
+        """Every ready job at once; as each finishes, its records are handed back (a dead worker's
+        cell, after its retries, gives ``error`` records naming the cause) and the jobs it made
+        ready are submitted."""
         remote = self.ray.remote(_measure_remote)
-        pending: dict[Any, tuple[list[Case], int]] = {}
-        for cases, pass_index in cells:
-            payload = _payload(cases, config, ctx, pass_index)
-            payload["config"] = asdict(config) | {"threads": config.threads}
-            pending[remote.options(**self._options(cases)).remote(payload)] = (cases, pass_index)
+        inflight: dict[Any, Job] = {}
+
+        def submit_ready() -> None:
+            for job, skipped in schedule.ready():
+                if skipped:
+                    on_results(skipped, False)
+                if job.cases:
+                    self._submit(remote, job, inflight)
+
+        submit_ready()
         try:
-            while pending:
-                done, _ = self.ray.wait(list(pending), num_returns=1)
-                ref = done[0]
-                cases, pass_index = pending.pop(ref)
-                by_runner = {c.runner: c for c in cases}
+            while inflight:
+                done, _ = self.ray.wait(list(inflight), num_returns=1)
+                job = inflight.pop(done[0])
                 try:
-                    records = self.ray.get(ref)
+                    results = from_wire(self.ray.get(done[0]), job.cases, self.ctx)
                 except Exception as exc:  # the worker died more times than it was retried
                     message = (f"cluster worker failed after {self.retries} retries: "
                                f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300]}")
-                    results = []
-                    for case in cases:
-                        rec = base_record(case, ctx, config, pass_index)
-                        rec.update(status="error", message=message)
-                        results.append((case, rec, ()))
-                    on_cell(results)
+                    schedule.abandon(job)
+                    on_results(failure_results(job.cases, self.config, self.ctx, job.pass_index, "error", message),
+                               False)
+                    submit_ready()
                     continue
-                results = []
-                for rec in records:
-                    rec["started_at"] = ctx.started_at
-                    if rec.get("cell_started_at"):
-                        rec["cell_started_at"] = _dt.datetime.fromisoformat(rec["cell_started_at"])
-                    results.append((by_runner[rec["runner"]], rec, tuple(rec.get("samples_s") or ())))
-                on_cell(results)
+                if schedule.finish(job, results):
+                    self._submit(remote, job, inflight)  # measured beside another process: again
+                else:
+                    on_results(results, False)
+                submit_ready()
         finally:
-            for ref in pending:  # interrupted: what is still running is not wanted any more
+            for ref in inflight:  # interrupted: what is still running is not wanted any more
                 self.ray.cancel(ref, force=True)
 
     def close(self) -> None:

@@ -1,0 +1,97 @@
+"""Launchers: where a cell is measured. Each is a plugin with a `NAME`, registered like runners
+and tasks: this process (``in-process``), a fresh subprocess per cell (``subprocess``), the default
+``local`` (a subprocess for the cells that need one: CUDA cells, or every cell under
+``--isolate`` or ``--case-timeout``; this process for the rest), and a Ray cluster (``ray``).
+
+A launcher is handed a `Schedule` (what to measure next, with resume, the out-of-memory sweep and
+interference retry already decided, the same for every launcher) and a callback that stores and
+reports results. It measures jobs and hands their results back; it never imports the layer above
+(the engine, the CLI). Adding one is a class with `NAME` and `measure` (or `run`, for one that
+measures several jobs at once) plus `register_launcher`; ``tests/plugins/suite_twice_launcher.py``
+defines one outside benchbed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from ...spec import SpecError
+from ..cell import CellResult
+from ..config import EngineConfig, RunContext
+from ..schedule import Job, Schedule
+from ..workbench import Workbench
+
+__all__ = ["Launcher", "OnResults", "register_launcher", "get_launcher", "launcher_names"]
+
+#: Called with a finished job's results (one per case) and whether they were already stored.
+OnResults = Callable[[list[CellResult], bool], None]
+
+
+class Launcher:
+    """Measures the jobs of a schedule. Subclasses set `NAME` and implement `measure`; one that
+    measures several jobs at once overrides `run`."""
+
+    NAME = ""
+    description = ""
+
+    def bind(self, config: EngineConfig, ctx: RunContext, workbench: Workbench) -> "Launcher":
+        """The run this launcher serves: its settings, its context and this process's workbench."""
+        self.config, self.ctx, self.workbench = config, ctx, workbench
+        return self
+
+    def notes(self) -> list[str]:
+        """One line per policy this launcher cannot apply (said once at the start of a run)."""
+        return []
+
+    def measure(self, job: Job) -> tuple[list[CellResult], bool]:
+        """Measure one job: (results, whether they were stored already)."""
+        raise NotImplementedError
+
+    def run(self, schedule: Schedule, on_results: OnResults) -> None:
+        """One ready job at a time, in the schedule's order."""
+        while schedule:
+            ready = schedule.ready(limit=1)
+            if not ready:  # pragma: no cover - every sweep has a smallest batch, so something is ready
+                raise RuntimeError("schedule has jobs but none is ready")
+            job, skipped = ready[0]
+            if skipped:
+                on_results(skipped, False)
+            while job.cases:
+                if job.attempt:
+                    time.sleep(self.config.interference_pause_s)  # let whatever was running finish
+                results, stored = self.measure(job)
+                if not schedule.finish(job, results):
+                    on_results(results, stored)
+                    break
+
+    def close(self) -> None:
+        """Release what the launcher holds (a cluster connection)."""
+
+
+_REGISTRY: dict[str, type[Launcher]] = {}
+
+
+def register_launcher(cls: type[Launcher]) -> type[Launcher]:
+    """Add a launcher class under its `NAME` (usable as a decorator)."""
+    if not cls.NAME:
+        raise ValueError(f"launcher {cls.__name__} has no NAME")
+    _REGISTRY[cls.NAME] = cls
+    return cls
+
+
+def launcher_names() -> list[str]:
+    _builtin()
+    return list(_REGISTRY)
+
+
+def get_launcher(name: str, *args: Any, **kwargs: Any) -> Launcher:
+    """A new launcher of the registered `name`; `SpecError` naming the valid ones otherwise."""
+    _builtin()
+    if name not in _REGISTRY:
+        raise SpecError(f"unknown launcher {name!r} (valid: {', '.join(_REGISTRY)})")
+    return _REGISTRY[name](*args, **kwargs)
+
+
+def _builtin() -> None:
+    from . import in_process, isolated, local, ray_cluster  # noqa: F401 - each registers itself

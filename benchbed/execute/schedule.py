@@ -1,0 +1,144 @@
+"""What to measure next, the same for every launcher: cells × passes, resume, the out-of-memory
+sweep and the retry of a cell measured on a busy machine.
+
+A launcher asks `Schedule.ready()` for the jobs it may start now and hands each job's results to
+`Schedule.finish()`. A sequential launcher (this process, a subprocess) takes one ready job at a
+time in matrix order, passes outermost, so a slow drift of the machine spreads over every cell; a
+concurrent one (a Ray cluster) starts every ready job at once. Either way:
+
+- **Resume:** (case id, pass) pairs already recorded are never measured again.
+- **OOM sweep:** a job waits until the smaller batch sizes of its sweep (the same cell but for the
+  batch size, same pass) have finished; once one of them ran out of memory, the cases of larger
+  batch sizes are recorded as skipped, not tried. So a cluster skips exactly what a local run does.
+- **Interference retry** (``--on-interference retry``): a cell whose records say another process
+  used the machine is measured again, up to `EngineConfig.interference_retries` times; the last
+  attempt's records are kept and say how many retries it took.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
+
+from ..spec import Case
+from .cell import CellResult, base_record
+from .config import EngineConfig, RunContext
+
+__all__ = ["Job", "Schedule", "cells_of_cases"]
+
+
+def cells_of_cases(cases: list[Case]) -> list[list[Case]]:
+    """Cases grouped into cells (same parameters but the runner), in first-seen order; a case
+    given twice is measured twice, in a cell of its own."""
+    cells: list[list[Case]] = []
+    open_cell: dict[str, list[Case]] = {}
+    for case in cases:
+        cell = open_cell.get(case.pair_id)
+        if cell is None or any(c.runner == case.runner for c in cell):
+            cell = open_cell[case.pair_id] = []
+            cells.append(cell)
+        cell.append(case)
+    return cells
+
+
+def _sweep_key(case: Case) -> str:
+    """Id of a case's batch-size sweep: the case with its batch size left out."""
+    return replace(case, batch_size=1).case_id
+
+
+@dataclass
+class Job:
+    """One cell of one pass, and how many times it has been measured already."""
+
+    cases: list[Case]
+    pass_index: int
+    attempt: int = 0
+    order: int = 0
+    sweeps: frozenset[str] = frozenset()
+    #: The cell's batch size (kept when every case was skipped and `cases` is empty).
+    batch_size: int = 1
+
+
+class Schedule:
+    """The jobs of a run and the policies every launcher shares (see the module's note)."""
+
+    def __init__(self, cases: list[Case], config: EngineConfig, ctx: RunContext,
+                 done: set[tuple[str, int]] | None = None, passes: Iterable[int] | None = None) -> None:
+        self.config = config
+        self.ctx = ctx
+        done = done or set()
+        cells = cells_of_cases([c.canonical() for c in cases])
+        self.pending: list[Job] = []
+        for p in (range(config.passes) if passes is None else passes):
+            for cell in cells:
+                todo = [c for c in cell if (c.case_id, p) not in done]
+                if todo:
+                    self.pending.append(Job(todo, p, order=len(self.pending), batch_size=todo[0].batch_size,
+                                            sweeps=frozenset(_sweep_key(c) for c in todo)))
+        self.total = sum(len(j.cases) for j in self.pending)
+        self.running: list[Job] = []
+        self.oom_at: dict[tuple[str, int], int] = {}
+
+    @property
+    def retries(self) -> int:
+        return self.config.interference_retries if self.config.on_interference == "retry" else 0
+
+    def _waits(self, job: Job) -> bool:
+        """Whether a smaller batch of the same sweep and pass has not finished yet."""
+        return any(other is not job and other.pass_index == job.pass_index and other.batch_size < job.batch_size
+                   and job.sweeps & other.sweeps for other in self.pending + self.running)
+
+    def ready(self, limit: int | None = None) -> list[tuple[Job, list[CellResult]]]:
+        """Jobs that may start now (at most `limit`), each with the skip records of its cases that a
+        smaller batch's out-of-memory ruled out (a job all of whose cases are ruled out has nothing
+        left to measure: its skip records are all there is)."""
+        out = []
+        for job in list(self.pending):
+            if limit is not None and len(out) >= limit:
+                break
+            if self._waits(job):
+                continue
+            self.pending.remove(job)
+            skipped, todo = [], []
+            for case in job.cases:
+                fit = self.oom_at.get((_sweep_key(case), job.pass_index))
+                if fit is not None and case.batch_size > fit:
+                    rec = base_record(case, self.ctx, self.config, job.pass_index)
+                    rec.update(status="skipped", message=f"not run: batch size {fit} already ran out of memory "
+                                                         f"on this path")
+                    skipped.append((case, rec, ()))
+                else:
+                    todo.append(case)
+            job.cases = todo
+            if todo:
+                self.running.append(job)
+            out.append((job, skipped))
+        return out
+
+    def finish(self, job: Job, results: list[CellResult]) -> bool:
+        """Take a job's results; True when the job is to be measured again (a retry) instead of kept."""
+        busy = [rec for _, rec, _ in results if rec.get("interfered") is True]
+        if busy and job.attempt < self.retries:
+            job.attempt += 1
+            return True
+        if busy and self.retries:
+            for rec in busy:
+                rec["interference"] = f"{rec['interference']} (still after {job.attempt} retries)"
+        if job in self.running:
+            self.running.remove(job)
+        for case, rec, _ in results:
+            if rec.get("status") == "oom":
+                key = (_sweep_key(case), job.pass_index)
+                self.oom_at[key] = min(case.batch_size, self.oom_at.get(key, case.batch_size))
+        return False
+
+    def abandon(self, job: Job) -> None:
+        """A job whose launcher gave up on it (its results are recorded as failures by the caller)."""
+        if job in self.running:
+            self.running.remove(job)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending or self.running)
+
+    def describe(self) -> dict[str, Any]:
+        return {"jobs": len(self.pending) + len(self.running), "cases": self.total}
