@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import secrets
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 

@@ -1,7 +1,9 @@
 """What is benchmarked: the frozen `Case` and the `Matrix` of axes that expands into cases.
 
 Validation here is pure (no I/O, no imports of torch or transformers), so a bad command line
-fails in milliseconds and before anything is written.
+fails in milliseconds and before anything is written. The vocabulary and the parsing of single
+values live in `benchbed.values`, the scenarios' settings in `benchbed.workload`; both are
+re-exported here, where callers have always found them.
 """
 
 from __future__ import annotations
@@ -9,174 +11,46 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-__all__ = [
-    "AXES",
-    "TRAINING_PREFIX",
-    "TRAINING_RUNNERS",
-    "is_training_task",
-    "Case",
-    "Matrix",
-    "SpecError",
-    "ATTN_IMPLS",
-    "DTYPES",
-    "TORCH_DTYPES",
-    "RUNNERS",
-    "DEFAULT_REFERENCE",
-    "MODEL_ALIASES",
-    "canonical_model",
-    "parse_attn_impl",
-    "positive_int_value",
-    "LIMITS",
-    "OPTION_KEYS",
-    "limit_of",
-    "parse_bool",
-    "parse_shard",
-    "device_index",
-    "validate_device",
-]
-
-#: Precisions accepted on the ``dtype`` axis; ``int8`` is torchao's int8 quantisation of the linear layers.
-DTYPES: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
-#: torch dtype names of the floating precisions (``int8`` quantises on top of one of them).
-TORCH_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-#: Attention implementations transformers knows; ``None`` on the axis means the model's default.
-#: Those that need an extra package (flash-attn, kernels) are `skipped` where it is not installed.
-ATTN_IMPLS: tuple[str, ...] = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
-#: The runner axis of a matrix that names none: the raw module call and ``transformers.pipeline``
-#: (every registered runner is valid; see `benchbed.runners`).
-RUNNERS: tuple[str, ...] = ("torch", "pipeline")
-#: The runner every other runner of a cell is compared with when none is named: the raw module
-#: call. Its one home; the Matrix, the engine's config, the pytest door and the readers use it.
-DEFAULT_REFERENCE = "torch"
-#: Every training task's name starts with this (``train-text-classification``); training tasks are
-#: served by the training runners (`benchbed.runners.TRAINING_RUNNERS`) and expand with the
-#: training settings of `Workload` (gradient accumulation, DataLoader workers).
-TRAINING_PREFIX = "train-"
-
-
-#: The runner axis of a training task when the matrix names the default (`RUNNERS`): the hand-written
-#: loop (the reference) and ``transformers.Trainer``.
-TRAINING_RUNNERS: tuple[str, ...] = ("torch", "trainer")
-
-
-def is_training_task(name: str) -> bool:
-    """Whether task `name` trains (by the naming rule every training task follows)."""
-    return str(name).startswith(TRAINING_PREFIX)
-
-
-#: The server scenario's rate that asks for a search of each runner's knee instead of a fixed rate.
-AUTO_RATE = "auto"
-
-#: Short model names users type, mapped to the one canonical name records and case ids carry, so
-#: ``bert-tiny`` and ``synthetic:bert-tiny`` are the same case in every run.
-MODEL_ALIASES: dict[str, str] = {
-    "minilm": "packaged:all-minilm-l6-v2",
-    "bert-tiny": "synthetic:bert-tiny",
-    "bert-base": "synthetic:bert-base-uncased",
-    "distilbert": "synthetic:distilbert-base-uncased",
-}
-
-
-def canonical_model(name: str) -> str:
-    """The canonical name of a model (an alias resolved; any other name as it is)."""
-    return MODEL_ALIASES.get(name, name)
-
-
-#: Matrix axes in expansion order; ``runner`` is last so a torch/pipeline pair runs back to back.
-AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "attn_impl", "compiled", "batch_size", "seq_len",
-                         "runner")
-#: Case fields added after the first schema; left out of `Case.params` at their default, so the ids of
-#: cases that do not use them stay what they were.
-_LATE_FIELDS: dict[str, Any] = {"attn_impl": None, "compiled": False, "scenario": "latency", "inputs": None}
-#: How a case drives its runners: one call at a time (``latency``), N examples end to end
-#: (``dataset``), or requests arriving open-loop at a rate (``server``).
-SCENARIOS: tuple[str, ...] = ("latency", "dataset", "server")
-_TRUE = {"true", "yes", "on", "1", "compiled"}
-_FALSE = {"false", "no", "off", "0", "eager-mode", "none", ""}
-
-_DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+from .values import (
+    _LATE_FIELDS,
+    ATTN_IMPLS,
+    AUTO_RATE,
+    AXES,
+    DEFAULT_REFERENCE,
+    DTYPES,
+    LIMITS,
+    MODEL_ALIASES,
+    OPTION_KEYS,
+    RUNNERS,
+    SCENARIOS,
+    TORCH_DTYPES,
+    TRAINING_PREFIX,
+    TRAINING_RUNNERS,
+    SpecError,
+    canonical_model,
+    device_index,
+    is_training_task,
+    limit_of,
+    parse_attn_impl,
+    parse_bool,
+    parse_shard,
+    positive_int_value,
+    validate_device,
+)
+from .workload import Workload
 
 #: Checks a model name, raising `SpecError` for an unknown one (see `benchbed.models.check_model`).
 ModelCheck = Callable[[str], None]
 
-
-class SpecError(ValueError):
-    """Bad user input in a case, a matrix or a suite; the CLI turns it into one line and exit 2."""
-
-
-def device_index(device: str) -> int:
-    """The index in ``cuda:N`` (``cuda`` alone is 0)."""
-    return int(device.split(":")[1]) if ":" in device else 0
-
-
-def validate_device(device: str) -> None:
-    """Accept ``cpu``, ``mps``, ``cuda`` and ``cuda:N``; availability is checked later, per case."""
-    if not isinstance(device, str) or not _DEVICE_RE.match(device):
-        raise SpecError(f"unknown device {device!r} (valid: cpu, cuda, cuda:N, mps)")
-
-
-#: The largest value each counted option takes, keyed by its name with dashes, underscores and a
-#: ``--`` prefix made spaces (``--batch-size``, ``batch_size`` and ``batch size`` are one key).
-#: Each is far above any real use and far below what would overflow int64 or hang a loop: a
-#: batch of 10**29 inputs is a typo, and the message says the limit. Names not listed get
-#: `DEFAULT_LIMIT`.
-LIMITS: dict[str, float] = {
-    "batch size": 65_536, "sequence length": 1_048_576, "seq len": 1_048_576, "new tokens": 65_536,
-    "threads": 4_096, "passes": 1_000, "warmup": 1_000_000, "min samples": 1_000_000, "examples": 10_000_000,
-    "requests": 10_000_000, "max batch": 65_536, "queue": 10_000_000, "grad accum": 65_536, "workers": 1_024,
-    "retries": 100, "seed": 2**32 - 1, "baseline runs": 10_000, "window": 10_000,
-    "case timeout": 7 * 86_400.0, "max time": 86_400.0, "min time": 86_400.0, "memory cap": 2.0**30,
-    "timeout ms": 86_400_000.0, "slo ms": 86_400_000.0, "max wait ms": 86_400_000.0, "rate": 1e9,
-}
-DEFAULT_LIMIT = 2**31 - 1
-
-
-def limit_of(name: str) -> float:
-    """The upper bound of option or axis `name` (see `LIMITS`)."""
-    key = " ".join(re.sub(r"^-+(benchbed-)?", "", name.strip()).replace("-", " ").replace("_", " ").split())
-    return LIMITS.get(key, DEFAULT_LIMIT)
-
-
-def positive_int_value(name: str, value: Any) -> int:
-    """`value` as a positive integer no larger than the limit of `name` (an int, or text of one);
-    a `SpecError` naming `name` and, for a value too large, the limit otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        text = str(value).strip()
-        if not re.fullmatch(r"[+-]?[0-9]{1,4000}", text):
-            raise SpecError(f"{name} must be a positive integer, got {value!r}")
-        value = int(text)
-    if value <= 0:
-        raise SpecError(f"{name} must be a positive integer, got {value}")
-    top = limit_of(name)
-    if value > top:
-        raise SpecError(f"{name} must be at most {int(top):,}, got {value if value < 10**40 else 'a longer number'}")
-    return value
-
-
-def parse_bool(name: str, value: Any) -> bool:
-    """A boolean axis value from Python, TOML or a command line (true/false, yes/no, on/off, 1/0)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise SpecError(f"{name} must be true or false, got {value!r}")
-
-
-def parse_attn_impl(value: Any) -> str | None:
-    """An attention implementation name, or None (``default``) for the model's own choice."""
-    if value is None or str(value).strip().lower() in ("", "default", "none"):
-        return None
-    if value not in ATTN_IMPLS:
-        raise SpecError(f"unknown attn_impl {value!r} (valid: default, {', '.join(ATTN_IMPLS)})")
-    return str(value)
-
+__all__ = [
+    "AXES", "TRAINING_PREFIX", "TRAINING_RUNNERS", "is_training_task", "Case", "Matrix", "SpecError", "ATTN_IMPLS",
+    "DTYPES", "TORCH_DTYPES", "RUNNERS", "DEFAULT_REFERENCE", "MODEL_ALIASES", "canonical_model", "parse_attn_impl",
+    "positive_int_value", "LIMITS", "OPTION_KEYS", "limit_of", "parse_bool", "parse_shard", "device_index",
+    "validate_device", "Workload", "SCENARIOS", "AUTO_RATE",
+]
 
 @dataclass(frozen=True)
 class Case:
@@ -290,88 +164,6 @@ class Case:
             raise SpecError("inputs: empty source (valid: corpus:python-docs, a file, a folder, or hf:NAME#column)")
         return replace(self, model=canonical_model(self.model), batch_size=bs, seq_len=sl, new_tokens=nt,
                        attn_impl=parse_attn_impl(self.attn_impl), compiled=parse_bool("compiled", self.compiled))
-
-
-#: The names a case option may have: the engine's own (compilation, int8 method, training target),
-#: the scenarios' settings, and those a task plugin adds with `OPTION_KEYS.add` (the calibration
-#: task's). A misspelt option would silently change nothing but the case id, so others are refused.
-OPTION_KEYS: set[str] = {"compile_backend", "compile_mode", "int8", "target_loss", "examples", "workers", "rate",
-                         "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms", "grad_accum"}
-
-
-def _whole(value: Any, low: int, high: float) -> bool:
-    """Whether `value` is an integral number (not a bool) from `low` to `high`."""
-    return (not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
-            and low <= value <= high and int(value) == value)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """Parse ``i/n`` (1-based) into ``(i, n)``."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m:
-        raise SpecError(f"shard must look like i/n (e.g. 1/4), got {text!r}")
-    if len(m.group(1)) > 9 or len(m.group(2)) > 9:
-        raise SpecError(f"shard {text!r} out of range: at most 999,999,999 shards")
-    i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or not 1 <= i <= n:
-        raise SpecError(f"shard {text!r} out of range: need 1 <= i <= n")
-    return i, n
-
-
-@dataclass(frozen=True)
-class Workload:
-    """The settings the ``dataset`` and ``server`` scenarios expand with (each becomes case options,
-    so part of the case id): examples per pass and DataLoader workers (an axis) for ``dataset``;
-    offered rates (an axis, requests/s), requests per rate, dynamic batching and the queue bound
-    for ``server``."""
-
-    examples: int = 1000
-    workers: tuple[int, ...] = (0,)
-    #: Offered rates (requests/s), or ``("auto",)``: search each runner's knee (``--rate auto``).
-    rates: tuple[float | str, ...] = (5.0, 10.0, 20.0, 40.0)
-    requests: int = 200
-    max_batch: int = 1
-    max_wait_ms: float = 0.0
-    queue: int = 64
-    #: A request that waited longer than this in the queue is dropped as timed out (0: never).
-    timeout_ms: float = 0.0
-    #: Training tasks: micro-batches per optimizer step (an axis; DataLoader workers are `workers`).
-    grad_accum: tuple[int, ...] = (1,)
-
-    def check(self) -> None:
-        """One `SpecError` line for the first setting out of range."""
-        positive_int_value("examples", self.examples)
-        positive_int_value("requests", self.requests)
-        positive_int_value("max batch", self.max_batch)
-        positive_int_value("queue", self.queue)
-        if not self.workers or any(not _whole(w, 0, limit_of("workers")) for w in self.workers):
-            raise SpecError(f"workers must be integers from 0 to {limit_of('workers'):,}, got "
-                            f"{', '.join(map(str, self.workers)) or 'none'}")
-        if not self.grad_accum or any(not _whole(g, 1, limit_of("grad accum")) for g in self.grad_accum):
-            raise SpecError(f"gradient accumulation steps must be integers from 1 to {limit_of('grad accum'):,}, got "
-                            f"{', '.join(map(str, self.grad_accum)) or 'none'}")
-        if tuple(self.rates) != (AUTO_RATE,) and (
-                not self.rates or any(isinstance(r, bool) or not isinstance(r, (int, float))
-                                      or not (0 < r <= limit_of("rate")) for r in self.rates)):
-            raise SpecError(f"rate must be > 0 and at most {limit_of('rate'):g} requests/s, or auto alone, got "
-                            f"{', '.join(map(str, self.rates)) or 'none'}")
-        for name in ("max_wait_ms", "timeout_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit_of(name):
-                raise SpecError(f"{name.replace('_', ' ')} must be from 0 to {limit_of(name):g}, got {value!r}")
-
-    def variants(self, scenario: str, training: bool = False) -> list[tuple[tuple[str, Any], ...]]:
-        """The option sets of one scenario (one per point of its own axes); a training task's are
-        its accumulation steps and DataLoader workers."""
-        if training:
-            return [(("grad_accum", int(g)), ("workers", int(w))) for g in self.grad_accum for w in self.workers]
-        if scenario == "dataset":
-            return [(("examples", self.examples), ("workers", w)) for w in self.workers]
-        if scenario == "server":
-            timeout = (("timeout_ms", self.timeout_ms),) if self.timeout_ms else ()
-            return [(("max_batch", self.max_batch), ("max_wait_ms", self.max_wait_ms), ("queue", self.queue),
-                     ("rate", r), ("requests", self.requests)) + timeout for r in self.rates]
-        return [()]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,66 @@
+"""The settings the ``dataset``, ``server`` and training scenarios expand with (`Workload`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .values import AUTO_RATE, SpecError, limit_of, positive_int_value, whole_number
+
+__all__ = ["Workload"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The settings the ``dataset`` and ``server`` scenarios expand with (each becomes case options,
+    so part of the case id): examples per pass and DataLoader workers (an axis) for ``dataset``;
+    offered rates (an axis, requests/s), requests per rate, dynamic batching and the queue bound
+    for ``server``."""
+
+    examples: int = 1000
+    workers: tuple[int, ...] = (0,)
+    #: Offered rates (requests/s), or ``("auto",)``: search each runner's knee (``--rate auto``).
+    rates: tuple[float | str, ...] = (5.0, 10.0, 20.0, 40.0)
+    requests: int = 200
+    max_batch: int = 1
+    max_wait_ms: float = 0.0
+    queue: int = 64
+    #: A request that waited longer than this in the queue is dropped as timed out (0: never).
+    timeout_ms: float = 0.0
+    #: Training tasks: micro-batches per optimizer step (an axis; DataLoader workers are `workers`).
+    grad_accum: tuple[int, ...] = (1,)
+
+    def check(self) -> None:
+        """One `SpecError` line for the first setting out of range."""
+        positive_int_value("examples", self.examples)
+        positive_int_value("requests", self.requests)
+        positive_int_value("max batch", self.max_batch)
+        positive_int_value("queue", self.queue)
+        if not self.workers or any(not whole_number(w, 0, limit_of("workers")) for w in self.workers):
+            raise SpecError(f"workers must be integers from 0 to {limit_of('workers'):,}, got "
+                            f"{', '.join(map(str, self.workers)) or 'none'}")
+        if not self.grad_accum or any(not whole_number(g, 1, limit_of("grad accum")) for g in self.grad_accum):
+            raise SpecError(f"gradient accumulation steps must be integers from 1 to {limit_of('grad accum'):,}, got "
+                            f"{', '.join(map(str, self.grad_accum)) or 'none'}")
+        if tuple(self.rates) != (AUTO_RATE,) and (
+                not self.rates or any(isinstance(r, bool) or not isinstance(r, (int, float))
+                                      or not (0 < r <= limit_of("rate")) for r in self.rates)):
+            raise SpecError(f"rate must be > 0 and at most {limit_of('rate'):g} requests/s, or auto alone, got "
+                            f"{', '.join(map(str, self.rates)) or 'none'}")
+        for name in ("max_wait_ms", "timeout_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit_of(name):
+                raise SpecError(f"{name.replace('_', ' ')} must be from 0 to {limit_of(name):g}, got {value!r}")
+
+    def variants(self, scenario: str, training: bool = False) -> list[tuple[tuple[str, Any], ...]]:
+        """The option sets of one scenario (one per point of its own axes); a training task's are
+        its accumulation steps and DataLoader workers."""
+        if training:
+            return [(("grad_accum", int(g)), ("workers", int(w))) for g in self.grad_accum for w in self.workers]
+        if scenario == "dataset":
+            return [(("examples", self.examples), ("workers", w)) for w in self.workers]
+        if scenario == "server":
+            timeout = (("timeout_ms", self.timeout_ms),) if self.timeout_ms else ()
+            return [(("max_batch", self.max_batch), ("max_wait_ms", self.max_wait_ms), ("queue", self.queue),
+                     ("rate", r), ("requests", self.requests)) + timeout for r in self.rates]
+        return [()]
