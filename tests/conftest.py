@@ -28,7 +28,13 @@ def the_home_is_left_as_it_was():
     home = os.path.expanduser("~")
     watched = [".ray", ".benchbed", os.path.join(".cache", "Microsoft")]
     before = {name: os.path.exists(os.path.join(home, name)) for name in watched}
+    checkout = set(os.listdir(REPO))
     yield
+    # nor in the checkout: a test that writes a relative path from the repository's folder would
+    # leave files that `git add -A` then commits
+    new = sorted(set(os.listdir(REPO)) - checkout - {".pytest_cache", "__pycache__", ".benchmarks", "results",
+                                                     "reports", ".hypothesis"})
+    assert not new, f"the test suite wrote {new[:10]} into the checkout {REPO}"
     after = {name: os.path.exists(os.path.join(home, name)) for name in watched}
     created = [name for name in watched if after[name] and not before[name]]
     if _OWN_CACHE:

@@ -66,11 +66,20 @@ def _options(command: str) -> list[tuple[str, bool]]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def in_a_scratch_folder(tmp_path_factory, monkeypatch):
+    """Every fuzzed command runs in a folder of its own: a relative path among the fuzzed values
+    (`-o 0`, `--markdown 1.2.3`) lands there, never in the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 def _main(argv: list[str]) -> tuple[int, str]:
     """`benchbed.cli.main` in this process: (exit code, stderr). Any exception but argparse's exit
-    and the measuring marker is the traceback a user would see, and fails the test."""
+    and the measuring marker is the traceback a user would see, and fails the test. On exit 2
+    nothing may have appeared in the working folder."""
     from benchbed.cli import main
 
+    before = sorted(os.listdir("."))
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
@@ -79,6 +88,8 @@ def _main(argv: list[str]) -> tuple[int, str]:
             code = exc.code if isinstance(exc.code, int) else 2
         except WouldMeasure:
             code = 0
+    if code == 2:
+        assert sorted(os.listdir(".")) == before, (argv, "a refusal wrote into the working folder")
     return code, err.getvalue()
 
 
