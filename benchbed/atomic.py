@@ -100,7 +100,7 @@ def write_text_atomic(final: str | os.PathLike[str], text: str, append: bool = F
     wants) in one rename."""
     data = text.encode("utf-8", "replace")
     target, stream = resolve_target(final)
-    if append and not stream and target.is_file():
+    if append and not stream and os.path.isfile(target):  # os.path: False, not an error, for any bad name
         with open(target, "rb") as fh:
             data = fh.read() + data
     return write_bytes_atomic(final, data)

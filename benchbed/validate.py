@@ -113,6 +113,8 @@ def output_file(text: Any, what: str = "output file") -> str:
     path = str(text)
     if not path.strip():
         raise SpecError(f"{what}: empty path")
+    if any(len(os.fsencode(part)) > 255 for part in Path(path).parts) or len(os.fsencode(path)) > 3800:
+        raise SpecError(f"{what} {path[:60]!r}...: a name too long for the filesystem (at most 255 bytes a name)")
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise SpecError(f"{what} {path!r} is a folder; give a file name")
     problem = check_writable(os.path.dirname(os.path.abspath(path)))

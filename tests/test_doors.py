@@ -69,6 +69,14 @@ def test_a_folder_as_output_is_refused_and_nothing_is_written(two_runs, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("option", ["--json", "--markdown"])
+def test_an_output_name_too_long_for_the_filesystem_is_refused(two_runs, tmp_path, option):
+    """Found by the long fuzz profile: a 300-character --markdown name was an OSError traceback."""
+    p = run_cli("compare", str(two_runs / "a"), str(two_runs / "b"), option, str(tmp_path / ("x" * 300)))
+    assert p.returncode == 2 and "too long" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_atomic_through_a_link_puts_its_temporary_file_beside_the_target(tmp_path):
     from benchbed.atomic import write_text_atomic
 
