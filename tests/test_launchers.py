@@ -120,23 +120,22 @@ MATRIX = Matrix(task=("memory-calibration",), model=("bert-tiny",), runner=("tor
 def test_the_oom_sweep_skips_the_same_larger_batches_on_every_launcher(tmp_path, where):
     if "ray" in where:
         pytest.importorskip("ray")
-    suite = tmp_path / "sweep_suite.py"
-    suite.write_text(SWEEP_SUITE.format(options='(("alloc_mb", 2),)'))
     env = _ray_env(tmp_path) if "ray" in where else {}
-    p = run_cli("run", "--suite", str(suite), "--memory-cap", "200", *FAST, *where, "--results", str(tmp_path / "r"),
-                env=env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    df = pd.read_parquet(tmp_path / "r")
-    status = dict(zip(df["batch_size"], df["status"]))
+
+    def sweep(mb_per_input: int) -> pd.DataFrame:
+        suite = tmp_path / f"sweep_suite_{mb_per_input}.py"
+        suite.write_text(SWEEP_SUITE.format(options=f'(("alloc_mb", {mb_per_input}),)'))
+        out = tmp_path / f"r{mb_per_input}"
+        p = run_cli("run", "--suite", str(suite), "--memory-cap", "200", *FAST, *where, "--results", str(out), env=env)
+        assert p.returncode == 0, p.stderr[-3000:]
+        return pd.read_parquet(out)
+
     # 2 MiB per input: batch 1 fits, batch 64 (128 MiB) fits under 200, batch 512 (1 GiB) does not
+    status = dict(zip(*[sweep(2)[c] for c in ("batch_size", "status")]))
     assert status == {1: "ok", 64: "ok", 512: "oom"}, status
-    suite.write_text(SWEEP_SUITE.format(options='(("alloc_mb", 8),)'))
-    p = run_cli("run", "--suite", str(suite), "--memory-cap", "200", *FAST, *where, "--results", str(tmp_path / "s"),
-                env=env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    df = pd.read_parquet(tmp_path / "s")
-    status = dict(zip(df["batch_size"], df["status"]))
     # 8 MiB per input: batch 64 (512 MiB) runs out, so batch 512 is skipped, never tried
+    df = sweep(8)
+    status = dict(zip(df["batch_size"], df["status"]))
     assert status == {1: "ok", 64: "oom", 512: "skipped"}, status
     assert "already ran out of memory" in df[df["batch_size"] == 512]["message"].iloc[0]
 

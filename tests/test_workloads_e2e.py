@@ -135,7 +135,8 @@ def test_server_rate_auto_finds_each_runners_knee(tmp_path):
     assert "server auto" in format_table(df.to_dict("records"))
     from benchbed.report import build_report, charts
 
-    assert "torch sustains" in build_report(df)
+    page = build_report(df)
+    assert "torch sustains" in page or (busy and "measured while other processes used the machine" in page)
     svg, _ = charts.server_load(df)
     assert b"torch p99 (search)" in svg and b"pipeline p99 (search)" in svg
 
