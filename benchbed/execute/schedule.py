@@ -18,7 +18,7 @@ concurrent one (a Ray cluster) starts every ready job at once. Either way:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..spec import Case
 from .cell import CellResult, base_record
@@ -139,6 +139,3 @@ class Schedule:
 
     def __bool__(self) -> bool:
         return bool(self.pending or self.running)
-
-    def describe(self) -> dict[str, Any]:
-        return {"jobs": len(self.pending) + len(self.running), "cases": self.total}
