@@ -85,7 +85,7 @@ class SafeStream:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        self.stream.write(_LAYOUT.sub(lambda m: "\r" if m.group(0) == "\r" else "", _ESCAPES.sub("", text)))
+        self.stream.write(_LAYOUT.sub("", _ESCAPES.sub("", text)))
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -106,4 +106,5 @@ class SafeStream:
         return getattr(self.stream, "encoding", "utf-8")
 
 
-_LAYOUT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: `_CONTROLS` less the carriage return (progress lines rewrite themselves with it).
+_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

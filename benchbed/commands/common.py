@@ -97,6 +97,7 @@ def load_table(paths: Sequence[str], what: str, gate: bool = False) -> Any:
         print(console_safe(f"benchbed: warning: {w.message}", keep_newlines=False), file=sys.stderr)
     if table.num_rows == 0:
         raise SpecError(f"no benchbed records in {', '.join(repr(p) for p in paths)}")
+    before = table.num_rows
     table, aside = set_aside_unusable(table)
     for line in aside:
         print(console_safe(f"benchbed: warning: {what}: {line}", keep_newlines=False), file=sys.stderr)
@@ -104,7 +105,7 @@ def load_table(paths: Sequence[str], what: str, gate: bool = False) -> Any:
         message = f"no usable benchbed records in {', '.join(repr(p) for p in paths)} ({'; '.join(aside)})"
         raise NothingToJudge(message) if gate else SpecError(message)
     return table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                          b"benchbed_set_aside": str(sum(int(a.split()[0]) for a in aside)).encode()})
+                                          b"benchbed_set_aside": str(before - table.num_rows).encode()})
 
 
 def set_aside(frame_or_table: Any) -> int:
@@ -119,6 +120,8 @@ def set_aside(frame_or_table: Any) -> int:
 #: back by hand, or by a tool that dropped values) is set aside with a warning, and the gate counts
 #: it as unjudged (exit 3), never a traceback.
 KEY_COLUMNS = ("run_id", "case_id", "task", "model", "runner", "device", "dtype", "batch_size", "seq_len", "status")
+
+
 def set_aside_unusable(table: Any) -> tuple[Any, list[str]]:
     """(`table` less the records no reader can place in a case, one line per reason): a null in a
     key column. Samples that cannot be judged (NaN, infinite, over a year) stay: compare, history
