@@ -25,7 +25,6 @@ from .values import (
     MODEL_ALIASES,
     OPTION_KEYS,
     RUNNERS,
-    SCENARIOS,
     TORCH_DTYPES,
     TRAINING_PREFIX,
     TRAINING_RUNNERS,
@@ -40,6 +39,7 @@ from .values import (
     positive_int_value,
     validate_device,
 )
+from .scenarios import get_scenario, options_owned, scenario_names
 from .workload import Workload
 
 #: Checks a model name, raising `SpecError` for an unknown one (see `benchbed.models.check_model`).
@@ -49,7 +49,7 @@ __all__ = [
     "AXES", "TRAINING_PREFIX", "TRAINING_RUNNERS", "is_training_task", "Case", "Matrix", "SpecError", "ATTN_IMPLS",
     "DTYPES", "TORCH_DTYPES", "RUNNERS", "DEFAULT_REFERENCE", "MODEL_ALIASES", "canonical_model", "parse_attn_impl",
     "positive_int_value", "LIMITS", "OPTION_KEYS", "limit_of", "parse_bool", "parse_shard", "device_index",
-    "validate_device", "Workload", "SCENARIOS", "AUTO_RATE",
+    "validate_device", "Workload", "AUTO_RATE", "scenario_names", "check_scenario_options",
 ]
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Case:
     attn_impl: str | None = None
     #: Whether the module both paths call is ``torch.compile``d.
     compiled: bool = False
-    #: One of `SCENARIOS`; its settings (examples, workers, rate, ...) are in `options`.
+    #: A registered scenario (`benchbed.scenarios`); its settings (examples, workers, rate, ...) are in `options`.
     scenario: str = "latency"
     #: Where the examples come from (``--inputs``: a corpus, file, folder or dataset); None:
     #: synthetic inputs of exactly `seq_len` (then `seq_len` is the length, else the truncation limit).
@@ -158,8 +158,7 @@ class Case:
         bs = positive_int_value("batch size", self.batch_size)
         sl = positive_int_value("sequence length", self.seq_len)
         nt = None if self.new_tokens is None else positive_int_value("new tokens", self.new_tokens)
-        if self.scenario not in SCENARIOS:
-            raise SpecError(f"unknown scenario {self.scenario!r} (valid: {', '.join(SCENARIOS)})")
+        _scenario(self.scenario)
         if self.inputs is not None and not str(self.inputs).strip():
             raise SpecError("inputs: empty source (valid: corpus:python-docs, a file, a folder, or hf:NAME#column)")
         return replace(self, model=canonical_model(self.model), batch_size=bs, seq_len=sl, new_tokens=nt,
@@ -187,7 +186,7 @@ class Matrix:
     options: tuple[tuple[str, Any], ...] = field(default=())
     #: The runner every other runner of a cell is compared with (parity and ratios).
     reference: str = DEFAULT_REFERENCE
-    #: Scenarios (an axis, outside the runners): see `SCENARIOS`.
+    #: Scenarios (an axis, outside the runners): registered names (`benchbed.scenarios`).
     scenario: tuple[str, ...] = ("latency",)
     #: Source of real inputs for every case (``--inputs``), or None for synthetic ones.
     inputs: str | None = None
@@ -235,7 +234,8 @@ class Matrix:
             training = is_training_task(task)
             runners = TRAINING_RUNNERS if training and self.default_runners else self.runner
             for scenario in self.scenario:
-                for extra in self.workload.variants(scenario, training):
+                variants = self.workload.training_variants() if training else _scenario(scenario).expand(self.workload)
+                for extra in variants:
                     options = tuple(sorted(dict(self.options + extra).items()))
                     for runner in runners:
                         out.append(Case(task=task, model=model, runner=runner, device=device, dtype=dtype,
@@ -270,8 +270,8 @@ class Matrix:
         if not self.scenario:
             raise SpecError("axis 'scenario' is empty")
         for scenario in self.scenario:
-            if scenario not in SCENARIOS:
-                raise SpecError(f"unknown scenario {scenario!r} (valid: {', '.join(SCENARIOS)})")
+            _scenario(scenario)
+        check_scenario_options((k for k, _ in self.options), self.scenario, self.task)
         self.workload.check()
         if tuple(self.workload.grad_accum) != (1,) and not any(is_training_task(t) for t in self.task):
             raise SpecError(f"gradient accumulation applies to training tasks only "
@@ -297,8 +297,9 @@ class Matrix:
                 isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in self.options):
             raise SpecError(f"options must be NAME = VALUE pairs, got {self.options!r:.80}")
         for key, value in self.options:
-            if key not in OPTION_KEYS:
-                raise SpecError(f"unknown option {key!r} (valid: {', '.join(sorted(OPTION_KEYS))})")
+            valid = OPTION_KEYS | set(options_owned())
+            if key not in valid:
+                raise SpecError(f"unknown option {key!r} (valid: {', '.join(sorted(valid))})")
             if isinstance(value, float) and value != value or not isinstance(value, (str, int, float, bool)):
                 raise SpecError(f"option {key!r} must be a string, number or true/false, got {value!r:.80}")
         for name in ("scenario", "task", "model", "runner", "device", "dtype"):
@@ -339,3 +340,25 @@ class Matrix:
                 chosen.extend(group)
         return chosen
 
+
+def _scenario(name: str) -> Any:
+    """The registered scenario `name`; a `SpecError` naming the valid ones otherwise."""
+    try:
+        return get_scenario(name)
+    except KeyError as exc:
+        raise SpecError(exc.args[0]) from None
+
+
+def check_scenario_options(options: Iterable[str], scenarios: Iterable[str], tasks: Iterable[str] = ()) -> None:
+    """A `SpecError` for an option that belongs to scenarios none of `scenarios` is (``rate`` with
+    only the latency scenario would change nothing but the case id). ``workers`` is also a
+    training task's setting, so a matrix with a training task takes it in any scenario."""
+    scenarios, owned = list(scenarios), options_owned()
+    training = any(is_training_task(t) for t in tasks)
+    for key in options:
+        owners = owned.get(key)
+        if not owners or any(s in owners for s in scenarios) or (training and key in OPTION_KEYS):
+            continue
+        raise SpecError(f"{key} is a setting of the {' and '.join(owners)} scenario{'s' if len(owners) > 1 else ''}; "
+                        f"this run's scenario{'s are' if len(scenarios) > 1 else ' is'} {', '.join(scenarios)} "
+                        f"(add --scenario {owners[0]}, or leave {key} out)")

@@ -12,26 +12,32 @@ from typing import Any, Iterable, TextIO
 
 from .cells import group_cells, runner_order
 from .display import fmt_ms
+from .scenarios import DEFAULT_SCENARIO, get_scenario, scenario_of_record
 
 __all__ = ["format_table", "progress_line", "print_progress", "variant", "largest_fit", "scenario_of",
            "goodput", "goodput_lines"]
 
 
 def scenario_of(rec: dict[str, Any]) -> str:
-    """``latency`` (also for records older than the scenario column), ``dataset w0``, ``server 10/s``."""
+    """``latency`` (also for records older than the scenario column), or the scenario's own tag
+    (``dataset n1000 w0``, ``server 10/s``); a scenario not registered here is its name."""
     import json
 
-    scenario = rec.get("scenario") if isinstance(rec.get("scenario"), str) else "latency"
+    name = scenario_of_record(rec)
     try:
         opts = json.loads(rec.get("options") or "{}")
     except (TypeError, ValueError):
         opts = {}
-    if scenario == "dataset":
-        return f"dataset n{opts.get('examples', '?')} w{opts.get('workers', 0)}"
-    if scenario == "server":
-        rate = opts.get("rate")
-        return f"server {rate:g}/s" if isinstance(rate, (int, float)) else f"server {rate}" if rate else "server"
-    return scenario
+    scenario = _declared(name)
+    return scenario.tag(opts if isinstance(opts, dict) else {}) if scenario is not None else name
+
+
+def _declared(name: str) -> Any:
+    """The registered scenario `name`, or None (records of a plugin that is not loaded)."""
+    try:
+        return get_scenario(name)
+    except KeyError:
+        return None
 
 
 def variant(rec: dict[str, Any], attn: bool = True) -> str:
@@ -85,7 +91,7 @@ def format_table(records: Iterable[dict[str, Any]]) -> str:
     attn = len({r.get("attn_impl") for r in records if isinstance(r.get("attn_impl"), str)}) > 1
     cells = group_cells(records)
     reference, runners = runner_order(cells)
-    scenarios = any(scenario_of(r) != "latency" for r in records)
+    scenarios = any(scenario_of_record(r) != DEFAULT_SCENARIO for r in records)
     others = [r for r in runners if r != reference]
     header = (("task", "model", "device", "dtype", "variant", "batch", "seq") + tuple(f"{r} ms" for r in runners)
               + tuple(f"{_short(r)}/{_short(reference)} [95% CI]" for r in others) + ("parity",))
@@ -137,7 +143,8 @@ def goodput(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
     sweeps: dict[tuple, dict[str, Any]] = {}
     for rec in records:
-        if rec.get("scenario") != "server" or rec.get("status") != "ok":
+        scenario = _declared(scenario_of_record(rec))
+        if scenario is None or scenario.sample != "request" or rec.get("status") != "ok":
             continue
         opts = json.loads(rec.get("options") or "{}")
         source = rec.get("inputs_source")
@@ -208,7 +215,7 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
     """``[ 3/64] fill-mask minilm torch cpu fp32 b8 s128: 12.3 ms (n=41, parity ok) 35s``."""
     label = (f"{rec['task']} {rec['model']} {rec['runner']} {rec['device']} {rec['dtype']} "
              f"{variant(rec, False) + ' ' if variant(rec, False) else ''}b{rec['batch_size']} s{rec['seq_len']}")
-    if scenario_of(rec) != "latency":
+    if scenario_of_record(rec) != DEFAULT_SCENARIO:
         label += f" {scenario_of(rec)}"
     if rec.get("pass_index"):
         label += f" (pass {rec['pass_index'] + 1})"
@@ -217,11 +224,9 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
                   else "parity not checked" if rec.get("parity_ok") is None
                   else "parity ok" if rec.get("parity_ok") else "PARITY MISMATCH")
         what = f"{fmt_ms(rec['lat_median_s'])} ms (n={rec['n_samples']}, {parity})"
-        if rec.get("scenario") == "server":
-            what = (f"p50 {fmt_ms(rec['lat_median_s'])} ms, p99 {fmt_ms(rec['lat_p99_s'])} ms, "
-                    f"{rec.get('achieved_rate') or 0:.1f} req/s served, {rec.get('dropped') or 0} dropped ({parity})")
-        elif rec.get("scenario") == "dataset" and rec.get("examples_per_s"):
-            what = f"{rec['examples_per_s']:.1f} examples/s, pass {fmt_ms(rec['lat_median_s'])} ms ({parity})"
+        scenario = _declared(scenario_of_record(rec))
+        own = scenario.summary(rec, parity) if scenario is not None and scenario.summary is not None else None
+        what = own or what
         if rec.get("compile_s"):
             what += f", compiled in {rec['compile_s']:.1f}s"
     else:

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["SpecError", "DTYPES", "TORCH_DTYPES", "ATTN_IMPLS", "RUNNERS", "DEFAULT_REFERENCE", "TRAINING_PREFIX",
            "TRAINING_RUNNERS", "is_training_task", "AUTO_RATE", "MODEL_ALIASES", "canonical_model", "AXES",
-           "SCENARIOS", "device_index", "validate_device", "LIMITS", "DEFAULT_LIMIT", "limit_of",
+           "device_index", "validate_device", "LIMITS", "DEFAULT_LIMIT", "limit_of",
            "positive_int_value", "parse_bool", "parse_attn_impl", "OPTION_KEYS", "whole_number", "parse_shard"]
 
 #: Precisions accepted on the ``dtype`` axis; ``int8`` is torchao's int8 quantisation of the linear layers.
@@ -68,9 +68,6 @@ AXES: tuple[str, ...] = ("task", "model", "device", "dtype", "attn_impl", "compi
 #: Case fields added after the first schema; left out of `Case.params` at their default, so the ids of
 #: cases that do not use them stay what they were.
 _LATE_FIELDS: dict[str, Any] = {"attn_impl": None, "compiled": False, "scenario": "latency", "inputs": None}
-#: How a case drives its runners: one call at a time (``latency``), N examples end to end
-#: (``dataset``), or requests arriving open-loop at a rate (``server``).
-SCENARIOS: tuple[str, ...] = ("latency", "dataset", "server")
 _TRUE = {"true", "yes", "on", "1", "compiled"}
 _FALSE = {"false", "no", "off", "0", "eager-mode", "none", ""}
 
@@ -150,11 +147,11 @@ def parse_attn_impl(value: Any) -> str | None:
     return str(value)
 
 
-#: The names a case option may have: the engine's own (compilation, int8 method, training target),
-#: the scenarios' settings, and those a task plugin adds with `OPTION_KEYS.add` (the calibration
-#: task's). A misspelt option would silently change nothing but the case id, so others are refused.
-OPTION_KEYS: set[str] = {"compile_backend", "compile_mode", "int8", "target_loss", "examples", "workers", "rate",
-                         "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms", "grad_accum"}
+#: The names a case option may have besides those a scenario declares (`benchbed.scenarios`): the
+#: engine's own (compilation, int8 method, training target, accumulation, DataLoader workers) and
+#: those a task plugin adds with `OPTION_KEYS.add` (the calibration task's). A misspelt option would
+#: silently change nothing but the case id, so others are refused.
+OPTION_KEYS: set[str] = {"compile_backend", "compile_mode", "int8", "target_loss", "workers", "grad_accum"}
 
 
 def whole_number(value: Any, low: int, high: float) -> bool:

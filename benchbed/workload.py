@@ -52,15 +52,7 @@ class Workload:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit_of(name):
                 raise SpecError(f"{name.replace('_', ' ')} must be from 0 to {limit_of(name):g}, got {value!r}")
 
-    def variants(self, scenario: str, training: bool = False) -> list[tuple[tuple[str, Any], ...]]:
-        """The option sets of one scenario (one per point of its own axes); a training task's are
-        its accumulation steps and DataLoader workers."""
-        if training:
-            return [(("grad_accum", int(g)), ("workers", int(w))) for g in self.grad_accum for w in self.workers]
-        if scenario == "dataset":
-            return [(("examples", self.examples), ("workers", w)) for w in self.workers]
-        if scenario == "server":
-            timeout = (("timeout_ms", self.timeout_ms),) if self.timeout_ms else ()
-            return [(("max_batch", self.max_batch), ("max_wait_ms", self.max_wait_ms), ("queue", self.queue),
-                     ("rate", r), ("requests", self.requests)) + timeout for r in self.rates]
-        return [()]
+    def training_variants(self) -> list[tuple[tuple[str, Any], ...]]:
+        """The option sets of a training task: its accumulation steps and DataLoader workers (the
+        scenarios' own come from their declarations, `benchbed.scenarios.Scenario.variants`)."""
+        return [(("grad_accum", int(g)), ("workers", int(w))) for g in self.grad_accum for w in self.workers]

@@ -37,10 +37,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"attn_impl: default, {', '.join(ATTN_IMPLS)} (those needing a package not installed give skipped records)")
     print("compiled: false, true (torch.compile; compile time recorded apart from latency)")
     print("devices: cpu, cuda, cuda:N, mps (a device this machine lacks gives skipped records)")
-    from ..spec import SCENARIOS
+    from ..scenarios import get_scenario, scenario_names
     from ..workloads.sources import CORPORA, REAL_INPUT_TASKS
 
-    print(f"scenarios: {', '.join(SCENARIOS)} (docs/workloads.md)")
+    print("scenarios (docs/workloads.md):")
+    for name in scenario_names():
+        print(f"  {name:<14} {get_scenario(name).description}")
     print(f"inputs: {', '.join('corpus:' + c for c in CORPORA)}, FILE[#column] (.jsonl .json .csv .tsv .parquet .txt), "
           f"a folder of images or .wav files, hf:NAME[:SPLIT]#column; for {', '.join(REAL_INPUT_TASKS)}")
     return EXIT_OK

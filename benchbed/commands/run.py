@@ -124,12 +124,12 @@ def add_parser(sub: Any) -> None:
 
 
 def _workload_options(p: argparse.ArgumentParser) -> None:
-    from ..spec import SCENARIOS, Workload
+    from ..spec import Workload, scenario_names
 
     w = Workload()
     g = p.add_argument_group("workloads: real inputs and scenarios (docs/workloads.md)")
     g.add_argument("--scenario", type=csv_option("--scenario"),
-                   help=f"how runners are driven: {', '.join(SCENARIOS)} (comma-separated; default: latency, one "
+                   help=f"how runners are driven: {', '.join(scenario_names())} (comma-separated; default: latency, one "
                         "call at a time; dataset: N examples end to end; server: open-loop Poisson requests at "
                         "each --rate)")
     g.add_argument("--inputs", metavar="SOURCE",
@@ -196,6 +196,10 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
     matrix = replace(matrix, workload=replace(w, **changes))
     if getattr(args, "scenario", None):
         matrix = replace(matrix, scenario=tuple(args.scenario))
+    from ..spec import check_scenario_options
+
+    given = [{"rates": "rate"}.get(k, k) for k in changes if k != "grad_accum"]
+    check_scenario_options(given, [str(s) for s in matrix.scenario], [str(t) for t in matrix.task])
     if getattr(args, "inputs", None) is not None:
         matrix = replace(matrix, inputs=args.inputs)
     return matrix
@@ -263,7 +267,7 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     matrix = matrix.validate(task_names(), check_model, runner_names())
     check_runner_families((c.task, c.runner) for c in matrix.cases())
     if matrix.inputs is not None:
-        from ..execute.scenario import check_inputs
+        from ..execute.drivers import check_inputs
 
         check_inputs(matrix.inputs, list(matrix.task))
     if args.shard:

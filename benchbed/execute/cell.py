@@ -42,8 +42,7 @@ from .passes import (
     tf32_enabled,
     with_steps,
 )
-from .scenario import make_driver
-from .training import TrainingDriver as _TrainingDriver  # noqa: F401 - registers the training driver
+from .drivers import make_driver
 from .workbench import Workbench, release
 
 __all__ = ["measure_cell", "base_record", "CellResult"]
@@ -100,13 +99,14 @@ class _Cell:
         self.recs = {c.runner: base_record(c, ctx, config, pass_index) for c in cases}
         self.samples: dict[str, tuple[float, ...]] = {}
         self.config = config
+        self.seed = config.seed
         #: per streaming runner, (time to first token, time per token) of each timed call
         self.steps: dict[str, list[tuple[float, float]]] = {}
         self.graphs_before = 0
         self.events: dict[str, Any] | None = None
         #: what else used the machine while the runners were timed (the same window for all)
         self.interference: dict[str, Any] = {}
-        #: how the runners are driven (`scenario.Driver`), set once the model is loaded
+        #: how the runners are driven (`drivers.Driver`), set once the model is loaded
         self.driver: Any = None
         #: every runner built for the cell (closed when it is done)
         self.built: list[Any] = []
@@ -158,11 +158,10 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
         info = {"model_params": bundle.params, "model_config": bundle.config_name, "model_weights": bundle.weights,
                 "attn_impl": getattr(bundle.module.config, "_attn_implementation", None),
                 "quant_method": bundle.extra.get("quant_method")}
-        if task.modality == "image":  # the preprocessing backend changes the cost: record it
-            from ..tasks.image_classification import preprocessor_backend
-
-            info["options"] = json.dumps({**json.loads(cell.recs[first.runner]["options"]),
-                                          "preprocessor": preprocessor_backend(bundle.tokenizer)}, sort_keys=True)
+        recorded = task.recorded_options(bundle)  # e.g. the image preprocessing backend: it changes the cost
+        if recorded:
+            info["options"] = json.dumps({**json.loads(cell.recs[first.runner]["options"]), **recorded},
+                                         sort_keys=True)
         for rec in cell.recs.values():
             rec.update(info)
         if bundle.max_positions and first.seq_len > bundle.max_positions:
@@ -193,9 +192,8 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
     if reason:
         cell.close([name], "skipped", reason)
         return None
-    run = cls(task, bundle, inputs, case.device, case.batch_size, device_sync(case.device), cache=workbench.cache)
+    run = cls(case, task, bundle, inputs, device_sync(case.device), cache=workbench.cache, seed=cell.seed)
     cell.built.append(run)
-    cell.driver.setup(run, case)
     try:
         setup = run.prepare()
     except RunnerUnavailable as exc:

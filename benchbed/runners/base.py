@@ -38,17 +38,23 @@ class Runner:
     #: `benchbed.runners.training`); one name may exist in both families (``torch``).
     FAMILY: ClassVar[str] = "inference"
 
-    def __init__(self, task: Any, bundle: Any, inputs: list[Any], device: str, batch_size: int,
-                 sync: Callable[[], None], clock: Callable[[], float] = time.perf_counter,
-                 cache: Cache = no_cache) -> None:
+    def __init__(self, case: Any, task: Any, bundle: Any, inputs: list[Any], sync: Callable[[], None],
+                 clock: Callable[[], float] = time.perf_counter, cache: Cache = no_cache, seed: int = 0) -> None:
+        #: The case this runner measures: device, batch size, precision and options are read from it.
+        self.case = case
         self.task = task
         self.bundle = bundle
         self.inputs = inputs
-        self.device = device
-        self.batch_size = batch_size
+        self.device = case.device
+        self.batch_size = case.batch_size
+        self.dtype = case.dtype
+        #: DataLoader workers (the ``workers`` option; the dataset scenario and training tasks).
+        self.workers = int(case.option("workers", 0))
         self.sync = sync
         self.clock = clock
         self.cache = cache
+        #: The run's seed (training steps draw their dropout from it).
+        self.seed = seed
 
     #: A per-step streamer handed to generation calls (set by the engine for streaming tasks).
     streamer: Any = None
@@ -76,8 +82,6 @@ class Runner:
         that cannot split its call returns no phases)."""
         return self(), {}
 
-    #: DataLoader workers, for runners that use one (the dataset scenario's ``workers`` option).
-    workers: int = 0
     #: Seconds from the start of the last `run_examples` call to its first result.
     first_result_s: float | None = None
 

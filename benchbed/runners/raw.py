@@ -32,8 +32,11 @@ class BucketedTorchRunner(TorchRunner):
 
     @classmethod
     def unavailable(cls, task: Any, case: Any) -> str | None:
-        if case.scenario != "dataset":
-            return "torch-bucketed sorts a dataset by length; it runs in --scenario dataset only"
+        from ..scenarios import get_scenario
+
+        if get_scenario(case.scenario).sample != "pass":
+            return ("torch-bucketed sorts a dataset by length; it runs where a sample is a pass over the examples "
+                    "(--scenario dataset)")
         if task.modality != "text":
             return f"torch-bucketed sorts texts by length; {task.name} takes {task.modality} inputs"
         return None

@@ -109,17 +109,11 @@ class TrainingRunner(Runner):
 
     FAMILY: ClassVar[str] = "training"
 
-    #: DataLoader workers (the ``workers`` option).
-    workers: int = 0
-    #: Micro-batches per optimizer step (the ``grad_accum`` option).
-    grad_accum: int = 1
-    #: The case's precision (autocast for bf16/fp16) and the run's seed (set by the driver).
-    dtype: str = "fp32"
-    seed: int = 0
-    settings: Any = None
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: Micro-batches per optimizer step (the ``grad_accum`` option) and the task's settings.
+        self.grad_accum = int(self.case.option("grad_accum", 1))
+        self.settings = self.task.settings
         self.losses: list[Any] = []  # one detached scalar tensor per step (no sync to read it)
         self.step_s: list[float] = []  # each step's seconds, by the runner's own clock
         self.model: Any = None
@@ -135,7 +129,9 @@ class TrainingRunner(Runner):
             return "int8 weights cannot be trained (valid training dtypes: fp32, bf16, fp16 on CUDA)"
         if case.dtype == "fp16" and not case.device.startswith("cuda"):
             return "fp16 training needs a CUDA device (a gradient scaler on fp16 autocast)"
-        if case.scenario != "latency":
+        from ..scenarios import DEFAULT_SCENARIO
+
+        if case.scenario != DEFAULT_SCENARIO:
             return f"training runs step by step; the {case.scenario} scenario does not apply"
         return None
 

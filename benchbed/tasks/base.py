@@ -101,6 +101,13 @@ class Task:
     modality: ClassVar[str] = "text"
     #: True for training tasks (`benchbed.tasks.training`): runners of the training family serve them.
     trains: ClassVar[bool] = False
+    #: Samples per second of audio inputs (a real input's length is recorded in milliseconds).
+    sampling_rate: ClassVar[int | None] = None
+
+    def recorded_options(self, bundle: Any) -> dict[str, Any]:
+        """Settings of the loaded model that change the cost and go into the record's options (the
+        image preprocessing backend); none by default."""
+        return {}
 
     def load_dtype(self, dtype: str) -> str:
         """The precision the model is loaded in for a case of `dtype` (training keeps fp32 weights

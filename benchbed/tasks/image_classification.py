@@ -47,6 +47,9 @@ class ImageClassification(Task):
     modality = "image"
     description = "ViT-style classification of seeded synthetic images (seq_len = image side in px); top-5"
 
+    def recorded_options(self, bundle: Any) -> dict[str, Any]:
+        return {"preprocessor": preprocessor_backend(bundle.tokenizer)}
+
     @property
     def labels(self) -> tuple[str, ...]:  # type: ignore[override]
         from ..models.synthetic import IMAGENET_LABELS

@@ -57,6 +57,7 @@ class SpeechRecognition(Task):
     pipeline_task = "automatic-speech-recognition"
     head = "ctc"
     modality = "audio"
+    sampling_rate = SAMPLING_RATE
     single_forward = False  # CTC could be one call, but Whisper is a generate() loop: served by torch and pipeline
     description = ("speech recognition of seeded synthetic audio (seq_len = clip ms at 16 kHz): CTC (wav2vec2) "
                    "or encoder-decoder generate (Whisper, fixed length new_tokens, default 16)")

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..spec import Case
-from .scenario import DRIVERS, Driver
+from ...spec import Case
+from .base import Driver
 
 __all__ = ["TrainingDriver", "time_to_loss"]
 
@@ -59,12 +59,8 @@ class TrainingDriver(Driver):
 
         return replace(rule, warmup=max(rule.warmup, 2))
 
-    def setup(self, run: Any, case: Case) -> None:
-        run.grad_accum, run.workers = self.grad_accum, self.workers
-        run.dtype, run.seed, run.settings = case.dtype, self.seed, self.settings
-        self.runs[case.runner] = run
-
     def call_of(self, run: Any) -> Callable[[], Any]:
+        self.runs[run.case.runner] = run
         return run
 
     def outputs(self, run: Any) -> Any:
@@ -77,7 +73,7 @@ class TrainingDriver(Driver):
     def _whole_curve(self, name: str, ref: Any, run: Any, n: int) -> dict[str, Any]:
         """Parity over every step both runners took (the parity steps checked the weights; the
         curves must go on agreeing through the timed steps): a mismatch columns, else nothing."""
-        from ..tasks.base import relabel
+        from ...tasks.base import relabel
 
         def verdict(k: int) -> Any:
             return self.task.compare(ref.curve(k), run.curve(k), self.case.dtype)
@@ -121,12 +117,10 @@ class TrainingDriver(Driver):
             # reference's units: its own losses are scaled back by that factor first
             scale = 1.0
             if ref is not None and ref is not run:
-                from ..tasks.training import normalisation_factor
+                from ...tasks.training import normalisation_factor
 
                 scale = normalisation_factor(ref.curve(), run.curve()) or 1.0
             steps, seconds = time_to_loss([x / scale for x in losses], run.step_s, float(target))
             out.update(target_loss=float(target), steps_to_loss=steps, time_to_loss_s=seconds)
         return out
 
-
-DRIVERS["training"] = TrainingDriver
