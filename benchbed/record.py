@@ -160,14 +160,37 @@ def empty_record() -> dict[str, Any]:
     return rec
 
 
-def to_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Records as an Arrow table with the fixed schema (unknown keys are an error, not dropped)."""
+#: Arrow types a plugin scenario may declare for the columns it adds (`benchbed.scenarios.Scenario`).
+PLUGIN_TYPES: dict[str, pa.DataType] = {"float64": _f, "int64": _i, "string": _s, "bool": _b,
+                                        "list<float64>": pa.list_(_f)}
+
+
+def _plugin_fields(keys: set[str]) -> list[pa.Field]:
+    """The fields of registered scenarios' declared columns among `keys` (after the schema's own)."""
+    from .scenarios import declared_columns
+
     names = {n for n, _ in COLUMNS}
-    for rec in records:
-        extra = set(rec) - names
-        if extra:
-            raise KeyError(f"record has columns not in schema v{SCHEMA_VERSION}: {sorted(extra)}")
-    return pa.Table.from_pylist([{n: _plain(r.get(n)) for n in names} for r in records], schema=SCHEMA)
+    out = []
+    for name, typ in declared_columns():
+        if name in keys and name not in names:
+            if typ not in PLUGIN_TYPES:
+                raise KeyError(f"scenario column {name!r}: type {typ!r} is not one of {', '.join(PLUGIN_TYPES)}")
+            out.append(pa.field(name, PLUGIN_TYPES[typ]))
+    return out
+
+
+def to_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Records as an Arrow table with the fixed schema, plus the columns a registered scenario
+    declares when a record carries them (other unknown keys are an error, not dropped)."""
+    keys = set().union(*records) if records else set()
+    plugin = _plugin_fields(keys) if keys - {n for n, _ in COLUMNS} else []
+    schema = pa.schema(list(SCHEMA) + plugin, metadata=SCHEMA.metadata)
+    names = [f.name for f in schema]
+    extra = keys - set(names)
+    if extra:
+        raise KeyError(f"record has columns not in schema v{SCHEMA_VERSION} nor declared by a scenario: "
+                       f"{sorted(extra)}")
+    return pa.Table.from_pylist([{n: _plain(r.get(n)) for n in names} for r in records], schema=schema)
 
 
 def _plain(value: Any) -> Any:

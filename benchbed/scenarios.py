@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping
 
 __all__ = ["Scenario", "register_scenario", "get_scenario", "scenario_names", "scenario_of_record",
-           "DEFAULT_SCENARIO", "load"]
+           "DEFAULT_SCENARIO", "load", "declared_columns", "options_owned"]
 
 #: The scenario of a case that names none (and of records older than the scenario column).
 DEFAULT_SCENARIO = "latency"
@@ -132,3 +132,9 @@ def options_owned() -> dict[str, list[str]]:
         for opt in s.options:
             out.setdefault(opt, []).append(s.name)
     return out
+
+
+def declared_columns() -> list[tuple[str, str]]:
+    """Every registered scenario's declared record columns, ``(name, arrow type)``."""
+    _load_all()
+    return [c for s in _REGISTRY.values() for c in s.columns]

@@ -285,7 +285,8 @@ def merge_runs(table: pa.Table, root: str | os.PathLike[str], run_id: str) -> tu
     keys["pass_index"] = keys["pass_index"].fillna(0).astype("int64")
     keep = ~keys.duplicated(keep="first")
     dropped = int((~keep).sum())
-    table = table.filter(pa.array(keep.to_numpy())).select([f.name for f in SCHEMA])
+    plugin = [c for c in table.column_names if SCHEMA.get_field_index(c) < 0]  # a plugin scenario's columns
+    table = table.filter(pa.array(keep.to_numpy())).select([f.name for f in SCHEMA] + plugin)
     i = table.schema.get_field_index("run_id")
     table = table.set_column(i, table.schema.field(i), pa.array([run_id] * table.num_rows, type=pa.string()))
     run_dir = Path(root) / check_run_id(run_id)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchbed.execute.training import time_to_loss
+from benchbed.execute.drivers import time_to_loss
 from benchbed.execute.workbench import Workbench
 from benchbed.runners import get_runner
 from benchbed.runners.training import TrainerRunner, TrainingRunner, TrainLoopRunner
@@ -29,8 +29,9 @@ def _runner(cls, case, examples=None, settings=None, **kw):
     task = get_task(case.task)
     bundle = Workbench().bundle(case, task)
     examples = examples if examples is not None else task.make_examples(bundle, 8 * case.batch_size, case.seq_len, 0)
-    run = cls(task, bundle, examples, case.device, case.batch_size, lambda: None, **kw)
-    run.settings, run.seed, run.dtype = settings or task.settings, 0, case.dtype
+    run = cls(case, task, bundle, examples, lambda: None, **kw)
+    if settings is not None:
+        run.settings = settings
     return run
 
 
@@ -71,7 +72,7 @@ def test_both_paths_train_alike_step_by_step_from_the_cli(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "Training: the hand-written loop vs transformers.Trainer" in page and "max |Δloss|" in page
     assert "Loss at every optimizer step, both paths overlaid" in page and "Median phases of a step" in page
-    from benchbed.report import charts
+    from benchbed.report.sections import training as charts
 
     svg, _ = charts.loss_curves(df)
     assert b"optimizer step" in svg and svg.count(b"trainer") >= 4  # a legend entry per panel
@@ -191,8 +192,8 @@ def _linear_runner(width, steps_seen=None):
     examples = [{"input_ids": torch.arange(4) + i, "attention_mask": torch.ones(4, dtype=torch.long),
                  "labels": torch.arange(4) + 2 * i} for i in range(8)]
     bundle = types.SimpleNamespace(module=_Linear(width).requires_grad_(False))
-    run = TrainLoopRunner(None, bundle, examples, "cpu", 2, lambda: None)
-    run.settings, run.seed, run.dtype = TrainSettings(), 0, "fp32"
+    case = Case("train-text-classification", "synthetic:bert-tiny", batch_size=2)
+    run = TrainLoopRunner(case, types.SimpleNamespace(settings=TrainSettings()), bundle, examples, lambda: None)
     run.prepare()
     return run
 

@@ -133,7 +133,8 @@ def test_server_rate_auto_finds_each_runners_knee(tmp_path):
         assert missed and min(missed) <= r["sustainable_rate"] * 1.1 + 1e-9
         assert json.loads(r["options"])["rate"] == "auto"
     assert "server auto" in format_table(df.to_dict("records"))
-    from benchbed.report import build_report, charts
+    from benchbed.report import build_report
+    from benchbed.report.sections import server as charts
 
     page = build_report(df)
     assert "torch sustains" in page or (busy and "measured while other processes used the machine" in page)

@@ -27,12 +27,19 @@ def add_parser(sub: Any) -> None:
     rep.add_argument("--baseline", metavar="RESULTS", help="baseline run(s): folder or parquet file")
     rep.add_argument("--current", metavar="RESULTS", help="current run(s) to compare with --baseline")
     rep.add_argument("--title", default="benchbed report", help="page title (default: benchbed report)")
+    rep.add_argument("--suite", metavar="FILE", action="append", default=[],
+                     help="load the plug-ins a suite file registers, for the sections they add (a plug-in "
+                          "scenario's own section; installed plug-ins load by their entry point); repeatable")
 
 
 
 def main(args: argparse.Namespace) -> int:
     if bool(args.baseline) != bool(args.current):
         raise SpecError("--baseline and --current go together")
+    from ..suite import load_suite
+
+    for suite in args.suite:
+        load_suite(suite)
     paths = args.results or ([args.current] if args.current else ["results"])
     df = load(paths, "results")
     baseline = load([args.baseline], "baseline") if args.baseline else None

@@ -2,7 +2,7 @@
 child, a Ray worker, a worker of another environment) is sent, and what it sends back.
 
 A payload holds the cell's cases, the run's settings and context, the pass, and where the plugins
-the cell needs come from (a task or runner registered by a suite module or a test file is loaded
+the cell needs come from (a task, runner or scenario registered by a suite module or a test file is loaded
 again on the other side). Records travel as JSON-safe dicts (timestamps as ISO text) and come back
 as the same `CellResult` tuples a cell measured in this process gives. A cell whose process died
 becomes failure records built here, the same way for every launcher.
@@ -40,6 +40,7 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
 
     from ..measure.flops import known_peaks
     from ..runners import get_runner
+    from ..scenarios import get_scenario
     from ..tasks import _REGISTRY
 
     cfg = asdict(config)
@@ -47,6 +48,7 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
     sources = [_source(_REGISTRY.get(cases[0].task), "benchbed.tasks")]
     sources += [_source(get_runner(name, cases[0].task), "benchbed.runners")
                 for name in {c.runner for c in cases} | {config.reference}]
+    sources.append(_source(get_scenario(cases[0].scenario).driver_class(), "benchbed.execute.drivers"))
     return {
         "cases": [{**c.params(), "options": list(map(list, c.options))} for c in cases],
         "config": cfg, "results": ctx.results, "run_id": ctx.run_id, "started_at": ctx.started_at.isoformat(),

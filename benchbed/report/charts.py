@@ -13,9 +13,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["MAX_PANELS", "latency_vs_batch", "throughput_vs_batch", "distributions", "phase_breakdown",
+__all__ = ["MAX_PANELS", "Chart", "latency_vs_batch", "throughput_vs_batch", "distributions", "phase_breakdown",
            "precision_comparison", "memory_vs_batch", "history_trend", "generation_latency", "efficiency",
-           "server_load", "dataset_throughput", "input_lengths", "loss_curves", "training_phases"]
+           "grid", "to_svg", "plain", "panel_title", "finish_panel", "legend", "number", "runners_of",
+           "style", "workload_panels"]
 
 MAX_PANELS = 12
 GROUP_KEY = ["task", "model", "device", "dtype"]
@@ -25,7 +26,7 @@ _PALETTE = [("#1f77b4", "-", "o"), ("#d62728", "--", "s"), ("#2ca02c", "-.", "^"
 Chart = tuple[bytes, str] | None
 
 
-def _runners(frame: Any) -> list[str]:
+def runners_of(frame: Any) -> list[str]:
     """Runners in display order: the reference first, then as first seen."""
     if "runners" in getattr(frame, "attrs", {}):
         return list(frame.attrs["runners"])
@@ -50,19 +51,19 @@ def _plt() -> Any:
     return plt
 
 
-def _t(text: Any) -> str:
+def plain(text: Any) -> str:
     """Text for matplotlib: `$` would start mathtext, so a model called "a$b$" is shown as typed."""
     return str(text).replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _svg(fig: Any) -> bytes:
+def to_svg(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     _plt().close(fig)
     return buf.getvalue()
 
 
-def _grid(n: int, width: float = 3.4, height: float = 2.5) -> tuple[Any, list[Any]]:
+def grid(n: int, width: float = 3.4, height: float = 2.5) -> tuple[Any, list[Any]]:
     plt = _plt()
     cols = min(n, 3)
     rows = math.ceil(n / cols)
@@ -82,20 +83,20 @@ def _groups(cells: Any) -> tuple[list[tuple[tuple, Any]], str]:
     return groups, note
 
 
-def _title(key: tuple, width: int = 38) -> str:
+def panel_title(key: tuple, width: int = 38) -> str:
     """A panel title wrapped to its panel's width, so titles of neighbouring panels never run into
     each other (they did at three panels per row)."""
     import textwrap
 
-    return _t("\n".join(textwrap.wrap(" · ".join(str(k) for k in key), width, break_long_words=True)[:3]))
+    return plain("\n".join(textwrap.wrap(" · ".join(str(k) for k in key), width, break_long_words=True)[:3]))
 
 
 def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool = True) -> Chart:
     groups, note = _groups(cells)
     if not groups:
         return None
-    fig, axes = _grid(len(groups))
-    runners = _runners(cells)
+    fig, axes = grid(len(groups))
+    runners = runners_of(cells)
     for ax, (key, g) in zip(axes, groups):
         seqs = sorted(g["seq_len"].unique())
         for runner in runners:
@@ -107,22 +108,22 @@ def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool 
                 if s.empty:
                     continue
                 label = f"{runner} s{seq}" if len(seqs) > 1 else runner
-                ax.plot(s["batch_size"], s[col], label=_t(label), alpha=1.0 - 0.45 * k / max(1, len(seqs) - 1),
+                ax.plot(s["batch_size"], s[col], label=plain(label), alpha=1.0 - 0.45 * k / max(1, len(seqs) - 1),
                         **style(runners, runner))
         ax.set_xscale("log", base=2)
         if log:
             ax.set_yscale("log")
-        ax.set_title(_title(key))
+        ax.set_title(panel_title(key))
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        _legend(ax)
+        legend(ax)
     fig.tight_layout()
-    return _svg(fig), note
+    return to_svg(fig), note
 
 
 def latency_vs_batch(cells: Any) -> Chart:
-    ms = cells.assign(**{f"{r}_ms": cells[f"{r}_median_s"] * 1e3 for r in _runners(cells)})
+    ms = cells.assign(**{f"{r}_ms": cells[f"{r}_median_s"] * 1e3 for r in runners_of(cells)})
     ms.attrs = dict(cells.attrs)
     return _per_batch(ms, lambda r: f"{r}_ms", "median latency (ms)")
 
@@ -132,7 +133,7 @@ def throughput_vs_batch(cells: Any) -> Chart:
 
 
 def memory_vs_batch(cells: Any) -> Chart:
-    runners = _runners(cells)
+    runners = runners_of(cells)
     gpu = any(cells[f"{r}_gpu_mb"].notna().any() for r in runners)
     col, label = (("gpu_mb", "peak GPU allocated (MB)") if gpu else ("rss_mb", "peak CPU RSS increase (MB)"))
     if all(cells[f"{r}_{col}"].isna().all() for r in runners):
@@ -145,14 +146,14 @@ def distributions(latest: Any) -> Chart:
     ok = latest[latest["status"] == "ok"]
     if ok.empty:
         return None
-    runners = _runners(ok)
+    runners = runners_of(ok)
     step = len(runners) + 1
     groups = list(ok.groupby(GROUP_KEY, sort=True))
     note = ""
     if len(groups) > MAX_PANELS:
         note = f"showing {MAX_PANELS} of {len(groups)} groups"
         groups = groups[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=4.2)
+    fig, axes = grid(len(groups), width=4.2)
     for ax, (key, g) in zip(axes, groups):
         cells = sorted({(b, s) for b, s in zip(g["batch_size"], g["seq_len"])})[:8]
         data, pos, colors, ticks = [], [], [], []
@@ -174,11 +175,11 @@ def distributions(latest: Any) -> Chart:
         ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], rotation=45, fontsize=6)
         ax.set_yscale("log")
         ax.set_ylabel("latency per call (ms)")
-        ax.set_title(_title(key))
+        ax.set_title(panel_title(key))
         ax.grid(True, axis="y", alpha=0.3)
         _runner_legend(ax, runners)
     fig.tight_layout()
-    return _svg(fig), note
+    return to_svg(fig), note
 
 
 def phase_breakdown(cells: Any) -> Chart:
@@ -186,9 +187,9 @@ def phase_breakdown(cells: Any) -> Chart:
     groups, note = _groups(cells)
     if not groups:
         return None
-    runners = _runners(cells)
+    runners = runners_of(cells)
     step = len(runners) + 1
-    fig, axes = _grid(len(groups), width=4.2)
+    fig, axes = grid(len(groups), width=4.2)
     colors = {"pre": "#8c564b", "fwd": "#2ca02c", "post": "#9467bd", "other": "#bbbbbb"}
     for ax, (key, g) in zip(axes, groups):
         g = g.sort_values(["seq_len", "batch_size"]).head(8)
@@ -198,7 +199,7 @@ def phase_breakdown(cells: Any) -> Chart:
                 total = row[f"{runner}_median_s"]
                 if total is None or (isinstance(total, float) and np.isnan(total)):
                     continue
-                parts = {p: _num(row[f"{runner}_{p}_s"]) * 1e3 for p in ("pre", "fwd", "post")}
+                parts = {p: number(row[f"{runner}_{p}_s"]) * 1e3 for p in ("pre", "fwd", "post")}
                 parts["other"] = max(0.0, total * 1e3 - sum(parts.values()))
                 bottom = 0.0
                 for p, v in parts.items():
@@ -206,13 +207,13 @@ def phase_breakdown(cells: Any) -> Chart:
                            label=p if (i, j) == (0, 0) else None)
                     bottom += v
                 x.append(step * i + j)
-                labels.append(_t(f"{runner} b{row['batch_size']} s{row['seq_len']}"))
+                labels.append(plain(f"{runner} b{row['batch_size']} s{row['seq_len']}"))
         ax.set_xticks(x, labels, rotation=60, fontsize=6)
         ax.set_ylabel("ms per call (median)")
-        ax.set_title(_title(key))
-        _legend(ax)
+        ax.set_title(panel_title(key))
+        legend(ax)
     fig.tight_layout()
-    return _svg(fig), note
+    return to_svg(fig), note
 
 
 def precision_comparison(cells: Any) -> Chart:
@@ -221,10 +222,10 @@ def precision_comparison(cells: Any) -> Chart:
         return None
     key = ["task", "model", "device"]
     groups = list(cells.groupby(key, sort=True))[:MAX_PANELS]
-    fig, axes = _grid(len(groups))
+    fig, axes = grid(len(groups))
     for ax, (k, g) in zip(axes, groups):
         dtypes = sorted(g["dtype"].unique())
-        runners = _runners(cells)
+        runners = runners_of(cells)
         width = 0.8 / len(runners)
         for j, runner in enumerate(runners):
             vals = []
@@ -232,13 +233,13 @@ def precision_comparison(cells: Any) -> Chart:
                 v = g[g["dtype"] == d][f"{runner}_median_s"].dropna().astype(float)
                 vals.append(float(np.exp(np.log(v * 1e3).mean())) if len(v) else 0.0)
             ax.bar(np.arange(len(dtypes)) + width * j, vals, width=width, color=style(runners, runner)["color"],
-                   label=_t(runner))
+                   label=plain(runner))
         ax.set_xticks(np.arange(len(dtypes)) + 0.4 - width / 2, dtypes)
         ax.set_ylabel("geo-mean median latency (ms)")
-        ax.set_title(_title(k))
-        _legend(ax)
+        ax.set_title(panel_title(k))
+        legend(ax)
     fig.tight_layout()
-    return _svg(fig), "" if len(list(cells.groupby(key))) <= MAX_PANELS else f"showing {MAX_PANELS} groups"
+    return to_svg(fig), "" if len(list(cells.groupby(key))) <= MAX_PANELS else f"showing {MAX_PANELS} groups"
 
 
 def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) -> Chart:
@@ -253,22 +254,22 @@ def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) 
     groups = list(ok.groupby(GROUP_KEY, sort=True))
     note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
     groups = groups[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=4.2)
-    runners = _runners(ok)
+    fig, axes = grid(len(groups), width=4.2)
+    runners = runners_of(ok)
     for ax, (key, g) in zip(axes, groups):
         for runner in runners:
             s = g[g["runner"] == runner].groupby("run_index")["log_med"].mean()
             if not s.empty:
-                ax.plot(s.index, np.exp(s.values), label=_t(runner), markersize=2, **style(runners, runner))
+                ax.plot(s.index, np.exp(s.values), label=plain(runner), markersize=2, **style(runners, runner))
         for cp in (change_points or {}).get(key, []):
             ax.axvline(index.get(cp, cp), color="black", ls=":", lw=1)
-        ax.set_title(_title(key))
+        ax.set_title(panel_title(key))
         ax.set_xlabel("run (oldest → newest)")
         ax.set_ylabel("geo-mean median (ms)")
         ax.grid(True, alpha=0.3)
-        _legend(ax)
+        legend(ax)
     fig.tight_layout()
-    return _svg(fig), note
+    return to_svg(fig), note
 
 
 def generation_latency(latest: Any) -> Chart:
@@ -280,7 +281,7 @@ def generation_latency(latest: Any) -> Chart:
     groups = list(g.groupby(["model", "device", "dtype", "seq_len"], sort=True))
     note = f"showing {MAX_PANELS // 2} of {len(groups)} groups" if len(groups) > MAX_PANELS // 2 else ""
     groups = groups[: MAX_PANELS // 2]
-    runners = _runners(g)
+    runners = runners_of(g)
     plt = _plt()
     fig, axes = plt.subplots(len(groups), 2, figsize=(7.0, 2.5 * len(groups)), squeeze=False)
     for row, (key, grp) in zip(axes, groups):
@@ -289,15 +290,15 @@ def generation_latency(latest: Any) -> Chart:
             for runner in runners:
                 s = grp[grp["runner"] == runner].sort_values("batch_size")
                 if not s.empty:
-                    ax.plot(s["batch_size"], s[col] * 1e3, label=_t(runner), **style(runners, runner))
+                    ax.plot(s["batch_size"], s[col] * 1e3, label=plain(runner), **style(runners, runner))
             ax.set_xscale("log", base=2)
             ax.set_xlabel("batch size")
             ax.set_ylabel(label)
-            ax.set_title(_t(f"{key[0]} · {key[1]} · {key[2]} · prompt {key[3]}"))
+            ax.set_title(plain(f"{key[0]} · {key[1]} · {key[2]} · prompt {key[3]}"))
             ax.grid(True, alpha=0.3)
-            _legend(ax)
+            legend(ax)
     fig.tight_layout()
-    return _svg(fig), note
+    return to_svg(fig), note
 
 
 def efficiency(latest: Any) -> Chart:
@@ -307,11 +308,11 @@ def efficiency(latest: Any) -> Chart:
     g = latest[(latest["status"] == "ok") & latest["achieved_tflops"].notna()]
     if g.empty:
         return None
-    runners = _runners(g)
+    runners = runners_of(g)
     groups = list(g.groupby(GROUP_KEY, sort=True))
     note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
     groups = groups[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=4.2)
+    fig, axes = grid(len(groups), width=4.2)
     width = 0.8 / len(runners)
     for ax, (key, grp) in zip(axes, groups):
         cells = sorted({(b, s) for b, s in zip(grp["batch_size"], grp["seq_len"])})[:8]
@@ -321,24 +322,24 @@ def efficiency(latest: Any) -> Chart:
                 r = grp[(grp["batch_size"] == b) & (grp["seq_len"] == sl) & (grp["runner"] == runner)]
                 vals.append(float(r.iloc[0]["achieved_tflops"]) if not r.empty else 0.0)
             ax.bar(np.arange(len(cells)) + width * j, vals, width=width, color=style(runners, runner)["color"],
-                   label=_t(runner))
+                   label=plain(runner))
         peak = grp["peak_tflops"].dropna()
         if not peak.empty:
             ax.axhline(float(peak.iloc[0]), color="black", ls=":", lw=1, label="measured matmul peak")
         ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2, [f"b{b} s{sl}" for b, sl in cells], rotation=45,
                       fontsize=6)
         ax.set_ylabel("achieved TFLOP/s")
-        ax.set_title(_title(key))
+        ax.set_title(panel_title(key))
         ax.grid(True, axis="y", alpha=0.3)
-        _legend(ax)
+        legend(ax)
     fig.tight_layout()
-    return _svg(fig), note
+    return to_svg(fig), note
 
 
 WORKLOAD_KEY = ["task", "model", "device", "dtype", "seq_len"]
 
 
-def _workload_panels(latest: Any, scenario: str, column: str, width: float) -> tuple[Any, list[str], list, str] | None:
+def workload_panels(latest: Any, scenario: str, column: str, width: float) -> tuple[Any, list[str], list, str] | None:
     """(figure, runners, [(axis, (key, group))], note) for the ok records of one scenario that have
     `column`, one panel per task / model / device / dtype / length; None when there are none."""
     g = latest[(latest["status"] == "ok") & (latest["scenario"] == scenario) & latest[column].notna()]
@@ -347,97 +348,11 @@ def _workload_panels(latest: Any, scenario: str, column: str, width: float) -> t
     groups = list(g.groupby(WORKLOAD_KEY, sort=True))
     note = f"showing {MAX_PANELS} of {len(groups)} groups" if len(groups) > MAX_PANELS else ""
     groups = groups[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=width, height=2.8)
-    return fig, _runners(g), list(zip(axes, groups)), note
+    fig, axes = grid(len(groups), width=width, height=2.8)
+    return fig, runners_of(g), list(zip(axes, groups)), note
 
 
-def server_load(latest: Any) -> Chart:
-    """The hockey stick: p50 (thin) and p99 (thick) request latency against the offered rate, every
-    runner, one panel per task / model / device / dtype / length, with the SLO as a dotted line."""
-    panels = _workload_panels(latest, "server", "offered_rate", 3.8)
-    if panels is None:
-        return None
-    fig, runners, pairs, note = panels
-    for ax, (key, grp) in pairs:
-        for runner in runners:
-            s = grp[grp["runner"] == runner].sort_values("offered_rate")
-            if s.empty:
-                continue
-            st = style(runners, runner)
-            probes = s.iloc[0].get("probe_rates") if "probe_rates" in s.columns else None
-            if probes is not None and not isinstance(probes, float) and len(probes):
-                # --rate auto: the knee search's probes (p99 only), the knee marked
-                pts = sorted((float(r), float(p) * 1e3) for r, p in zip(probes, s.iloc[0]["probe_p99_s"])
-                             if p is not None and p == p)
-                ax.plot([r for r, _ in pts], [p for _, p in pts], label=_t(f"{runner} p99 (search)"), lw=2, **st)
-                knee = s.iloc[0].get("sustainable_rate")
-                if knee is not None and knee == knee:
-                    ax.axvline(float(knee), color=st["color"], ls=":", lw=1)
-                continue
-            ax.plot(s["offered_rate"], s["lat_p99_s"] * 1e3, label=_t(f"{runner} p99"), lw=2, **st)
-            ax.plot(s["offered_rate"], s["lat_median_s"] * 1e3, label=_t(f"{runner} p50"), lw=0.8, alpha=0.6,
-                    color=st["color"], ls=":", marker=st["marker"], ms=3)
-        slo = grp["slo_ms"].dropna()
-        if not slo.empty:
-            ax.axhline(float(slo.iloc[0]), color="black", ls="--", lw=0.8, label=f"SLO {float(slo.iloc[0]):g} ms")
-        ax.set_yscale("log")
-        _finish_panel(ax, "offered load (requests/s)", "request latency (ms)", _title(key))
-    fig.tight_layout()
-    return _svg(fig), note
-
-
-def dataset_throughput(latest: Any) -> Chart:
-    """Examples per second over a whole dataset, every runner side by side per batch size and
-    DataLoader workers, with each bar's padding waste written on it."""
-    panels = _workload_panels(latest, "dataset", "examples_per_s", 4.2)
-    if panels is None:
-        return None
-    fig, runners, pairs, note = panels
-    width = 0.8 / len(runners)
-    for ax, (key, grp) in pairs:
-        points = sorted({(int(b), int(_num(w))) for b, w in zip(grp["batch_size"], grp["workers"])})[:8]
-        for j, runner in enumerate(runners):
-            for i, (b, w) in enumerate(points):
-                r = grp[(grp["batch_size"] == b) & (grp["workers"].fillna(0) == w) & (grp["runner"] == runner)]
-                if r.empty:
-                    continue
-                v = float(r.iloc[0]["examples_per_s"])
-                ax.bar(i + width * j, v, width=width, color=style(runners, runner)["color"],
-                       label=_t(runner) if i == 0 else None)
-                waste = r.iloc[0].get("padding_waste")
-                if waste is not None and not (isinstance(waste, float) and math.isnan(waste)):
-                    ax.text(i + width * j, v, f"{100 * float(waste):.0f}%", ha="center", va="bottom", fontsize=5)
-        ax.set_xticks(np.arange(len(points)) + 0.4 - width / 2, [f"b{b} w{w}" for b, w in points], fontsize=6)
-        ax.set_ylabel("examples/s (labels: padding waste)")
-        ax.set_title(_title(key))
-        ax.grid(True, axis="y", alpha=0.3)
-        _legend(ax)
-    fig.tight_layout()
-    return _svg(fig), note
-
-
-def input_lengths(latest: Any) -> Chart:
-    """Histogram of the examples' lengths (tokens as the model sees them), per input source."""
-    if "input_lens" not in latest.columns:
-        return None
-    g = latest[latest["input_lens"].map(lambda v: v is not None and not isinstance(v, float) and len(v) > 0)]
-    if g.empty:
-        return None
-    groups = list(g.groupby(["inputs_source", "seq_len"], sort=True, dropna=False))[:MAX_PANELS]
-    fig, axes = _grid(len(groups), width=3.4, height=2.3)
-    for ax, (key, grp) in zip(axes, groups):
-        lens = np.asarray(max(grp["input_lens"], key=len), dtype=float)
-        ax.hist(lens, bins=min(40, max(5, int(np.sqrt(len(lens))))), color="#1f77b4", alpha=0.8)
-        ax.axvline(float(np.median(lens)), color="black", ls=":", lw=1, label=f"median {np.median(lens):g}")
-        ax.set_xlabel("tokens per example (after truncation)")
-        ax.set_ylabel("examples")
-        ax.set_title(_title((key[0] if isinstance(key[0], str) else "synthetic", f"limit {key[1]}")))
-        _legend(ax)
-    fig.tight_layout()
-    return _svg(fig), ""
-
-
-def _num(value: Any) -> float:
+def number(value: Any) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -448,96 +363,21 @@ def _num(value: Any) -> float:
 def _runner_legend(ax: Any, runners: list[str]) -> None:
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=style(runners, r)["color"], alpha=0.5, label=_t(r)) for r in runners], fontsize=6)
+    ax.legend(handles=[Patch(color=style(runners, r)["color"], alpha=0.5, label=plain(r)) for r in runners], fontsize=6)
 
 
-def _finish_panel(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+def finish_panel(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
     """Axis labels, the panel's title, a light grid and the legend of a line panel."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    _legend(ax)
+    legend(ax)
 
 
-def _legend(ax: Any) -> None:
+def legend(ax: Any) -> None:
     """A legend where the panel has labelled lines or bars (an empty one only warns)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=6)
 
 
-TRAINING_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len", "grad_accum"]
-#: Training phases in step order, with their colours.
-TRAINING_PHASES = {"data": "#8c564b", "fwd": "#2ca02c", "bwd": "#1f77b4", "optim": "#ff7f0e", "after": "#9467bd"}
-
-
-def _training_groups(latest: Any) -> tuple[list[tuple[tuple, Any]], str]:
-    if "loss_curve" not in latest.columns:
-        return [], ""
-    g = latest[(latest["status"] == "ok") & latest["loss_curve"].map(lambda v: v is not None and not isinstance(v, float)
-                                                                     and len(v) > 0)]
-    groups = list(g.groupby(TRAINING_KEY, sort=True, dropna=False))
-    note = f"showing {MAX_PANELS} of {len(groups)} training cells" if len(groups) > MAX_PANELS else ""
-    return groups[:MAX_PANELS], note
-
-
-def _training_title(key: tuple) -> str:
-    task, model, device, dtype, bs, sl, ga = key
-    accum = f" accum={int(ga)}" if ga == ga and ga not in (None, 1) else ""
-    return _title((task, model, device, dtype, f"b{bs} s{sl}{accum}"))
-
-
-def loss_curves(latest: Any, parity_steps: int = 6) -> Chart:
-    """Every training runner's loss at each optimizer step, overlaid per cell (lines that lie on
-    each other are parity at a glance); the dotted line ends the parity steps."""
-    groups, note = _training_groups(latest)
-    if not groups:
-        return None
-    fig, axes = _grid(len(groups), width=3.6, height=2.6)
-    for ax, (key, grp) in zip(axes, groups):
-        runners = _runners(grp)
-        for runner in runners:
-            r = grp[grp["runner"] == runner]
-            if r.empty:
-                continue
-            curve = np.asarray(r.iloc[0]["loss_curve"], dtype=float)
-            st = style(runners, runner)
-            ax.plot(np.arange(1, len(curve) + 1), curve, color=st["color"], ls=st["ls"], lw=1.2, label=_t(runner))
-        ax.axvline(parity_steps + 0.5, color="black", ls=":", lw=0.8)
-        diffs = grp["loss_max_diff"].dropna() if "loss_max_diff" in grp.columns else []
-        if len(diffs):
-            ax.text(0.98, 0.95, f"max |Δloss| {float(max(diffs)):.2g}", transform=ax.transAxes, ha="right", va="top",
-                    fontsize=6)
-        _finish_panel(ax, "optimizer step", "loss", _training_title(key))
-    fig.tight_layout()
-    return _svg(fig), note
-
-
-def training_phases(latest: Any) -> Chart:
-    """Where a training step's time goes, each runner's median phases stacked: data (fetch and
-    collate, and what the loop does before the forward), forward, backward (with clipping),
-    optimizer step, after (zero_grad, scheduler, callbacks)."""
-    groups, note = _training_groups(latest)
-    groups = [(k, g) for k, g in groups if "fwd_s" in g.columns and g["fwd_s"].notna().any()]
-    if not groups:
-        return None
-    fig, axes = _grid(len(groups), width=3.0, height=2.6)
-    for ax, (key, grp) in zip(axes, groups):
-        runners = _runners(grp)
-        labels = []
-        for j, runner in enumerate(runners):
-            r = grp[grp["runner"] == runner]
-            if r.empty:
-                continue
-            row, bottom = r.iloc[0], 0.0
-            for phase, color in TRAINING_PHASES.items():
-                v = _num(row.get(f"{phase}_s")) * 1e3
-                ax.bar(j, v, bottom=bottom, color=color, width=0.6, label=phase if j == 0 else None)
-                bottom += v
-            labels.append(_t(runner))
-        ax.set_xticks(range(len(labels)), labels, fontsize=7)
-        ax.set_ylabel("ms per step (median phases)")
-        ax.set_title(_training_title(key))
-        _legend(ax)
-    fig.tight_layout()
-    return _svg(fig), note

@@ -93,3 +93,14 @@ def render_page(title: str, sections: list[tuple[str, str]], subtitle: str) -> s
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
             f"<h1>{esc(title)}</h1><p class=\"sub\">{esc(subtitle)} · generated {generated} by benchbed</p>"
             f"{body}</main></body></html>")
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def sig3(value: Any) -> str:
+    """Three significant digits; a dash for a missing value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{float(value):.3g}"

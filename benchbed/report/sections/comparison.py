@@ -1,0 +1,45 @@
+"""Baseline vs current: per-case change, worst regressions first, with CI, p-value and a mark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..html import esc, fmt_ms, table
+
+__all__ = ["comparison_section"]
+
+
+def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
+    """Per-case change, worst regressions first, with CI, p-value and a mark."""
+    out = []
+    if env_diff:
+        out.append("<p class=\"fail\">The environments differ; changes may come from these, not the code:</p><ul>")
+        out += [f"<li>{esc(d)}</li>" for d in env_diff]
+        out.append("</ul>")
+    if cmp.empty:
+        return "".join(out) + "<p>No case was measured on both sides.</p>"
+    counts = cmp["verdict"].value_counts().to_dict()
+    out.append(f"<p>{len(cmp)} cases matched: {counts.get('regression', 0)} regressions, "
+               f"{counts.get('improvement', 0)} improvements, {counts.get('unchanged', 0)} unchanged.</p>")
+    marks = {"regression": ("▲ regression", "bad2"), "improvement": ("▼ improvement", "good"),
+             "unchanged": ("· unchanged", "ns")}
+    rows = []
+    unjudged = cmp[cmp["verdict"] == "unjudged"]
+    if not unjudged.empty:
+        out.append(f'<p class="fail">{len(unjudged)} case(s) could not be judged:</p><ul>')
+        out += [f"<li>{esc(r['label'])}: {esc(r['reason'])}</li>" for _, r in unjudged.head(limit).iterrows()]
+        out.append("</ul>")
+        cmp = cmp[cmp["verdict"] != "unjudged"]
+    for _, r in cmp.head(limit).iterrows():
+        mark, cls = marks[r["verdict"]]
+        sig = "*" if r["significant"] else ""
+        rows.append([esc(r["label"]), fmt_ms(r["base_s"]), fmt_ms(r["cur_s"]),
+                     (f"{100 * r['change']:+.1f}%{sig} [{100 * r['change_ci_low']:+.1f}, "
+                      f"{100 * r['change_ci_high']:+.1f}]", cls), f"{r['p_value']:.3g}", (mark, cls)])
+    out.append(table(["case", "baseline ms", "current ms", "change [95% CI]", "p (Mann-Whitney U)", "verdict"],
+                     rows, numeric={1, 2, 3, 4}))
+    if len(cmp) > limit:
+        out.append(f'<p class="note">{len(cmp) - limit} more cases not shown.</p>')
+    out.append('<p class="note">* significant: p &lt; 0.05 and the CI excludes 0. A regression needs a '
+               "significant change above the threshold.</p>")
+    return "".join(out)
