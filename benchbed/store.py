@@ -26,8 +26,8 @@ from .record import SCHEMA, migrate, to_table
 from .spec import SpecError
 from .validate import check_run_id, check_writable
 
-__all__ = ["Store", "LocalStore", "FsStore", "is_uri", "check_writable", "compact_run", "read_results", "read_table",
-           "merge_runs", "open_store", "PART_NAME", "run_dir_problem"]
+__all__ = ["Store", "LocalStore", "FsStore", "is_uri", "check_writable", "compact_run", "read_results",
+           "recorded_cases", "read_table", "merge_runs", "open_store", "PART_NAME", "run_dir_problem"]
 
 
 class Store(Protocol):
@@ -269,6 +269,20 @@ def _migrated(table: pa.Table) -> pa.Table:
         values = [v if isinstance(v, str) else None for v in new[col].tolist()]  # nulls read back as NaN
         table = table.set_column(i, table.schema.field(i), pa.array(values, type=pa.string()))
     return table
+
+
+def recorded_cases(results: str | os.PathLike[str], run_id: str) -> set[tuple[str, int]]:
+    """(case id, pass) of every record run `run_id` already holds under `results` (what a resumed
+    run skips); a `SpecError` when there is no such run."""
+    from .spec import SpecError
+
+    path = os.path.join(results, run_id)
+    if not os.path.isdir(path):
+        raise SpecError(f"--resume: no run {run_id!r} in {str(results)!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = read_results(path)
+    return {(c, int(p) if p == p else 0) for c, p in zip(df["case_id"], df["pass_index"])}
 
 
 def read_results(*paths: str | os.PathLike[str], warn: bool = True) -> "Any":

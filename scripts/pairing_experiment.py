@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from benchbed.engine import EngineConfig, Session
+from benchbed.engine import EngineConfig, Session, derive
 from benchbed.measure import StopRule
 from benchbed.measure.interference import cpu_snapshot, reading
 from benchbed.spec import Case
@@ -66,7 +66,7 @@ def measure(session: Session, cells: list[tuple], pairing: str, repeats: int) ->
         ratios, busy, walls, medians, others = [], 0, [], [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            torch_r, pipe_r = session.derive(pairing=pairing).run_cell([case, case.pair("pipeline")])
+            torch_r, pipe_r = derive(session, pairing=pairing).run_cell([case, case.pair("pipeline")])
             walls.append(time.perf_counter() - t0)
             rec = pipe_r.record
             if rec["status"] != "ok" or torch_r.record["status"] != "ok":

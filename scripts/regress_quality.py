@@ -31,7 +31,7 @@ import time
 import pandas as pd
 
 from benchbed import QUICK_MATRIX
-from benchbed.engine import EngineConfig, Session
+from benchbed.engine import EngineConfig, Session, derive
 from benchbed.measure import StopRule
 from benchbed.record import to_table
 from benchbed.regress import CompareSettings, compare_frames
@@ -50,7 +50,7 @@ class MemoryStore:
 
 def measure_pass(session: Session, case, run_id: str) -> dict:
     # a session of its own run id and store, sharing the cached models
-    return session.derive(run_id=run_id, store=MemoryStore()).run_case(case).record
+    return derive(session, run_id=run_id, store=MemoryStore()).run_case(case).record
 
 
 NORMS = ("none", "host")
@@ -114,7 +114,7 @@ def main() -> int:
               + f" ({time.perf_counter() - start:.0f}s)", file=sys.stderr)
     power: dict[str, dict[float, list[dict]]] = {n: {} for n in NORMS}
     for s in [float(x) for x in args.slowdowns.split(",")]:
-        slowed = base.with_config(inject_slowdown=s)
+        slowed = derive(base, inject_slowdown=s)
         for k in range(args.power_trials):
             for case in cases:
                 for n, row in trial(base, slowed, case, args.passes, f"p{s}-{k}", args.order).items():

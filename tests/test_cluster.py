@@ -97,7 +97,7 @@ def test_a_worker_that_dies_is_retried_then_recorded_and_the_other_cells_go_on(t
     os.environ.pop("RAY_ADDRESS", None)
     cluster = RayCluster(None, retries=1)
     try:
-        results = s.run([crash, fine], cluster=cluster)
+        results = s.run([crash, fine], launcher=cluster)
     finally:
         cluster.close()
     s.close()

@@ -4,6 +4,7 @@ real SIGKILLs and timeouts), and out-of-memory as data under a real allocation l
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -122,11 +123,13 @@ def test_largest_fit_logic():
 
 @pytest.mark.skipif(os.environ.get("CUDA_VISIBLE_DEVICES") == "", reason="CUDA hidden")
 def test_auto_isolation_applies_to_cuda_cases_only(tmp_path):
-    s = Session(str(tmp_path / "r"), EngineConfig(rule=RULE))
-    assert s.isolates(Case("fill-mask", "bert-tiny", device="cuda"))
-    assert not s.isolates(Case("fill-mask", "bert-tiny", device="cpu"))
-    assert not s.with_config(isolate="never").isolates(Case("fill-mask", "bert-tiny", device="cuda"))
-    assert s.with_config(isolate="always").isolates(Case("fill-mask", "bert-tiny", device="cpu"))
+    from benchbed.execute.launchers.local import isolates
+
+    config = EngineConfig(rule=RULE)
+    assert isolates(config, Case("fill-mask", "bert-tiny", device="cuda"))
+    assert not isolates(config, Case("fill-mask", "bert-tiny", device="cpu"))
+    assert not isolates(replace(config, isolate="never"), Case("fill-mask", "bert-tiny", device="cuda"))
+    assert isolates(replace(config, isolate="always"), Case("fill-mask", "bert-tiny", device="cpu"))
 
 
 def test_a_case_this_machine_cannot_run_is_skipped_without_a_subprocess(tmp_path):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import benchbed.calibrate  # noqa: F401 - the memory-calibration task
-from benchbed.engine import EngineConfig, Session
+from benchbed.engine import EngineConfig
 from benchbed.execute.launchers import get_launcher, launcher_names
 from benchbed.execute.schedule import Schedule
 from benchbed.measure import StopRule
@@ -28,7 +28,6 @@ RULE = StopRule(warmup=1, min_samples=3, min_time_s=0.02, max_time_s=0.2)
 def _ray_env(tmp_path) -> dict[str, str]:
     """A local Ray whose token, sessions and sockets stay out of the home and /tmp/ray (a short
     folder: Ray's socket paths have a length limit), removed after the test."""
-    import shutil
     import tempfile
 
     short = tempfile.mkdtemp(prefix="bbr", dir="/tmp")

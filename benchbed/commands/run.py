@@ -1,15 +1,14 @@
-"""``benchbed run``: expand the matrix, measure every cell, save one record per runner and pass."""
+"""``benchbed run``: parse the command line, plan the run (`commands.plan`), run the plan: measure
+every cell through its launcher and save one record per runner and pass."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
-from ..spec import ATTN_IMPLS, AUTO_RATE, DTYPES, RUNNERS, TRAINING_RUNNERS, Matrix, SpecError, parse_shard
+from ..spec import ATTN_IMPLS, DTYPES, RUNNERS, TRAINING_RUNNERS
 from ..measure.timer import StopRule
 from ..validate import (
     arg,
@@ -171,40 +170,6 @@ def _training_options(p: argparse.ArgumentParser) -> None:
                         "reference's first loss to the lowest it reached)")
 
 
-def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
-    """The matrix with the scenario, inputs and workload settings of the command line."""
-    from ..spec import Workload
-
-    w = matrix.workload
-    changes: dict[str, Any] = {}
-    for name in ("examples", "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms"):
-        value = getattr(args, name, None)
-        if value is not None and value != getattr(Workload(), name):
-            changes[name] = value
-    if getattr(args, "workers", None):
-        changes["workers"] = tuple(int(non_negative_int(v, "--workers")) for v in args.workers)
-    if getattr(args, "grad_accum", None):
-        changes["grad_accum"] = tuple(positive_int(v, "--grad-accum") for v in args.grad_accum)
-    if getattr(args, "rate", None):
-        if AUTO_RATE in args.rate:
-            if len(args.rate) > 1:
-                raise SpecError(f"--rate auto searches each runner's knee; it takes no other rates, got "
-                                f"{','.join(args.rate)}")
-            changes["rates"] = (AUTO_RATE,)
-        else:
-            changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
-    matrix = replace(matrix, workload=replace(w, **changes))
-    if getattr(args, "scenario", None):
-        matrix = replace(matrix, scenario=tuple(args.scenario))
-    from ..spec import check_scenario_options
-
-    given = [{"rates": "rate"}.get(k, k) for k in changes if k != "grad_accum"]
-    check_scenario_options(given, [str(s) for s in matrix.scenario], [str(t) for t in matrix.task])
-    if getattr(args, "inputs", None) is not None:
-        matrix = replace(matrix, inputs=args.inputs)
-    return matrix
-
-
 def _axis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("matrix axes (comma-separated values; each replaces that axis of the suite)")
     g.add_argument("--task", type=csv_option("--task"), help="tasks, e.g. text-classification,fill-mask (see `benchbed list`)")
@@ -227,156 +192,52 @@ def _axis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--new-tokens", type=arg(positive_int, "--new-tokens"), help="tokens to generate (text-generation; default 16)")
 
 
-def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
-    """The matrix to run and its cases (of this shard). Anything a suite's own code raises while
-    the matrix is built and expanded (a ``cases()`` of its own, a field of the wrong kind) is one
-    line naming the suite."""
-    try:
-        return _build_matrix(args)
-    except SpecError:
-        raise
-    except Exception as exc:
-        if not args.suite:
-            raise
-        raise SpecError(f"suite {args.suite!r}: its matrix cannot be expanded: {exc.__class__.__name__}: "
-                        f"{str(exc)[:200]}") from None
-
-
-def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
-    from ..defaults import DEFAULT_MATRIX, QUICK_MATRIX
-    from ..models import check_model
-    from ..runners import check_runner_families, runner_names
-    from ..suite import load_suite
-    from ..tasks import task_names
-
-    matrix = load_suite(args.suite) if args.suite else (QUICK_MATRIX if args.quick else DEFAULT_MATRIX)
-    matrix = matrix.narrow(task=args.task, model=args.model, runner=args.runner, device=args.device,
-                           dtype=args.dtype, batch_size=args.batch_size, seq_len=args.seq_len,
-                           attn_impl=getattr(args, "attn_impl", None), compiled=getattr(args, "compiled", None))
-    extra = {k: v for k, v in (("compile_backend", getattr(args, "compile_backend", None)),
-                               ("compile_mode", getattr(args, "compile_mode", None)),
-                               ("int8", getattr(args, "int8_method", None)),
-                               ("target_loss", getattr(args, "target_loss", None))) if v is not None}
-    if extra:
-        matrix = replace(matrix, options=tuple(sorted({**dict(matrix.options), **extra}.items())))
-    if getattr(args, "new_tokens", None) is not None:
-        matrix = replace(matrix, new_tokens=args.new_tokens)
-    if getattr(args, "reference", None):
-        matrix = replace(matrix, reference=args.reference)
-    matrix = _workload(args, matrix)
-    matrix = matrix.validate(task_names(), check_model, runner_names())
-    check_runner_families((c.task, c.runner) for c in matrix.cases())
-    if matrix.inputs is not None:
-        from ..execute.drivers import check_inputs
-
-        check_inputs(matrix.inputs, list(matrix.task))
-    if args.shard:
-        i, n = parse_shard(args.shard)
-        return matrix, matrix.shard(i, n)
-    return matrix, matrix.cases()
-
-
-def _rule(args: argparse.Namespace) -> Any:
-    from ..measure import StopRule
-
-    try:
-        return StopRule(warmup=args.warmup, min_samples=args.min_samples, min_time_s=args.min_time,
-                        max_time_s=args.max_time, rel_ci_width=args.ci_width,
-                        max_samples=max(10_000, args.min_samples))
-    except ValueError as exc:
-        raise SpecError(f"timing options: {exc}") from None
-
-
-def _recorded(results: str, run_id: str) -> set[tuple[str, int]]:
-    """(case id, pass) of every record run `run_id` already holds under `results`."""
-    import warnings
-
-    from ..store import read_results
-
-    path = os.path.join(results, run_id)
-    if not os.path.isdir(path):
-        raise SpecError(f"--resume: no run {run_id!r} in {results!r}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        df = read_results(path)
-    return {(c, int(p) if p == p else 0) for c, p in zip(df["case_id"], df["pass_index"])}
-
-
 def main(args: argparse.Namespace) -> int:
-    from ..models import check_model_source
-    from ..store import check_writable
+    from .plan import make_plan
 
-    env_id = os.environ.get("BENCHBED_RUN_ID")
-    if env_id and not args.run_id:
-        check_run_id(env_id, "BENCHBED_RUN_ID")
-    matrix, cases = _matrix(args)
-    for model in matrix.model:
-        check_model_source(model)
-    rule = _rule(args)
-    problem = check_writable(args.results)
-    if problem:
-        raise SpecError(problem)
-    if not cases:
-        raise SpecError("the matrix (after --shard) has no cases")
-    if not 0 <= args.inject_slowdown < 10:
-        raise SpecError(f"--inject-slowdown must be a fraction between 0 and 10, got {args.inject_slowdown}")
-    if args.cluster not in ("local", "ray") and not str(args.cluster).startswith("ray://"):
-        raise SpecError(f"--cluster {args.cluster!r} (valid: local, ray, ray://HOST:PORT)")
-    if args.launcher is not None:
-        from ..execute.launchers import launcher_names
+    plan = make_plan(args)
+    return run_plan(plan, args.results, quiet=args.quiet, launcher_args=args)
 
-        if args.launcher not in launcher_names():  # after the suite loaded: a suite may register one
-            raise SpecError(f"unknown launcher {args.launcher!r} (valid: {', '.join(launcher_names())})")
-        if args.cluster != "local":
-            raise SpecError("--launcher and --cluster both say where cells run; give one")
-    if args.cluster == "local" and args.launcher != "ray" and (args.cluster_select or args.cluster_ship_code):
-        raise SpecError("--cluster-select and --cluster-ship-code need --cluster ray")
-    if args.resume and args.run_id and args.resume != args.run_id:
-        raise SpecError("--resume names the run to continue; it cannot be combined with another --run-id")
-    done = _recorded(args.results, args.resume) if args.resume else None
-    if args.case_timeout is not None and args.isolate == "never":
-        raise SpecError("--case-timeout needs cases in subprocesses (a hung call cannot be stopped in-process); "
-                        "drop --no-isolate")
 
-    from ..engine import EngineConfig, Session
+def _launcher(plan: Any, args: argparse.Namespace) -> Any:
+    """The plan's launcher, made; a cluster's version check is said as warnings."""
+    from ..execute.launchers import get_launcher
+
+    if plan.launcher != "ray":
+        return get_launcher(plan.launcher)
+    from ..env import collect_env
+    from ..execute.launchers.ray_cluster import RayCluster
+
+    launcher = RayCluster(plan.cluster, args.cluster_select, args.retries, args.cluster_ship_code)
+    for line in launcher.check_versions(collect_env(), args.allow_env_change):
+        print(f"benchbed: warning: {line}", file=sys.stderr)
+    return launcher
+
+
+def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Namespace) -> int:
+    """Measure the plan's cases, print the table, and say whether anything failed (exit 1)."""
+    from ..engine import Session
     from ..record import pool_records
     from ..summary import format_table, print_progress
 
-    config = EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
-                          suite=args.suite or ("quick" if args.quick else "default"),
-                          inject_slowdown=args.inject_slowdown, passes=args.passes,
-                          isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
-                          case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
-                          on_interference=args.on_interference, slo_ms=args.slo_ms,
-                          tf32=None if args.tf32 is None else args.tf32 == "on")
-    from ..execute.launchers import get_launcher
-
-    if args.cluster != "local" or args.launcher == "ray":
-        from ..env import collect_env
-        from ..execute.launchers.ray_cluster import RayCluster
-
-        launcher = RayCluster(None if args.cluster in ("ray", "local") else args.cluster, args.cluster_select,
-                              args.retries, args.cluster_ship_code)
-        for line in launcher.check_versions(collect_env(), args.allow_env_change):
-            print(f"benchbed: warning: {line}", file=sys.stderr)
-    else:
-        launcher = get_launcher(args.launcher or "local")
-    session = Session(args.results, config, run_id=args.resume or args.run_id)
-    launcher.bind(config, session.ctx, session.workbench)
-    for line in launcher.notes() if not args.quiet else []:
+    launcher = _launcher(plan, launcher_args)
+    session = Session(results, plan.config, run_id=plan.run_id)
+    launcher.bind(plan.config, session.ctx, session.workbench)
+    for line in launcher.notes() if not quiet else []:
         print(f"benchbed: {line}", file=sys.stderr)
-    if not args.quiet:
-        note = " (each in a subprocess: --case-timeout)" if args.case_timeout and not args.isolate else ""
-        print(f"benchbed run {session.run_id}: {len(cases)} cases x {args.passes} pass(es) -> {session.store.run_dir}"
-              f"{note}", file=sys.stderr)
+    if not quiet:
+        note = " (each in a subprocess: --case-timeout)" if plan.config.case_timeout_s and \
+            plan.config.isolate == "auto" else ""
+        print(f"benchbed run {session.run_id}: {len(plan.cases)} cases x {plan.config.passes} pass(es) -> "
+              f"{session.store.run_dir}{note}", file=sys.stderr)
     start = time.perf_counter()
 
     def progress(i: int, total: int, result: Any) -> None:
-        if not args.quiet:
+        if not quiet:
             print_progress(i, total, result.record, time.perf_counter() - start)
 
     try:
-        session.run(cases, progress, launcher=launcher, done=done)
+        session.run(list(plan.cases), progress, launcher=launcher, done=set(plan.done) if plan.done else None)
     finally:
         launcher.close()
         # interrupted (SIGINT/SIGTERM) or not, what finished is compacted into the run's file
@@ -389,7 +250,5 @@ def main(args: argparse.Namespace) -> int:
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
     failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False
-              or (args.on_interference == "fail" and r.get("interfered") is True)]
+              or (plan.config.on_interference == "fail" and r.get("interfered") is True)]
     return EXIT_FAILED if failed else EXIT_OK
-
-

@@ -1,16 +1,19 @@
-"""Run-wide settings (`EngineConfig`, recorded with every case) and the identity every record of a
-run shares (`RunContext`)."""
+"""Run-wide settings (`EngineConfig`, recorded with every case), the identity every record of a
+run shares (`RunContext`, made by `start_run`), and what a finished case hands back (`CaseResult`)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..measure import StopRule
 from ..spec import DEFAULT_REFERENCE
 
-__all__ = ["EngineConfig", "ISOLATE_MODES", "ON_INTERFERENCE", "PAIRINGS", "RunContext"]
+__all__ = ["EngineConfig", "ISOLATE_MODES", "ON_INTERFERENCE", "PAIRINGS", "RunContext", "CaseResult", "new_run_id",
+           "start_run"]
 
 #: Values of `EngineConfig.isolate`.
 ISOLATE_MODES = ("auto", "always", "never")
@@ -76,7 +79,10 @@ class EngineConfig:
             raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
         if self.case_timeout_s is not None and self.isolate == "never":
             # A hung call cannot be stopped inside this process; only a child can be killed.
-            raise ValueError("case_timeout_s needs cases in a subprocess; it cannot be combined with isolate='never'")
+            raise ValueError("--case-timeout needs cases in subprocesses (a hung call cannot be stopped in-process); "
+                             "drop --no-isolate (case_timeout_s with isolate='never')")
+        if not 0 <= self.inject_slowdown < 10:
+            raise ValueError(f"--inject-slowdown must be a fraction between 0 and 10, got {self.inject_slowdown}")
 
 
 @dataclass(frozen=True)
@@ -89,3 +95,38 @@ class RunContext:
     env: dict[str, Any] = field(default_factory=dict)
     results: str = "results"
     in_child: bool = False
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    """A new run id: the UTC start time and six random hex digits."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def start_run(results: str, run_id: str | None = None) -> RunContext:
+    """The context of a new run writing under `results`: `run_id`, else ``BENCHBED_RUN_ID`` (CI
+    shards of one nightly run share an id through the environment, so their records join), else a
+    new id; the environment fingerprint taken now."""
+    from ..env import collect_env
+    from ..validate import check_run_id
+
+    from_env = os.environ.get("BENCHBED_RUN_ID") or None
+    run_id = run_id or from_env
+    if run_id is not None:
+        check_run_id(run_id, "BENCHBED_RUN_ID" if run_id == from_env else "run id")
+    return RunContext(run_id=run_id or new_run_id(), started_at=_dt.datetime.now(_dt.timezone.utc),
+                      env=collect_env(), results=str(results))
+
+
+@dataclass
+class CaseResult:
+    """A finished case: its record, where it was stored, and the raw samples for callers."""
+
+    case: Any
+    record: dict[str, Any]
+    path: str | None = None
+    samples: tuple[float, ...] = field(default=())
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]

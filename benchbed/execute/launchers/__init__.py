@@ -22,7 +22,7 @@ from ..config import EngineConfig, RunContext
 from ..schedule import Job, Schedule
 from ..workbench import Workbench
 
-__all__ = ["Launcher", "OnResults", "register_launcher", "get_launcher", "launcher_names"]
+__all__ = ["Launcher", "OnResults", "register_launcher", "get_launcher", "launcher_names", "check_launcher"]
 
 #: Called with a finished job's results (one per case) and whether they were already stored.
 OnResults = Callable[[list[CellResult], bool], None]
@@ -91,6 +91,24 @@ def get_launcher(name: str, *args: Any, **kwargs: Any) -> Launcher:
     if name not in _REGISTRY:
         raise SpecError(f"unknown launcher {name!r} (valid: {', '.join(_REGISTRY)})")
     return _REGISTRY[name](*args, **kwargs)
+
+
+def check_launcher(launcher: str | None, cluster: str, cluster_options: bool) -> tuple[str, str | None]:
+    """``--launcher`` and ``--cluster`` as (launcher name, cluster address or None); a `SpecError`
+    for an unknown name, both given, or cluster-only options without a cluster. Called after a
+    suite loaded: a suite may register a launcher."""
+    if cluster not in ("local", "ray") and not str(cluster).startswith("ray://"):
+        raise SpecError(f"--cluster {cluster!r} (valid: local, ray, ray://HOST:PORT)")
+    if launcher is not None:
+        if launcher not in launcher_names():
+            raise SpecError(f"unknown launcher {launcher!r} (valid: {', '.join(launcher_names())})")
+        if cluster != "local":
+            raise SpecError("--launcher and --cluster both say where cells run; give one")
+    if cluster == "local" and launcher != "ray" and cluster_options:
+        raise SpecError("--cluster-select and --cluster-ship-code need --cluster ray")
+    if cluster != "local" or launcher == "ray":
+        return "ray", None if cluster in ("ray", "local") else cluster
+    return launcher or "local", None
 
 
 def _builtin() -> None:

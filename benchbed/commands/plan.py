@@ -1,0 +1,166 @@
+"""``benchbed run``'s plan: the command line turned into what a run needs (the matrix and its cases,
+the engine settings, the launcher's name, what a resumed run already holds), every rule between
+options checked on the way, so a bad command line is one line and exit 2 before anything is
+written. `commands.run` parses, asks for the plan, and runs it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..execute.config import EngineConfig
+from ..spec import AUTO_RATE, Case, Matrix, SpecError, parse_shard
+from ..validate import check_run_id, positive_float, positive_int
+from .common import non_negative_int
+
+__all__ = ["RunPlan", "make_plan"]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run: what to measure, under which settings, where, and what is done already."""
+
+    matrix: Matrix
+    cases: tuple[Case, ...]
+    config: EngineConfig
+    #: A registered launcher's name, or ``ray`` with `cluster` saying which cluster.
+    launcher: str
+    cluster: str | None
+    #: (case id, pass) already recorded in the run being resumed; None for a new run.
+    done: frozenset[tuple[str, int]] | None
+    run_id: str | None
+
+
+def make_plan(args: argparse.Namespace) -> RunPlan:
+    """The plan of `args`, or a `SpecError` naming the first problem."""
+    from ..execute.launchers import check_launcher
+    from ..models import check_model_source
+    from ..store import check_writable, recorded_cases
+
+    env_id = os.environ.get("BENCHBED_RUN_ID")
+    if env_id and not args.run_id:
+        check_run_id(env_id, "BENCHBED_RUN_ID")
+    matrix, cases = _matrix(args)
+    for model in matrix.model:
+        check_model_source(model)
+    rule = _rule(args)
+    problem = check_writable(args.results)
+    if problem:
+        raise SpecError(problem)
+    if not cases:
+        raise SpecError("the matrix (after --shard) has no cases")
+    config = _config(args, matrix, rule)
+    launcher, cluster = check_launcher(args.launcher, args.cluster, bool(args.cluster_select or args.cluster_ship_code))
+    if args.resume and args.run_id and args.resume != args.run_id:
+        raise SpecError("--resume names the run to continue; it cannot be combined with another --run-id")
+    done = frozenset(recorded_cases(args.results, args.resume)) if args.resume else None
+    return RunPlan(matrix, tuple(cases), config, launcher, cluster, done, args.resume or args.run_id)
+
+
+def _config(args: argparse.Namespace, matrix: Matrix, rule: Any) -> EngineConfig:
+    try:
+        return EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
+                            suite=args.suite or ("quick" if args.quick else "default"),
+                            inject_slowdown=args.inject_slowdown, passes=args.passes,
+                            isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
+                            case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
+                            on_interference=args.on_interference, slo_ms=args.slo_ms,
+                            tf32=None if args.tf32 is None else args.tf32 == "on")
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
+    """The matrix with the scenario, inputs and workload settings of the command line."""
+    from ..spec import Workload
+
+    w = matrix.workload
+    changes: dict[str, Any] = {}
+    for name in ("examples", "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms"):
+        value = getattr(args, name, None)
+        if value is not None and value != getattr(Workload(), name):
+            changes[name] = value
+    if getattr(args, "workers", None):
+        changes["workers"] = tuple(int(non_negative_int(v, "--workers")) for v in args.workers)
+    if getattr(args, "grad_accum", None):
+        changes["grad_accum"] = tuple(positive_int(v, "--grad-accum") for v in args.grad_accum)
+    if getattr(args, "rate", None):
+        if AUTO_RATE in args.rate:
+            if len(args.rate) > 1:
+                raise SpecError(f"--rate auto searches each runner's knee; it takes no other rates, got "
+                                f"{','.join(args.rate)}")
+            changes["rates"] = (AUTO_RATE,)
+        else:
+            changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
+    matrix = replace(matrix, workload=replace(w, **changes))
+    if getattr(args, "scenario", None):
+        matrix = replace(matrix, scenario=tuple(args.scenario))
+    from ..spec import check_scenario_options
+
+    given = [{"rates": "rate"}.get(k, k) for k in changes if k != "grad_accum"]
+    check_scenario_options(given, [str(s) for s in matrix.scenario], [str(t) for t in matrix.task])
+    if getattr(args, "inputs", None) is not None:
+        matrix = replace(matrix, inputs=args.inputs)
+    return matrix
+
+
+def _matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
+    """The matrix to run and its cases (of this shard). Anything a suite's own code raises while
+    the matrix is built and expanded (a ``cases()`` of its own, a field of the wrong kind) is one
+    line naming the suite."""
+    try:
+        return _build_matrix(args)
+    except SpecError:
+        raise
+    except Exception as exc:
+        if not args.suite:
+            raise
+        raise SpecError(f"suite {args.suite!r}: its matrix cannot be expanded: {exc.__class__.__name__}: "
+                        f"{str(exc)[:200]}") from None
+
+
+def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
+    from ..defaults import DEFAULT_MATRIX, QUICK_MATRIX
+    from ..models import check_model
+    from ..runners import check_runner_families, runner_names
+    from ..suite import load_suite
+    from ..tasks import task_names
+
+    matrix = load_suite(args.suite) if args.suite else (QUICK_MATRIX if args.quick else DEFAULT_MATRIX)
+    matrix = matrix.narrow(task=args.task, model=args.model, runner=args.runner, device=args.device,
+                           dtype=args.dtype, batch_size=args.batch_size, seq_len=args.seq_len,
+                           attn_impl=getattr(args, "attn_impl", None), compiled=getattr(args, "compiled", None))
+    extra = {k: v for k, v in (("compile_backend", getattr(args, "compile_backend", None)),
+                               ("compile_mode", getattr(args, "compile_mode", None)),
+                               ("int8", getattr(args, "int8_method", None)),
+                               ("target_loss", getattr(args, "target_loss", None))) if v is not None}
+    if extra:
+        matrix = replace(matrix, options=tuple(sorted({**dict(matrix.options), **extra}.items())))
+    if getattr(args, "new_tokens", None) is not None:
+        matrix = replace(matrix, new_tokens=args.new_tokens)
+    if getattr(args, "reference", None):
+        matrix = replace(matrix, reference=args.reference)
+    matrix = _workload(args, matrix)
+    matrix = matrix.validate(task_names(), check_model, runner_names())
+    check_runner_families((c.task, c.runner) for c in matrix.cases())
+    if matrix.inputs is not None:
+        from ..execute.drivers import check_inputs
+
+        check_inputs(matrix.inputs, list(matrix.task))
+    if args.shard:
+        i, n = parse_shard(args.shard)
+        return matrix, matrix.shard(i, n)
+    return matrix, matrix.cases()
+
+
+def _rule(args: argparse.Namespace) -> Any:
+    from ..measure import StopRule
+
+    try:
+        return StopRule(warmup=args.warmup, min_samples=args.min_samples, min_time_s=args.min_time,
+                        max_time_s=args.max_time, rel_ci_width=args.ci_width,
+                        max_samples=max(10_000, args.min_samples))
+    except ValueError as exc:
+        raise SpecError(f"timing options: {exc}") from None
