@@ -6,7 +6,7 @@ A scenario is a `Scenario` declaration. The built-ins (``latency``, ``dataset``,
 in ``benchbed.execute.drivers``; a plugin registers its own with `register_scenario` (from a suite
 file, or the ``benchbed.scenarios`` entry point). The driver and report section may be given as
 objects or as ``"module:attribute"`` text, loaded when first needed, so this module imports nothing
-of benchbed and any layer may ask it.
+of benchbed but `benchbed.plugins` and any layer may ask it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping
+
+from .plugins import EntryPoints
 
 __all__ = ["Scenario", "register_scenario", "get_scenario", "scenario_names", "scenario_of_record",
            "DEFAULT_SCENARIO", "load", "declared_columns", "options_owned"]
@@ -67,7 +68,6 @@ class Scenario:
 
 
 _REGISTRY: dict[str, Scenario] = {}
-_loaded = False
 
 
 def load(ref: Any) -> Any:
@@ -90,17 +90,14 @@ def register_scenario(scenario: Scenario) -> Scenario:
     return scenario
 
 
+_installed = EntryPoints("benchbed.scenarios", register_scenario)
+
+
 def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    # the built-ins declare themselves beside their drivers; plugins through the entry point
-    importlib.import_module("benchbed.execute.drivers")
-    for ep in entry_points(group="benchbed.scenarios"):
-        found = ep.load()
-        for s in found if isinstance(found, (list, tuple)) else [found]:
-            register_scenario(s)
+    if not _installed.loaded:
+        # the built-ins declare themselves beside their drivers; installed plug-ins by entry point
+        importlib.import_module("benchbed.execute.drivers")
+        _installed.load()
 
 
 def scenario_names() -> list[str]:

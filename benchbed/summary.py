@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Iterable, TextIO
 
-from .cells import group_cells, runner_order
+from .ratios import group_cells, runner_order
 from .display import fmt_ms
 from .scenarios import DEFAULT_SCENARIO, get_scenario, scenario_of_record
 

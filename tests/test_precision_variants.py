@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchbed.execute.cell import base_record
+from benchbed.execute.records import base_record
 from benchbed.spec import Case, Matrix, SpecError
 from conftest import run_cli
 

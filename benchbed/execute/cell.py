@@ -25,7 +25,6 @@ from ..measure.paired import (
     paired_ratio_ci,
 )
 from ..measure.timer import device_sync
-from ..record import empty_record
 from ..spec import Case
 from ..tasks.base import relabel
 from .config import EngineConfig, RunContext
@@ -39,38 +38,13 @@ from .passes import (
     phase_columns,
     resource_columns,
     slowed,
-    tf32_enabled,
     with_steps,
 )
 from .drivers import make_driver
+from .records import CellResult, base_record
 from .workbench import Workbench, release
 
-__all__ = ["measure_cell", "base_record", "CellResult"]
-
-#: (case, record, raw samples) of one runner of a cell.
-CellResult = tuple[Case, dict[str, Any], tuple[float, ...]]
-
-
-def base_record(case: Case, ctx: RunContext, config: EngineConfig, pass_index: int = 0) -> dict[str, Any]:
-    """The columns every record of `case` has before anything is measured."""
-    import torch
-
-    rec = empty_record()
-    rec.update({
-        "run_id": ctx.run_id, "case_id": case.case_id, "pair_id": case.pair_id, "started_at": ctx.started_at,
-        "pass_index": pass_index, "suite": config.suite, "task": case.task, "model": case.model,
-        "runner": case.runner, "reference": config.reference, "device": case.device, "dtype": case.dtype,
-        "batch_size": case.batch_size, "seq_len": case.seq_len, "new_tokens": case.new_tokens,
-        "attn_impl": case.attn_impl, "compiled": case.compiled, "scenario": case.scenario,
-        "compile_backend": case.option("compile_backend", "inductor") if case.compiled else None,
-        "threads": torch.get_num_threads(), "tf32": tf32_enabled(), "isolated": ctx.in_child,
-        "memory_cap_mb": config.memory_cap_mb, "pairing": config.pairing,
-        "options": json.dumps({**dict(case.options), **({"inject_slowdown": config.inject_slowdown}
-                                                         if config.inject_slowdown else {})}, sort_keys=True),
-    })
-    rec.update(ctx.env)
-    return rec
-
+__all__ = ["measure_cell", "base_record", "CellResult"]  # the last two from .records
 
 class _RunnerFailed(Exception):
     def __init__(self, name: str, exc: BaseException) -> None:

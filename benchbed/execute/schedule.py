@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable
 
 from ..spec import Case
-from .cell import CellResult, base_record
+from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
 __all__ = ["Job", "Schedule", "cells_of_cases"]

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any, Iterable
 
 from ..spec import Case
-from .cell import CellResult, base_record
+from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
 __all__ = ["payload", "unpack", "to_wire", "from_wire", "failure_results"]

@@ -16,7 +16,7 @@ import numpy as np
 __all__ = ["MAX_PANELS", "Chart", "latency_vs_batch", "throughput_vs_batch", "distributions", "phase_breakdown",
            "precision_comparison", "memory_vs_batch", "history_trend", "generation_latency", "efficiency",
            "grid", "to_svg", "plain", "panel_title", "finish_panel", "legend", "number", "runners_of",
-           "style", "workload_panels"]
+           "style", "workload_panels", "finish_bars"]
 
 MAX_PANELS = 12
 GROUP_KEY = ["task", "model", "device", "dtype"]
@@ -326,14 +326,19 @@ def efficiency(latest: Any) -> Chart:
         peak = grp["peak_tflops"].dropna()
         if not peak.empty:
             ax.axhline(float(peak.iloc[0]), color="black", ls=":", lw=1, label="measured matmul peak")
-        ax.set_xticks(np.arange(len(cells)) + 0.4 - width / 2, [f"b{b} s{sl}" for b, sl in cells], rotation=45,
-                      fontsize=6)
-        ax.set_ylabel("achieved TFLOP/s")
-        ax.set_title(panel_title(key))
-        ax.grid(True, axis="y", alpha=0.3)
-        legend(ax)
+        finish_bars(ax, [f"b{b} s{sl}" for b, sl in cells], width, "achieved TFLOP/s", panel_title(key), rotation=45)
     fig.tight_layout()
     return to_svg(fig), note
+
+
+def finish_bars(ax: Any, labels: list[str], width: float, ylabel: str, title: str, rotation: int = 0) -> None:
+    """Ticks under groups of side-by-side bars (`width` each, groups one apart), the axis label,
+    the panel's title, a light horizontal grid and the legend."""
+    ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, rotation=rotation, fontsize=6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    legend(ax)
 
 
 WORKLOAD_KEY = ["task", "model", "device", "dtype", "seq_len"]

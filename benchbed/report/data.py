@@ -82,7 +82,7 @@ def cells_of(df: Any, resamples: int = 1000) -> Any:
 
     import pandas as pd
 
-    from ..cells import group_cells, runner_order
+    from ..ratios import group_cells, runner_order
     from ..record import pool_records
 
     ok = df[df["status"] == "ok"]

@@ -7,9 +7,9 @@ inference tasks and the hand-written loop for training tasks."""
 from __future__ import annotations
 
 import re
-from importlib.metadata import entry_points
 from typing import Iterable
 
+from ..plugins import EntryPoints
 from ..spec import TRAINING_RUNNERS
 from .base import Cache, PhaseTimes, Runner, RunnerUnavailable, StagedRunner, no_cache
 from .onnx import OnnxRuntimeRunner
@@ -27,7 +27,6 @@ FAMILIES = ("inference", "training")
 
 _REGISTRY: dict[str, dict[str, type[Runner]]] = {family: {} for family in FAMILIES}
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_loaded_plugins = False
 
 
 def register_runner(cls: type[Runner]) -> type[Runner]:
@@ -46,13 +45,7 @@ for _cls in (TorchRunner, PipelineRunner, OnnxRuntimeRunner, BucketedTorchRunner
     register_runner(_cls)
 
 
-def _load_plugins() -> None:
-    global _loaded_plugins
-    if _loaded_plugins:
-        return
-    _loaded_plugins = True
-    for ep in entry_points(group="benchbed.runners"):
-        register_runner(ep.load())
+_load_plugins = EntryPoints("benchbed.runners", register_runner).load
 
 
 def runner_names(family: str | None = None) -> list[str]:

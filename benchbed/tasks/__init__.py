@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
+from ..plugins import EntryPoints
 from .base import Parity, Task, TextTask, Tolerance, tolerance
 from .feature_extraction import FeatureExtraction
 from .fill_mask import FillMask
@@ -25,7 +24,6 @@ _REGISTRY: dict[str, type[Task]] = {
                                  SpeechRecognition, QuestionAnswering, Summarization, Text2TextGeneration,
                                  TrainTextClassification, TrainCausalLM)
 }
-_loaded_plugins = False
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -39,13 +37,7 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def _load_plugins() -> None:
-    global _loaded_plugins
-    if _loaded_plugins:
-        return
-    _loaded_plugins = True
-    for ep in entry_points(group="benchbed.tasks"):
-        register_task(ep.load())
+_load_plugins = EntryPoints("benchbed.tasks", register_task).load
 
 
 def task_names() -> list[str]:

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable
 
 from ...spec import SpecError
-from ..cell import CellResult
+from ..records import CellResult
 from ..config import EngineConfig, RunContext
 from ..schedule import Job, Schedule
 from ..workbench import Workbench

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..cell import CellResult, measure_cell
+from ..cell import measure_cell
+from ..records import CellResult
 from ..schedule import Job
 from . import Launcher, register_launcher
 

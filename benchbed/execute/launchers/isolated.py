@@ -19,7 +19,8 @@ import signal
 import subprocess
 import sys
 
-from ..cell import CellResult, measure_cell
+from ..cell import measure_cell
+from ..records import CellResult
 from ..failures import subprocess_status
 from ..schedule import Job
 from ..workbench import Workbench

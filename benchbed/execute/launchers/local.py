@@ -7,7 +7,7 @@ find that out."""
 from __future__ import annotations
 
 from ...spec import Case
-from ..cell import CellResult
+from ..records import CellResult
 from ..config import EngineConfig
 from ..failures import unavailable_reason
 from ..schedule import Job

@@ -6,9 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
-from ..charts import Chart, legend, number, panel_title, plain, style, to_svg, workload_panels
+from ..charts import Chart, finish_bars, number, panel_title, plain, style, to_svg, workload_panels
 from ..html import esc, figure, fmt_ms, fmt_num, missing, table
 
 __all__ = ["section", "dataset_throughput"]
@@ -55,10 +53,7 @@ def dataset_throughput(latest: Any) -> Chart:
                 waste = r.iloc[0].get("padding_waste")
                 if waste is not None and not (isinstance(waste, float) and math.isnan(waste)):
                     ax.text(i + width * j, v, f"{100 * float(waste):.0f}%", ha="center", va="bottom", fontsize=5)
-        ax.set_xticks(np.arange(len(points)) + 0.4 - width / 2, [f"b{b} w{w}" for b, w in points], fontsize=6)
-        ax.set_ylabel("examples/s (labels: padding waste)")
-        ax.set_title(panel_title(key))
-        ax.grid(True, axis="y", alpha=0.3)
-        legend(ax)
+        finish_bars(ax, [f"b{b} w{w}" for b, w in points], width, "examples/s (labels: padding waste)",
+                    panel_title(key))
     fig.tight_layout()
     return to_svg(fig), note
