@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the runner every other runner is compared with: parity and ratios (default: torch)")
     group.addoption("--benchbed-isolate", choices=["auto", "always", "never"], default="auto",
                     help="run cases in fresh subprocesses: auto (CUDA cases only, default), always, never")
+    group.addoption("--benchbed-launcher", metavar="NAME", default=None,
+                    help="where cells are measured: local (default), in-process, subprocess, ray, or a launcher "
+                         "a suite module registers (checked once the suites are collected)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -147,6 +150,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
+    launcher = config.getoption("--benchbed-launcher")
+    if config.getoption("--benchmark") and launcher is not None:
+        from .execute.launchers import launcher_names
+
+        if launcher not in launcher_names():  # after collection: a suite module may register one
+            raise pytest.UsageError(console_safe(f"--benchbed-launcher: unknown launcher {launcher!r} (valid: "
+                                                 f"{', '.join(launcher_names())})", keep_newlines=False))
     if not config.getoption("--benchmark"):
         skip = pytest.mark.skip(reason="benchbed cases run only with --benchmark")
         for item in items:
@@ -210,8 +220,18 @@ class BenchbedFixture:
                     for c in self._cells().get(case.pair_id, [])]
             if all(c.case_id != case.case_id for c in cell):
                 cell = [case]
-            for result in self.session.run_cell(cell):
-                done[result.case.case_id] = result
+            name = self.config.getoption("--benchbed-launcher")
+            launcher = None
+            if name is not None:
+                from .execute.launchers import get_launcher
+
+                launcher = get_launcher(name)
+            try:
+                for result in self.session.run(cell, passes=[0], launcher=launcher):
+                    done[result.case.case_id] = result
+            finally:
+                if launcher is not None:
+                    launcher.close()
         result = done.pop(case.case_id)
         rec = result.record
         self.config._benchbed_records.append(rec)  # type: ignore[attr-defined]

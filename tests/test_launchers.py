@@ -72,6 +72,20 @@ def test_a_launcher_from_a_suite_file_runs_end_to_end_and_the_report_reads_it(tm
     assert r.returncode == 0 and "Traceback" not in r.stderr
 
 
+def test_a_launcher_from_a_suite_file_runs_through_the_pytest_door(tmp_path):
+    pytest_ = [sys.executable, "-m", "pytest", PLUGIN, "--benchmark", "--benchbed-results", str(tmp_path / "r"),
+               "--benchbed-min-time", "0.02", "--benchbed-max-time", "0.1", "-p", "no:cacheprovider", "-q"]
+    p = subprocess.run(pytest_ + ["--benchbed-launcher", "twice"], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    df = pd.read_parquet(tmp_path / "r")
+    assert len(df) == 4 and (df["message"] == "measured 2 times").all()
+    bad = subprocess.run(pytest_ + ["--benchbed-launcher", "thrice"], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=600)
+    assert bad.returncode == 4 and "--benchbed-launcher: unknown launcher 'thrice' (valid: " in bad.stderr, bad.stderr
+    assert "twice" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_the_schedule_holds_a_larger_batch_until_the_smaller_one_finished():
     from benchbed.execute.config import RunContext
 

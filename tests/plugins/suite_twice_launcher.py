@@ -1,12 +1,14 @@
 """A launcher defined outside benchbed, in a suite file: it measures every cell twice in this
 process and keeps the second measurement (a warm-everything launcher a user might want).
 
-Used by tests/test_launchers.py through the CLI (``benchbed run --suite ... --launcher twice``),
-without any edit in benchbed/."""
+Used by tests/test_launchers.py through the CLI (``benchbed run --suite ... --launcher twice``) and
+the pytest door (``pytest THIS_FILE --benchmark --benchbed-launcher twice``), without any edit in
+benchbed/."""
 
 from benchbed import Matrix
 from benchbed.execute.cell import measure_cell
 from benchbed.execute.launchers import Launcher, register_launcher
+from benchbed.pytest_plugin import parametrize
 
 #: (task, batch size) of every cell measured, in order, so the test can count the calls.
 MEASURED = []
@@ -30,3 +32,8 @@ class Twice(Launcher):
 
 
 MATRIX = Matrix(task=("text-classification",), model=("bert-tiny",), batch_size=(1, 2), seq_len=(16,))
+
+
+@parametrize(MATRIX)
+def test_twice(benchbed, case):
+    benchbed.run(case)
