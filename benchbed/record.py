@@ -75,6 +75,12 @@ Schema history:
       ``env_physical_cores``, ``env_memory_gib``; the runtimes the runners drive: ``env_onnxruntime``
       (with its providers), ``env_accelerate``, ``env_datasets``, ``env_ray``. No migration: older
       records have nulls there, and a null is "unknown", never a difference (`env_differences`).
+  9 — the ratio as a gated metric: ``ratio_samples`` (this runner's per-block ratios to the
+      reference, median of its block ÷ median of the reference's same block, one per block both
+      ran: what ``compare --metric ratio`` and ``history --metric ratio`` judge). Null for the
+      reference runner itself, ``--pairing sequential`` and older records (whose ratio cases are
+      unjudged, never a pass). ``--inject-slowdown RUNNER=FRACTION`` slows one runner: its
+      record's ``options`` says so.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -109,7 +115,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("lat_min_s", _f), ("lat_median_s", _f), ("lat_mean_s", _f), ("lat_p90_s", _f), ("lat_p95_s", _f),
     ("lat_p99_s", _f), ("lat_max_s", _f), ("lat_std_s", _f), ("lat_iqr_s", _f),
     ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),
-    ("ref_ratio", _f), ("ref_ratio_low", _f), ("ref_ratio_high", _f), ("setup_s", _f),
+    ("ref_ratio", _f), ("ref_ratio_low", _f), ("ref_ratio_high", _f), ("ratio_samples", pa.list_(_f)),
+    ("setup_s", _f),
     ("host_samples_s", pa.list_(_f)), ("host_median_s", _f), ("host_yardstick", _i),
     # workload: where the inputs came from and how the runners were driven (scenario)
     ("scenario", _s), ("inputs_source", _s), ("inputs_column", _s), ("inputs_examples", _i), ("inputs_digest", _s),
@@ -242,6 +249,9 @@ def pool_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             merged.update(host_samples_s=None, host_median_s=None)
         merged.update(ref_ratio=None, ref_ratio_low=None, ref_ratio_high=None)  # recomputed by readers
+        ratios = [r.get("ratio_samples") for r in ok]  # blocks of different passes never pair: concatenated
+        merged["ratio_samples"] = (np.concatenate([np.asarray(x, dtype=float) for x in ratios]).tolist()
+                                   if all(x is not None and len(x) for x in ratios) else None)
         out.append(merged)
     return out
 

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from . import compare, history, merge, report, run
+from . import compare, history, merge, noise, report, run
 from . import list as list_
 
 __all__ = ["COMMANDS"]
 
 #: Subcommands in the order ``benchbed --help`` lists them.
-COMMANDS = {"run": run, "report": report, "compare": compare, "history": history, "merge": merge, "list": list_}
+COMMANDS = {"run": run, "report": report, "compare": compare, "history": history, "noise": noise,
+            "merge": merge, "list": list_}

@@ -150,9 +150,19 @@ def load(paths: Sequence[str], what: str, gate: bool = False) -> Any:
 
 
 def regress_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metric", default="median", choices=["median", "mean", "p90", "p95", "p99", "ratio"],
+                   help="what is judged: a latency statistic (default: median), or ratio: each runner's per-block "
+                        "ratio to its cell's reference, timed in the same blocks (needs records of schema 9 measured "
+                        "interleaved; older ones are not judged)")
     p.add_argument("--threshold", action="append", metavar="[METRIC:][PATTERN=]VALUE",
-                   help="regression threshold (default 5%%); repeat to override per metric or per case pattern, "
-                        "e.g. --threshold 5%% --threshold 'fill-mask*=8%%' --threshold p99:10%%")
+                   help="regression threshold (default 5%%, 3%% for --metric ratio); repeat to override per metric or "
+                        "per case pattern, e.g. --threshold 5%% --threshold 'fill-mask*=8%%' --threshold ratio:2%%")
+    p.add_argument("--thresholds", action="append", metavar="FILE",
+                   help="threshold rules from a file, one per line (what `benchbed noise` writes); --threshold "
+                        "rules given here override them; repeatable")
+    p.add_argument("--require-power", action="store_true",
+                   help="exit 3 when a case is underpowered: its minimum detectable change at 95%% power, from the "
+                        "baseline's own spread, exceeds its threshold (default: named, exit 0)")
     p.add_argument("--alpha", type=arg(finite_float, "--alpha"), default=0.05, help="significance level (default: 0.05)")
     p.add_argument("--normalize", choices=["none", "host"], default="none",
                    help="judge raw latency (none, the default) or latency divided by each record's host yardstick, "
@@ -168,7 +178,11 @@ def thresholds(args: argparse.Namespace) -> Any:
 
     if not 0 < args.alpha < 1:
         raise SpecError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    return Thresholds.parse(args.threshold)
+    if args.metric == "ratio" and args.normalize != "none":
+        raise SpecError("--normalize host does not apply to --metric ratio: a ratio is already relative to its "
+                        "reference, timed in the same blocks")
+    return Thresholds.parse(args.threshold, default=0.03 if args.metric == "ratio" else 0.05,
+                            files=args.thresholds)
 
 
 def emit(args: argparse.Namespace, data: dict[str, Any], console: str, markdown: str) -> None:
@@ -184,12 +198,13 @@ def emit(args: argparse.Namespace, data: dict[str, Any], console: str, markdown:
         write_text_atomic(args.markdown, markdown, append=True)
 
 
-def gate(found: int, unjudged: int, compared: int) -> int:
-    """The regression gate's exit code: 1 on a regression; else 3 when anything could not be judged
-    or nothing was compared (a gate fails closed); else 0."""
+def gate(found: int, unjudged: int, compared: int, underpowered: int = 0) -> int:
+    """The regression gate's exit code: 1 on a regression; else 3 when anything could not be judged,
+    nothing was compared (a gate fails closed), or — counted only under ``--require-power`` — a
+    case was underpowered; else 0."""
     if found:
         return EXIT_FAILED
-    if unjudged or not compared:
+    if unjudged or not compared or underpowered:
         return EXIT_UNJUDGED
     return EXIT_OK
 

@@ -23,8 +23,6 @@ def add_parser(sub: Any) -> None:
     cmp.add_argument("baseline", metavar="BASELINE", help="baseline results (folder, parquet file or URI); alone: a "
                                                           "folder whose newest run is compared with the one before")
     cmp.add_argument("current", metavar="CURRENT", nargs="?", help="current results")
-    cmp.add_argument("--metric", default="median", choices=["median", "mean", "p90", "p95", "p99"],
-                     help="latency statistic to compare (default: median)")
     cmp.add_argument("--baseline-runs", type=arg(positive_int, "--baseline-runs"), default=5, metavar="N",
                      help="with one RESULTS folder: how many earlier comparable runs form the baseline (default: 5; "
                           "with 3 or more, a regression must also lie outside the prediction interval of their medians, "
@@ -57,6 +55,7 @@ def main(args: argparse.Namespace) -> int:
     result = compare_runs(baseline, current, settings)
     data = comparison_dict(result)
     emit(args, data, comparison_console(data), comparison_markdown(data))
-    return gate(result.regressions, result.unjudged + aside, result.judged)
+    return gate(result.regressions, result.unjudged + aside, result.judged,
+                result.underpowered if args.require_power else 0)
 
 

@@ -32,12 +32,13 @@ def main(args: argparse.Namespace) -> int:
     from ..regress.history import HistorySettings, find_change_points, unjudged_cases
     from ..regress.output import history_console, history_dict, history_markdown
 
-    settings = HistorySettings(thresholds=thresholds(args), alpha=args.alpha, normalize=args.normalize)
+    settings = HistorySettings(thresholds=thresholds(args), alpha=args.alpha, normalize=args.normalize,
+                               metric=args.metric)
     df = load(args.results, "results", gate=True)
     points, envs, runs = find_change_points(df, settings)
     gating = [p for p in points if p.kind == "regression" and p.index >= len(runs) - args.window]
-    unjudged = unjudged_cases(df, args.window, args.normalize)
-    data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()), unjudged)
+    unjudged = unjudged_cases(df, args.window, args.normalize, args.metric)
+    data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()), unjudged, args.metric)
     emit(args, data, history_console(data), history_markdown(data))
     return gate(len(gating), len(unjudged) + set_aside(df), len(runs))
 

@@ -52,6 +52,12 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
     if not cases:
         raise SpecError("the matrix (after --shard) has no cases")
     config = _config(args, matrix, rule)
+    if config.inject_runner is not None:
+        from ..runners import runner_names
+
+        if config.inject_runner not in runner_names():
+            raise SpecError(f"--inject-slowdown: unknown runner {config.inject_runner!r} "
+                            f"(valid: {', '.join(runner_names())})")
     launcher, cluster = check_launcher(args.launcher, args.cluster, bool(args.cluster_select or args.cluster_ship_code))
     if args.resume and args.run_id and args.resume != args.run_id:
         raise SpecError("--resume names the run to continue; it cannot be combined with another --run-id")
@@ -59,11 +65,27 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
     return RunPlan(matrix, tuple(cases), config, launcher, cluster, done, args.resume or args.run_id)
 
 
+def slowdown(text: str, what: str = "--inject-slowdown") -> tuple[float, str | None]:
+    """``--inject-slowdown``: ``FRACTION`` (every runner) or ``RUNNER=FRACTION`` (that runner only);
+    the runner's name is checked against the registry once suites have loaded (`make_plan`)."""
+    from ..validate import finite_float
+
+    runner, sep, value = str(text).rpartition("=")
+    if sep and not runner.strip():
+        raise SpecError(f"{what} must be FRACTION or RUNNER=FRACTION (e.g. pipeline=0.05), got {text!r}")
+    try:
+        fraction = finite_float(value.strip(), what)
+    except SpecError:
+        raise SpecError(f"{what} must be FRACTION or RUNNER=FRACTION (e.g. pipeline=0.05), got {text!r}") from None
+    return fraction, runner.strip() or None
+
+
 def _config(args: argparse.Namespace, matrix: Matrix, rule: Any) -> EngineConfig:
     try:
         return EngineConfig(rule=rule, seed=args.seed, threads=args.threads, trust_remote_code=args.trust_remote_code,
                             suite=args.suite or ("quick" if args.quick else "default"),
-                            inject_slowdown=args.inject_slowdown, passes=args.passes,
+                            inject_slowdown=args.inject_slowdown[0], inject_runner=args.inject_slowdown[1],
+                            passes=args.passes,
                             isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
                             case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
                             on_interference=args.on_interference, slo_ms=args.slo_ms,

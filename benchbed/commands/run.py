@@ -19,6 +19,7 @@ from ..validate import (
     positive_int,
 )
 from .common import EXIT_FAILED, EXIT_OK, csv_option, non_negative_int, out
+from .plan import slowdown
 
 __all__ = ["add_parser", "main"]
 
@@ -27,6 +28,11 @@ def add_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="run a benchmark matrix and save one parquet record per case (and pass)",
                          description="Run a benchmark matrix (the built-in default, a --suite file, narrowed by "
                                      "the axis options) and save one parquet record per case under --results.")
+    add_run_options(run)
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    """Every option of a run (``benchbed noise`` runs with the same ones)."""
     run.add_argument("--suite", metavar="FILE", help="suite file: a pytest suite module defining MATRIX, or a TOML "
                                                      "file with a [matrix] table")
     run.add_argument("--quick", action="store_true", help="start from the tiny quick matrix (bert-tiny) instead of "
@@ -115,9 +121,11 @@ def add_parser(sub: Any) -> None:
                             "from this machine's (each record carries its node's own versions)")
     fleet.add_argument("--resume", metavar="RUN_ID", type=arg(check_run_id, "--resume"),
                        help="continue run RUN_ID in --results: cells and passes it already recorded are skipped")
-    run.add_argument("--inject-slowdown", type=arg(finite_float, "--inject-slowdown"), default=0.0, metavar="FRACTION",
+    run.add_argument("--inject-slowdown", type=arg(slowdown, "--inject-slowdown"), default=(0.0, None),
+                     metavar="[RUNNER=]FRACTION",
                      help="testing aid: add real busy work worth FRACTION of each call's duration inside the timed "
-                          "call (e.g. 0.1), to check that a regression gate catches it")
+                          "call (e.g. 0.1), to check that a regression gate catches it; RUNNER=FRACTION slows that "
+                          "runner only (a ratio regression, e.g. pipeline=0.05)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -196,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
     from .plan import make_plan
 
     plan = make_plan(args)
-    return run_plan(plan, args.results, quiet=args.quiet, launcher_args=args)
+    return run_plan(plan, args.results, quiet=args.quiet, launcher_args=args)[0]
 
 
 def _launcher(plan: Any, args: argparse.Namespace) -> Any:
@@ -214,8 +222,9 @@ def _launcher(plan: Any, args: argparse.Namespace) -> Any:
     return launcher
 
 
-def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Namespace) -> int:
-    """Measure the plan's cases, print the table, and say whether anything failed (exit 1)."""
+def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Namespace) -> tuple[int, str]:
+    """Measure the plan's cases and print the table: (exit code, 1 when anything failed; the run's
+    folder)."""
     from ..engine import Session
     from ..record import pool_records
     from ..summary import format_table, print_progress
@@ -251,4 +260,4 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
     failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False
               or (plan.config.on_interference == "fail" and r.get("interfered") is True)]
-    return EXIT_FAILED if failed else EXIT_OK
+    return (EXIT_FAILED if failed else EXIT_OK), str(session.store.run_dir)

@@ -20,6 +20,7 @@ from ..measure import MemoryCap, noise_warning, ratio_ci, summarize
 from ..measure.interference import Interference
 from ..measure.paired import (
     PairedTiming,
+    block_ratios,
     measure_interleaved,
     measure_sequential,
     paired_ratio_ci,
@@ -293,7 +294,7 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
                 run.streamer = StepTimer()
                 cell.steps[name] = []
                 call = with_steps(run, cell.steps[name])
-            if config.inject_slowdown:
+            if config.inject_slowdown and config.inject_runner in (None, name):
                 call = slowed(call, config.inject_slowdown)
             calls[name] = _guard(name, call)
         cuda = device.startswith("cuda")
@@ -367,6 +368,8 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         if timing.pairing == "interleaved":
             point, lo, hi = paired_ratio_ci(t.samples, timing.blocks[name], ref.samples, timing.blocks[reference],
                                             seed=config.seed)
+            rec["ratio_samples"] = block_ratios(t.samples, timing.blocks[name], ref.samples,
+                                                timing.blocks[reference]).tolist()
         else:
             point, lo, hi = ratio_ci(t.samples, ref.samples, seed=config.seed)
         rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)

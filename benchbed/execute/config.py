@@ -38,6 +38,8 @@ class EngineConfig:
     #: duration, inside the timed call. Recorded in `options`; not part of the case id, so a run
     #: with it compares against a run without it.
     inject_slowdown: float = 0.0
+    #: The one runner `inject_slowdown` slows (a ratio regression); None: every runner.
+    inject_runner: str | None = None
     #: Interleaved passes over the cells; each pass of a case is its own record, so a run carries
     #: its own run-to-run spread into `benchbed compare`.
     passes: int = 1

@@ -32,7 +32,8 @@ def base_record(case: Case, ctx: RunContext, config: EngineConfig, pass_index: i
         "threads": torch.get_num_threads(), "tf32": tf32_enabled(), "isolated": ctx.in_child,
         "memory_cap_mb": config.memory_cap_mb, "pairing": config.pairing,
         "options": json.dumps({**dict(case.options), **({"inject_slowdown": config.inject_slowdown}
-                                                         if config.inject_slowdown else {})}, sort_keys=True),
+                                                         if config.inject_slowdown and config.inject_runner
+                                                         in (None, case.runner) else {})}, sort_keys=True),
     })
     rec.update(ctx.env)
     return rec

@@ -29,7 +29,7 @@ import numpy as np
 
 from .timer import StopRule, Timing, measure, no_sync
 
-__all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci"]
+__all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci", "block_ratios"]
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,24 @@ class PairedTiming:
     host_blocks: tuple[int, ...] = ()
 
 
-def paired_ratio_ci(num: Sequence[float], num_blocks: Sequence[int], den: Sequence[float],
-                    den_blocks: Sequence[int], confidence: float = 0.95, seed: int = 0,
-                    resamples: int = 2000) -> tuple[float, float, float]:
-    """(point, low, high) of num ÷ den from paired blocks: per-block ratio of medians, median over
-    blocks, CI by resampling blocks."""
+def block_ratios(num: Sequence[float], num_blocks: Sequence[int], den: Sequence[float],
+                 den_blocks: Sequence[int]) -> np.ndarray:
+    """num ÷ den per block both ran: the median of num's samples in the block over den's (what the
+    paired ratio and the ratio gate are made of); ValueError when no block holds both."""
     a, ab = np.asarray(num, dtype=float), np.asarray(num_blocks)
     b, bb = np.asarray(den, dtype=float), np.asarray(den_blocks)
     common = np.intersect1d(np.unique(ab), np.unique(bb))
     if common.size == 0:
         raise ValueError("no block holds both runners")
-    per_block = np.array([np.median(a[ab == k]) / np.median(b[bb == k]) for k in common])
+    return np.array([np.median(a[ab == k]) / np.median(b[bb == k]) for k in common])
+
+
+def paired_ratio_ci(num: Sequence[float], num_blocks: Sequence[int], den: Sequence[float],
+                    den_blocks: Sequence[int], confidence: float = 0.95, seed: int = 0,
+                    resamples: int = 2000) -> tuple[float, float, float]:
+    """(point, low, high) of num ÷ den from paired blocks: per-block ratio of medians, median over
+    blocks, CI by resampling blocks."""
+    per_block = block_ratios(num, num_blocks, den, den_blocks)
     point = float(np.median(per_block))
     if per_block.size == 1:
         return point, point, point

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..env import COMPARABLE_KEYS
 from ..measure.stats import STATISTICS, ratio_ci
-from .thresholds import Thresholds
+from .thresholds import RATIO, Thresholds
 
 __all__ = ["NORMALIZE", "CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
            "env_fingerprint", "fingerprint_differences", "same_env", "newest_against_earlier", "run_order", "sample_problem"]
@@ -66,6 +66,11 @@ class Comparison:
     @property
     def improvements(self) -> int:
         return 0 if self.cases.empty else int((self.cases["verdict"] == "improvement").sum())
+
+    @property
+    def underpowered(self) -> int:
+        """Cases judged unchanged whose minimum detectable change exceeds their threshold."""
+        return 0 if self.cases.empty else int((self.cases["verdict"] == "underpowered").sum())
 
     @property
     def unjudged(self) -> int:
@@ -180,7 +185,22 @@ def _host_problem(ok: Any) -> str | None:
     return None
 
 
-def _samples_by_case(df: Any, normalize: str = "none",
+#: Why a non-reference record cannot be judged on the ratio.
+NO_RATIOS = ("no block ratios (recorded before schema 9, with --pairing sequential, in the server scenario, or "
+             "without its reference in the cell)")
+
+
+def ratio_records(df: Any) -> Any:
+    """The records the ratio gate judges: every runner but its cell's reference."""
+    return df[df["runner"] != df["reference"]] if "reference" in df.columns else df.iloc[0:0]
+
+
+def metric_column(metric: str) -> str:
+    """The list column a metric's samples come from."""
+    return "ratio_samples" if metric == RATIO else "samples_s"
+
+
+def _samples_by_case(df: Any, normalize: str = "none", column: str = "samples_s",
                      ) -> dict[str, tuple[np.ndarray | None, Any, np.ndarray, str | None, np.ndarray | None]]:
     """case id -> (all samples concatenated — divided by each record's host yardstick when
     `normalize` is "host" —, the newest record, each run's median of those, why it cannot be judged,
@@ -201,14 +221,16 @@ def _samples_by_case(df: Any, normalize: str = "none",
             statuses = ", ".join(sorted({str(s) for s in group["status"]}))
             out[case_id] = (None, group.iloc[-1], np.array([]), f"no finished record (status {statuses})", None)
             continue
-        problems = [sample_problem(s) for s in ok["samples_s"]]
+        problems = [sample_problem(s) for s in ok[column]] if column in ok.columns else ["no samples"]
         bad = next((p for p in problems if p), None)
+        if bad == "no samples" and column == "ratio_samples":
+            bad = NO_RATIOS
         if not bad and normalize == "host":
             bad = _host_problem(ok)
         if bad:
             out[case_id] = (None, ok.iloc[-1], np.array([]), bad, None)
             continue
-        raw = [np.asarray(s, dtype=float) for s in ok["samples_s"]]
+        raw = [np.asarray(s, dtype=float) for s in ok[column]]
         runs = raw
         if normalize == "host":
             runs = [r / float(h) for r, h in zip(raw, ok["host_median_s"])]
@@ -249,17 +271,80 @@ def between_run_sd(run_medians: np.ndarray) -> float | None:
     return float(np.std(np.log(run_medians), ddof=1))
 
 
+#: The power the gate states each case's minimum detectable change at.
+POWER = 0.95
+
+
+def minimum_detectable(run_medians: np.ndarray, current_runs: int, ci: tuple[float, float], alpha: float,
+                       ) -> tuple[float, str, float]:
+    """(MDE, basis, spread): the smallest relative change the gate detects with `POWER` at `alpha`
+    (two-sided), and what it rests on. With three or more baseline runs: their own spread (sd of
+    log medians, `s`), so MDE = exp((t(1-alpha/2) + t(POWER)) · s · sqrt(1/m + 1/k)) - 1 over k-1
+    degrees of freedom, m current runs, k baseline runs; the same spread the prediction interval
+    uses. With fewer: the change's own bootstrap CI (within-run noise only, an optimistic bound),
+    its half-width on the log scale taken as 1.96 standard errors."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    k, m = len(run_medians), max(1, current_runs)
+    if k >= MIN_RUNS_FOR_SPREAD:
+        s = max(float(np.std(np.log(run_medians), ddof=1)), 0.002)
+        q = float(student_t.ppf(1 - alpha / 2, k - 1) + student_t.ppf(POWER, k - 1))
+        return float(np.expm1(q * s * np.sqrt(1 / m + 1 / k))), "runs", s
+    lo, hi = ci
+    se = max((np.log1p(hi) - np.log1p(lo)) / (2 * 1.96), 1e-6)
+    return float(np.expm1(float(norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * se)), "samples", float(se)
+
+
+def power_advice(mde: float, basis: str, spread: float, threshold: float, baseline_runs: int, current_runs: int,
+                 alpha: float) -> str:
+    """What would bring a case's MDE within its threshold, computed from the spread measured."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    target = np.log1p(threshold)
+    if basis == "samples":
+        longer = (np.log1p(mde) / target) ** 2
+        return (f"its samples alone cannot see {100 * threshold:.0f}%: measure about {longer:.1f}x longer "
+                f"(--min-time), or keep 3 or more baseline runs so the gate knows the run-to-run spread")
+    k = baseline_runs
+    q = float(student_t.ppf(1 - alpha / 2, k - 1) + student_t.ppf(POWER, k - 1))
+    x = (target / (q * spread)) ** 2  # 1/m + 1/k must be at most this
+    if x > 1 / k:
+        m = int(np.ceil(1 / (x - 1 / k)))
+        return (f"its baseline runs spread by {100 * spread:.1f}%: measure the current side in {m} passes "
+                f"(--passes {m}), or raise its threshold to {100 * mde:.1f}%")
+    need = int(np.ceil(1 / x)) + 1
+    z = float(norm.ppf(1 - alpha / 2) + norm.ppf(POWER))
+    return (f"its baseline runs spread by {100 * spread:.1f}%: even many passes need at least {need} baseline runs, "
+            f"or a quieter machine (the spread must fall below {100 * target / z:.1f}%), or a threshold of "
+            f"{100 * mde:.1f}%")
+
+
+def ratio_label(row: Any) -> str:
+    """A ratio case: the runner over its reference."""
+    return (f"{row['task']} {row['model']} {row['runner']}/{row['reference']} {row['device']} {row['dtype']} "
+            f"b{row['batch_size']} s{row['seq_len']}")
+
+
 def compare_frames(baseline: Any, current: Any, settings: CompareSettings = CompareSettings()) -> Any:
     """One row per case present (status ok) on both sides, worst regressions first."""
     import pandas as pd
     from scipy.stats import mannwhitneyu
 
-    stat = STATISTICS[settings.metric]
-    kb, kc = testbed_keys(baseline, current)
+    ratio = settings.metric == RATIO
     if settings.normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {settings.normalize!r}")
-    base = _samples_by_case(baseline.assign(_key=kb), settings.normalize)
-    cur = _samples_by_case(current.assign(_key=kc), settings.normalize)
+    if ratio:  # a ratio is already relative to its reference, timed in the same blocks
+        if settings.normalize != "none":
+            raise ValueError("the ratio needs no host normalisation: it is relative to the reference timed in "
+                             "the same blocks")
+        baseline, current = ratio_records(baseline), ratio_records(current)
+    stat = STATISTICS["median" if ratio else settings.metric]
+    column = metric_column(settings.metric)
+    kb, kc = testbed_keys(baseline, current)
+    base = _samples_by_case(baseline.assign(_key=kb), settings.normalize, column)
+    cur = _samples_by_case(current.assign(_key=kc), settings.normalize, column)
     rows = []
     for case_id in [c for c in cur if c in base]:
         a, row, run_medians, base_problem, a_raw = base[case_id]
@@ -267,7 +352,7 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
         if not (base_problem or cur_problem) and settings.normalize == "host" and \
                 row.get("host_yardstick") != cur_row.get("host_yardstick"):
             cur_problem = "the two sides were measured with different host yardstick versions"
-        label = case_label(row) + (f" @ {case_id.split('@', 1)[1].split('|')[0]}" if "@" in case_id else "")
+        label = (ratio_label(row) if ratio else case_label(row)) + (f" @ {case_id.split('@', 1)[1].split('|')[0]}" if "@" in case_id else "")
         if base_problem and base_problem.startswith("no finished record"):
             continue  # never measured on the baseline side: nothing to hold the current run to
         if base_problem or cur_problem:
@@ -278,17 +363,24 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
             continue
         spread = between_run_sd(run_medians)
         threshold = settings.thresholds.for_case(settings.metric, label)
-        point, lo, hi = ratio_ci(b, a, seed=settings.seed, resamples=settings.resamples, statistic=settings.metric)
+        point, lo, hi = ratio_ci(b, a, seed=settings.seed, resamples=settings.resamples,
+                                 statistic="median" if ratio else settings.metric)
         p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue) if len(a) > 1 and len(b) > 1 else 1.0
         change, lo, hi = point - 1, lo - 1, hi - 1
         significant = p < settings.alpha and (lo > 0 or hi < 0)
         outside = outside_prediction_interval(run_medians, cur_medians, settings.alpha)
         if outside is not None:  # and beyond what the baseline's own runs vary by
             significant = significant and outside
+        mde, basis, sd = minimum_detectable(run_medians, len(cur_medians), (lo, hi), settings.alpha)
+        reason = None
         if significant and change > threshold:
             verdict = "regression"
         elif significant and change < -threshold:
             verdict = "improvement"
+        elif mde > threshold:  # a pass that could not have failed is not a pass
+            verdict = "underpowered"
+            reason = (f"could detect only changes of {100 * mde:.1f}% or more (threshold {100 * threshold:.0f}%); "
+                      + power_advice(mde, basis, sd, threshold, len(run_medians), len(cur_medians), settings.alpha))
         else:
             verdict = "unchanged"
         rows.append({
@@ -296,8 +388,8 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
             "base_s": float(stat(a_raw)), "cur_s": float(stat(b_raw)), "base_n": int(len(a)), "cur_n": int(len(b)),
             "normalize": settings.normalize,
             "change": change, "change_ci_low": lo, "change_ci_high": hi, "p_value": p, "threshold": threshold,
-            "baseline_runs": int(len(run_medians)), "between_run_sd": spread,
-            "significant": bool(significant), "verdict": verdict, "reason": None,
+            "baseline_runs": int(len(run_medians)), "between_run_sd": spread, "mde": mde, "mde_basis": basis,
+            "significant": bool(significant), "verdict": verdict, "reason": reason,
         })
     frame = pd.DataFrame(rows)
     if frame.empty:

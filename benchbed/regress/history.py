@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .compare import (NO_YARDSTICK, case_label, env_fingerprint, fingerprint_differences, run_order, same_env,
-                      sample_problem, testbed_keys, without_yardstick)
-
-from .thresholds import Thresholds
+from ..measure.stats import STATISTICS
+from .compare import (NO_RATIOS, NO_YARDSTICK, case_label, env_fingerprint, fingerprint_differences, metric_column,
+                      ratio_label, ratio_records, run_order, same_env, sample_problem, testbed_keys,
+                      without_yardstick)
+from .thresholds import RATIO, Thresholds
 
 __all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases"]
 
@@ -44,6 +45,9 @@ class HistorySettings:
     min_noise: float = 0.005
     #: "host": each run's samples divided by its record's host yardstick (`compare.NORMALIZE`)
     normalize: str = "none"
+    #: A latency statistic of each run's samples, or "ratio": the median of its per-block ratios to
+    #: the reference (the records of every runner but the reference).
+    metric: str = "median"
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,14 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
 
     from ..record import pool_records
 
-    ok = df[(df["status"] == "ok") & df["samples_s"].map(sample_problem).isna() & ~_interfered(df)]
+    ratio = settings.metric == RATIO
+    column = metric_column(settings.metric)
+    stat = STATISTICS["median" if ratio else settings.metric]
+    if ratio:
+        df = ratio_records(df)
+    if column not in df.columns:
+        return [], {}, []
+    ok = df[(df["status"] == "ok") & df[column].map(sample_problem).isna() & ~_interfered(df)]
     if settings.normalize == "host":  # records without a yardstick cannot be put on the same scale
         ok = ok[~without_yardstick(ok)]
     if ok.duplicated(["run_id", "case_id"]).any():  # runs made in passes: one point per run and case
@@ -121,14 +132,14 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     for key, g in ok.assign(_key=keys).groupby("_key", sort=False):
         case_id = g["case_id"].iloc[0]
         g = g.assign(_i=g["run_id"].map(index)).sort_values("_i")
-        raw = [np.asarray(s, dtype=float) for s in g["samples_s"]]
+        raw = [np.asarray(s, dtype=float) for s in g[column]]
         per_run = raw
         if settings.normalize == "host":
             per_run = [s / float(h) for s, h in zip(raw, g["host_median_s"])]
-        medians = np.array([float(np.median(s)) for s in raw])  # what before_s / after_s report
-        logs = np.log(np.array([float(np.median(s)) for s in per_run]))
-        label = case_label(g.iloc[-1])
-        threshold = settings.thresholds.for_case("median", label)
+        medians = np.array([float(stat(s)) for s in raw])  # what before_s / after_s report
+        logs = np.log(np.array([float(stat(s)) for s in per_run]))
+        label = ratio_label(g.iloc[-1]) if ratio else case_label(g.iloc[-1])
+        threshold = settings.thresholds.for_case(settings.metric, label)
         bounds = [0] + detect(logs, settings.penalty, settings.min_noise) + [len(logs)]
         for j in range(1, len(bounds) - 1):
             start, k, end = bounds[j - 1], bounds[j], bounds[j + 1]
@@ -159,21 +170,30 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     return found, envs, runs
 
 
-def unjudged_cases(df: Any, window: int, normalize: str = "none") -> list[dict[str, Any]]:
+def unjudged_cases(df: Any, window: int, normalize: str = "none", metric: str = "median") -> list[dict[str, Any]]:
     """Cases of the newest `window` runs the history cannot judge, each with the reason: a record
     without usable samples or without a finished status (for a case earlier runs measured), one
     without a host yardstick when `normalize` is "host", and a case the run before the newest had
     that the newest run lacks (a run killed half-way)."""
+    if metric == RATIO:
+        df = ratio_records(df)
     order = run_order(df)
     if not order:
         return []
-    problem = df["samples_s"].map(sample_problem)
+    column = metric_column(metric)
+    problem = df[column].map(sample_problem) if column in df.columns else df["samples_s"].map(lambda _: "no samples")
+    if metric == RATIO:
+        problem = problem.where(problem != "no samples", NO_RATIOS)
     if normalize == "host":
         problem = problem.where(~without_yardstick(df) | problem.notna(), NO_YARDSTICK)
     busy = _interfered(df)
     problem = problem.where(~busy | problem.notna(), "interfered: " + df["interference"].fillna("the machine was busy")
                             if "interference" in df.columns else "interfered")
     usable = df[(df["status"] == "ok") & problem.isna()]
+    if usable.empty and metric == RATIO:  # no block ratio anywhere: every ratio case of the newest run is unjudged
+        newest = df[df["run_id"] == order[-1]].drop_duplicates("case_id")
+        return [{"case_id": r["case_id"], "label": ratio_label(r), "run_id": order[-1],
+                 "reason": problem[i] if isinstance(problem[i], str) else NO_RATIOS} for i, r in newest.iterrows()]
     usable_keys = set(zip(usable["run_id"], usable["case_id"]))
     out: list[dict[str, Any]] = []
     for run in order[-window:]:

@@ -20,7 +20,7 @@ __all__ = ["comparison_dict", "comparison_console", "comparison_markdown", "hist
 
 SCHEMA_VERSION = 1
 MARK = {"regression": "🔴 regression", "improvement": "🟢 improvement", "unchanged": "unchanged",
-        "unjudged": "⚠️ not judged"}
+        "unjudged": "⚠️ not judged", "underpowered": "⚪ underpowered"}
 
 
 def pct(x: float) -> str:
@@ -31,6 +31,19 @@ def ms(seconds: float) -> str:
     return fmt_ms(seconds)
 
 
+def value(x: float, metric: str) -> str:
+    """A judged value as its metric reads: a ratio (``1.083x``), else milliseconds."""
+    return f"{x:.4g}x" if metric == "ratio" else fmt_ms(x)
+
+
+def unit(metric: str) -> str:
+    return "ratio" if metric == "ratio" else "ms"
+
+
+def mde(r: dict[str, Any]) -> str:
+    return f"{100 * r['mde']:.1f}%" if r.get("mde") is not None else "-"
+
+
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     cases = [] if c.cases.empty else [
         {k: json_value(v) for k, v in row.items()} for row in c.cases.to_dict("records")]
@@ -39,7 +52,8 @@ def comparison_dict(c: Comparison) -> dict[str, Any]:
         "compared": c.compared,
         "baseline_runs": c.baseline_runs, "current_runs": c.current_runs, "env_changes": c.env_changes,
         "summary": {"cases": c.judged, "regressions": c.regressions, "improvements": c.improvements,
-                    "unchanged": c.judged - c.regressions - c.improvements, "unjudged": c.unjudged},
+                    "unchanged": c.judged - c.regressions - c.improvements - c.underpowered,
+                    "underpowered": c.underpowered, "unjudged": c.unjudged},
         "cases": cases,
     }
 
@@ -50,8 +64,11 @@ def _status_line(d: dict[str, Any]) -> str:
         return ("NOT COMPARED: the environment changed and --allow-env-change was not given "
                 f"({'; '.join(clip(e) for e in d['env_changes'])})")
     scale = " (normalised by the host yardstick)" if d.get("normalize") == "host" else ""
-    line = (f"{s['cases']} cases compared on the {d['metric']}{scale}: {s['regressions']} regressions, "
+    what = "ratio to the reference (per-block)" if d["metric"] == "ratio" else f"{d['metric']} latency"
+    line = (f"{s['cases']} cases compared on the {what}{scale}: {s['regressions']} regressions, "
             f"{s['improvements']} improvements, {s['unchanged']} unchanged")
+    if s.get("underpowered"):
+        line += f", {s['underpowered']} UNDERPOWERED (could not have seen a change of their threshold)"
     if s.get("unjudged"):
         line += f"; {s['unjudged']} NOT JUDGED (see below)"
     if not s["cases"] and not s.get("unjudged"):
@@ -73,12 +90,17 @@ def comparison_console(d: dict[str, Any], limit: int | None = None) -> str:
         lines += ["environment changed (compared anyway):"] + [f"  {clip(e)}" for e in d["env_changes"]]
     for r in _unjudged(d):
         lines.append(f"  not judged: {clip(r['label'])}: {clip(r['reason'])}")
+    for r in d["cases"]:
+        if r["verdict"] == "underpowered":
+            lines.append(f"  underpowered: {clip(r['label'])}: {clip(r['reason'], 400)}")
     rows = _judged(d) if limit is None else _judged(d)[:limit]
     if rows:
-        head = ("case", "baseline ms", "current ms", "change", "95% CI", "p", "threshold", "verdict")
-        body = [(clip(r["label"]), ms(r["base_s"]), ms(r["cur_s"]), pct(r["change"]),
+        u = unit(d["metric"])
+        head = ("case", f"baseline {u}", f"current {u}", "change", "95% CI", "p", "threshold", "MDE", "verdict")
+        body = [(clip(r["label"]), value(r["base_s"], d["metric"]), value(r["cur_s"], d["metric"]), pct(r["change"]),
                  f"[{pct(r['change_ci_low'])}, {pct(r['change_ci_high'])}]", f"{r['p_value']:.3g}",
-                 f"{100 * r['threshold']:.0f}%", r["verdict"].upper() if r["verdict"] == "regression" else r["verdict"])
+                 f"{100 * r['threshold']:.0f}%", mde(r),
+                 r["verdict"].upper() if r["verdict"] == "regression" else r["verdict"])
                 for r in rows]
         widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
         fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
@@ -93,23 +115,29 @@ def comparison_markdown(d: dict[str, Any], limit: int = 100) -> str:
     if _unjudged(d):
         lines += ["**Not judged** (the gate fails on these):", ""] + [
             f"- {md_code(r['label'])}: {md_text(r['reason'])}" for r in _unjudged(d)[:limit]] + [""]
+    under = [r for r in d["cases"] if r["verdict"] == "underpowered"]
+    if under:
+        lines += ["**Underpowered** (a pass that could not have failed):", ""] + [
+            f"- {md_code(r['label'])}: {md_text(r['reason'])}" for r in under[:limit]] + [""]
     rows = _judged(d)
     if rows:
-        lines += ["| case | baseline ms | current ms | change | 95% CI | p | threshold | verdict |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        u = unit(d["metric"])
+        lines += [f"| case | baseline {u} | current {u} | change | 95% CI | p | threshold | MDE | verdict |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rows[:limit]:
-            lines.append(f"| {md_code(r['label'])} | {ms(r['base_s'])} | {ms(r['cur_s'])} | {pct(r['change'])} | "
+            lines.append(f"| {md_code(r['label'])} | {value(r['base_s'], d['metric'])} | "
+                         f"{value(r['cur_s'], d['metric'])} | {pct(r['change'])} | "
                          f"[{pct(r['change_ci_low'])}, {pct(r['change_ci_high'])}] | {r['p_value']:.3g} | "
-                         f"{100 * r['threshold']:.0f}% | {MARK[r['verdict']]} |")
+                         f"{100 * r['threshold']:.0f}% | {mde(r)} | {MARK[r['verdict']]} |")
         if len(rows) > limit:
             lines.append(f"\n{len(rows) - limit} more cases in the JSON output.")
     return "\n".join(lines) + "\n"
 
 
 def history_dict(points: list[ChangePoint], gating: list[ChangePoint], envs: dict[int, str], runs: list[str],
-                 cases: int, unjudged: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 cases: int, unjudged: list[dict[str, Any]] | None = None, metric: str = "median") -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "history", "runs": runs, "cases": cases,
+        "schema_version": SCHEMA_VERSION, "kind": "history", "metric": metric, "runs": runs, "cases": cases,
         "env_changes": [{"index": i, "run_id": runs[i], "change": text} for i, text in sorted(envs.items())],
         "change_points": [p.as_dict() for p in points],
         "new_regressions": [p.as_dict() for p in gating],
@@ -119,7 +147,9 @@ def history_dict(points: list[ChangePoint], gating: list[ChangePoint], envs: dic
 
 def history_console(d: dict[str, Any]) -> str:
     unjudged = d.get("unjudged") or []
-    lines = [f"{len(d['runs'])} runs, {d['cases']} cases, {len(d['change_points'])} confirmed change points, "
+    metric = d.get("metric", "median")
+    what = "the ratio to the reference" if metric == "ratio" else f"the {metric} latency"
+    lines = [f"{len(d['runs'])} runs, {d['cases']} cases on {what}, {len(d['change_points'])} confirmed change points, "
              f"{len(d['new_regressions'])} new regressions"
              + (f", {len(unjudged)} NOT JUDGED" if unjudged else "")
              + ("; NO RUN WITH USABLE RECORDS" if not d["runs"] else "")]
@@ -130,7 +160,8 @@ def history_console(d: dict[str, Any]) -> str:
     for p in d["change_points"]:
         env = f" [at environment change: {clip(p['env_change'])}]" if p["env_change"] else ""
         lines.append(f"  {p['kind']:<11} {pct(p['change']):>7} at run {p['index']} ({clip(p['run_id'])}): {clip(p['label'])} "
-                     f"{ms(p['before_s'])} -> {ms(p['after_s'])} ms, p={p['p_value']:.2g}{env}")
+                     f"{value(p['before_s'], metric)} -> {value(p['after_s'], metric)}"
+                     f"{'' if metric == 'ratio' else ' ms'}, p={p['p_value']:.2g}{env}")
     return "\n".join(lines)
 
 
@@ -144,10 +175,12 @@ def history_markdown(d: dict[str, Any], limit: int = 100) -> str:
         lines += [f"- environment change at run {e['index']} ({md_code(e['run_id'])}): {md_code(e['change'])}"
                   for e in d["env_changes"]] + [""]
     if d["change_points"]:
-        lines += ["| case | run | change | before ms | after ms | p | kind |", "|---|---|---:|---:|---:|---:|---|"]
+        u = unit(d.get("metric", "median"))
+        lines += [f"| case | run | change | before {u} | after {u} | p | kind |", "|---|---|---:|---:|---:|---:|---|"]
         for p in d["change_points"][:limit]:
             lines.append(f"| {md_code(p['label'])} | {p['index']} ({md_code(p['run_id'])}) | {pct(p['change'])} | "
-                         f"{ms(p['before_s'])} | {ms(p['after_s'])} | {p['p_value']:.2g} | {MARK[p['kind']]} |")
+                         f"{value(p['before_s'], d.get('metric', 'median'))} | "
+                         f"{value(p['after_s'], d.get('metric', 'median'))} | {p['p_value']:.2g} | {MARK[p['kind']]} |")
     return "\n".join(lines) + "\n"
 
 

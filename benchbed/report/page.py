@@ -17,6 +17,7 @@ from .html import figure, render_page
 from .sections.comparison import comparison_section
 from .sections.headline import headline as headline_html
 from .sections.headline import interference_banner
+from .sections.history import noise_section, ratio_history_section
 from .sections.inputs import input_lengths
 from .sections import tables
 from .sections.training import section as training_section
@@ -89,6 +90,12 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     if hist:
         sections.append(("History", figure(hist, "Geometric mean of case medians per run; dotted lines mark "
                                                  "confirmed change points")))
+    ratios = ratio_history_section(df)
+    if ratios:
+        sections.append(("Ratio history", ratios))
+    floor = noise_section(latest)
+    if floor:
+        sections.append(("Noise floor", floor))
     sections.append(("Skipped, failed and mismatched cases", tables.problems_table(latest)))
     sections.append(("Environment", tables.environment(latest)))
     sections.append(("Runs", tables.runs(df)))

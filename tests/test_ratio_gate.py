@@ -1,0 +1,165 @@
+"""The gate judges the ratio and knows its power: per-block ratio samples in the records, compare and
+history on ``--metric ratio`` (older records unjudged, never a pass), a slowdown injected into one
+runner, each case's minimum detectable change and the underpowered state, and ``benchbed noise``
+writing thresholds that compare applies. Crafted records for the statistics, real runs for the doors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchbed.record import empty_record, to_table
+from benchbed.spec import Case
+
+from conftest import interfered, run_cli
+
+CASE = Case("text-classification", "synthetic:bert-tiny", batch_size=1, seq_len=16)
+
+
+def _rec(run: str, day: int, runner: str, lat: float, ratio: float | None, seed: int, spread: float = 0.005,
+         host: float = 1e-3, old: bool = False) -> dict:
+    rng = np.random.default_rng(seed)
+    case = CASE.pair(runner)
+    rec = empty_record()
+    samples = (lat * (1 + 0.01 * rng.standard_normal(40))).tolist()
+    rec.update(run_id=run, case_id=case.case_id, pair_id=case.pair_id, task=case.task, model=case.model,
+               runner=runner, reference="torch", device="cpu", dtype="fp32", batch_size=1, seq_len=16, status="ok",
+               pass_index=0, pairing="interleaved",
+               started_at=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc) + dt.timedelta(days=day),
+               samples_s=samples, n_samples=40, lat_median_s=float(np.median(samples)), host_median_s=host,
+               host_yardstick=1, env_cpu="x", env_torch="2.13.0", env_transformers="5.24.0")
+    if ratio is not None and runner != "torch" and not old:
+        rec["ratio_samples"] = (ratio * (1 + spread * rng.standard_normal(30))).tolist()
+    if old:
+        rec["schema_version"] = 8
+    return rec
+
+
+def _night(run: str, day: int, ratio: float, lat_scale: float = 1.0, old: bool = False) -> list[dict]:
+    """One night: torch and pipeline, the pipeline `ratio` times torch's latency."""
+    torch_lat = 2e-3 * lat_scale
+    return [_rec(run, day, "torch", torch_lat, None, day * 2, old=old),
+            _rec(run, day, "pipeline", torch_lat * ratio, ratio, day * 2 + 1, old=old)]
+
+
+def _write(tmp_path, name: str, records: list[dict]) -> str:
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / name
+    for run in sorted({r["run_id"] for r in records}):
+        (folder / run).mkdir(parents=True, exist_ok=True)
+        pq.write_table(to_table([r for r in records if r["run_id"] == run]), folder / run / f"run-{run}.parquet")
+    return str(folder)
+
+
+def _frame(records: list[dict]) -> pd.DataFrame:
+    return to_table(records).to_pandas()
+
+
+def test_a_ratio_regression_on_one_runner_fails_the_ratio_gate_and_passes_on_normalised_latency():
+    from benchbed.regress import CompareSettings, compare_runs
+    from benchbed.regress.thresholds import Thresholds
+
+    base = _frame(sum((_night(f"b{d}", d, 1.25) for d in range(5)), []))
+    # the whole machine 4% faster tonight (host yardstick too), the pipeline's overhead 5% larger
+    cur = [_rec("c", 9, "torch", 2e-3 * 0.96, None, 99, host=0.96e-3),
+           _rec("c", 9, "pipeline", 2e-3 * 0.96 * 1.25 * 1.05, 1.25 * 1.05, 98, host=0.96e-3)]
+    ratio = compare_runs(base, _frame(cur), CompareSettings(metric="ratio", thresholds=Thresholds(0.03)))
+    assert ratio.regressions == 1 and ratio.unjudged == 0
+    row = ratio.cases.iloc[0]
+    assert row["label"].startswith("text-classification synthetic:bert-tiny pipeline/torch")
+    assert row["change"] == pytest.approx(0.05, abs=0.01) and row["mde"] < 0.03
+    latency = compare_runs(base, _frame(cur), CompareSettings(normalize="host", thresholds=Thresholds(0.10)))
+    assert latency.regressions == 0 and set(latency.cases["verdict"]) <= {"unchanged", "underpowered"}
+    aa = compare_runs(base, _frame(_night("c", 9, 1.25)), CompareSettings(metric="ratio", thresholds=Thresholds(0.03)))
+    assert aa.regressions == 0 and aa.unjudged == 0 and list(aa.cases["verdict"]) == ["unchanged"]
+
+
+def test_records_without_block_ratios_are_unjudged_never_a_pass(tmp_path):
+    old = _write(tmp_path, "old", sum((_night(f"r{d}", d, 1.25, old=True) for d in range(3)), []))
+    p = run_cli("compare", old, "--metric", "ratio")
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "not judged: text-classification synthetic:bert-tiny pipeline/torch" in p.stdout
+    assert "no block ratios" in p.stdout
+    h = run_cli("history", old, "--metric", "ratio")
+    assert h.returncode == 3 and "no block ratios" in h.stdout, h.stdout + h.stderr
+
+
+def test_an_underpowered_case_is_named_and_fails_only_when_power_is_required(tmp_path):
+    # three baseline nights whose ratio spreads by 3%: a 3% threshold cannot be seen with 3 runs
+    noisy = [_night(f"b{d}", d, 1.25 * (1 + 0.03 * s)) for d, s in enumerate((-1, 1, 0.2))]
+    folder = _write(tmp_path, "r", sum(noisy, []) + _night("c", 9, 1.25))
+    p = run_cli("compare", folder, "--metric", "ratio", "--json", str(tmp_path / "c.json"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 UNDERPOWERED" in p.stdout and "underpowered: text-classification" in p.stdout
+    assert "--passes" in p.stdout or "baseline runs" in p.stdout  # what would fix it, from the spread
+    case = json.loads((tmp_path / "c.json").read_text())["cases"][0]
+    assert case["verdict"] == "underpowered" and case["mde"] > 0.03 and case["mde_basis"] == "runs"
+    q = run_cli("compare", folder, "--metric", "ratio", "--require-power")
+    assert q.returncode == 3, q.stdout
+
+
+def test_history_on_the_ratio_confirms_a_regression_the_night_after_it_starts(tmp_path):
+    nights = [_night(f"n{d:02d}", d, 1.25 * (1.05 if d >= 3 else 1.0)) for d in range(6)]
+    for runs, code in ((3, 0), (4, 0), (5, 1)):  # the new level starts at run 4, confirmed by run 5
+        folder = _write(tmp_path, f"h{runs}", sum(nights[:runs], []))
+        p = run_cli("history", folder, "--metric", "ratio")
+        assert p.returncode == code, (runs, p.stdout + p.stderr)
+    assert "pipeline/torch" in p.stdout and "1.25x -> 1.312x" in p.stdout and "on the ratio" in p.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--inject-slowdown", "pipeline=abc"], "--inject-slowdown must be FRACTION or RUNNER=FRACTION"),
+    (["--inject-slowdown", "=0.1"], "--inject-slowdown must be FRACTION or RUNNER=FRACTION"),
+    (["--inject-slowdown", "pipelin=0.1"], "--inject-slowdown: unknown runner 'pipelin' (valid: torch, pipeline"),
+])
+def test_a_bad_slowdown_is_one_line_exit_2_and_nothing_written(tmp_path, args, expected):
+    p = run_cli("run", "--quick", "--results", str(tmp_path / "r"), *args)
+    assert p.returncode == 2 and expected in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_malformed_thresholds_file_names_its_line_and_writes_nothing(tmp_path):
+    folder = _write(tmp_path, "r", sum((_night(f"b{d}", d, 1.25) for d in range(2)), []))
+    bad = tmp_path / "t.txt"
+    bad.write_text("# a comment\nratio:*=3%\n\nmedian:fill mask=five\n")
+    p = run_cli("compare", folder, "--thresholds", str(bad), "--json", str(tmp_path / "out.json"))
+    assert p.returncode == 2 and f"--thresholds {bad}:4:" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.json").exists()
+    p = run_cli("compare", folder, "--metric", "ratio", "--normalize", "host")
+    assert p.returncode == 2 and "does not apply to --metric ratio" in p.stderr
+
+
+def test_a_slowdown_injected_into_one_runner_is_caught_by_the_ratio_gate_end_to_end(tmp_path):
+    """Real runs: A/A passes the ratio gate, a 5% slowdown of the pipeline alone fails it, and
+    noise calibrates thresholds that compare applies. Beside a busy process the records say so."""
+    res = str(tmp_path / "r")
+    common = ["--quick", "--task", "text-classification", "--batch-size", "4", "--seq-len", "16", "--min-time", "0.8",
+              "--results", res, "-q"]
+    n = run_cli("noise", *common, "--passes", "3", "--write", str(tmp_path / "t.txt"))
+    assert n.returncode == 0, n.stdout[-2000:] + n.stderr[-2000:]
+    rules = (tmp_path / "t.txt").read_text()
+    assert "ratio:text-classification synthetic:bert-tiny pipeline/torch cpu fp32 b4 s16=" in rules
+    df = pd.read_parquet(res)
+    assert df[df["runner"] == "pipeline"]["ratio_samples"].map(len).min() >= 3
+    assert df[df["runner"] == "torch"]["ratio_samples"].isna().all()
+    p = run_cli("run", *common, "--inject-slowdown", "pipeline=0.05")
+    assert p.returncode == 0, p.stderr[-2000:]
+    new = pd.read_parquet(res)
+    slowed = new[new["options"].str.contains("inject_slowdown")]
+    assert set(slowed["runner"]) == {"pipeline"}
+    c = run_cli("compare", res, "--metric", "ratio", "--thresholds", str(tmp_path / "t.txt"), "--json", "-")
+    out = json.loads(c.stdout)
+    assert out["metric"] == "ratio"
+    row = out["cases"][0]
+    if interfered(new):  # a busy machine: the gate must not have judged it silently
+        assert c.returncode in (1, 3) or row["verdict"] != "unchanged", c.stdout[-2000:]
+        return
+    # the file's rule was applied (its threshold is what noise recommended, not the 3% default)
+    line = next(x for x in rules.splitlines() if x.startswith("ratio:"))
+    assert row["threshold"] == pytest.approx(float(line.rsplit("=", 1)[1].rstrip("%")) / 100)
+    assert c.returncode == 1 or row["verdict"] == "underpowered", c.stdout[-2000:]
