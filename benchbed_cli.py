@@ -6,8 +6,8 @@ then is one line and exit 130/143 with nothing written; `benchbed.cli.main` inst
 
 from __future__ import annotations
 
+import signal  # first: the handlers go in before anything else is imported
 import os
-import signal
 import sys
 
 

@@ -163,3 +163,35 @@ def test_a_slowdown_injected_into_one_runner_is_caught_by_the_ratio_gate_end_to_
     line = next(x for x in rules.splitlines() if x.startswith("ratio:"))
     assert row["threshold"] == pytest.approx(float(line.rsplit("=", 1)[1].rstrip("%")) / 100)
     assert c.returncode == 1 or row["verdict"] == "underpowered", c.stdout[-2000:]
+
+
+def test_the_report_charts_the_ratio_over_runs_and_shows_the_noise_floor_of_a_run_in_passes():
+    from benchbed.report import build_report
+
+    nights = sum((_night(f"n{d}", d, 1.25 * (1.05 if d >= 3 else 1.0)) for d in range(5)), [])
+    passes = []
+    for k in range(3):  # the newest run measured in three passes
+        for rec in _night("n9", 9 + k, 1.25):
+            passes.append({**rec, "run_id": "n9", "pass_index": k})
+    page = build_report(_frame(nights + passes))
+    assert "<h2>Ratio history</h2>" in page and "history --metric ratio" in page
+    assert "<h2>Noise floor</h2>" in page and "detectable with 1 pass" in page
+    # one run in one pass: neither section
+    page = build_report(_frame(_night("x", 0, 1.25)))
+    assert "Ratio history" not in page and "Noise floor" not in page
+
+
+def test_noise_reads_runs_already_made_and_says_when_there_is_nothing_to_calibrate(tmp_path):
+    folder = _write(tmp_path, "r", sum((_night(f"n{d}", d, 1.25) for d in range(4)), []))
+    p = run_cli("noise", "--from", folder, "--write", str(tmp_path / "t.txt"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "pipeline/torch" in p.stdout and "MDE 3" in p.stdout
+    rules = (tmp_path / "t.txt").read_text().splitlines()
+    assert rules[0].startswith("# benchbed noise thresholds:") and any(r.startswith("ratio:") for r in rules)
+    c = run_cli("compare", folder, "--metric", "ratio", "--thresholds", str(tmp_path / "t.txt"))
+    assert c.returncode == 0, c.stdout + c.stderr
+    one = _write(tmp_path, "one", _night("x", 0, 1.25))
+    q = run_cli("noise", "--from", one, "--write", str(tmp_path / "none.txt"))
+    assert q.returncode == 3 and "nothing to calibrate" in q.stdout and not (tmp_path / "none.txt").exists()
+    bad = run_cli("noise", "--quick", "--passes", "2", "--results", str(tmp_path / "never"))
+    assert bad.returncode == 2 and "--passes 3 or more" in bad.stderr and not (tmp_path / "never").exists()

@@ -181,7 +181,9 @@ def thresholds(args: argparse.Namespace) -> Any:
     if args.metric == "ratio" and args.normalize != "none":
         raise SpecError("--normalize host does not apply to --metric ratio: a ratio is already relative to its "
                         "reference, timed in the same blocks")
-    return Thresholds.parse(args.threshold, default=0.03 if args.metric == "ratio" else 0.05,
+    from ..regress.thresholds import RATIO, RATIO_THRESHOLD
+
+    return Thresholds.parse(args.threshold, default=RATIO_THRESHOLD if args.metric == RATIO else 0.05,
                             files=args.thresholds)
 
 

@@ -29,6 +29,9 @@ def add_parser(sub: Any) -> None:
                                    "--thresholds. Exit 3 when no case has 3 repetitions.")
     add_run_options(p)
     p.set_defaults(passes=5)
+    for action in p._actions:  # the run's own help says its default of 1
+        if action.dest == "passes":
+            action.help = "A/A repetitions: every case measured in N interleaved passes (default: 5; at least 3)"
     p.add_argument("--from", dest="from_results", action="append", metavar="RESULTS",
                    help="analyse these records instead of running (a run of 3+ passes, or 3+ runs of the same "
                         "cases); repeatable")

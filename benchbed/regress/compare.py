@@ -23,6 +23,7 @@ import numpy as np
 
 from ..env import COMPARABLE_KEYS
 from ..measure.stats import STATISTICS, ratio_ci
+from .power import MIN_RUNS_FOR_SPREAD, minimum_detectable, power_advice
 from .thresholds import RATIO, Thresholds
 
 __all__ = ["NORMALIZE", "CompareSettings", "Comparison", "compare_frames", "compare_runs", "env_differences", "case_label",
@@ -59,28 +60,18 @@ class Comparison:
     metric: str
     normalize: str = "none"
 
-    @property
-    def regressions(self) -> int:
-        return 0 if self.cases.empty else int((self.cases["verdict"] == "regression").sum())
+    def count(self, verdict: str) -> int:
+        """Cases with this verdict."""
+        return 0 if self.cases.empty else int((self.cases["verdict"] == verdict).sum())
 
-    @property
-    def improvements(self) -> int:
-        return 0 if self.cases.empty else int((self.cases["verdict"] == "improvement").sum())
-
-    @property
-    def underpowered(self) -> int:
-        """Cases judged unchanged whose minimum detectable change exceeds their threshold."""
-        return 0 if self.cases.empty else int((self.cases["verdict"] == "underpowered").sum())
-
-    @property
-    def unjudged(self) -> int:
-        """Cases present on both sides that could not be judged (see the module docstring)."""
-        return 0 if self.cases.empty else int((self.cases["verdict"] == "unjudged").sum())
-
-    @property
-    def judged(self) -> int:
-        """Cases given a verdict (regression, improvement or unchanged)."""
-        return 0 if self.cases.empty else int((self.cases["verdict"] != "unjudged").sum())
+    regressions = property(lambda self: self.count("regression"))
+    improvements = property(lambda self: self.count("improvement"))
+    #: Cases judged unchanged whose minimum detectable change exceeds their threshold.
+    underpowered = property(lambda self: self.count("underpowered"))
+    #: Cases present on both sides that could not be judged (see the module docstring).
+    unjudged = property(lambda self: self.count("unjudged"))
+    #: Cases given a verdict (regression, improvement, unchanged or underpowered).
+    judged = property(lambda self: 0 if self.cases.empty else len(self.cases) - self.count("unjudged"))
 
 
 def case_label(row: Any) -> str:
@@ -239,9 +230,6 @@ def _samples_by_case(df: Any, normalize: str = "none", column: str = "samples_s"
     return out
 
 
-MIN_RUNS_FOR_SPREAD = 3
-
-
 def outside_prediction_interval(run_medians: np.ndarray, current_medians: np.ndarray, alpha: float) -> bool | None:
     """Whether the current runs' mean log median lies outside the (1 - alpha) prediction interval
     built from the baseline runs' medians: mean ± t(k-1) · s · sqrt(1/m + 1/k) on the log scale,
@@ -269,56 +257,6 @@ def between_run_sd(run_medians: np.ndarray) -> float | None:
     if len(run_medians) < MIN_RUNS_FOR_SPREAD:
         return None
     return float(np.std(np.log(run_medians), ddof=1))
-
-
-#: The power the gate states each case's minimum detectable change at.
-POWER = 0.95
-
-
-def minimum_detectable(run_medians: np.ndarray, current_runs: int, ci: tuple[float, float], alpha: float,
-                       ) -> tuple[float, str, float]:
-    """(MDE, basis, spread): the smallest relative change the gate detects with `POWER` at `alpha`
-    (two-sided), and what it rests on. With three or more baseline runs: their own spread (sd of
-    log medians, `s`), so MDE = exp((t(1-alpha/2) + t(POWER)) · s · sqrt(1/m + 1/k)) - 1 over k-1
-    degrees of freedom, m current runs, k baseline runs; the same spread the prediction interval
-    uses. With fewer: the change's own bootstrap CI (within-run noise only, an optimistic bound),
-    its half-width on the log scale taken as 1.96 standard errors."""
-    from scipy.stats import norm
-    from scipy.stats import t as student_t
-
-    k, m = len(run_medians), max(1, current_runs)
-    if k >= MIN_RUNS_FOR_SPREAD:
-        s = max(float(np.std(np.log(run_medians), ddof=1)), 0.002)
-        q = float(student_t.ppf(1 - alpha / 2, k - 1) + student_t.ppf(POWER, k - 1))
-        return float(np.expm1(q * s * np.sqrt(1 / m + 1 / k))), "runs", s
-    lo, hi = ci
-    se = max((np.log1p(hi) - np.log1p(lo)) / (2 * 1.96), 1e-6)
-    return float(np.expm1(float(norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * se)), "samples", float(se)
-
-
-def power_advice(mde: float, basis: str, spread: float, threshold: float, baseline_runs: int, current_runs: int,
-                 alpha: float) -> str:
-    """What would bring a case's MDE within its threshold, computed from the spread measured."""
-    from scipy.stats import norm
-    from scipy.stats import t as student_t
-
-    target = np.log1p(threshold)
-    if basis == "samples":
-        longer = (np.log1p(mde) / target) ** 2
-        return (f"its samples alone cannot see {100 * threshold:.0f}%: measure about {longer:.1f}x longer "
-                f"(--min-time), or keep 3 or more baseline runs so the gate knows the run-to-run spread")
-    k = baseline_runs
-    q = float(student_t.ppf(1 - alpha / 2, k - 1) + student_t.ppf(POWER, k - 1))
-    x = (target / (q * spread)) ** 2  # 1/m + 1/k must be at most this
-    if x > 1 / k:
-        m = int(np.ceil(1 / (x - 1 / k)))
-        return (f"its baseline runs spread by {100 * spread:.1f}%: measure the current side in {m} passes "
-                f"(--passes {m}), or raise its threshold to {100 * mde:.1f}%")
-    need = int(np.ceil(1 / x)) + 1
-    z = float(norm.ppf(1 - alpha / 2) + norm.ppf(POWER))
-    return (f"its baseline runs spread by {100 * spread:.1f}%: even many passes need at least {need} baseline runs, "
-            f"or a quieter machine (the spread must fall below {100 * target / z:.1f}%), or a threshold of "
-            f"{100 * mde:.1f}%")
 
 
 def ratio_label(row: Any) -> str:

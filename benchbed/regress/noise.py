@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .compare import POWER, case_label, ratio_label, ratio_records, sample_problem, without_yardstick
+from .compare import case_label, ratio_label, ratio_records, sample_problem, without_yardstick
+from .power import POWER
 
 __all__ = ["noise_table", "thresholds_text", "MIN_REPEATS", "PASSES"]
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from ..measure.stats import STATISTICS
 from ..spec import SpecError
 
-__all__ = ["Rule", "Thresholds", "parse_rule", "read_rules", "METRICS", "RATIO"]
+__all__ = ["Rule", "Thresholds", "parse_rule", "read_rules", "METRICS", "RATIO", "RATIO_THRESHOLD"]
 
 #: The metric that judges each runner's per-block ratio to its cell's reference (not a latency).
 RATIO = "ratio"
+#: The ratio's default threshold (a latency statistic's is 5%): the ratio is steadier than either latency.
+RATIO_THRESHOLD = 0.03
 #: What the gate can judge: a latency statistic, or the ratio.
 METRICS = (*STATISTICS, RATIO)
 

@@ -263,11 +263,7 @@ def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) 
                 ax.plot(s.index, np.exp(s.values), label=plain(runner), markersize=2, **style(runners, runner))
         for cp in (change_points or {}).get(key, []):
             ax.axvline(index.get(cp, cp), color="black", ls=":", lw=1)
-        ax.set_title(panel_title(key))
-        ax.set_xlabel("run (oldest → newest)")
-        ax.set_ylabel("geo-mean median (ms)")
-        ax.grid(True, alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "run (oldest → newest)", "geo-mean median (ms)", panel_title(key))
     fig.tight_layout()
     return to_svg(fig), note
 

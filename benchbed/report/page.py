@@ -45,7 +45,7 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
 
         # the user named both sides, so they are compared even across an environment change, named
         cmp = compare_runs(baseline, current, CompareSettings(allow_env_change=True))
-        sections.append(("Baseline vs current", comparison_section(cmp.cases, cmp.env_changes)))
+        sections.append(("Baseline vs current", comparison_section(cmp.cases, cmp.env_changes, metric=cmp.metric)))
     if not cells.empty:
         sections.append(("Latency and throughput vs batch size",
                          figure(charts.latency_vs_batch(cells), "Median latency per call, every runner")
@@ -64,38 +64,26 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         mem = charts.memory_vs_batch(cells)
         if mem:
             sections.append(("Memory", figure(mem, "Peak memory increase during the timed calls")))
-    train = training_section(latest)
-    if train:
-        sections.append(("Training: the hand-written loop vs transformers.Trainer", train))
-    work = _workloads(latest)
-    if work:
-        sections.append(("Workloads: real inputs, datasets and servers under load", work))
+    def add(title: str, html: str) -> None:
+        if html:
+            sections.append((title, html))
+
+    add("Training: the hand-written loop vs transformers.Trainer", training_section(latest))
+    add("Workloads: real inputs, datasets and servers under load", _workloads(latest))
     gen = charts.generation_latency(per_call)
-    if gen:
-        sections.append(("Generation", figure(gen, "Time to first token and per output token")))
+    add("Generation", figure(gen, "Time to first token and per output token") if gen else "")
     eff = charts.efficiency(latest)
-    if eff:
-        sections.append(("Efficiency", figure(eff, "Achieved TFLOP/s per cell, runners side by side; the dotted "
-                                                   "line is the device's measured matmul peak")
-                         + tables.efficiency_table(latest)))
-    fits = tables.largest_fit(latest)
-    if fits:
-        sections.append(("Largest batch that fit", fits))
-    dev = tables.device_table(latest)
-    if dev:
-        sections.append(("Devices, compilation and energy", dev))
+    add("Efficiency", figure(eff, "Achieved TFLOP/s per cell, runners side by side; the dotted line is the device's "
+                                  "measured matmul peak") + tables.efficiency_table(latest) if eff else "")
+    add("Largest batch that fit", tables.largest_fit(latest))
+    add("Devices, compilation and energy", tables.device_table(latest))
     if change_points is None and df["run_id"].nunique() >= 4:
         change_points = _change_points_by_group(df)
     hist = charts.history_trend(df, change_points)
-    if hist:
-        sections.append(("History", figure(hist, "Geometric mean of case medians per run; dotted lines mark "
-                                                 "confirmed change points")))
-    ratios = ratio_history_section(df)
-    if ratios:
-        sections.append(("Ratio history", ratios))
-    floor = noise_section(latest)
-    if floor:
-        sections.append(("Noise floor", floor))
+    add("History", figure(hist, "Geometric mean of case medians per run; dotted lines mark confirmed change points")
+        if hist else "")
+    add("Ratio history", ratio_history_section(df))
+    add("Noise floor", noise_section(latest))
     sections.append(("Skipped, failed and mismatched cases", tables.problems_table(latest)))
     sections.append(("Environment", tables.environment(latest)))
     sections.append(("Runs", tables.runs(df)))

@@ -9,7 +9,7 @@ from ..html import esc, fmt_ms, table
 __all__ = ["comparison_section"]
 
 
-def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
+def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200, metric: str = "median") -> str:
     """Per-case change, worst regressions first, with CI, p-value and a mark."""
     out = []
     if env_diff:
@@ -19,7 +19,8 @@ def comparison_section(cmp: Any, env_diff: list[str], limit: int = 200) -> str:
     if cmp.empty:
         return "".join(out) + "<p>No case was measured on both sides.</p>"
     counts = cmp["verdict"].value_counts().to_dict()
-    out.append(f"<p>{len(cmp)} cases matched: {counts.get('regression', 0)} regressions, "
+    what = "ratio to the reference" if metric == "ratio" else f"{metric} latency"
+    out.append(f"<p>{len(cmp)} cases matched, judged on the {esc(what)}: {counts.get('regression', 0)} regressions, "
                f"{counts.get('improvement', 0)} improvements, {counts.get('unchanged', 0)} unchanged"
                + (f", {counts['underpowered']} underpowered (could not have seen a change of their threshold)"
                   if counts.get("underpowered") else "") + ".</p>")

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..charts import MAX_PANELS, Chart, grid, legend, panel_title, plain, to_svg
+from ..charts import MAX_PANELS, Chart, finish_panel, grid, panel_title, plain, to_svg
 from ..html import esc, figure, table
 
 __all__ = ["ratio_history", "ratio_history_section", "noise_section"]
@@ -22,6 +22,7 @@ def ratio_history(df: Any) -> Chart:
     per runner and shape, with confirmed ratio change points marked."""
     from ...regress.compare import ratio_records, run_order, sample_problem
     from ...regress.history import HistorySettings, find_change_points
+    from ...regress.thresholds import RATIO_THRESHOLD, Thresholds
 
     if "ratio_samples" not in df.columns:
         return None
@@ -31,7 +32,8 @@ def ratio_history(df: Any) -> Chart:
         return None
     index = {r: i for i, r in enumerate(run_order(ok))}
     ok = ok.assign(run_index=ok["run_id"].map(index), ratio=ok["ratio_samples"].map(lambda s: float(np.median(s))))
-    points = find_change_points(df, HistorySettings(metric="ratio"))[0] if len(index) >= 4 else []
+    settings = HistorySettings(metric="ratio", thresholds=Thresholds(RATIO_THRESHOLD))
+    points = find_change_points(df, settings)[0] if len(index) >= 4 else []
     marks = {(p.case_id, p.index) for p in points}
     groups = list(ok.groupby(["task", "model", "device", "dtype"], sort=True))
     notes = [f"showing {MAX_PANELS} of {len(groups)} groups"] if len(groups) > MAX_PANELS else []
@@ -46,11 +48,7 @@ def ratio_history(df: Any) -> Chart:
             hit = [i for i in s.index if (c["case_id"].iloc[0], i) in marks]
             if hit:
                 ax.plot(hit, s.loc[hit].values, "D", color=line.get_color(), markersize=6)
-        ax.set_title(panel_title(key))
-        ax.set_xlabel("run (oldest → newest)")
-        ax.set_ylabel("runner ÷ reference (median of blocks)")
-        ax.grid(True, alpha=0.3)
-        legend(ax)
+        finish_panel(ax, "run (oldest → newest)", "runner ÷ reference (median of blocks)", panel_title(key))
     fig.tight_layout()
     return to_svg(fig), "; ".join(notes)
 
