@@ -18,8 +18,9 @@ def _paths(model, batch_size, new_tokens=6, seq_len=12):
     task = get_task("text-generation").configure(Case("text-generation", model, new_tokens=new_tokens))
     bundle = load_model(model, task.head, None, "fp32", "cpu")
     inputs = task.make_inputs(bundle.tokenizer, batch_size, seq_len, seed=0)
-    raw = TorchRunner(task, bundle, inputs, "cpu", batch_size, no_sync)
-    pipe = PipelineRunner(task, bundle, inputs, "cpu", batch_size, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
+    case = Case(task.name, "m", batch_size=batch_size)  # a runner reads its batch and device from its case
+    raw = TorchRunner(case, task, bundle, inputs, no_sync)
+    pipe = PipelineRunner(case, task, bundle, inputs, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
     return task, bundle, raw, pipe
 
 
@@ -37,7 +38,7 @@ def test_a_raw_path_one_token_short_is_caught():
     task, bundle, raw, pipe = _paths("synthetic:gpt2-tiny", 2)
     piped = pipe()
     short = get_task("text-generation").configure(Case("text-generation", "synthetic:gpt2-tiny", new_tokens=5))
-    a = TorchRunner(short, bundle, raw.inputs, "cpu", 2, no_sync)()
+    a = TorchRunner(Case(short.name, "m", batch_size=2), short, bundle, raw.inputs, no_sync)()
     verdict = task.compare(a, piped, "fp32")
     assert not verdict.ok and "differs" in verdict.detail
 

@@ -15,7 +15,7 @@ def test_question_answering_raw_path_returns_a_valid_span():
     task = get_task("question-answering")
     b = load_model("synthetic:bert-tiny", task.head, task.labels, "fp32", "cpu")
     inputs = task.make_inputs(b.tokenizer, 3, 48, seed=0)
-    out = TorchRunner(task, b, inputs, "cpu", 3, no_sync)()
+    out = TorchRunner(Case(task.name, "m", batch_size=3), task, b, inputs, no_sync)()
     for x, ans in zip(inputs, out):
         assert 0 <= ans["start"] < ans["end"] <= len(x["context"])
         assert ans["answer"] == x["context"][ans["start"]:ans["end"]]

@@ -6,6 +6,7 @@ import pytest
 from benchbed.measure import no_sync
 from benchbed.models import load_model
 from benchbed.runners import PipelineRunner, TorchRunner, build_pipeline
+from benchbed.spec import Case
 from benchbed.tasks import get_task, task_names
 
 # both paths exist (decoders: test_generation.py; pipelines removed in transformers 5: test_removed_pipelines.py)
@@ -22,8 +23,9 @@ def _paths(task_name, dtype="fp32", batch_size=3, seq_len=None):
     task = get_task(task_name)
     bundle = load_model(TINY.get(task_name, "synthetic:bert-tiny"), task.head, task.labels, dtype, "cpu")
     inputs = task.make_inputs(bundle.tokenizer, batch_size, seq_len, seed=0)
-    raw = TorchRunner(task, bundle, inputs, "cpu", batch_size, no_sync)
-    pipe = PipelineRunner(task, bundle, inputs, "cpu", batch_size, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
+    case = Case(task.name, "m", batch_size=batch_size)  # a runner reads its batch and device from its case
+    raw = TorchRunner(case, task, bundle, inputs, no_sync)
+    pipe = PipelineRunner(case, task, bundle, inputs, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
     return task, raw, pipe
 
 
@@ -162,8 +164,9 @@ def test_whisper_generate_matches_the_asr_pipeline(batch_size):
     assert task.seq2seq and task.head == "speech-seq2seq"
     bundle = load_model("synthetic:whisper-tiny", task.head, None, "fp32", "cpu")
     inputs = task.make_inputs(bundle.tokenizer, batch_size, 800, seed=0)
-    raw = TorchRunner(task, bundle, inputs, "cpu", batch_size, no_sync)
-    pipe = PipelineRunner(task, bundle, inputs, "cpu", batch_size, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
+    case = Case(task.name, "m", batch_size=batch_size)  # a runner reads its batch and device from its case
+    raw = TorchRunner(case, task, bundle, inputs, no_sync)
+    pipe = PipelineRunner(case, task, bundle, inputs, no_sync, pipe=build_pipeline(task, bundle, "cpu"))
     a, b = raw(), pipe()
     assert all(len(x) > 0 for x in a)  # special tokens suppressed: real text tokens come out
     verdict = task.compare(a, b, "fp32")
