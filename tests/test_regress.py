@@ -120,7 +120,7 @@ def test_markdown_shows_the_same_numbers_as_json():
     assert cells[1] == f"{row['base_s'] * 1e3:.3g}" and cells[2] == f"{row['cur_s'] * 1e3:.3g}"
     assert cells[3] == f"{100 * row['change']:+.1f}%"
     assert cells[4] == f"[{100 * row['change_ci_low']:+.1f}%, {100 * row['change_ci_high']:+.1f}%]"
-    assert cells[5] == f"{row['p_value']:.3g}" and "regression" in cells[7]
+    assert cells[5] == f"{row['p_value']:.3g}" and cells[7] == f"{100 * row['mde']:.1f}%" and "regression" in cells[8]
     hd = history_dict([], [], {}, ["a", "b"], 3)
     assert history_markdown(hd).startswith("## benchbed history")
 

@@ -68,10 +68,13 @@ def test_comparison_numbers_match_hand_computation():
     assert slow["p_value"] == pytest.approx(2 / 252)
     assert slow["verdict"] == "regression" and slow["change_ci_low"] > 0
     assert fast["change"] == pytest.approx(0.3 / 3 - 1) and fast["verdict"] == "improvement"
-    assert same["change"] == pytest.approx(0.0) and same["verdict"] == "unchanged" and same["p_value"] > 0.5
+    assert same["change"] == pytest.approx(0.0) and same["p_value"] > 0.5
+    # five samples a side spread over a factor of 3 could not have shown a 5% change: not a pass
+    assert same["verdict"] == "underpowered" and same["mde"] > same["threshold"] and same["mde_basis"] == "samples"
 
     page = build_report(_frame(cur), baseline=_frame(base), current=_frame(cur))
     assert "+166.7%*" in page and "-90.0%*" in page and "▲ regression" in page and "▼ improvement" in page
+    assert "○ underpowered" in page and "detectable at 95% power" in page
     assert page.index("+166.7%") < page.index("-90.0%")
 
 
