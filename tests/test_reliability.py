@@ -384,7 +384,7 @@ def test_a_hung_case_is_a_timeout_record_without_asking_for_isolation(tmp_path):
     hung = s.run([Case("memory-calibration", "bert-tiny", batch_size=1, seq_len=8,
                        options=(("alloc_mb", 1), ("sleep_s", 60)))])[0]
     assert hung.status == "timeout"
-    with pytest.raises(ValueError, match="cannot be combined"):
+    with pytest.raises(ValueError, match="needs cases in subprocesses"):
         Session(str(tmp_path / "r"), EngineConfig(case_timeout_s=10, isolate="never"))
 
 
@@ -436,7 +436,7 @@ def test_markdown_and_console_output_are_escaped(tmp_path, history):
     outside_code = re.sub(r"(`+).*?\1", "", text)  # HTML inside a code span is shown, never rendered
     assert "<" not in outside_code and "\x1b" not in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| ``"))
-    assert len(re.findall(r"(?<!\\)\|", row)) == 9  # 8 cells: no pipe from the name splits the row
+    assert len(re.findall(r"(?<!\\)\|", row)) == 10  # 9 cells: no pipe from the name splits the row
     assert md_text("<b>|x") == "&lt;b&gt;\\|x" and md_code("a`b") == "``a`b``"
 
 
