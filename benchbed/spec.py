@@ -296,8 +296,8 @@ class Matrix:
         if not isinstance(self.options, tuple) or not all(
                 isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in self.options):
             raise SpecError(f"options must be NAME = VALUE pairs, got {self.options!r:.80}")
+        valid = OPTION_KEYS | set(options_owned())
         for key, value in self.options:
-            valid = OPTION_KEYS | set(options_owned())
             if key not in valid:
                 raise SpecError(f"unknown option {key!r} (valid: {', '.join(sorted(valid))})")
             if isinstance(value, float) and value != value or not isinstance(value, (str, int, float, bool)):
