@@ -81,6 +81,20 @@ Schema history:
       reference runner itself, ``--pairing sequential`` and older records (whose ratio cases are
       unjudged, never a pass). ``--inject-slowdown RUNNER=FRACTION`` slows one runner: its
       record's ``options`` says so.
+  10 — GPU figures that belong to the runner (issue #25): ``gpu_alloc_peak_mb`` is now the
+      runner's own peak (``gpu_alloc_state_mb``, the tensors it holds between calls — its weights;
+      in training its copy's weights, gradients and optimizer state — plus ``gpu_alloc_call_mb``,
+      the allocator's increase over one call), where it was the allocator's absolute peak, which
+      counted every other runner's copy; ``gpu_alloc_base_mb`` is what the process had allocated
+      when the call began. Null for ONNX Runtime (its arena is outside torch's allocator).
+      ``gpu_nvml_increase_mb`` (NVML's device memory rise over the pass), ``gpu_counters_unavailable``
+      (the NVML counters the device could not give, and why: a MIG instance has no utilisation,
+      power or energy). ``gpu_power_mean_w`` is energy ÷ time where the energy counter exists;
+      ``energy_j_per_item`` divides by batch × accumulation; ``gpu_throttle`` also names the
+      throttle counters that advanced during the window, with their seconds; ``tf32_cudnn``
+      (cuDNN's TF32 switch, on by default, beside ``tf32`` for matmuls). The host yardstick on CUDA
+      is version 2 (launch-bound host work, not a device matmul). Migration rule: CUDA records older
+      than 10 get ``gpu_alloc_peak_mb`` = null (an absolute peak is not comparable with an own one).
 """
 
 from __future__ import annotations
@@ -92,7 +106,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -104,7 +118,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     # case
     ("task", _s), ("model", _s), ("model_params", _i), ("model_config", _s), ("model_weights", _s), ("runner", _s),
     ("device", _s), ("dtype", _s), ("batch_size", _i), ("seq_len", _i), ("new_tokens", _i), ("attn_impl", _s),
-    ("compiled", _b), ("compile_backend", _s), ("quant_method", _s), ("tf32", _b), ("threads", _i), ("options", _s),
+    ("compiled", _b), ("compile_backend", _s), ("quant_method", _s), ("tf32", _b), ("tf32_cudnn", _b), ("threads", _i),
+    ("options", _s),
     ("isolated", _b), ("memory_cap_mb", _f),
     # outcome
     ("status", _s), ("message", _s),
@@ -143,7 +158,9 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("pre_s", _f), ("fwd_s", _f), ("post_s", _f), ("data_s", _f), ("bwd_s", _f), ("optim_s", _f), ("after_s", _f),
     # memory
     ("cpu_rss_peak_delta_mb", _f), ("cpu_rss_method", _s), ("gpu_alloc_peak_mb", _f), ("gpu_reserved_peak_mb", _f),
-    ("gpu_nvml_used_peak_mb", _f), ("gpu_util_mean_pct", _f), ("gpu_power_mean_w", _f),
+    ("gpu_alloc_call_mb", _f), ("gpu_alloc_state_mb", _f), ("gpu_alloc_base_mb", _f),
+    ("gpu_nvml_used_peak_mb", _f), ("gpu_nvml_increase_mb", _f), ("gpu_util_mean_pct", _f), ("gpu_power_mean_w", _f),
+    ("gpu_counters_unavailable", _s),
     # efficiency
     ("flops_per_call", _f), ("achieved_tflops", _f), ("peak_tflops", _f), ("peak_probe", _s), ("peak_fraction", _f),
     ("energy_j_per_item", _f), ("energy_method", _s),
@@ -305,6 +322,11 @@ def migrate(df: Any) -> Any:
         old5 = (version < 5) & df["reference"].isna()
         df.loc[old5, "reference"] = "torch"  # what records before schema 5 were compared with, whatever the default is now
         df.loc[old5 & df["pairing"].isna(), "pairing"] = "sequential"
+    if "gpu_alloc_peak_mb" in df.columns and "device" in df.columns:
+        absolute = (version < 10) & df["device"].astype(str).str.startswith("cuda") & df["gpu_alloc_peak_mb"].notna()
+        if absolute.any():
+            df = df.copy()
+            df.loc[absolute, "gpu_alloc_peak_mb"] = None
     old = df["model"].isin(list(MODEL_ALIASES)) & (df["schema_version"].fillna(0) < 4)
     if not old.any():
         return df

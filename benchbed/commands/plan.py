@@ -45,6 +45,11 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
     matrix, cases = _matrix(args)
     for model in matrix.model:
         check_model_source(model)
+    from ..measure.gpu import check_devices
+
+    problem = check_devices(list(matrix.device))
+    if problem:
+        raise SpecError(problem)
     rule = _rule(args)
     problem = check_writable(args.results)
     if problem:

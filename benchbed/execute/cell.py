@@ -354,10 +354,10 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
                              if stats.median > 0 and task.modality == "text" else None))
     cell.samples[name] = t.samples
     if timing.host:
-        from ..measure.yardstick import YARDSTICK_VERSION
+        from ..measure.yardstick import yardstick_version
 
         rec.update(host_median_s=float(np.median(timing.host)), host_samples_s=list(timing.host),
-                   host_yardstick=YARDSTICK_VERSION)
+                   host_yardstick=yardstick_version(case.device))
     rec.update(cell.interference)
     events = cell.events
     if events and events[name].samples:
@@ -379,5 +379,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         rec.update(phase_columns(run, config.phase_calls))
         if driver.flops_pass:
             rec.update(flops_columns(run, stats.median, case.device, case.dtype))
-    rec.update(memory_columns(driver.memory_call(run), case.device, calls=3 if driver.per_call_passes else 1))
-    rec.update(resource_columns(run, case.device, case.batch_size, config.resource_pass_s))
+    rec.update(memory_columns(driver.memory_call(run), case.device, calls=3 if driver.per_call_passes else 1,
+                              state_bytes=run.state_bytes() if case.device.startswith("cuda") else None,
+                              torch_allocator=run.TORCH_ALLOCATOR))
+    rec.update(resource_columns(run, case.device, driver.items_per_call, config.resource_pass_s))

@@ -11,16 +11,26 @@ from typing import Any, Callable
 import numpy as np
 
 from ..measure import CudaPeak, PeakRSS, trim_heap
+from ..measure.memory import own_peak_bytes
 from .workbench import release
 
 __all__ = ["StepTimer", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
-           "phase_columns", "resource_columns", "slowed", "tf32_enabled", "with_steps"]
+           "nvml_columns", "phase_columns", "resource_columns", "slowed", "tf32_cudnn_enabled", "tf32_enabled",
+           "with_steps"]
 
 
 def tf32_enabled() -> bool:
+    """Whether fp32 matmuls may run as TF32 (the flag, or a float32 matmul precision below "highest")."""
     import torch
 
     return bool(torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest")
+
+
+def tf32_cudnn_enabled() -> bool:
+    """Whether cuDNN convolutions may run as TF32 (``torch.backends.cudnn.allow_tf32``, on by default)."""
+    import torch
+
+    return bool(torch.backends.cudnn.allow_tf32)
 
 
 def graph_count() -> int:
@@ -121,13 +131,19 @@ def slowed(fn: Callable[[], Any], fraction: float) -> Callable[[], Any]:
     return call
 
 
-def memory_columns(run: Any, device: str, calls: int = 3) -> dict[str, Any]:
+def memory_columns(run: Any, device: str, calls: int = 3, state_bytes: int | None = None,
+                   torch_allocator: bool = True) -> dict[str, Any]:
     """Peak resident (and CUDA allocator) memory of one call of one runner, the median over
     `calls` calls each measured on its own after what earlier work freed was handed back. Its own
     pass, so timing never runs beside a sampler and runners timed in the same window still get a
     figure each; a median of single calls, so a transient elsewhere in the process during one of
-    them does not become the figure."""
-    rss_mb, alloc_mb, reserved_mb, method = [], [], [], ""
+    them does not become the figure.
+
+    On CUDA ``gpu_alloc_peak_mb`` is the runner's own peak (`state_bytes`, what it holds between
+    calls, plus the increase over a call, ``gpu_alloc_call_mb``); ``gpu_alloc_base_mb`` is all the
+    process had allocated when the call began. A runner whose memory is outside torch's allocator
+    (`torch_allocator` false: ONNX Runtime's arena) gets no allocator figures."""
+    rss_mb, call_mb, base_mb, reserved_mb, method = [], [], [], [], ""
     for _ in range(calls):  # the cell's full collection ran before timing; what timing left is young
         release(device, young=True)
         trim_heap()
@@ -136,12 +152,17 @@ def memory_columns(run: Any, device: str, calls: int = 3) -> dict[str, Any]:
             run.sync()
         rss_mb.append(rss.delta_bytes / 2**20)
         method = rss.method
-        if gpu.allocated is not None:
-            alloc_mb.append(gpu.allocated / 2**20)
+        if gpu.increase is not None:
+            call_mb.append(gpu.increase / 2**20)
+            base_mb.append(gpu.base / 2**20)
             reserved_mb.append(gpu.reserved / 2**20)
-    return {"cpu_rss_peak_delta_mb": float(np.median(rss_mb)), "cpu_rss_method": method,
-            "gpu_alloc_peak_mb": float(np.median(alloc_mb)) if alloc_mb else None,
-            "gpu_reserved_peak_mb": float(np.median(reserved_mb)) if reserved_mb else None}
+    out: dict[str, Any] = {"cpu_rss_peak_delta_mb": float(np.median(rss_mb)), "cpu_rss_method": method}
+    if call_mb and torch_allocator:
+        call = float(np.median(call_mb))
+        out.update(gpu_alloc_peak_mb=own_peak_bytes(state_bytes, int(call * 2**20)) / 2**20, gpu_alloc_call_mb=call,
+                   gpu_alloc_state_mb=None if state_bytes is None else state_bytes / 2**20,
+                   gpu_alloc_base_mb=float(np.median(base_mb)), gpu_reserved_peak_mb=float(np.median(reserved_mb)))
+    return out
 
 
 def phase_columns(run: Any, calls: int) -> dict[str, Any]:
@@ -171,9 +192,13 @@ def flops_columns(run: Any, median_s: float, device: str, dtype: str) -> dict[st
     return out
 
 
-def resource_columns(run: Any, device: str, batch_size: int, seconds: float) -> dict[str, Any]:
-    """Device counters (NVML memory used, utilisation, energy) in their own pass of calls: a
-    sampler thread is a second workload, so it never runs beside timed calls."""
+def resource_columns(run: Any, device: str, items_per_call: int, seconds: float) -> dict[str, Any]:
+    """Device counters (NVML memory used, utilisation, power, energy) in their own pass of calls: a
+    sampler thread is a second workload, so it never runs beside timed calls. Energy per item
+    divides by every item a call processed (`items_per_call`: batch × accumulation in training).
+    NVML's memory is device-wide: ``gpu_nvml_used_peak_mb`` is the peak, and
+    ``gpu_nvml_increase_mb`` the rise over what the device held when the pass began (which is
+    what this runner added, not what another runner's cached session holds)."""
     from ..measure.gpu import NvmlSampler, nvml_handle
 
     handle = nvml_handle(device) if device.startswith("cuda") else None
@@ -186,10 +211,15 @@ def resource_columns(run: Any, device: str, batch_size: int, seconds: float) -> 
             run()
             run.sync()
             calls += 1
-    used = sampler.peak_used_bytes
-    powers = [x.power_w for x in sampler.samples if x.power_w is not None]
+    return nvml_columns(sampler, calls * items_per_call)
+
+
+def nvml_columns(sampler: Any, items: int) -> dict[str, Any]:
+    """Record columns of a finished `NvmlSampler` pass over `items` items."""
+    used, start = sampler.peak_used_bytes, sampler.start_used_bytes
     return {"gpu_nvml_used_peak_mb": None if used is None else used / 2**20,
-            "gpu_util_mean_pct": sampler.mean_util_pct,
-            "gpu_power_mean_w": float(np.mean(powers)) if powers else None,
+            "gpu_nvml_increase_mb": None if used is None or start is None else max(0, used - start) / 2**20,
+            "gpu_util_mean_pct": sampler.mean_util_pct, "gpu_power_mean_w": sampler.mean_power_w,
             "energy_method": sampler.energy_method,
-            "energy_j_per_item": (sampler.energy_j / (calls * batch_size) if sampler.energy_j is not None else None)}
+            "energy_j_per_item": sampler.energy_j / items if sampler.energy_j is not None and items > 0 else None,
+            "gpu_counters_unavailable": sampler.unavailable}

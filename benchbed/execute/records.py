@@ -9,7 +9,7 @@ from typing import Any
 from ..record import empty_record
 from ..spec import Case
 from .config import EngineConfig, RunContext
-from .passes import tf32_enabled
+from .passes import tf32_cudnn_enabled, tf32_enabled
 
 __all__ = ["CellResult", "base_record"]
 
@@ -29,7 +29,7 @@ def base_record(case: Case, ctx: RunContext, config: EngineConfig, pass_index: i
         "batch_size": case.batch_size, "seq_len": case.seq_len, "new_tokens": case.new_tokens,
         "attn_impl": case.attn_impl, "compiled": case.compiled, "scenario": case.scenario,
         "compile_backend": case.option("compile_backend", "inductor") if case.compiled else None,
-        "threads": torch.get_num_threads(), "tf32": tf32_enabled(), "isolated": ctx.in_child,
+        "threads": torch.get_num_threads(), "tf32": tf32_enabled(), "tf32_cudnn": tf32_cudnn_enabled(), "isolated": ctx.in_child,
         "memory_cap_mb": config.memory_cap_mb, "pairing": config.pairing,
         "options": json.dumps({**dict(case.options), **({"inject_slowdown": config.inject_slowdown}
                                                          if config.inject_slowdown and config.inject_runner

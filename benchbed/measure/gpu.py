@@ -17,7 +17,8 @@ from typing import Any
 
 from ..spec import device_index
 
-__all__ = ["EventTimer", "NvmlSample", "NvmlSampler", "energy_mj", "nvml_handle", "visible_entry"]
+__all__ = ["EventTimer", "NvmlSample", "NvmlSampler", "check_devices", "energy_mj", "is_mig", "nvml_handle",
+           "present_devices", "visible_entry"]
 
 
 def visible_entry(torch_index: int, visible: str | None) -> int | str | None:
@@ -96,14 +97,31 @@ def energy_mj(handle: Any) -> int | None:
 class NvmlSample:
     t: float
     used_bytes: int
-    util_pct: float
+    util_pct: float | None  # None where the device has no utilisation counter (a MIG instance)
     power_w: float | None
+
+
+def is_mig(handle: Any) -> bool:
+    """Whether `handle` is a MIG instance (no utilisation, power or energy counters of its own)."""
+    try:
+        import pynvml
+
+        return bool(pynvml.nvmlDeviceIsMigDeviceHandle(handle))
+    except Exception:
+        return False
 
 
 class NvmlSampler:
     """Samples memory used, utilisation and power every `interval_s` in a thread while the block
     runs, and reads the energy counter at both ends. Used only in a separate pass, never while
-    latency samples are taken: a sampler is a second workload."""
+    latency samples are taken: a sampler is a second workload.
+
+    Each counter is read on its own: a MIG instance has memory but no utilisation, power or energy
+    (NVML answers "not supported"), and its memory samples are still kept. What could not be read is
+    named in `unavailable`, so a record says why a figure is empty instead of leaving it blank.
+    Mean power is energy ÷ time where the energy counter exists: ``nvmlDeviceGetPowerUsage`` is a
+    one-second trailing average on recent GPUs, so over a one-second pass it mostly reports the
+    work before it."""
 
     def __init__(self, handle: Any, interval_s: float = 0.02) -> None:
         self.handle = handle
@@ -112,6 +130,7 @@ class NvmlSampler:
         self.energy_j: float | None = None
         self.energy_method: str | None = None
         self.seconds = 0.0
+        self.missing: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._e0: int | None = None
@@ -123,13 +142,19 @@ class NvmlSampler:
         h = self.handle
         try:
             used = int(pynvml.nvmlDeviceGetMemoryInfo(h).used)
-            util = float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)
         except Exception:
+            self.missing.add("memory")
             return
         try:
-            power = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+            util: float | None = float(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)
+        except Exception:
+            util = None
+            self.missing.add("utilisation")
+        try:
+            power: float | None = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
         except Exception:
             power = None
+            self.missing.add("power")
         self.samples.append(NvmlSample(time.perf_counter(), used, util, power))
 
     def _loop(self) -> None:
@@ -156,9 +181,10 @@ class NvmlSampler:
         if self._e0 is not None and e1 is not None and e1 > self._e0:
             self.energy_j, self.energy_method = (e1 - self._e0) / 1000.0, "nvml-energy-counter"
         else:
+            self.missing.add("energy counter")
             powered = [s for s in self.samples if s.power_w is not None]
             if len(powered) >= 2:
-                # trapezoids over the sampled power
+                # trapezoids over the sampled (trailing-average) power
                 joules = sum((b.t - a.t) * (a.power_w + b.power_w) / 2 for a, b in zip(powered, powered[1:]))
                 self.energy_j, self.energy_method = joules, "nvml-power-sampling"
 
@@ -167,8 +193,30 @@ class NvmlSampler:
         return max((s.used_bytes for s in self.samples), default=None)
 
     @property
+    def start_used_bytes(self) -> int | None:
+        return self.samples[0].used_bytes if self.samples else None
+
+    @property
     def mean_util_pct(self) -> float | None:
-        return sum(s.util_pct for s in self.samples) / len(self.samples) if self.samples else None
+        utils = [s.util_pct for s in self.samples if s.util_pct is not None]
+        return sum(utils) / len(utils) if utils else None
+
+    @property
+    def mean_power_w(self) -> float | None:
+        """Energy ÷ time when the energy counter was read; else the mean of the power samples."""
+        if self.energy_method == "nvml-energy-counter" and self.seconds > 0 and self.energy_j is not None:
+            return self.energy_j / self.seconds
+        powers = [s.power_w for s in self.samples if s.power_w is not None]
+        return sum(powers) / len(powers) if powers else None
+
+    @property
+    def unavailable(self) -> str | None:
+        """The counters this device could not give, with why (None when all were there)."""
+        if self.handle is None or not self.missing:
+            return None
+        where = "a MIG instance" if is_mig(self.handle) else "this device or driver"
+        order = ["memory", "utilisation", "power", "energy counter"]
+        return f"{', '.join(m for m in order if m in self.missing)}: not supported on {where}"
 
 
 class EventTimer:
@@ -198,3 +246,79 @@ class EventTimer:
     def collect(self) -> None:
         """Call after the synchronise; keeps the elapsed seconds."""
         self.samples.append(self._start.elapsed_time(self._end) / 1000.0)
+
+
+def present_devices() -> list[str]:
+    """The devices torch sees here: ``cpu``, then ``cuda:N (name)`` for each visible GPU."""
+    out = ["cpu"]
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    except Exception:
+        pass
+    return out
+
+
+def check_devices(devices: list[str], cuda_count: int | None = None, visible: str | None = None) -> str | None:
+    """Why the CUDA devices of a run cannot be the ones meant, in one line, or None.
+
+    Where CUDA works, ``cuda:N`` beyond the GPUs torch sees is a typo, not a case to skip (the
+    line names the devices present). A ``GPU-``/``MIG-`` UUID in ``CUDA_VISIBLE_DEVICES`` that NVML
+    does not know hides every GPU after it from the CUDA runtime: named with the UUIDs NVML has.
+    Where CUDA is absent altogether, CUDA cases stay per-case ``skipped`` records, so one suite runs
+    on CPU-only and GPU hosts alike. `cuda_count` and `visible` default to what this host has."""
+    from ..values import device_index
+
+    wanted = [d for d in devices if d.startswith("cuda")]
+    if not wanted:
+        return None
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    uuids = [e.strip() for e in (visible or "").split(",") if e.strip().startswith(("GPU-", "MIG-"))]
+    nv = _nvml() if uuids else None
+    if nv is not None:
+        for uuid in uuids:
+            try:
+                nv.nvmlDeviceGetHandleByUUID(uuid)
+            except Exception:
+                return (f"CUDA_VISIBLE_DEVICES names {uuid}, which this host does not have "
+                        f"(present: {', '.join(_nvml_uuids(nv)) or 'none'})")
+    if cuda_count is None:
+        try:
+            import torch
+
+            cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        except Exception:
+            cuda_count = 0
+    if cuda_count == 0:
+        return None
+    for device in wanted:
+        if device_index(device) >= cuda_count:
+            return f"--device {device}: this host has {', '.join(present_devices()[:1 + cuda_count])}"
+    return None
+
+
+def _nvml_uuids(nv: Any) -> list[str]:
+    """UUIDs of the GPUs and their MIG instances NVML lists."""
+    out: list[str] = []
+    try:
+        for i in range(nv.nvmlDeviceGetCount()):
+            handle = nv.nvmlDeviceGetHandleByIndex(i)
+            out.append(_text(nv.nvmlDeviceGetUUID(handle)))
+            try:
+                for j in range(nv.nvmlDeviceGetMaxMigDeviceCount(handle)):
+                    try:
+                        out.append(_text(nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetMigDeviceHandleByIndex(handle, j))))
+                    except Exception:
+                        continue
+            except Exception:
+                pass
+    except Exception:
+        pass
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -11,7 +11,8 @@ beside, for the reader.
 
 `Interference` is a context manager around the timed calls: it takes two snapshots and no
 sampler (a sampler would itself be a second workload). On CUDA it also asks NVML, at both ends,
-which other processes hold the cell's GPU and why its clocks are held down (heat, a power brake).
+which other processes hold the cell's GPU (benchbed's own parent and children are not "other") and
+how far its cumulative throttle counters advanced (heat, a power brake) during the window.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["Interference", "InterferenceReading", "GpuReading", "OTHERS_CORES_LIMIT", "STEAL_CORES_LIMIT",
-           "GPU_THROTTLE_MARKS", "cpu_snapshot", "gpu_snapshot", "throttle_names"]
+           "GPU_THROTTLE_MARKS", "cpu_snapshot", "family_pids", "gpu_snapshot", "other_gpu_processes",
+           "throttle_names", "violation_counters"]
 
 #: Other processes' average CPU use (in cores) above which a cell is marked interfered. Measured on
 #: the 2-core VM with scripts/pairing_experiment.py (docs/pairing-2026-11-30.json): 48 quiet cell
@@ -82,35 +84,88 @@ def _cpu_mhz() -> float | None:
 #: a GPU running flat out sits at its power cap by design.
 GPU_THROTTLE_BITS = {0x1: "gpu_idle", 0x2: "applications_clocks", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
                      0x20: "sw_thermal", 0x40: "hw_thermal", 0x80: "hw_power_brake", 0x100: "display_clocks"}
-GPU_THROTTLE_MARKS = ("hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake")
+GPU_THROTTLE_MARKS = ("hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake", "thermal", "board_limit",
+                      "reliability")
+#: Cumulative throttle-time counters (nanoseconds since the driver loaded), read at both ends of a
+#: window: a brake *during* the window shows as an advance even when the GPU is idle or just
+#: synchronised at the two ends, which is all the current-reasons bitmask can see.
+#: ``nvmlDeviceGetViolationStatus`` policies (power = the software power cap, recorded only) ...
+GPU_VIOLATION_POLICIES = {0: "power_cap", 1: "thermal", 3: "board_limit", 5: "reliability"}
+#: ... and NVML field values (driver 535+) for the hardware brakes.
+GPU_VIOLATION_FIELDS = {269: "sw_thermal", 270: "hw_thermal", 271: "hw_power_brake"}
+#: Share of the window a marking counter must advance by to mark the cell (a few milliseconds of
+#: brake in a ten-second window changes no median).
+GPU_VIOLATION_MARK = 0.01
 
 
 @dataclass(frozen=True)
 class GpuReading:
-    """Other processes on the cell's GPU and the clock-event reasons seen during the window."""
+    """Other processes on the cell's GPU and the clock brakes seen during the window."""
 
     device: str
     other_pids: tuple[int, ...]
     throttle: tuple[str, ...]
+    #: seconds each throttle counter advanced during the window
+    violations: tuple[tuple[str, float], ...] = ()
+    window_s: float = 0.0
+    #: other processes counted where their pids are not ours to name (NVML in a container lists host pids)
+    unnamed_others: int = 0
+
+    @property
+    def others(self) -> int:
+        return len(self.other_pids) + self.unnamed_others
+
+    @property
+    def braked(self) -> list[str]:
+        """Brakes that mark the window: a marking counter that advanced by a share of the window, or
+        a marking reason bit set at either end."""
+        share = max(self.window_s, 1e-9) * GPU_VIOLATION_MARK
+        out = [f"{name} {secs:.3f}s of {self.window_s:.1f}s" for name, secs in self.violations
+               if name in GPU_THROTTLE_MARKS and secs > share]
+        named = {v.split()[0] for v in out}
+        return out + [t for t in self.throttle if t in GPU_THROTTLE_MARKS and t not in named]
 
     @property
     def reason(self) -> str | None:
         parts = []
         if self.other_pids:
             pids = ", ".join(map(str, self.other_pids[:5]))
-            parts.append(f"{len(self.other_pids)} other process(es) on {self.device} (pid {pids})")
-        slowed = [t for t in self.throttle if t in GPU_THROTTLE_MARKS]
+            parts.append(f"{self.others} other process(es) on {self.device} (pid {pids})")
+        elif self.unnamed_others:
+            parts.append(f"{self.unnamed_others} other process(es) on {self.device} (host pids, in a container)")
+        slowed = self.braked
         if slowed:
             parts.append(f"{self.device} clocks held down: {', '.join(slowed)}")
         return "; ".join(parts) or None
 
     def columns(self) -> dict[str, Any]:
-        return {"gpu_other_processes": len(self.other_pids), "gpu_throttle": ",".join(self.throttle) or None}
+        named = [f"{n}={s:.3f}s" for n, s in self.violations if s > 0]
+        return {"gpu_other_processes": self.others,
+                "gpu_throttle": ",".join(dict.fromkeys([*self.throttle, *named])) or None}
 
 
 def throttle_names(bits: int) -> tuple[str, ...]:
     """Names of the NVML clock-event reason bits set in `bits`."""
     return tuple(name for bit, name in GPU_THROTTLE_BITS.items() if bits & bit)
+
+
+def violation_counters(handle: Any, nv: Any) -> dict[str, int]:
+    """Cumulative throttle nanoseconds by name, for the counters this device has (see
+    `GPU_VIOLATION_POLICIES`); a counter NVML does not support is left out, not read as zero."""
+    out: dict[str, int] = {}
+    for policy, name in GPU_VIOLATION_POLICIES.items():
+        try:
+            out[name] = int(nv.nvmlDeviceGetViolationStatus(handle, policy).violationTime)
+        except Exception:
+            continue
+    try:
+        values = nv.nvmlDeviceGetFieldValues(handle, list(GPU_VIOLATION_FIELDS))
+        for v in values:
+            if int(getattr(v, "nvmlReturn", 1)) == 0:
+                out[GPU_VIOLATION_FIELDS[int(v.fieldId)]] = int(v.value.ullVal)
+    except Exception:
+        pass
+    return out
 
 
 def gpu_snapshot(handle: Any, nv: Any) -> tuple[set[int], int]:
@@ -129,6 +184,55 @@ def gpu_snapshot(handle: Any, nv: Any) -> tuple[set[int], int]:
         except Exception:
             continue
     return pids, bits
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def family_pids() -> set[int]:
+    """This process, its ancestors and its descendants: benchbed's own processes around a cell (the
+    launcher that started an isolated child, the GPU check's driver, pytest, workers it started).
+    Their CUDA contexts are benchbed's, not a competitor's; they wait while the cell is timed."""
+    me = os.getpid()
+    out, pid = {me}, _parent(me)
+    while pid and pid not in out:
+        out.add(pid)
+        pid = _parent(pid)
+    try:
+        import psutil
+
+        out |= {c.pid for c in psutil.Process(me).children(recursive=True)}
+    except Exception:
+        pass
+    return out
+
+
+def holds_cuda(pid: int) -> bool:
+    """Whether process `pid` has the CUDA driver library mapped (it holds, or is creating, a context)."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="ascii", errors="replace") as fh:
+            return any("libcuda.so" in line for line in fh)
+    except OSError:
+        return False
+
+
+def other_gpu_processes(seen: set[int], family: set[int]) -> tuple[tuple[int, ...], int]:
+    """(other pids by name, other processes counted but not named) among the pids NVML listed.
+
+    NVML lists pids in the host's namespace. Where ours is among them, the others are the listed
+    pids outside benchbed's family. Where it is not (a container), no listed pid can be matched to
+    ours, so the count is what NVML listed minus the family processes that hold CUDA."""
+    if not seen:
+        return (), 0
+    if os.getpid() in seen:
+        return tuple(sorted(seen - family)), 0
+    ours = sum(1 for pid in family if holds_cuda(pid))
+    return (), max(0, len(seen) - ours)
 
 
 @dataclass(frozen=True)
@@ -197,6 +301,7 @@ class Interference:
             self._handle = nvml_handle(self.device)
             self._nv = _nvml() if self._handle is not None else None
         self._gpu_start = gpu_snapshot(self._handle, self._nv) if self._nv is not None else None
+        self._violations = violation_counters(self._handle, self._nv) if self._nv is not None else {}
         self._mhz = _cpu_mhz()
         self._start = cpu_snapshot()
         return self
@@ -209,10 +314,10 @@ class Interference:
         self.reading = reading(self._start, end, self.threads, min(both) if both else None)
         if self._gpu_start is not None:
             pids, bits = gpu_snapshot(self._handle, self._nv)
-            seen, mine = pids | self._gpu_start[0], os.getpid()
-            if mine in seen or not seen:
-                others = tuple(sorted(seen - {mine}))
-            else:  # NVML lists the host's pids (a container): ours is one of them, which one cannot be told
-                others = tuple(sorted(seen))[1:]
-            self.reading = replace(self.reading, gpu=GpuReading(self.device, others,
-                                                                throttle_names(bits | self._gpu_start[1])))
+            after = violation_counters(self._handle, self._nv)
+            advanced = tuple((name, (after[name] - before) / 1e9) for name, before in self._violations.items()
+                             if name in after and after[name] >= before)
+            named, unnamed = other_gpu_processes(pids | self._gpu_start[0], family_pids())
+            self.reading = replace(self.reading, gpu=GpuReading(
+                self.device, named, throttle_names(bits | self._gpu_start[1]), advanced, self.reading.seconds,
+                unnamed))

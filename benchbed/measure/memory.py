@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["PeakRSS", "CudaPeak", "MemoryCap", "rss_bytes", "trim_heap"]
+__all__ = ["PeakRSS", "CudaPeak", "MemoryCap", "own_peak_bytes", "rss_bytes", "trim_heap"]
 
 _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"
@@ -87,10 +87,13 @@ class PeakRSS:
 
 
 class CudaPeak:
-    """Peak torch.cuda allocated / reserved bytes over the block, on one device; inert without CUDA."""
+    """Peak torch.cuda allocated / reserved bytes over the block, on one device, with what was
+    allocated when it began (`base`), so the block's own increase is ``allocated - base``;
+    inert without CUDA."""
 
     def __init__(self, device: str) -> None:
         self.device = device
+        self.base: int | None = None
         self.allocated: int | None = None
         self.reserved: int | None = None
 
@@ -100,6 +103,7 @@ class CudaPeak:
 
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -109,6 +113,21 @@ class CudaPeak:
             torch.cuda.synchronize(self.device)
             self.allocated = torch.cuda.max_memory_allocated(self.device)
             self.reserved = torch.cuda.max_memory_reserved(self.device)
+
+    @property
+    def increase(self) -> int | None:
+        """Peak allocated bytes above what was allocated when the block began."""
+        return None if self.allocated is None or self.base is None else max(0, self.allocated - self.base)
+
+
+def own_peak_bytes(state: int | None, increase: int | None) -> int | None:
+    """A runner's own peak: the tensors it holds between calls (`state`: its weights; in training
+    its copy's weights, gradients and optimizer state) plus the increase over one call. Not the
+    allocator's absolute peak, which also counts every other runner's copy and what the process
+    cached: in a training cell that made both paths read alike, at about twice what either needs."""
+    if increase is None:
+        return None
+    return (state or 0) + increase
 
 
 def trim_heap() -> bool:

@@ -14,11 +14,23 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, ClassVar
 
-__all__ = ["Runner", "StagedRunner", "PhaseTimes", "Cache", "no_cache", "RunnerUnavailable"]
+__all__ = ["Runner", "StagedRunner", "PhaseTimes", "Cache", "no_cache", "RunnerUnavailable", "tensor_bytes"]
 
 PhaseTimes = dict[str, float]
 #: ``cache(key, factory)``: the object cached under `key` for the run, made by `factory` once.
 Cache = Callable[[tuple, Callable[[], Any]], Any]
+
+
+def tensor_bytes(*groups: Any) -> int:
+    """Bytes of the distinct storages behind the tensors in `groups` (a tied weight counts once)."""
+    seen: dict[int, int] = {}
+    for group in groups:
+        for t in group:
+            if t is None:
+                continue
+            storage = t.untyped_storage()
+            seen[storage.data_ptr() or id(storage)] = storage.nbytes()
+    return sum(seen.values())
 
 
 def no_cache(key: tuple, factory: Callable[[], Any]) -> Any:
@@ -58,6 +70,16 @@ class Runner:
 
     #: A per-step streamer handed to generation calls (set by the engine for streaming tasks).
     streamer: Any = None
+    #: Whether this runner's device memory lives in torch's caching allocator (ONNX Runtime's arena
+    #: does not: its allocator peaks would read zero, so they are left empty rather than wrong).
+    TORCH_ALLOCATOR: ClassVar[bool] = True
+
+    def state_bytes(self) -> int | None:
+        """Bytes of device tensors this runner holds between calls and needs for them: the module's
+        parameters and buffers (shared with the other inference runners of the cell, which call the
+        same module). Its own allocator peak is this plus the increase over one call."""
+        module = getattr(self.bundle, "module", None)
+        return tensor_bytes(module.parameters(), module.buffers()) if module is not None else None
 
     @classmethod
     def unavailable(cls, task: Any, case: Any) -> str | None:

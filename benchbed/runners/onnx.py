@@ -8,6 +8,13 @@ creation are timed into ``setup_s`` by `prepare`, never inside a timed call. The
 same intra-op thread count as torch, so both runtimes use the same cores. Its output is wrapped in
 the module's own output class (``SequenceClassifierOutput``, ``BaseModelOutput``...), so the task's
 postprocess runs unchanged and parity compares like with like.
+
+On CUDA the session runs through I/O binding on the tensors' own device buffers, so nothing goes
+GPU → CPU → GPU inside a timed call (torch stays on the device; so does ORT). The CUDA provider is
+given the case's device id (``cuda:1`` runs on the GPU that sync and NVML watch), and the session's
+first provider is checked after it opens: ORT falls back to the CPU when cuDNN or cuBLAS do not
+load, quietly at ``log_severity_level=3`` (microsoft/onnxruntime#23372), and such a runner is
+``skipped`` with the reason rather than timed on the wrong device under a ``cuda`` label.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 from .base import RunnerUnavailable, StagedRunner
 
-__all__ = ["OnnxRuntimeRunner"]
+__all__ = ["OnnxRuntimeRunner", "bound_run", "check_providers"]
 
 #: Exporting a module cast to these precisions gives graphs ORT's CPU provider has kernels for.
 _CPU_DTYPES = ("fp32",)
@@ -39,8 +46,59 @@ class _Exported:
         self.charged = False  # setup seconds are charged to the first case that uses the export
 
 
-def _providers(device: str) -> list[str]:
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else ["CPUExecutionProvider"]
+def _providers(device: str) -> list[Any]:
+    """The providers for `device`: CUDA on the case's device id, the CPU provider behind it."""
+    if device.startswith("cuda"):
+        from ..values import device_index
+
+        # the arena grows by what is asked, not to the next power of two: less of the device held idle
+        options = {"device_id": device_index(device), "arena_extend_strategy": "kSameAsRequested"}
+        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def check_providers(session: Any, device: str) -> None:
+    """Raise `_Unsupported` when the session would not run on `device` (see the module docstring)."""
+    got = session.get_providers()
+    if device.startswith("cuda") and (not got or got[0] != "CUDAExecutionProvider"):
+        raise _Unsupported(f"ONNX Runtime opened the session on {got[0] if got else 'no provider'} instead of "
+                           f"CUDAExecutionProvider (cuDNN or cuBLAS did not load; see the CUDA provider's "
+                           f"requirements for onnxruntime {_ort_version()})")
+
+
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return ort.__version__
+
+
+#: numpy element types of the torch dtypes the exported graphs take and give
+_ELEMENT_TYPES = {"torch.float32": "float32", "torch.float16": "float16", "torch.int64": "int64",
+                  "torch.int32": "int32", "torch.bool": "bool"}
+
+
+def bound_run(session: Any, feeds: dict[str, Any], device: str) -> list[Any]:
+    """Run `session` on torch tensors in place through I/O binding: inputs bound to their own
+    buffers, outputs allocated by ORT on the same device and handed to torch through DLPack. No
+    host copy either way; on the CPU the same path (which is how the tests check it)."""
+    import numpy as np
+    import torch
+
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    binding = session.io_binding()
+    keep = []
+    for name, tensor in feeds.items():
+        t = tensor.contiguous()
+        keep.append(t)
+        index = t.device.index or 0 if kind == "cuda" else 0
+        binding.bind_input(name, kind, index, np.dtype(_ELEMENT_TYPES[str(t.dtype)]), tuple(t.shape), t.data_ptr())
+    index = torch.device(device).index or 0 if kind == "cuda" else 0
+    for out in session.get_outputs():
+        binding.bind_output(out.name, kind, index)
+    binding.synchronize_inputs()
+    session.run_with_iobinding(binding)
+    binding.synchronize_outputs()
+    return [torch.from_dlpack(v) for v in binding.get_outputs()]
 
 
 def _export(module: Any, kwargs: dict[str, Any], device: str, threads: int) -> _Exported:
@@ -92,6 +150,7 @@ def _export(module: Any, kwargs: dict[str, Any], device: str, threads: int) -> _
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         session = ort.InferenceSession(path, options, providers=_providers(device))
+        check_providers(session, device)
     finally:
         for leftover in (path, path + ".data"):
             if os.path.exists(leftover):
@@ -108,6 +167,11 @@ class OnnxRuntimeRunner(StagedRunner):
     NAME = "onnxruntime"
     DESCRIPTION = ("ONNX Runtime session of the same weights (torch.onnx.export, dynamo exporter, once per model; "
                    "export time in setup_s), with the task's own preprocess and postprocess")
+    #: ORT's arena is outside torch's caching allocator: no allocator figures (NVML's still apply).
+    TORCH_ALLOCATOR = False
+
+    def state_bytes(self) -> int | None:
+        return None
 
     @classmethod
     def unavailable(cls, task: Any, case: Any) -> str | None:
@@ -125,6 +189,10 @@ class OnnxRuntimeRunner(StagedRunner):
             return "ONNX Runtime has no MPS execution provider"
         if case.device.startswith("cuda"):
             import onnxruntime as ort
+
+            if case.dtype == "bf16":
+                return ("ONNX Runtime's CUDA provider lacks bf16 kernels for these graphs (LayerNormalization, "
+                        "Gelu...); fp32 and fp16 on CUDA")
 
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 return "the installed onnxruntime has no CUDA execution provider (pip install onnxruntime-gpu)"
@@ -164,6 +232,8 @@ class OnnxRuntimeRunner(StagedRunner):
         if ex is None:
             raise RuntimeError("OnnxRuntimeRunner.prepare() must run before the first call")
         kwargs = self.task.module_inputs(self.bundle, encoded)
-        feeds = {k: kwargs[k].detach().cpu().numpy() for k in ex.names}
-        outs = ex.session.run(None, feeds)
-        return ex.output_cls(**{k: torch.from_numpy(o).to(self.device) for k, o in zip(ex.output_keys, outs)})
+        if self.device.startswith("cuda"):
+            outs = bound_run(ex.session, {k: kwargs[k].detach() for k in ex.names}, self.device)
+        else:  # numpy views of CPU tensors: no copy either
+            outs = [torch.from_numpy(o) for o in ex.session.run(None, {k: kwargs[k].detach().numpy() for k in ex.names})]
+        return ex.output_cls(**dict(zip(ex.output_keys, outs)))

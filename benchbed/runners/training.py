@@ -135,6 +135,23 @@ class TrainingRunner(Runner):
             return f"training runs step by step; the {case.scenario} scenario does not apply"
         return None
 
+    def state_bytes(self) -> int | None:
+        """This runner's own copy of the module: parameters, buffers, gradients and optimizer state
+        (not the cell's shared module, not the other runner's copy)."""
+        from .base import tensor_bytes
+
+        if self.model is None:
+            return None
+        params = list(self.model.parameters())
+        optimizer = self.optimizer_object()
+        state = [] if optimizer is None else [v for st in optimizer.state.values() for v in st.values()
+                                                if hasattr(v, "untyped_storage")]
+        return tensor_bytes(params, self.model.buffers(), [p.grad for p in params], state)
+
+    def optimizer_object(self) -> Any:
+        """The optimizer stepping `model` (None before it exists)."""
+        return getattr(self, "optimizer", None)
+
     def copy_model(self) -> Any:
         """The runner's own copy of the cell's module, in training mode."""
         model = copy.deepcopy(self.bundle.module)
@@ -288,6 +305,17 @@ class TrainLoopRunner(TrainingRunner):
         self.losses.append(total)
 
 
+def one_device(args: Any) -> Any:
+    """Keep `TrainingArguments` on one GPU: outside distributed training transformers sets
+    ``n_gpu = torch.cuda.device_count()`` and the Trainer then wraps the model in
+    ``nn.DataParallel``, so on a multi-GPU host each step would be batch × GPUs examples split
+    across devices, failing parity with the loop and timing something else. The device it picks
+    (``cuda:0`` under ``CUDA_VISIBLE_DEVICES``) is kept; only the count is pinned."""
+    if args.n_gpu > 1:
+        args._n_gpu = 1
+    return args
+
+
 class TrainerRunner(TrainingRunner):
     """`transformers.Trainer` with `TrainingArguments` set to the same hyperparameters: sequential
     sampling, a constant learning rate, logging, saving and evaluation off, ``bf16``/``fp16`` for
@@ -315,6 +343,10 @@ class TrainerRunner(TrainingRunner):
             return "the trainer runner trains on the default CUDA device only (cuda or cuda:0)"
         return None
 
+    def optimizer_object(self) -> Any:
+        trainer = getattr(self, "trainer", None)
+        return getattr(trainer, "optimizer", None)
+
     def prepare(self) -> float:
         import tempfile
 
@@ -333,6 +365,7 @@ class TrainerRunner(TrainingRunner):
             train_sampling_strategy="sequential", dataloader_num_workers=self.workers, seed=self.seed,
             bf16=self.dtype == "bf16", fp16=self.dtype == "fp16", use_cpu=self.device == "cpu",
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True)
+        one_device(args)
         runner = self
         self.pacer = pacer = Pacer("benchbed-trainer")
 

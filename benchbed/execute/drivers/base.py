@@ -150,6 +150,11 @@ class Driver:
             return {}
         return {"tokens_per_s": sum(self.lengths) / LATENCY_BATCHES / stats.median}
 
+    @property
+    def items_per_call(self) -> int:
+        """Items one timed call processes (energy per item divides by it)."""
+        return self.case.batch_size
+
     def memory_call(self, run: Any) -> Any:
         """The callable (with ``.sync``) the memory pass measures."""
         return run

@@ -53,6 +53,11 @@ class TrainingDriver(Driver):
         self.columns.update(grad_accum=self.grad_accum, workers=self.workers)
         return examples
 
+    @property
+    def items_per_call(self) -> int:
+        """One call is an optimizer step: batch × accumulation examples."""
+        return self.case.batch_size * self.grad_accum
+
     def rule(self, rule: Any) -> Any:
         """At least two warm-up steps (the first builds optimizer state and allocator pools)."""
         from dataclasses import replace
