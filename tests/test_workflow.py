@@ -73,3 +73,25 @@ def test_pytest_options_used_exist(wf):
             for flag in (a for a in args if a.startswith("--benchbed")):
                 assert f'"{flag}"' in plugin, flag
     assert found
+
+
+def test_the_gpu_job_pins_torch_installs_what_the_check_drives_and_its_options_exist(wf):
+    import importlib.util
+
+    gpu = wf["jobs"]["gpu"]
+    cpu_install = next(r for r in _runs(wf) if "pip install torch==2.13.0" in r)
+    pinned = re.search(r"torch==([\d.]+)", cpu_install).group(1)
+    assert gpu["env"]["TORCH_VERSION"] == pinned  # one torch for both histories
+    script = "\n".join(s["run"] for s in gpu["steps"] if "run" in s)
+    assert 'pip install "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX"' in script
+    extras = re.search(r"pip install -e '\.\[([^\]]+)\]'", script).group(1).split(",")
+    with open(os.path.join(REPO, "pyproject.toml")) as fh:
+        project = fh.read()
+    assert {"onnx-gpu", "train"} <= set(extras) and all(f"\n{e} = [" in project for e in extras)
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(REPO, "scripts", "gpu_check.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    calls = list(_commands(script, "python scripts/gpu_check.py"))
+    assert calls
+    for args in calls:
+        assert mod.parse(args).budget <= 480  # exits (fails the test) on an unknown option
