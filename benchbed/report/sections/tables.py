@@ -80,7 +80,7 @@ def largest_fit(latest: Any) -> str:
                  rows, numeric={5, 6, 7})
 
 
-_DEVICE_COLS = [("compile_s", "compile s"), ("gpu_alloc_peak_mb", "GPU alloc MB"),
+_DEVICE_COLS = [("compile_s", "compile s"), ("gpu_alloc_peak_mb", "GPU own peak MB"),
                 ("gpu_reserved_peak_mb", "GPU reserved MB"), ("gpu_nvml_used_peak_mb", "NVML used MB"),
                 ("gpu_util_mean_pct", "GPU util %"), ("gpu_power_mean_w", "power W"),
                 ("energy_j_per_item", "J/item"), ("cuda_event_median_s", "CUDA-event median ms")]
