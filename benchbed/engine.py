@@ -77,9 +77,11 @@ class Session:
         return self._keep(*result, store=True)
 
     def close(self) -> str | None:
-        """Compact this run's per-case files into one (see `benchbed.store.compact_run`)."""
+        """End the run's environment workers; compact this run's per-case files into one (see
+        `benchbed.store.compact_run`)."""
         from .store import compact_run
 
+        self.workbench.close()
         run_dir = getattr(self.store, "run_dir", None)
         if not isinstance(run_dir, os.PathLike) or not os.path.isdir(run_dir):
             return None  # remote stores stay one file per case; `benchbed merge` compacts them

@@ -95,6 +95,9 @@ Schema history:
       (cuDNN's TF32 switch, on by default, beside ``tf32`` for matmuls). The host yardstick on CUDA
       is version 2 (launch-bound host work, not a device matmul). Migration rule: CUDA records older
       than 10 get ``gpu_alloc_peak_mb`` = null (an absolute peak is not comparable with an own one).
+      Environments (``--env NAME=SPEC``, runners ``RUNNER@NAME``): ``env_name``, ``env_spec`` (SPEC as
+      given), ``env_packages_digest`` (every distribution and version importable there), and the
+      ``env_*`` versions as seen inside that environment; null for runners in the run's own.
 """
 
 from __future__ import annotations
@@ -171,6 +174,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("env_tokenizers_parallelism", _s), ("env_torchao", _s),
     ("env_cpu_id", _s), ("env_cpu_isa", _s), ("env_torch_cpu_capability", _s), ("env_physical_cores", _i),
     ("env_memory_gib", _i), ("env_onnxruntime", _s), ("env_accelerate", _s), ("env_datasets", _s), ("env_ray", _s),
+    ("env_name", _s), ("env_spec", _s), ("env_packages_digest", _s),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

@@ -64,6 +64,10 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
             raise SpecError(f"--inject-slowdown: unknown runner {config.inject_runner!r} "
                             f"(valid: {', '.join(runner_names())})")
     launcher, cluster = check_launcher(args.launcher, args.cluster, bool(args.cluster_select or args.cluster_ship_code))
+    check_env_cells(matrix, args, launcher, cluster)
+    envs = env_specs(args, matrix)
+    if envs:
+        config = replace(config, envs=build_envs(args, envs))
     if args.resume and args.run_id and args.resume != args.run_id:
         raise SpecError("--resume names the run to continue; it cannot be combined with another --run-id")
     done = frozenset(recorded_cases(args.results, args.resume)) if args.resume else None
@@ -170,8 +174,12 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     if getattr(args, "reference", None):
         matrix = replace(matrix, reference=args.reference)
     matrix = _workload(args, matrix)
-    matrix = matrix.validate(task_names(), check_model, runner_names())
-    check_runner_families((c.task, c.runner) for c in matrix.cases())
+    envs = env_specs(args, matrix)
+    valid = runner_names() + [f"{r}@{e.name}" for e in envs for r in runner_names()]
+    matrix = matrix.validate(task_names(), check_model, valid)
+    from ..envs import split_runner
+
+    check_runner_families((c.task, split_runner(c.runner)[0]) for c in matrix.cases())
     if matrix.inputs is not None:
         from ..execute.drivers import check_inputs
 
@@ -180,6 +188,58 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
         i, n = parse_shard(args.shard)
         return matrix, matrix.shard(i, n)
     return matrix, matrix.cases()
+
+
+def env_specs(args: argparse.Namespace, matrix: Matrix) -> list[Any]:
+    """The ``--env`` environments, and a `SpecError` for a ``RUNNER@ENV`` naming one not defined."""
+    from ..envs import parse_env, split_runner
+
+    envs = [parse_env(t) for t in (getattr(args, "env", None) or [])]
+    names = [e.name for e in envs]
+    if len(set(names)) != len(names):
+        raise SpecError(f"--env: environment {next(n for n in names if names.count(n) > 1)!r} is defined twice")
+    for runner in (*matrix.runner, matrix.reference):
+        env = split_runner(str(runner))[1]
+        if env is not None and env not in names:
+            raise SpecError(f"runner {runner!r} names environment {env!r}, which is not defined (defined: "
+                            f"{', '.join(names) or 'none'}; define it with --env {env}=SPEC)")
+    return envs
+
+
+def check_env_cells(matrix: Matrix, args: argparse.Namespace, launcher: str, cluster: str | None) -> None:
+    """What ``RUNNER@ENV`` runners do not measure yet, refused in one line before anything runs."""
+    from ..envs import split_runner
+    from ..tasks import get_task
+
+    if not any(split_runner(str(r))[1] for r in (*matrix.runner, matrix.reference)):
+        return
+    if any(str(s) != "latency" for s in matrix.scenario):
+        raise SpecError("RUNNER@ENV runners are measured in the latency scenario (valid: --scenario latency)")
+    if matrix.inputs is not None:
+        raise SpecError("RUNNER@ENV runners take the seeded synthetic inputs; --inputs is not supported with them yet")
+    if args.pairing != "interleaved":
+        raise SpecError("RUNNER@ENV runners are timed interleaved (their blocks alternate across environments); "
+                        "--pairing sequential is not supported with them")
+    if cluster is not None or launcher == "ray":
+        raise SpecError("--env with --cluster: environments are built on this machine only; run without --cluster")
+    for name in matrix.task:
+        task = get_task(str(name))
+        if getattr(task, "trains", False) or getattr(task, "streams", False):
+            raise SpecError(f"RUNNER@ENV runners serve single-call inference tasks; {name} is "
+                            f"{'a training' if getattr(task, 'trains', False) else 'a generation'} task")
+
+
+def build_envs(args: argparse.Namespace, envs: list[Any]) -> tuple[Any, ...]:
+    """Each environment built (or taken from the cache), with progress on stderr."""
+    import sys
+
+    from ..envs import build_env
+
+    def progress(line: str) -> None:
+        print(f"benchbed: {line}", file=sys.stderr, flush=True)
+
+    return tuple(build_env(e, tuple(getattr(args, "find_links", None) or ()), bool(getattr(args, "no_index", False)),
+                           progress=progress) for e in envs)
 
 
 def _rule(args: argparse.Namespace) -> Any:

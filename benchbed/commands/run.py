@@ -31,6 +31,18 @@ def add_parser(sub: Any) -> None:
     add_run_options(run)
 
 
+def _env_options(run: argparse.ArgumentParser) -> None:
+    e = run.add_argument_group("environments", "runners in other package versions, paired in the same window: "
+                                               "--env old=transformers==4.57.6 --runner pipeline@old,pipeline "
+                                               "--reference pipeline@old")
+    e.add_argument("--env", action="append", metavar="NAME=SPEC",
+                   help="an environment: this one plus SPEC (requirement specifiers, or -r FILE), built once with uv "
+                        "(else pip) and cached; address a runner in it as RUNNER@NAME. Repeatable")
+    e.add_argument("--find-links", action="append", metavar="DIR", default=[],
+                   help="a folder of wheels the environments install from (repeatable)")
+    e.add_argument("--no-index", action="store_true", help="install environments from --find-links only")
+
+
 def add_run_options(run: argparse.ArgumentParser) -> None:
     """Every option of a run (``benchbed noise`` runs with the same ones)."""
     run.add_argument("--suite", metavar="FILE", help="suite file: a pytest suite module defining MATRIX, or a TOML "
@@ -51,6 +63,7 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                           "(mark them, and exit 1)")
     _workload_options(run)
     _training_options(run)
+    _env_options(run)
     run.add_argument("--results", metavar="DIR", default="results", help="results folder (default: results/)")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based), split by cell")
     t = run.add_argument_group("timing")

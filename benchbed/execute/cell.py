@@ -160,14 +160,18 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
 
 
 def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench) -> Any:
+    from ..envs import split_runner
     from ..runners import RunnerUnavailable, get_runner
 
-    cls = get_runner(name, case.task)
-    reason = cls.unavailable(task, case)
-    if reason:
-        cell.close([name], "skipped", reason)
-        return None
-    run = cls(case, task, bundle, inputs, device_sync(case.device), cache=workbench.cache, seed=cell.seed)
+    if split_runner(name)[1] is not None:  # RUNNER@ENV: built in that environment's worker
+        run = workbench.env_workers(cell.config).runner(name, case, inputs)
+    else:
+        cls = get_runner(name, case.task)
+        reason = cls.unavailable(task, case)
+        if reason:
+            cell.close([name], "skipped", reason)
+            return None
+        run = cls(case, task, bundle, inputs, device_sync(case.device), cache=workbench.cache, seed=cell.seed)
     cell.built.append(run)
     try:
         setup = run.prepare()
@@ -298,7 +302,8 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
                 call = slowed(call, config.inject_slowdown)
             calls[name] = _guard(name, call)
         cuda = device.startswith("cuda")
-        events = {n: EventTimer(device) for n in runners} if cuda else None
+        remote = {n: _guard(n, r.block) for n, r in runners.items() if getattr(r, "remote", False)}
+        events = {n: EventTimer(device) for n in runners if n not in remote} if cuda else None
         syncs = {n: r.sync for n, r in runners.items()}
         cell.graphs_before = graph_count()
         release(device)
@@ -312,10 +317,10 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
             with Interference(torch.get_num_threads(), device) as watch:
                 if serving:
                     timing = driver.serve(calls)
-                elif config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None):
+                elif config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None or remote):
                     timing = measure_interleaved(calls, driver.rule(config.rule), reference=reference, syncs=syncs,
                                                  seed=config.seed, events=events, yardstick=yardstick,
-                                                 block_calls=driver.block_calls)
+                                                 block_calls=driver.block_calls, remote=remote)
                 else:
                     timing = measure_sequential(calls, driver.rule(config.rule), syncs=syncs, events=events)
         except _RunnerFailed as failed:
@@ -360,7 +365,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
                    host_yardstick=yardstick_version(case.device))
     rec.update(cell.interference)
     events = cell.events
-    if events and events[name].samples:
+    if events and name in events and events[name].samples:
         rec["event_samples_s"] = list(events[name].samples)
         rec["cuda_event_median_s"] = float(np.median(events[name].samples))
     if name != reference and reference in timing.timings:
@@ -375,6 +380,10 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)
     driver = cell.driver
     rec.update(driver.runner_columns(name, run, stats))
+    if getattr(run, "remote", False):  # its passes run in its own environment's worker
+        rec.update(run.finish(stats.median, pass_index == 0 and driver.per_call_passes, config.phase_calls,
+                              config.resource_pass_s))
+        return
     if pass_index == 0 and driver.per_call_passes:
         rec.update(phase_columns(run, config.phase_calls))
         if driver.flops_pass:

@@ -71,6 +71,8 @@ class EngineConfig:
     on_interference: str = "warn"
     interference_retries: int = 2
     interference_pause_s: float = 3.0
+    #: Built environments (`benchbed.envs.BuiltEnv`) that ``RUNNER@ENV`` runners run in.
+    envs: tuple = ()
 
     def __post_init__(self) -> None:
         if self.isolate not in ISOLATE_MODES:

@@ -62,6 +62,23 @@ class Workbench:
         self.trust_remote_code = trust_remote_code
         self._bundles: dict[tuple, Any] = {}
         self._objects: dict[tuple, Any] = {}
+        #: workers of the run's environments (``RUNNER@ENV``), started on first use; not cleared
+        #: with the models (a worker keeps its own), ended by `close`
+        self._env_workers: Any = None
+
+    def env_workers(self, config: Any) -> Any:
+        """The run's environment workers (`env_workers.EnvWorkers` over ``config.envs``)."""
+        if self._env_workers is None:
+            from .env_workers import EnvWorkers
+
+            self._env_workers = EnvWorkers({e.spec.name: e for e in config.envs}, config)
+        return self._env_workers
+
+    def close(self) -> None:
+        """End what the run started beside its models (environment workers)."""
+        if self._env_workers is not None:
+            self._env_workers.close()
+            self._env_workers = None
 
     @staticmethod
     def bundle_key(case: Case, task: Any) -> tuple:

@@ -89,7 +89,8 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
                         clock: Callable[[], float] = time.perf_counter, block_calls: int | None = None,
                         seed: int = 0, events: Mapping[str, object] | None = None, min_blocks: int = 4,
                         block_s: float = 0.025, yardstick: Callable[[], object] | None = None,
-                        yardstick_share: float = 0.12) -> PairedTiming:
+                        yardstick_share: float = 0.12,
+                        remote: Mapping[str, Callable[[int], Sequence[float]]] | None = None) -> PairedTiming:
     """Time the runners in alternating blocks (see the module docstring); `rule`'s times are per
     runner, so a cell of k runners takes about k times as long as one runner alone. `block_calls`
     None sizes blocks to about `block_s` of the slowest runner (3 to 50 calls); the last warm-up
@@ -97,13 +98,22 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
 
     `yardstick` (see `yardstick.host_yardstick`) takes part in every block, in the shuffled order,
     with calls worth about `yardstick_share` of one runner's block (2 at least); it does not count
-    towards the stop rule. A single runner with a yardstick is still measured in blocks."""
+    towards the stop rule. A single runner with a yardstick is still measured in blocks.
+
+    `remote` maps runners timed in another process (another environment's worker) to a function
+    running `n` calls there and returning their seconds by that process's clock: their blocks take
+    their turn in the same shuffled order, so they are paired like any other."""
+    remote = remote or {}
     names = list(fns)
     syncs = syncs or {}
     events = events or {}
     reference = reference if reference in fns else names[0]
     slowest = 0.0
     for name in names:
+        if name in remote:
+            last = list(remote[name](max(rule.warmup, 1)))[-1]
+            slowest = max(slowest, last)
+            continue
         for _ in range(max(rule.warmup, 1)):
             t0 = clock()
             fns[name]()
@@ -144,6 +154,11 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
                     yardstick()  # type: ignore[misc]
                     host.append(clock() - t0)
                     host_blocks.append(block)
+                continue
+            if name in remote:
+                got = list(remote[name](block_calls))
+                samples[name].extend(got)
+                blocks[name].extend([block] * len(got))
                 continue
             fn, sync, ev = fns[name], syncs.get(name, no_sync), events.get(name)
             for _ in range(block_calls):
