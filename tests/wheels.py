@@ -36,3 +36,28 @@ def make_wheel(folder: str, package: str, version: str, source: str, broken: boo
         for name, data in files.items():
             zf.writestr(name, data)
     return path
+
+
+#: bbtiny's source: `work` returns its input (times `scale`) after `spin_ms` of matrix work
+BBTINY = '''
+import time
+import torch
+
+VERSION = {version!r}
+_A = torch.randn(64, 64)
+
+
+def work(x):
+    end = time.perf_counter() + {spin_ms} / 1000
+    while time.perf_counter() < end:
+        torch.mm(_A, _A)
+    return x * {scale}
+'''
+
+
+def bbtiny_wheels(folder: str, versions: dict[str, tuple[float, float]], broken: tuple[str, ...] = ()) -> str:
+    """Wheels of bbtiny, version → (spin_ms, scale); `broken` versions are unreadable files."""
+    for version, (spin_ms, scale) in versions.items():
+        make_wheel(folder, "bbtiny", version, BBTINY.format(version=version, spin_ms=spin_ms, scale=scale),
+                   broken=version in broken)
+    return folder

@@ -68,7 +68,10 @@ class _State:
         from ..runners import RunnerUnavailable, get_runner
         from ..tasks import get_task
 
+        from .wire import load_sources
+
         case, key = payload["case"], payload["key"]
+        load_sources(payload.get("sources", ()))
         task = get_task(case.task).configure(case)
         bundle = self.workbench.bundle(case, task)
         cls = get_runner(case.runner, case.task)

@@ -108,7 +108,10 @@ class EnvRunner:
     def prepare(self) -> float:
         from ..runners import RunnerUnavailable
 
-        answer = self.worker.request("build", {"case": self.case, "key": self.key, "inputs": self.inputs})
+        from .wire import plugin_sources
+
+        answer = self.worker.request("build", {"case": self.case, "key": self.key, "inputs": self.inputs,
+                                               "sources": plugin_sources(self.case.task, self.case.runner)})
         if "skipped" in answer:
             raise RunnerUnavailable(f"in environment {self.worker.env.spec.name}: {answer['skipped']}")
         self.info = answer

@@ -20,7 +20,7 @@ from ..spec import Case
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
-__all__ = ["payload", "unpack", "to_wire", "from_wire", "failure_results"]
+__all__ = ["payload", "unpack", "to_wire", "from_wire", "failure_results", "plugin_sources", "load_sources"]
 
 _TIMES = ("started_at", "cell_started_at")
 
@@ -38,6 +38,7 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
     """The cell as the other process needs it (JSON-safe)."""
     import torch
 
+    from ..envs import split_runner
     from ..measure.flops import known_peaks
     from ..runners import get_runner
     from ..scenarios import get_scenario
@@ -46,7 +47,7 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
     cfg = asdict(config)
     cfg["threads"] = config.threads or torch.get_num_threads()
     sources = [_source(_REGISTRY.get(cases[0].task), "benchbed.tasks")]
-    sources += [_source(get_runner(name, cases[0].task), "benchbed.runners")
+    sources += [_source(get_runner(split_runner(name)[0], cases[0].task), "benchbed.runners")
                 for name in {c.runner for c in cases} | {config.reference}]
     sources.append(_source(get_scenario(cases[0].scenario).driver_class(), "benchbed.execute.drivers"))
     return {
@@ -84,6 +85,7 @@ def unpack(data: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContext]:
             _load_source(source)
     cfg = dict(data["config"])
     cfg["rule"] = StopRule(**cfg["rule"])
+    cfg["envs"] = tuple(_built_env(e) for e in cfg.get("envs") or ())
     config = EngineConfig(**cfg)
     setup_process(config)
     cases = []
@@ -94,6 +96,30 @@ def unpack(data: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContext]:
     ctx = RunContext(run_id=data["run_id"], started_at=_dt.datetime.fromisoformat(data["started_at"]),
                      env=collect_env(), results=data.get("results", ""), in_child=True)
     return cases, config, ctx
+
+
+def _built_env(data: dict[str, Any]) -> Any:
+    from ..envs import BuiltEnv, EnvSpec
+
+    spec = dict(data["spec"])
+    spec["requirements"] = tuple(spec.get("requirements") or ())
+    return BuiltEnv(**{**data, "spec": EnvSpec(**spec)})
+
+
+def plugin_sources(task: str, runner: str) -> list[dict[str, str]]:
+    """Where `task` and `runner` come from when a suite or a test file registered them."""
+    from ..runners import get_runner
+    from ..tasks import _REGISTRY
+
+    sources = [_source(_REGISTRY.get(task), "benchbed.tasks"), _source(get_runner(runner, task), "benchbed.runners")]
+    return [s for s in sources if s]
+
+
+def load_sources(sources: Iterable[dict[str, str]]) -> None:
+    """Load the plugin modules `plugin_sources` named (on the other side)."""
+    for source in sources:
+        if not source.get("file") or os.path.exists(source["file"]):
+            _load_source(source)
 
 
 def to_wire(rec: dict[str, Any]) -> dict[str, Any]:

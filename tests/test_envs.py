@@ -1,0 +1,142 @@
+"""Environments as an axis (issue #23): ``--env NAME=SPEC`` built offline from local wheels into a
+cached environment, ``RUNNER@ENV`` runners measured in their environment's worker and paired with
+the others in one window, parity across versions, and bad input as one line.
+
+Everything installs from a folder of wheels the test writes (tests/wheels.py), with ``--no-index``:
+no network. uv's and pip's caches go to the test's temporary folder, never the home folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from benchbed.envs import build_env, list_envs, parse_env, prune_envs, split_runner
+from benchbed.spec import SpecError
+from conftest import REPO, run_cli
+from wheels import bbtiny_wheels
+
+SUITE = os.path.join(REPO, "tests", "plugins", "suite_versioned_runner.py")
+INSTALLERS = ["pip"] + (["uv"] if shutil.which("uv") else [])
+
+
+@pytest.fixture
+def envdir(tmp_path, monkeypatch):
+    """A private environment cache and installer caches, and bbtiny wheels 1.0 (no work), 1.5
+    (5 ms of work per call) and 1.6 (answers scaled by 1.1)."""
+    monkeypatch.setenv("BENCHBED_ENV_DIR", str(tmp_path / "envs"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    wheels = bbtiny_wheels(str(tmp_path / "wheels"), {"1.0": (0, 1.0), "1.5": (5, 1.0), "1.6": (0, 1.1)})
+    return tmp_path, wheels
+
+
+@pytest.mark.parametrize("text, words", [
+    ("old", "--env must be NAME=SPEC"),
+    ("=transformers==4.57", "--env must be NAME=SPEC"),
+    ("old=", "--env must be NAME=SPEC"),
+    ("old=transformers===", "is not a requirement specifier"),
+    ("old=-r /nonexistent/reqs.txt", "requirements file '/nonexistent/reqs.txt' does not exist"),
+])
+def test_a_bad_env_is_one_line(text, words):
+    with pytest.raises(SpecError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        parse_env(text)
+
+
+def test_specs_and_runner_names_parse():
+    assert parse_env("new=transformers==5.2.0 tokenizers>=0.22").requirements == ("transformers==5.2.0",
+                                                                                   "tokenizers>=0.22")
+    assert parse_env("a=x==1,y==2").text == "x==1 y==2"
+    assert split_runner("pipeline@old") == ("pipeline", "old") and split_runner("torch") == ("torch", None)
+
+
+@pytest.mark.parametrize("tool", INSTALLERS)
+def test_an_environment_is_built_offline_once_then_cached_listed_and_pruned(envdir, monkeypatch, tool):
+    tmp, wheels = envdir
+    monkeypatch.setenv("BENCHBED_INSTALLER", tool)
+    spec = parse_env("mid=bbtiny==1.5")
+    lines = []
+    env = build_env(spec, (wheels,), True, progress=lines.append)
+    assert not env.cached and env.tool == tool and lines and "building environment mid" in lines[0]
+    out = subprocess.run([env.python, "-c", "import bbtiny, benchbed, torch; print(bbtiny.VERSION)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1.5"  # SPEC's version; benchbed and torch from this environment
+    again = build_env(spec, (wheels,), True)
+    assert again.cached and again.path == env.path and again.digest == env.digest
+    other = build_env(parse_env("new=bbtiny==1.6"), (wheels,), True)
+    assert other.digest != env.digest
+    listed = {e["name"]: e for e in list_envs()}
+    assert set(listed) == {"mid", "new"} and listed["mid"]["spec"] == "bbtiny==1.5"
+    assert listed["mid"]["size_mb"] < 5  # only what SPEC added: the rest is this environment's
+    assert set(prune_envs()) == {os.path.basename(env.path), os.path.basename(other.path)} and not list_envs()
+
+
+def test_a_spec_that_does_not_resolve_says_the_installers_words_and_leaves_nothing(envdir):
+    tmp, wheels = envdir
+    with pytest.raises(SpecError, match=r"--env bad: 'bbtiny==9\.9' did not install: .*bbtiny"):
+        build_env(parse_env("bad=bbtiny==9.9"), (wheels,), True)
+    assert not list_envs() and not [p for p in os.listdir(tmp / "envs") if not p.endswith(".lock")]
+
+
+def _run(tmp, wheels, *args, run_id="r"):
+    return run_cli("run", "--suite", SUITE, "--find-links", wheels, "--no-index", "--results", str(tmp / "results"),
+                   "--run-id", run_id, "--min-time", "0.5", "--max-time", "3", *args)
+
+
+@pytest.mark.slow
+def test_versions_are_paired_in_one_window_and_a_slower_release_shows(envdir):
+    tmp, wheels = envdir
+    p = _run(tmp, wheels, "--env", "a=bbtiny==1.0", "--env", "b=bbtiny==1.0", "--env", "mid=bbtiny==1.5",
+             "--runner", "versioned@a,versioned@b,versioned@mid", "--reference", "versioned@a")
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    df = pd.read_parquet(tmp / "results" / "r").set_index("runner")
+    assert (df["status"] == "ok").all() and df.loc["versioned@b", "parity_ok"] and df.loc["versioned@mid", "parity_ok"]
+    assert df.loc["versioned@a", "env_name"] == "a" and df.loc["versioned@mid", "env_spec"] == "bbtiny==1.5"
+    assert df.loc["versioned@a", "env_packages_digest"] == df.loc["versioned@b", "env_packages_digest"]
+    assert df.loc["versioned@a", "env_packages_digest"] != df.loc["versioned@mid", "env_packages_digest"]
+    blocks = df.loc["versioned@b", "sample_blocks"]
+    assert len(set(blocks)) >= 4  # interleaved across the workers, block by block
+    aa, slow = df.loc["versioned@b", "ref_ratio"], df.loc["versioned@mid", "ref_ratio"]
+    if not df["interfered"].any():  # a busy neighbour moves a ratio; the record says so
+        assert 0.85 < aa < 1.18, aa
+    assert slow > 1.5, slow  # 5 ms of work on a ~2 ms call
+
+
+@pytest.mark.slow
+def test_a_version_that_changes_answers_is_a_parity_mismatch_across_environments(envdir):
+    tmp, wheels = envdir
+    p = _run(tmp, wheels, "--env", "old=bbtiny==1.0", "--env", "new=bbtiny==1.6", "--runner",
+             "versioned@old,versioned@new", "--reference", "versioned@old", "--min-samples", "5")
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    df = pd.read_parquet(tmp / "results" / "r").set_index("runner")
+    assert df.loc["versioned@new", "parity_ok"] == False  # noqa: E712
+    assert "versioned@old" in df.loc["versioned@new", "parity_detail"]
+    assert "PARITY MISMATCH" in p.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--runner", "versioned@nowhere"], "runner 'versioned@nowhere' names environment 'nowhere', which is not "
+                                        "defined (defined: a; define it with --env nowhere=SPEC)"),
+    (["--runner", "versioned@a", "--scenario", "server"], "RUNNER@ENV runners are measured in the latency scenario"),
+    (["--runner", "versioned@a", "--pairing", "sequential"], "--pairing sequential is not supported"),
+    (["--runner", "versioned@a", "--cluster", "ray"], "--env with --cluster"),
+    (["--env", "a=bbtiny==1.0", "--runner", "versioned@a"], "environment 'a' is defined twice"),
+])
+def test_bad_environment_input_is_one_line_exit_2_nothing_written(envdir, args, words):
+    tmp, wheels = envdir
+    p = _run(tmp, wheels, "--env", "a=bbtiny==1.0", *args)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and words in lines[0], p.stderr
+    assert not (tmp / "results").exists() and not (tmp / "envs").exists()
+
+
+def test_a_spec_that_does_not_resolve_is_exit_2_with_the_installers_message(envdir):
+    tmp, wheels = envdir
+    p = _run(tmp, wheels, "--env", "a=bbtiny==9.9", "--runner", "versioned@a")
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2 and "--env a: 'bbtiny==9.9' did not install" in last, p.stderr
+    assert not (tmp / "results").exists()
