@@ -23,7 +23,21 @@ __all__ = ["load_suite", "LOAD_TIMEOUT_S", "SUITE_TABLES"]
 #: Seconds a suite module may take to import (``BENCHBED_SUITE_TIMEOUT`` overrides).
 LOAD_TIMEOUT_S = 60.0
 #: The tables a TOML suite may have; any other is a typo that would otherwise change nothing.
-SUITE_TABLES = ("matrix",)
+SUITE_TABLES = ("matrix", "envs")
+
+
+def load_suite_envs(path: str) -> dict[str, str]:
+    """The environments a suite defines, name → SPEC: a TOML suite's ``[envs]`` table, or a Python
+    suite's ``ENVS`` mapping (read after `load_suite` loaded the module)."""
+    if path.endswith(".toml"):
+        with open(path, "rb") as fh:
+            table = tomllib.load(fh).get("envs", {})
+    else:
+        module = sys.modules.get("benchbed_suite_" + os.path.splitext(os.path.basename(path))[0])
+        table = getattr(module, "ENVS", {}) if module is not None else {}
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise SpecError(f"suite {path!r}: [envs] maps names to SPEC strings, e.g. old = \"transformers==4.57.6\"")
+    return {str(k): v for k, v in table.items()}
 
 
 def load_suite(path: str) -> Matrix:

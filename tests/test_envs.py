@@ -140,3 +140,24 @@ def test_a_spec_that_does_not_resolve_is_exit_2_with_the_installers_message(envd
     last = p.stderr.strip().splitlines()[-1]
     assert p.returncode == 2 and "--env a: 'bbtiny==9.9' did not install" in last, p.stderr
     assert not (tmp / "results").exists()
+
+
+def test_a_toml_suite_defines_environments_and_envs_lists_builds_and_prunes_them(envdir):
+    tmp, wheels = envdir
+    suite = tmp / "suite.toml"
+    suite.write_text('[matrix]\ntask = ["text-classification"]\nmodel = ["bert-tiny"]\n'
+                     'runner = ["torch", "torch@a"]\n\n[envs]\na = "bbtiny==1.0"\n')
+    from argparse import Namespace
+
+    from benchbed.commands.plan import env_specs
+    from benchbed.suite import load_suite
+
+    args = Namespace(env=["b=bbtiny==1.5"], suite=str(suite))
+    assert [(e.name, e.text) for e in env_specs(args, load_suite(str(suite)))] == [("a", "bbtiny==1.0"),
+                                                                                  ("b", "bbtiny==1.5")]
+    p = run_cli("envs", "build", "--env", "a=bbtiny==1.0", "--find-links", wheels, "--no-index")
+    assert p.returncode == 0 and p.stdout.startswith("a: ") and "built in" in p.stdout, p.stderr
+    listed = run_cli("envs", "list")
+    assert "bbtiny==1.0" in listed.stdout and "1 environment(s)" in listed.stdout
+    assert "removed 1 environment(s)" in run_cli("envs", "prune").stdout
+    assert "no environments" in run_cli("envs", "list").stdout

@@ -194,10 +194,18 @@ def env_specs(args: argparse.Namespace, matrix: Matrix) -> list[Any]:
     """The ``--env`` environments, and a `SpecError` for a ``RUNNER@ENV`` naming one not defined."""
     from ..envs import parse_env, split_runner
 
-    envs = [parse_env(t) for t in (getattr(args, "env", None) or [])]
-    names = [e.name for e in envs]
+    given = [parse_env(t) for t in (getattr(args, "env", None) or [])]
+    names = [e.name for e in given]
     if len(set(names)) != len(names):
         raise SpecError(f"--env: environment {next(n for n in names if names.count(n) > 1)!r} is defined twice")
+    suite = getattr(args, "suite", None)
+    if suite:  # the suite's own [envs]; --env of the same name wins
+        from ..suite import load_suite_envs
+
+        base = os.path.dirname(os.path.abspath(suite))
+        given = [parse_env(f"{k}={v}", base) for k, v in load_suite_envs(suite).items() if k not in names] + given
+    envs = given
+    names = [e.name for e in envs]
     for runner in (*matrix.runner, matrix.reference):
         env = split_runner(str(runner))[1]
         if env is not None and env not in names:
