@@ -44,6 +44,8 @@ class EnvSpec:
     name: str
     requirements: tuple[str, ...] = ()
     requirement_file: str | None = None
+    #: installer options of this environment (``--no-build-isolation`` for a commit built from git)
+    install_args: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -135,6 +137,7 @@ def _links_listing(find_links: tuple[str, ...]) -> list[Any]:
 def env_key(spec: EnvSpec, find_links: tuple[str, ...] = (), no_index: bool = False) -> str:
     """The cache key: a hash of the interpreter, the base environment and what SPEC installs."""
     what = {"python": sys.version, "prefix": sys.prefix, "sites": _site_dirs(), "requirements": list(spec.requirements),
+            "install_args": list(spec.install_args),
             "file": None if spec.requirement_file is None else _file_digest(spec.requirement_file),
             "links": _links_listing(find_links), "no_index": no_index}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
@@ -212,7 +215,8 @@ def build_env(spec: EnvSpec, find_links: tuple[str, ...] = (), no_index: bool = 
                 fh.write("\n".join(lines) + "\n")
             args = list(spec.requirements) if spec.requirement_file is None else ["-r", spec.requirement_file]
             extra = [a for d in find_links for a in ("--find-links", d)] + (["--no-index"] if no_index else [])
-            p = subprocess.run([*installer(python)[1], *extra, *args], capture_output=True, text=True)
+            p = subprocess.run([*installer(python)[1], *extra, *spec.install_args, *args], capture_output=True,
+                               text=True)
             if p.returncode != 0:
                 message = " ".join((p.stderr.strip() or p.stdout.strip() or f"exit {p.returncode}").split())
                 raise SpecError(f"--env {spec.name}: {spec.text!r} did not install: {message[:600]}")

@@ -161,3 +161,100 @@ def test_a_toml_suite_defines_environments_and_envs_lists_builds_and_prunes_them
     assert "bbtiny==1.0" in listed.stdout and "1 environment(s)" in listed.stdout
     assert "removed 1 environment(s)" in run_cli("envs", "prune").stdout
     assert "no environments" in run_cli("envs", "list").stdout
+
+
+# -- bisection ---------------------------------------------------------------------------------------
+
+def _bisect(tmp, *args):
+    return run_cli("bisect", "--suite", SUITE, "--results", str(tmp / "results"), "--min-time", "0.3", "--max-time",
+                   "1.5", "--threshold", "0.5", "--json", str(tmp / "bisect.json"), *args)
+
+
+@pytest.mark.slow
+def test_bisecting_releases_names_the_first_slow_one_and_steps_around_a_broken_wheel(envdir):
+    """bbtiny 1.0-1.7 where 1.5 adds 10 ms of work per call and 1.3 is not a wheel at all: bisect
+    names 1.5 within ceil(log2 8) + 2 steps, with 1.3 recorded as skipped. The threshold is wide
+    (50%) so a busy neighbour cannot blur a 5x change into "undecided"."""
+    import json
+
+    tmp, _ = envdir
+    wheels = bbtiny_wheels(str(tmp / "w8"), {f"1.{i}": ((10 if i >= 5 else 0), 1.0) for i in range(8)},
+                           broken=("1.3",))
+    p = _bisect(tmp, "--package", "bbtiny", "--good", "1.0", "--bad", "1.7", "--find-links", wheels, "--no-index")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = json.loads((tmp / "bisect.json").read_text())
+    assert out["culprit"] == "1.5" and out["direction"] == "regression (slower)", out
+    assert len(out["steps"]) <= 3 + 2
+    assert "first bad version: 1.5" in p.stdout
+    skipped = [s for s in out["steps"] if s["verdict"] == "skipped"]
+    assert all(s["point"] == "1.3" and "did not install" in s["note"] for s in skipped)
+    df = pd.read_parquet(out["run"])
+    assert set(df["env_name"].dropna()) >= {"1.0", "1.7", "1.5"}  # one record per step, in its environment
+
+
+def _git_repo(path, commits=12, slow_from=9):
+    """A git repository of an installable package `bbrepo`, `commits` commits; from commit
+    `slow_from` on, bbrepo.work spins 10 ms."""
+    import textwrap
+
+    os.makedirs(path / "bbrepo")
+    (path / "pyproject.toml").write_text(textwrap.dedent("""\
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "bbrepo"
+        version = "0.1"
+        [tool.setuptools]
+        packages = ["bbrepo"]
+        """))
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    for k in range(1, commits + 1):
+        from wheels import BBTINY
+
+        (path / "bbrepo" / "__init__.py").write_text(
+            BBTINY.format(version=f"c{k}", spin_ms=10 if k >= slow_from else 0, scale=1.0))
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", f"commit {k}"], check=True)
+    log = subprocess.run([*git, "rev-list", "--reverse", "HEAD"], capture_output=True, text=True, check=True)
+    return log.stdout.split()
+
+
+@pytest.mark.slow
+def test_bisecting_commits_names_the_commit_that_added_work(envdir, tmp_path):
+    import json
+
+    tmp, _ = envdir
+    repo = tmp_path / "repo"
+    shas = _git_repo(repo)
+    suite = tmp_path / "suite_repo.py"
+    suite.write_text(open(SUITE).read().replace("import bbtiny", "import bbrepo as bbtiny")
+                     .replace('NAME = "versioned"', 'NAME = "versioned-repo"').replace('("versioned",)',
+                                                                                       '("versioned-repo",)'))
+    p = run_cli("bisect", "--suite", str(suite), "--results", str(tmp / "results"), "--min-time", "0.3",
+                "--max-time", "1.5", "--threshold", "0.5", "--json", str(tmp / "bisect.json"),
+                "--repo", str(repo), "--good", shas[0], "--bad", shas[-1], "--no-index")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = json.loads((tmp / "bisect.json").read_text())
+    assert out["culprit"] == shas[8][:12], (out, shas)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--package", "bbtiny", "--good", "1.0", "--bad", "1.0"], "--good and --bad are the same version (1.0)"),
+    (["--package", "bbtiny", "--good", "1.0", "--bad", "2.0"], "--bad 2.0: bbtiny has no such version "
+                                                               "(valid: 1.0, 1.5, 1.6)"),
+    (["--package", "nosuchpkg", "--good", "1.0", "--bad", "2.0"], "--package 'nosuchpkg': no versions found"),
+    (["--package", "bbtiny", "--good", "1.0", "--bad", "1.5", "--suite", "-", "--runner", "versioned,torch"],
+     "bisect measures one cell with one runner; the options select 2 cases"),
+])
+def test_bad_bisect_input_is_one_line_exit_2_nothing_written(envdir, args, words):
+    tmp, wheels = envdir
+    base = ["bisect", "--suite", SUITE, "--find-links", wheels, "--no-index", "--results", str(tmp / "results")]
+    if "--suite" in args:
+        i = args.index("--suite")
+        args = args[:i] + args[i + 2:]
+    p = run_cli(*base, *args)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and words in lines[0], p.stderr
+    assert not (tmp / "results").exists()

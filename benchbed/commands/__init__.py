@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from . import compare, envs, history, merge, noise, report, run
+from . import bisect, compare, envs, history, merge, noise, report, run
 from . import list as list_
 
 __all__ = ["COMMANDS"]
 
 #: Subcommands in the order ``benchbed --help`` lists them.
 COMMANDS = {"run": run, "report": report, "compare": compare, "history": history, "noise": noise,
-            "merge": merge, "envs": envs, "list": list_}
+            "merge": merge, "envs": envs, "bisect": bisect, "list": list_}

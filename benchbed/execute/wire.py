@@ -103,6 +103,7 @@ def _built_env(data: dict[str, Any]) -> Any:
 
     spec = dict(data["spec"])
     spec["requirements"] = tuple(spec.get("requirements") or ())
+    spec["install_args"] = tuple(spec.get("install_args") or ())
     return BuiltEnv(**{**data, "spec": EnvSpec(**spec)})
 
 

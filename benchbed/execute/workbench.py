@@ -71,7 +71,9 @@ class Workbench:
         if self._env_workers is None:
             from .env_workers import EnvWorkers
 
-            self._env_workers = EnvWorkers({e.spec.name: e for e in config.envs}, config)
+            self._env_workers = EnvWorkers({}, config)
+        # a derived session (a bisection step) may bring environments of its own
+        self._env_workers.envs.update({e.spec.name: e for e in config.envs})
         return self._env_workers
 
     def close(self) -> None:
