@@ -27,11 +27,11 @@ INSTALLERS = ["pip"] + (["uv"] if shutil.which("uv") else [])
 @pytest.fixture
 def envdir(tmp_path, monkeypatch):
     """A private environment cache and installer caches, and bbtiny wheels 1.0 (no work), 1.5
-    (5 ms of work per call) and 1.6 (answers scaled by 1.1)."""
+    (16 matmuls of 256² per call, several times the model call) and 1.6 (answers scaled by 1.1)."""
     monkeypatch.setenv("BENCHBED_ENV_DIR", str(tmp_path / "envs"))
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
-    wheels = bbtiny_wheels(str(tmp_path / "wheels"), {"1.0": (0, 1.0), "1.5": (5, 1.0), "1.6": (0, 1.1)})
+    wheels = bbtiny_wheels(str(tmp_path / "wheels"), {"1.0": (0, 1.0), "1.5": (16, 1.0), "1.6": (0, 1.1)})
     return tmp_path, wheels
 
 
@@ -103,7 +103,7 @@ def test_versions_are_paired_in_one_window_and_a_slower_release_shows(envdir):
     aa, slow = df.loc["versioned@b", "ref_ratio"], df.loc["versioned@mid", "ref_ratio"]
     if not df["interfered"].any():  # a busy neighbour moves a ratio; the record says so
         assert 0.85 < aa < 1.18, aa
-    assert slow > 1.5, slow  # 5 ms of work on a ~2 ms call
+    assert slow > 1.5, slow  # 16 matmuls of 256² on a bert-tiny call
 
 
 @pytest.mark.slow
@@ -166,25 +166,25 @@ def test_a_toml_suite_defines_environments_and_envs_lists_builds_and_prunes_them
 # -- bisection ---------------------------------------------------------------------------------------
 
 def _bisect(tmp, *args):
-    return run_cli("bisect", "--suite", SUITE, "--results", str(tmp / "results"), "--min-time", "0.3", "--max-time",
-                   "1.5", "--threshold", "0.5", "--json", str(tmp / "bisect.json"), *args)
+    return run_cli("bisect", "--suite", SUITE, "--results", str(tmp / "results"), "--min-time", "0.5", "--max-time",
+                   "2", "--threshold", "0.5", "--max-rounds", "4", "--json", str(tmp / "bisect.json"), *args)
 
 
 @pytest.mark.slow
 def test_bisecting_releases_names_the_first_slow_one_and_steps_around_a_broken_wheel(envdir):
-    """bbtiny 1.0-1.7 where 1.5 adds 10 ms of work per call and 1.3 is not a wheel at all: bisect
+    """bbtiny 1.0-1.7 where 1.5 adds 16 matmuls per call and 1.3 is not a wheel at all: bisect
     names 1.5 within ceil(log2 8) + 2 steps, with 1.3 recorded as skipped. The threshold is wide
     (50%) so a busy neighbour cannot blur a 5x change into "undecided"."""
     import json
 
     tmp, _ = envdir
-    wheels = bbtiny_wheels(str(tmp / "w8"), {f"1.{i}": ((10 if i >= 5 else 0), 1.0) for i in range(8)},
+    wheels = bbtiny_wheels(str(tmp / "w8"), {f"1.{i}": ((16 if i >= 5 else 0), 1.0) for i in range(8)},
                            broken=("1.3",))
     p = _bisect(tmp, "--package", "bbtiny", "--good", "1.0", "--bad", "1.7", "--find-links", wheels, "--no-index")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = json.loads((tmp / "bisect.json").read_text())
     assert out["culprit"] == "1.5" and out["direction"] == "regression (slower)", out
-    assert len(out["steps"]) <= 3 + 2
+    assert len(out["steps"]) <= 3 + 2  # ceil(log2 8) + 2 (a skipped point is a step)
     assert "first bad version: 1.5" in p.stdout
     skipped = [s for s in out["steps"] if s["verdict"] == "skipped"]
     assert all(s["point"] == "1.3" and "did not install" in s["note"] for s in skipped)
@@ -194,7 +194,7 @@ def test_bisecting_releases_names_the_first_slow_one_and_steps_around_a_broken_w
 
 def _git_repo(path, commits=12, slow_from=9):
     """A git repository of an installable package `bbrepo`, `commits` commits; from commit
-    `slow_from` on, bbrepo.work spins 10 ms."""
+    `slow_from` on, bbrepo.work does 16 matmuls of 256²."""
     import textwrap
 
     os.makedirs(path / "bbrepo")
@@ -214,7 +214,7 @@ def _git_repo(path, commits=12, slow_from=9):
         from wheels import BBTINY
 
         (path / "bbrepo" / "__init__.py").write_text(
-            BBTINY.format(version=f"c{k}", spin_ms=10 if k >= slow_from else 0, scale=1.0))
+            BBTINY.format(version=f"c{k}", matmuls=16 if k >= slow_from else 0, scale=1.0))
         subprocess.run([*git, "add", "-A"], check=True)
         subprocess.run([*git, "commit", "-q", "-m", f"commit {k}"], check=True)
     log = subprocess.run([*git, "rev-list", "--reverse", "HEAD"], capture_output=True, text=True, check=True)
@@ -232,8 +232,8 @@ def test_bisecting_commits_names_the_commit_that_added_work(envdir, tmp_path):
     suite.write_text(open(SUITE).read().replace("import bbtiny", "import bbrepo as bbtiny")
                      .replace('NAME = "versioned"', 'NAME = "versioned-repo"').replace('("versioned",)',
                                                                                        '("versioned-repo",)'))
-    p = run_cli("bisect", "--suite", str(suite), "--results", str(tmp / "results"), "--min-time", "0.3",
-                "--max-time", "1.5", "--threshold", "0.5", "--json", str(tmp / "bisect.json"),
+    p = run_cli("bisect", "--suite", str(suite), "--results", str(tmp / "results"), "--min-time", "0.5",
+                "--max-time", "2", "--threshold", "0.5", "--max-rounds", "4", "--json", str(tmp / "bisect.json"),
                 "--repo", str(repo), "--good", shas[0], "--bad", shas[-1], "--no-index")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = json.loads((tmp / "bisect.json").read_text())

@@ -38,26 +38,25 @@ def make_wheel(folder: str, package: str, version: str, source: str, broken: boo
     return path
 
 
-#: bbtiny's source: `work` returns its input (times `scale`) after `spin_ms` of matrix work
+#: bbtiny's source: `work` returns its input (times `scale`) after `matmuls` 256² matmuls — a fixed
+#: amount of work (not a time), so a busy machine slows it as much as the model call beside it
 BBTINY = '''
-import time
 import torch
 
 VERSION = {version!r}
-_A = torch.randn(64, 64)
+_A = torch.randn(256, 256)
 
 
 def work(x):
-    end = time.perf_counter() + {spin_ms} / 1000
-    while time.perf_counter() < end:
+    for _ in range({matmuls}):
         torch.mm(_A, _A)
     return x * {scale}
 '''
 
 
-def bbtiny_wheels(folder: str, versions: dict[str, tuple[float, float]], broken: tuple[str, ...] = ()) -> str:
-    """Wheels of bbtiny, version → (spin_ms, scale); `broken` versions are unreadable files."""
+def bbtiny_wheels(folder: str, versions: dict[str, tuple[int, float]], broken: tuple[str, ...] = ()) -> str:
+    """Wheels of bbtiny, version → (matmuls per call, scale); `broken` versions are unreadable files."""
     for version, (spin_ms, scale) in versions.items():
-        make_wheel(folder, "bbtiny", version, BBTINY.format(version=version, spin_ms=spin_ms, scale=scale),
+        make_wheel(folder, "bbtiny", version, BBTINY.format(version=version, matmuls=int(spin_ms), scale=scale),
                    broken=version in broken)
     return folder

@@ -5,7 +5,8 @@ step: the candidate's runner against the good end's, in two environments, in one
 Each step is judged by the gate's rule on the paired ratio candidate ÷ good: **changed** when the
 change is above the threshold and its 95% CI excludes no change (on the side of the change the ends
 showed); **unchanged** when the whole CI lies within ± threshold; otherwise **undecided**, and the
-step measures again (its blocks pooled) up to a bound. A step still undecided stops the search
+step measures again (its blocks pooled) up to a bound; no verdict comes from fewer than
+`MIN_BLOCKS` blocks. A step still undecided stops the search
 with that said: bisection never guesses. A point that will not install is skipped (the installer's
 line recorded) and the search goes on around it; when the culprit's neighbour could not be
 tested, the answer is the range, not a guess.
@@ -95,16 +96,24 @@ class Bisection:
 Measure = Callable[[int, list[float]], "list[float] | str"]
 
 
+#: blocks a verdict needs: a CI from fewer paired blocks is a guess (a slow cell on a busy machine
+#: gets two or three per measurement); below it a step measures again, within its rounds
+MIN_BLOCKS = 6
+
+
 def _decide(measure: Measure, index: int, label: str, threshold: float, direction: int, max_rounds: int,
             seed: int) -> Step:
     pooled: list[float] = []
+    point = Point(float("nan"), float("nan"), float("nan"), 0)
     for rounds in range(1, max_rounds + 1):
         got = measure(index, pooled)
         if isinstance(got, str):
             return Step(label, index, SKIPPED, note=got, rounds=rounds)
         pooled = pooled + list(got)
+        if not pooled:
+            continue
         point = Point(*pooled_ratio(pooled, seed), blocks=len(pooled))
-        verdict = judge(point, threshold, direction)
+        verdict = judge(point, threshold, direction) if len(pooled) >= MIN_BLOCKS else UNDECIDED
         if verdict != UNDECIDED:
             return Step(label, index, verdict, point, rounds)
     return Step(label, index, UNDECIDED, point, max_rounds)
