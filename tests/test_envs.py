@@ -104,6 +104,10 @@ def test_versions_are_paired_in_one_window_and_a_slower_release_shows(envdir):
     if not df["interfered"].any():  # a busy neighbour moves a ratio; the record says so
         assert 0.85 < aa < 1.18, aa
     assert slow > 1.5, slow  # 16 matmuls of 256² on a bert-tiny call
+    report = tmp / "report.html"
+    assert run_cli("report", str(tmp / "results"), "-o", str(report)).returncode == 0
+    html = report.read_text()
+    assert "Environments and bisection" in html and "bbtiny==1.5" in html
 
 
 @pytest.mark.slow

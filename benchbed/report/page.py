@@ -20,6 +20,7 @@ from .sections.headline import interference_banner
 from .sections.history import noise_section, ratio_history_section
 from .sections.inputs import input_lengths
 from .sections import tables
+from .sections.environments import section as environments_section
 from .sections.training import section as training_section
 
 __all__ = ["build_report", "write_report"]
@@ -69,6 +70,7 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
             sections.append((title, html))
 
     add("Training: the hand-written loop vs transformers.Trainer", training_section(latest))
+    add("Environments and bisection: each version against the reference", environments_section(latest))
     add("Workloads: real inputs, datasets and servers under load", _workloads(latest))
     gen = charts.generation_latency(per_call)
     add("Generation", figure(gen, "Time to first token and per output token") if gen else "")
