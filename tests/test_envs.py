@@ -262,3 +262,39 @@ def test_bad_bisect_input_is_one_line_exit_2_nothing_written(envdir, args, words
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and words in lines[0], p.stderr
     assert not (tmp / "results").exists()
+
+
+def test_nightly_names_packages_from_history_and_bisects_them(envdir):
+    """A history change point at an environment change (bbtiny 1.0 -> 1.7, as `benchbed history
+    --json` writes it) becomes a bisection whose culprit lands in the job summary; hardware
+    changes are said and not bisected."""
+    import importlib.util
+    import json
+
+    tmp, _ = envdir
+    spec = importlib.util.spec_from_file_location("nightly_bisect", os.path.join(REPO, "scripts", "nightly_bisect.py"))
+    nb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nb)
+    assert nb.package_changes("env_transformers: 5.23.0 -> 5.24.0; env_cpu: A -> B; env_torch: 2.12.0+cpu -> "
+                              "2.13.0+cpu") == [("transformers", "5.23.0", "5.24.0"), ("torch", "2.12.0", "2.13.0")]
+    wheels = bbtiny_wheels(str(tmp / "w4"), {f"1.{i}": ((16 if i >= 2 else 0), 1.0) for i in range(4)})
+    p = _run(tmp, wheels, "--env", "x=bbtiny==1.0", "--runner", "versioned@x", "--reference", "versioned@x",
+             "--min-samples", "5", "--max-time", "1")
+    assert p.returncode == 0, p.stderr[-2000:]
+    case_id = pd.read_parquet(tmp / "results" / "r")["case_id"].iloc[0]
+    history = {"change_points": [
+        {"case_id": case_id, "label": "versioned b1", "kind": "regression", "run_id": "n2",
+         "env_change": "env_bbtiny: 1.0 -> 1.3"},
+        {"case_id": case_id, "label": "versioned b1", "kind": "regression", "run_id": "n2",
+         "env_change": "env_cpu: Xeon A -> Xeon B"}]}
+    (tmp / "history.json").write_text(json.dumps(history))
+    summary = tmp / "summary.md"
+    q = subprocess.run([os.environ.get("PYTHON", __import__("sys").executable), os.path.join(REPO, "scripts",
+                        "nightly_bisect.py"), str(tmp / "history.json"), str(tmp / "results"), "--summary",
+                        str(summary), "--bisect-results", str(tmp / "bisections"), "--", "--find-links", wheels,
+                        "--no-index", "--threshold", "0.5", "--min-time", "0.5", "--max-time", "2", "--max-rounds", "4"],
+                       capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert q.returncode == 0, q.stdout[-2000:] + q.stderr[-2000:]
+    text = summary.read_text()
+    assert "**culprit bbtiny 1.2**" in text, text
+    assert "not a package change, not bisected" in text

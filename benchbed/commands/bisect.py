@@ -45,6 +45,9 @@ def add_parser(sub: Any) -> None:
     what.add_argument("--package", metavar="NAME", help="bisect the releases of this package")
     what.add_argument("--repo", metavar="PATH", help="bisect the commits of this git repository (an installable "
                                                      "package)")
+    b.add_argument("--case", metavar="CASE_ID", help="the cell of this case id in --from (instead of the axis "
+                                                     "options): what history names in a change point")
+    b.add_argument("--from", dest="from_results", metavar="RESULTS", help="results folder holding --case")
     b.add_argument("--good", required=True, metavar="V", help="a version (or commit) without the change")
     b.add_argument("--bad", required=True, metavar="V", help="a version (or commit) with it")
     b.add_argument("--threshold", type=arg(positive_float, "--threshold"), default=0.03, metavar="FRACTION",
@@ -132,6 +135,36 @@ def commit_points(repo: str, good: str, bad: str) -> list[str]:
     return [g] + git("rev-list", "--ancestry-path", "--reverse", f"{g}..{b}").split()
 
 
+def select_case(args: argparse.Namespace) -> None:
+    """Set the axis options to the cell of ``--case`` as its newest record in ``--from`` has it."""
+    import math
+
+    from ..envs import split_runner
+    from .common import load
+
+    if not (args.case and args.from_results):
+        raise SpecError("--case and --from go together: the case id, and the results folder that holds it")
+    df = load([args.from_results], "--from")
+    rows = df[df["case_id"] == args.case]
+    if rows.empty:
+        near = sorted(df["case_id"].dropna().unique())[:5]
+        raise SpecError(f"--case {args.case}: no record in {args.from_results} (case ids there: "
+                        f"{', '.join(near)}{'...' if df['case_id'].nunique() > 5 else ''})")
+    rec = rows.sort_values("started_at").iloc[-1].to_dict()
+
+    def given(v: Any) -> bool:
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+    args.task, args.model = [rec["task"]], [rec["model"]]
+    args.runner, args.device, args.dtype = [split_runner(rec["runner"])[0]], [rec["device"]], [rec["dtype"]]
+    args.batch_size, args.seq_len = [str(int(rec["batch_size"]))], [str(int(rec["seq_len"]))]
+    if given(rec.get("attn_impl")) and hasattr(args, "attn_impl"):
+        args.attn_impl = [str(rec["attn_impl"])]
+    if hasattr(args, "compiled"):
+        args.compiled = [str(bool(rec.get("compiled")) if given(rec.get("compiled")) else False).lower()]
+    args.suite, args.quick = None, False
+
+
 # -- the steps ----------------------------------------------------------------------------------------
 
 def _env_spec(args: argparse.Namespace, point: str) -> Any:
@@ -155,6 +188,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.env:
         raise SpecError("bisect builds its own environments; --env is not taken here")
+    if args.case or args.from_results:
+        select_case(args)
     plan = make_plan(args)
     if len(plan.cases) != 1:
         listed = "; ".join(c.label() for c in plan.cases[:8])
