@@ -291,7 +291,7 @@ def test_nightly_names_packages_from_history_and_bisects_them(envdir):
     summary = tmp / "summary.md"
     q = subprocess.run([os.environ.get("PYTHON", __import__("sys").executable), os.path.join(REPO, "scripts",
                         "nightly_bisect.py"), str(tmp / "history.json"), str(tmp / "results"), "--summary",
-                        str(summary), "--bisect-results", str(tmp / "bisections"), "--", "--find-links", wheels,
+                        str(summary), "--bisect-results", str(tmp / "bisections"), "--", "--suite", SUITE, "--find-links", wheels,
                         "--no-index", "--threshold", "0.5", "--min-time", "0.5", "--max-time", "2", "--max-rounds", "4"],
                        capture_output=True, text=True, cwd=REPO, timeout=900)
     assert q.returncode == 0, q.stdout[-2000:] + q.stderr[-2000:]

@@ -136,7 +136,8 @@ def commit_points(repo: str, good: str, bad: str) -> list[str]:
 
 
 def select_case(args: argparse.Namespace) -> None:
-    """Set the axis options to the cell of ``--case`` as its newest record in ``--from`` has it."""
+    """Set the axis options to the cell of ``--case`` as its newest record in ``--from`` has it
+    (give the run's ``--suite`` too when its runners or tasks are plugins it registers)."""
     import math
 
     from ..envs import split_runner
@@ -162,7 +163,7 @@ def select_case(args: argparse.Namespace) -> None:
         args.attn_impl = [str(rec["attn_impl"])]
     if hasattr(args, "compiled"):
         args.compiled = [str(bool(rec.get("compiled")) if given(rec.get("compiled")) else False).lower()]
-    args.suite, args.quick = None, False
+    # the suite stays: a runner or task it registers must load; the axes above narrow it to the cell
 
 
 # -- the steps ----------------------------------------------------------------------------------------
