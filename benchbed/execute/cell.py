@@ -314,7 +314,8 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
 
             yardstick = (host_yardstick(device if cuda else "cpu")
                          if config.yardstick and config.pairing == "interleaved" and not serving else None)
-            with Interference(torch.get_num_threads(), device) as watch:
+            helpers = tuple(r.pid for r in runners.values() if getattr(r, "remote", False))
+            with Interference(torch.get_num_threads(), device, helpers) as watch:
                 if serving:
                     timing = driver.serve(calls)
                 elif config.pairing == "interleaved" and (len(calls) > 1 or yardstick is not None or remote):

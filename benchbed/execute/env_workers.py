@@ -135,6 +135,11 @@ class EnvRunner:
     def state_bytes(self) -> int | None:
         return None
 
+    @property
+    def pid(self) -> int:
+        """The worker's process id (its CPU is this cell's own, for interference accounting)."""
+        return self.worker.proc.pid
+
     def close(self) -> None:
         if self.worker.proc.poll() is None:
             try:

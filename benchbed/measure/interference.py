@@ -48,7 +48,19 @@ class _Snapshot:
     children_s: float  # finished children's (an isolated cell measures in its own process)
 
 
-def cpu_snapshot() -> _Snapshot:
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of live process `pid` (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def cpu_snapshot(helpers: tuple[int, ...] = ()) -> _Snapshot:
+    """System and own CPU time now; `helpers` are live processes working for this one (the workers
+    of other environments), whose CPU is this cell's own, not another process's."""
     busy = steal = None
     try:
         with open("/proc/stat", encoding="ascii") as fh:
@@ -63,7 +75,9 @@ def cpu_snapshot() -> _Snapshot:
         pass
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return _Snapshot(time.perf_counter(), busy, steal, own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime)
+    helping = sum(_proc_cpu_s(pid) for pid in helpers)
+    return _Snapshot(time.perf_counter(), busy, steal, own.ru_utime + own.ru_stime + helping,
+                     kids.ru_utime + kids.ru_stime)
 
 
 def _cpu_mhz() -> float | None:
@@ -286,9 +300,10 @@ def reading(start: _Snapshot, end: _Snapshot, threads: int | None = None, cpu_mh
 class Interference:
     """``with Interference() as i: <timed calls>`` then ``i.reading`` (see the module docstring)."""
 
-    def __init__(self, threads: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, threads: int | None = None, device: str = "cpu", helpers: tuple[int, ...] = ()) -> None:
         self.threads = threads
         self.device = device
+        self.helpers = tuple(helpers)
         self._start: _Snapshot | None = None
         self.reading: InterferenceReading | None = None
         self._nv: Any = None
@@ -303,11 +318,11 @@ class Interference:
         self._gpu_start = gpu_snapshot(self._handle, self._nv) if self._nv is not None else None
         self._violations = violation_counters(self._handle, self._nv) if self._nv is not None else {}
         self._mhz = _cpu_mhz()
-        self._start = cpu_snapshot()
+        self._start = cpu_snapshot(self.helpers)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        end = cpu_snapshot()
+        end = cpu_snapshot(self.helpers)
         assert self._start is not None
         mhz = _cpu_mhz()
         both = [m for m in (self._mhz, mhz) if m is not None]
