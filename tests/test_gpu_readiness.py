@@ -17,6 +17,7 @@ import torch
 from benchbed.measure.gpu import NvmlSampler, check_devices, nvml_handle
 from benchbed.measure.interference import Interference, other_gpu_processes
 from fake_nvml import FakeGpu, install
+from known_models import KnownLinear
 
 #: a pid no test process has (pid_max is at most 4194304)
 STRANGER = 4_194_000
@@ -169,18 +170,6 @@ def test_a_mig_uuid_that_does_not_exist_is_one_line_naming_the_ones_that_do(gpu_
 
 # -- memory: a runner's own peak ---------------------------------------------------------------------
 
-class _Linear(torch.nn.Module):
-    def __init__(self, width):
-        super().__init__()
-        self.proj = torch.nn.Linear(width, width)
-        self.width = width
-
-    def forward(self, input_ids, attention_mask, labels):
-        x = torch.nn.functional.one_hot(input_ids % self.width, self.width).float()
-        return types.SimpleNamespace(loss=torch.nn.functional.cross_entropy(self.proj(x).flatten(0, 1),
-                                                                            labels.flatten() % self.width))
-
-
 def test_a_training_runners_peak_is_its_own_copy_plus_its_step_not_the_cells():
     from benchbed.measure.memory import own_peak_bytes
     from benchbed.runners.training import TrainLoopRunner
@@ -190,7 +179,7 @@ def test_a_training_runners_peak_is_its_own_copy_plus_its_step_not_the_cells():
     width = 64
     examples = [{"input_ids": torch.arange(4) + i, "attention_mask": torch.ones(4, dtype=torch.long),
                  "labels": torch.arange(4) + 2 * i} for i in range(8)]
-    bundle = types.SimpleNamespace(module=_Linear(width).requires_grad_(False))
+    bundle = types.SimpleNamespace(module=KnownLinear(width).requires_grad_(False))
     case = Case("train-text-classification", "synthetic:bert-tiny", batch_size=2)
     runs = [TrainLoopRunner(case, types.SimpleNamespace(settings=TrainSettings()), bundle, examples, lambda: None)
             for _ in range(2)]

@@ -21,6 +21,7 @@ from benchbed.tasks import get_task
 from benchbed.tasks.training import TrainSettings, TrainTrace, decay_parameter_names
 
 from conftest import run_cli
+from known_models import KnownLinear
 
 pytestmark = pytest.mark.slow
 
@@ -178,24 +179,10 @@ def test_step_times_come_from_the_runners_clock_and_time_to_loss_sums_them():
     assert time_to_loss([3.0, 2.0], [1.0, 1.0], 1.0) == (None, None)
 
 
-class _Linear(torch.nn.Module):
-    """A model of known parameter count with the (input_ids, attention_mask, labels) -> .loss interface."""
-
-    def __init__(self, width):
-        super().__init__()
-        self.proj = torch.nn.Linear(width, width)
-        self.width = width
-
-    def forward(self, input_ids, attention_mask, labels):
-        x = torch.nn.functional.one_hot(input_ids % self.width, self.width).float()
-        return types.SimpleNamespace(loss=torch.nn.functional.cross_entropy(self.proj(x).flatten(0, 1),
-                                                                            labels.flatten() % self.width))
-
-
 def _linear_runner(width, steps_seen=None):
     examples = [{"input_ids": torch.arange(4) + i, "attention_mask": torch.ones(4, dtype=torch.long),
                  "labels": torch.arange(4) + 2 * i} for i in range(8)]
-    bundle = types.SimpleNamespace(module=_Linear(width).requires_grad_(False))
+    bundle = types.SimpleNamespace(module=KnownLinear(width).requires_grad_(False))
     case = Case("train-text-classification", "synthetic:bert-tiny", batch_size=2)
     run = TrainLoopRunner(case, types.SimpleNamespace(settings=TrainSettings()), bundle, examples, lambda: None)
     run.prepare()
