@@ -128,6 +128,7 @@ def test_a_version_that_changes_answers_is_a_parity_mismatch_across_environments
     (["--runner", "versioned@a", "--scenario", "server"], "RUNNER@ENV runners are measured in the latency scenario"),
     (["--runner", "versioned@a", "--pairing", "sequential"], "--pairing sequential is not supported"),
     (["--runner", "versioned@a", "--cluster", "ray"], "--env with --cluster"),
+    (["--runner", "versioned@a", "--compiled", "true"], "RUNNER@ENV runners are measured eager"),
     (["--env", "a=bbtiny==1.0", "--runner", "versioned@a"], "environment 'a' is defined twice"),
 ])
 def test_bad_environment_input_is_one_line_exit_2_nothing_written(envdir, args, words):

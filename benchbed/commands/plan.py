@@ -228,6 +228,11 @@ def check_env_cells(matrix: Matrix, args: argparse.Namespace, launcher: str, clu
     if args.pairing != "interleaved":
         raise SpecError("RUNNER@ENV runners are timed interleaved (their blocks alternate across environments); "
                         "--pairing sequential is not supported with them")
+    from ..spec import parse_bool
+
+    if any(parse_bool("compiled", c) for c in matrix.compiled):
+        raise SpecError("RUNNER@ENV runners are measured eager (a compiled module's warm-up is counted in its own "
+                        "process); use --compiled false")
     if cluster is not None or launcher == "ray":
         raise SpecError("--env with --cluster: environments are built on this machine only; run without --cluster")
     for name in matrix.task:
