@@ -265,6 +265,7 @@ def test_bad_bisect_input_is_one_line_exit_2_nothing_written(envdir, args, words
     assert not (tmp / "results").exists()
 
 
+@pytest.mark.slow
 def test_nightly_names_packages_from_history_and_bisects_them(envdir):
     """A history change point at an environment change (bbtiny 1.0 -> 1.7, as `benchbed history
     --json` writes it) becomes a bisection whose culprit lands in the job summary; hardware
