@@ -193,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
         select_case(args)
     plan = make_plan(args)
     if len(plan.cases) != 1:
-        listed = "; ".join(c.label() for c in plan.cases[:8])
+        listed = "; ".join(c.label for c in plan.cases[:8])
         raise SpecError(f"bisect measures one cell with one runner; the options select {len(plan.cases)} cases "
                         f"({listed}{'...' if len(plan.cases) > 8 else ''}): narrow with --task, --model, --runner, "
                         f"--dtype, --batch-size, --seq-len")
