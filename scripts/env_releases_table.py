@@ -15,6 +15,7 @@ import fnmatch
 import json
 import os
 import sys
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -22,7 +23,6 @@ sys.path.insert(0, REPO)
 
 def main() -> int:
     import numpy as np
-    import pandas as pd
 
     from benchbed.measure.paired import paired_ratio_ci
     from benchbed.store import read_results
@@ -33,6 +33,7 @@ def main() -> int:
     ap.add_argument("--releases", default="rel-*")
     ap.add_argument("--json")
     ap.add_argument("--svg")
+    ap.add_argument("--markdown", help="write the releases as a markdown table to this file")
     args = ap.parse_args()
     df = read_results(args.results)
     out: dict = {"aa": [], "releases": []}
@@ -72,6 +73,26 @@ def main() -> int:
         print(f"{r['transformers']:<13} b{r['batch']} s{r['seq']:<5} {r['pipeline_ms']:>8.2f} {r['torch_ms']:>8.2f}  "
               f"{o[0]:.3f} [{o[1]:.3f}, {o[2]:.3f}]    {f[0]:.3f} [{f[1]:.3f}, {f[2]:.3f}]"
               + ("  interfered" if r["interfered"] else ""))
+    if args.markdown:
+        by = {}
+        for r in out["releases"]:
+            by.setdefault(r["transformers"], {})[(r["batch"], r["seq"])] = r
+
+        def cell(r: Any, key: str) -> str:
+            if r is None:
+                return "–"
+            v = r[key]
+            return "1" if key == "pipeline_over_first" and v[0] == v[1] == v[2] == 1.0 else \
+                f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+
+        lines = ["| transformers | b1 s32 pipeline ÷ torch | b1 s32 pipeline ÷ pipeline@first | b8 s128 pipeline ÷ "
+                 "torch | b8 s128 pipeline ÷ pipeline@first |", "| --- | --- | --- | --- | --- |"]
+        for version in sorted(by, key=Version):
+            a, b = by[version].get((1, 32)), by[version].get((8, 128))
+            lines.append(f"| {version} | {cell(a, 'pipeline_over_torch')} | {cell(a, 'pipeline_over_first')} | "
+                         f"{cell(b, 'pipeline_over_torch')} | {cell(b, 'pipeline_over_first')} |")
+        with open(args.markdown, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=1, default=float)
