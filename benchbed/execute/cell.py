@@ -31,13 +31,11 @@ from ..tasks.base import relabel
 from .config import EngineConfig, RunContext
 from .failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
+    PassPlan,
     StepTimer,
     compile_warmup,
-    flops_columns,
     graph_count,
-    memory_columns,
-    phase_columns,
-    resource_columns,
+    runner_passes,
     slowed,
     with_steps,
 )
@@ -161,17 +159,16 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
 
 def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench) -> Any:
     from ..envs import split_runner
-    from ..runners import RunnerUnavailable, get_runner
+    from ..runners import RunnerUnavailable, make_runner
 
-    if split_runner(name)[1] is not None:  # RUNNER@ENV: built in that environment's worker
-        run = workbench.env_workers(cell.config).runner(name, case, inputs)
-    else:
-        cls = get_runner(name, case.task)
-        reason = cls.unavailable(task, case)
-        if reason:
-            cell.close([name], "skipped", reason)
-            return None
-        run = cls(case, task, bundle, inputs, device_sync(case.device), cache=workbench.cache, seed=cell.seed)
+    try:
+        if split_runner(name)[1] is not None:  # RUNNER@ENV: built in that environment's worker
+            run = workbench.env_workers(cell.config).runner(name, case, inputs)
+        else:
+            run = make_runner(case, task, bundle, inputs, device_sync(case.device), workbench.cache, cell.seed)
+    except RunnerUnavailable as exc:
+        cell.close([name], "skipped", str(exc))
+        return None
     cell.built.append(run)
     try:
         setup = run.prepare()
@@ -381,15 +378,10 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)
     driver = cell.driver
     rec.update(driver.runner_columns(name, run, stats))
+    plan = PassPlan(per_call=pass_index == 0 and driver.per_call_passes, flops=driver.flops_pass,
+                    phase_calls=config.phase_calls, memory_calls=3 if driver.per_call_passes else 1,
+                    items_per_call=driver.items_per_call, resource_pass_s=config.resource_pass_s)
     if getattr(run, "remote", False):  # its passes run in its own environment's worker
-        rec.update(run.finish(stats.median, pass_index == 0 and driver.per_call_passes, config.phase_calls,
-                              config.resource_pass_s))
+        rec.update(run.finish(stats.median, plan))
         return
-    if pass_index == 0 and driver.per_call_passes:
-        rec.update(phase_columns(run, config.phase_calls))
-        if driver.flops_pass:
-            rec.update(flops_columns(run, stats.median, case.device, case.dtype))
-    rec.update(memory_columns(driver.memory_call(run), case.device, calls=3 if driver.per_call_passes else 1,
-                              state_bytes=run.state_bytes() if case.device.startswith("cuda") else None,
-                              torch_allocator=run.TORCH_ALLOCATOR))
-    rec.update(resource_columns(run, case.device, driver.items_per_call, config.resource_pass_s))
+    rec.update(runner_passes(run, driver.memory_call(run), stats.median, plan))

@@ -5,7 +5,7 @@ blocks of calls on request by its own clock, so the engine can interleave them w
 runners in other environments exactly as it interleaves runners of one process.
 
 Frames on stdin/stdout: a 4-byte big-endian length, then a pickle of ``(command, payload)``; the
-answer is ``("ok", value)`` or ``("error", (kind, message))``. The worker's own stdout is moved to
+answer is ``("ok", value)`` or ``("error", message)`` (the exception's class and text). The worker's own stdout is moved to
 stderr first, so nothing a library prints can corrupt a frame. End of input: the worker exits.
 """
 
@@ -43,15 +43,12 @@ class _State:
     """The worker's run: its workbench (models cached for the run) and the runners built, by key."""
 
     def __init__(self) -> None:
-        from .workbench import Workbench
-
         self.workbench: Any = None
-        self.Workbench = Workbench
         self.runners: dict[str, Any] = {}
 
     def hello(self, payload: dict[str, Any]) -> dict[str, Any]:
         from ..env import collect_env
-        from .workbench import setup_process
+        from .workbench import Workbench, setup_process
 
         config = payload["config"]
         setup_process(config)
@@ -59,42 +56,36 @@ class _State:
             import torch
 
             torch.set_num_threads(payload["threads"])  # the parent's: both sides use the same cores
-        self.workbench = self.Workbench(config.seed, config.trust_remote_code)
+        self.workbench = Workbench(config.seed, config.trust_remote_code)
         self.config = config
         return {k: v for k, v in collect_env().items() if k.startswith("env_")}
 
     def build(self, payload: dict[str, Any]) -> dict[str, Any]:
         from ..measure.timer import device_sync
-        from ..runners import RunnerUnavailable, get_runner
+        from ..runners import RunnerUnavailable, make_runner
         from ..tasks import get_task
-
         from .wire import load_sources
 
-        case, key = payload["case"], payload["key"]
+        case = payload["case"]
         load_sources(payload.get("sources", ()))
         task = get_task(case.task).configure(case)
         bundle = self.workbench.bundle(case, task)
-        cls = get_runner(case.runner, case.task)
-        reason = cls.unavailable(task, case)
-        if reason:
-            return {"skipped": reason}
-        run = cls(case, task, bundle, payload["inputs"], device_sync(case.device), cache=self.workbench.cache,
-                  seed=self.config.seed)
         try:
+            run = make_runner(case, task, bundle, payload["inputs"], device_sync(case.device), self.workbench.cache,
+                              self.config.seed)
             setup = run.prepare()
         except RunnerUnavailable as exc:
             return {"skipped": str(exc)}
-        self.runners[key] = (run, task)
-        return {"setup_s": setup, "model_params": bundle.params,
-                "attn_impl": getattr(bundle.module.config, "_attn_implementation", None)}
+        self.runners[payload["key"]] = run
+        return {"setup_s": setup}
 
     def call(self, payload: dict[str, Any]) -> Any:
-        run, _ = self.runners[payload["key"]]
+        run = self.runners[payload["key"]]
         return run()
 
     def block(self, payload: dict[str, Any]) -> list[float]:
         """`n` calls, each timed by this process's clock with the device synchronised inside."""
-        run, _ = self.runners[payload["key"]]
+        run = self.runners[payload["key"]]
         out = []
         for _ in range(payload["n"]):
             t0 = time.perf_counter()
@@ -105,24 +96,15 @@ class _State:
 
     def finish(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The runner's own passes (phases, FLOPs, memory, device counters), as in-process."""
-        from .passes import flops_columns, memory_columns, phase_columns, resource_columns
+        from .passes import runner_passes
 
-        run, task = self.runners[payload["key"]]
-        case = run.case
-        out: dict[str, Any] = {}
-        if payload["phases"]:
-            out.update(phase_columns(run, payload["phase_calls"]))
-            out.update(flops_columns(run, payload["median_s"], case.device, case.dtype))
-        out.update(memory_columns(run, case.device, calls=3,
-                                  state_bytes=run.state_bytes() if case.device.startswith("cuda") else None,
-                                  torch_allocator=run.TORCH_ALLOCATOR))
-        out.update(resource_columns(run, case.device, case.batch_size, payload["resource_pass_s"]))
-        return out
+        run = self.runners[payload["key"]]
+        return runner_passes(run, run, payload["median_s"], payload["plan"])
 
     def close(self, payload: dict[str, Any]) -> None:
-        entry = self.runners.pop(payload["key"], None)
-        if entry is not None:
-            entry[0].close()
+        run = self.runners.pop(payload["key"], None)
+        if run is not None:
+            run.close()
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
@@ -139,8 +121,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         except Exception as exc:  # the parent turns it into the runner's record
             from .failures import classify
 
-            write_frame(out, ("error", (exc.__class__.__name__, classify(exc)[1] if command != "hello" else str(exc),
-                                        classify(exc)[0])))
+            write_frame(out, ("error", classify(exc)[1]))
 
 
 def main() -> None:

@@ -46,8 +46,7 @@ class _Worker:
                 raise WorkerFailed(f"the worker of environment {self.env.spec.name} died "
                                    f"(exit {self.proc.poll()}): {self._last_line()}") from None
         if kind == "error":
-            name, message, status = value
-            raise WorkerFailed(message if message.startswith(name) else f"{name}: {message}")
+            raise WorkerFailed(value)
         return value
 
     def _last_line(self) -> str:
@@ -103,7 +102,6 @@ class EnvRunner:
 
     def __init__(self, worker: _Worker, case: Any, inputs: list[Any], key: str) -> None:
         self.worker, self.case, self.inputs, self.key = worker, case, inputs, key
-        self.info: dict[str, Any] = {}
 
     def prepare(self) -> float:
         from ..runners import RunnerUnavailable
@@ -114,8 +112,7 @@ class EnvRunner:
                                                "sources": plugin_sources(self.case.task, self.case.runner)})
         if "skipped" in answer:
             raise RunnerUnavailable(f"in environment {self.worker.env.spec.name}: {answer['skipped']}")
-        self.info = answer
-        return float(answer.get("setup_s") or 0.0)
+        return float(answer["setup_s"] or 0.0)
 
     def __call__(self) -> Any:
         return self.worker.request("call", {"key": self.key})
@@ -126,10 +123,9 @@ class EnvRunner:
     def block(self, n: int) -> list[float]:
         return self.worker.request("block", {"key": self.key, "n": n})
 
-    def finish(self, median_s: float, phases: bool, phase_calls: int, resource_pass_s: float) -> dict[str, Any]:
-        """The runner's passes, measured in its worker, and its environment's columns."""
-        out = self.worker.request("finish", {"key": self.key, "median_s": median_s, "phases": phases,
-                                             "phase_calls": phase_calls, "resource_pass_s": resource_pass_s})
+    def finish(self, median_s: float, plan: Any) -> dict[str, Any]:
+        """The runner's passes (`passes.PassPlan`), measured in its worker, and its environment's columns."""
+        out = self.worker.request("finish", {"key": self.key, "median_s": median_s, "plan": plan})
         return {**out, **self.worker.versions, **self.worker.env.columns()}
 
     def state_bytes(self) -> int | None:

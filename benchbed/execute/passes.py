@@ -5,6 +5,8 @@ Each pass returns record columns; none of them times anything the others time.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import time
 from typing import Any, Callable
 
@@ -14,7 +16,7 @@ from ..measure import CudaPeak, PeakRSS, trim_heap
 from ..measure.memory import own_peak_bytes
 from .workbench import release
 
-__all__ = ["StepTimer", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
+__all__ = ["PassPlan", "StepTimer", "runner_passes", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
            "nvml_columns", "phase_columns", "resource_columns", "slowed", "tf32_cudnn_enabled", "tf32_enabled",
            "with_steps"]
 
@@ -212,6 +214,34 @@ def resource_columns(run: Any, device: str, items_per_call: int, seconds: float)
             run.sync()
             calls += 1
     return nvml_columns(sampler, calls * items_per_call)
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """Which of a runner's own passes run after its timing, and their sizes."""
+
+    per_call: bool  # phases (and FLOPs) mean something for this scenario's samples, on the first pass
+    flops: bool
+    phase_calls: int
+    memory_calls: int
+    items_per_call: int
+    resource_pass_s: float
+
+
+def runner_passes(run: Any, memory_call: Any, median_s: float, plan: PassPlan) -> dict[str, Any]:
+    """A runner's passes after timing — phases, FLOPs, memory, device counters — as record columns
+    (the cell's runners and an environment worker's alike)."""
+    case = run.case
+    out: dict[str, Any] = {}
+    if plan.per_call:
+        out.update(phase_columns(run, plan.phase_calls))
+        if plan.flops:
+            out.update(flops_columns(run, median_s, case.device, case.dtype))
+    out.update(memory_columns(memory_call, case.device, calls=plan.memory_calls,
+                              state_bytes=run.state_bytes() if case.device.startswith("cuda") else None,
+                              torch_allocator=run.TORCH_ALLOCATOR))
+    out.update(resource_columns(run, case.device, plan.items_per_call, plan.resource_pass_s))
+    return out
 
 
 def nvml_columns(sampler: Any, items: int) -> dict[str, Any]:

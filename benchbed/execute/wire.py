@@ -80,9 +80,7 @@ def unpack(data: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContext]:
     from ..measure import StopRule
     from .workbench import setup_process
 
-    for source in data.get("sources", []):
-        if not source.get("file") or os.path.exists(source["file"]):
-            _load_source(source)
+    load_sources(data.get("sources", []))
     cfg = dict(data["config"])
     cfg["rule"] = StopRule(**cfg["rule"])
     cfg["envs"] = tuple(_built_env(e) for e in cfg.get("envs") or ())

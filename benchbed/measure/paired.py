@@ -29,7 +29,8 @@ import numpy as np
 
 from .timer import StopRule, Timing, measure, no_sync
 
-__all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci", "block_ratios"]
+__all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci", "block_ratios",
+           "block_median_ci"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,13 @@ def paired_ratio_ci(num: Sequence[float], num_blocks: Sequence[int], den: Sequen
                     resamples: int = 2000) -> tuple[float, float, float]:
     """(point, low, high) of num ÷ den from paired blocks: per-block ratio of medians, median over
     blocks, CI by resampling blocks."""
-    per_block = block_ratios(num, num_blocks, den, den_blocks)
+    return block_median_ci(block_ratios(num, num_blocks, den, den_blocks), confidence, seed, resamples)
+
+
+def block_median_ci(per_block: Sequence[float], confidence: float = 0.95, seed: int = 0,
+                    resamples: int = 2000) -> tuple[float, float, float]:
+    """(median, low, high) of per-block ratios, the CI by resampling whole blocks."""
+    per_block = np.asarray(per_block, dtype=float)
     point = float(np.median(per_block))
     if per_block.size == 1:
         return point, point, point

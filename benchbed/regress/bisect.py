@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import numpy as np
 
 __all__ = ["Point", "Step", "Bisection", "judge", "bisect", "pooled_ratio", "CHANGED", "UNCHANGED", "UNDECIDED",
            "SKIPPED"]
@@ -37,15 +36,11 @@ class Point:
 
 
 def pooled_ratio(samples: Sequence[float], seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
-    """(median, low, high) of per-block ratios with a 95% bootstrap CI over blocks."""
-    x = np.asarray(samples, dtype=float)
-    point = float(np.median(x))
-    if x.size < 2:
-        return point, point, point
-    rng = np.random.default_rng(seed)
-    meds = np.median(x[rng.integers(0, x.size, size=(resamples, x.size))], axis=1)
-    lo, hi = np.quantile(meds, [0.025, 0.975])
-    return point, float(lo), float(hi)
+    """(median, low, high) of per-block ratios with a 95% bootstrap CI over blocks (the paired
+    ratio's own statistic, `measure.paired.block_median_ci`)."""
+    from ..measure.paired import block_median_ci
+
+    return block_median_ci(samples, 0.95, seed, resamples)
 
 
 def judge(point: Point, threshold: float, direction: int = 0) -> str:

@@ -7,7 +7,7 @@ inference tasks and the hand-written loop for training tasks."""
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..plugins import EntryPoints
 from ..spec import TRAINING_RUNNERS
@@ -18,7 +18,7 @@ from .raw import BucketedTorchRunner, TorchRunner
 from .training import TrainerRunner, TrainLoopRunner
 
 __all__ = ["Cache", "PhaseTimes", "Runner", "RunnerUnavailable", "StagedRunner", "PipelineRunner", "TorchRunner",
-           "OnnxRuntimeRunner", "TrainLoopRunner", "TrainerRunner", "build_pipeline", "get_runner", "no_cache",
+           "OnnxRuntimeRunner", "TrainLoopRunner", "TrainerRunner", "build_pipeline", "get_runner", "make_runner", "no_cache",
            "register_runner", "runner_descriptions", "runner_names", "check_runner_families",
            "FAMILIES", "TRAINING_RUNNERS"]
 
@@ -72,6 +72,18 @@ def get_runner(name: str, task: str | None = None) -> type[Runner]:
         raise SpecError(_wrong_family(name, task, family) if name in runner_names()
                         else f"unknown runner {name!r} (valid: {', '.join(runner_names())})")
     return _REGISTRY[family][name]
+
+
+def make_runner(case: Any, task: Any, bundle: Any, inputs: list[Any], sync: Any, cache: Cache = no_cache,
+                seed: int = 0) -> Runner:
+    """The runner of `case` built on `bundle` and `inputs` (not prepared yet); `RunnerUnavailable`
+    with the runner's own reason when it cannot serve the case. The cell and an environment's
+    worker build runners through this one function."""
+    cls = get_runner(case.runner, case.task)
+    reason = cls.unavailable(task, case)
+    if reason:
+        raise RunnerUnavailable(reason)
+    return cls(case, task, bundle, inputs, sync, cache=cache, seed=seed)
 
 
 def _wrong_family(name: str, task: str | None, family: str) -> str:
