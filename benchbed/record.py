@@ -98,6 +98,10 @@ Schema history:
       Environments (``--env NAME=SPEC``, runners ``RUNNER@NAME``): ``env_name``, ``env_spec`` (SPEC as
       given), ``env_packages_digest`` (every distribution and version importable there), and the
       ``env_*`` versions as seen inside that environment; null for runners in the run's own.
+  11 — serving (issue #24): ``endpoint_url`` and ``endpoint_protocol`` of an ``endpoint:NAME``
+      runner (a service benchbed did not start); ``itl_median_s`` / ``itl_p99_s``, the gaps between
+      streamed tokens (inter-token latency). The ``http`` scenario declares its own columns
+      (`benchbed.execute.drivers.http`). No migration: older records have no endpoints.
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -175,6 +179,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("env_cpu_id", _s), ("env_cpu_isa", _s), ("env_torch_cpu_capability", _s), ("env_physical_cores", _i),
     ("env_memory_gib", _i), ("env_onnxruntime", _s), ("env_accelerate", _s), ("env_datasets", _s), ("env_ray", _s),
     ("env_name", _s), ("env_spec", _s), ("env_packages_digest", _s),
+    ("endpoint_url", _s), ("endpoint_protocol", _s), ("itl_median_s", _f), ("itl_p99_s", _f),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

@@ -7,7 +7,10 @@ from typing import Any
 
 from .values import AUTO_RATE, SpecError, limit_of, positive_int_value, whole_number
 
-__all__ = ["Workload"]
+__all__ = ["Workload", "SERVE_BACKENDS"]
+
+#: What serves a runner in the ``http`` scenario.
+SERVE_BACKENDS = ("uvicorn", "ray")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,12 @@ class Workload:
     timeout_ms: float = 0.0
     #: Training tasks: micro-batches per optimizer step (an axis; DataLoader workers are `workers`).
     grad_accum: tuple[int, ...] = (1,)
+    #: ``http`` scenario: uvicorn worker processes per server (an axis), each with its own model.
+    server_workers: tuple[int, ...] = (1,)
+    #: ``http`` scenario: what serves the runner: ``uvicorn`` (benchbed's server) or ``ray`` (Ray Serve).
+    serve: str = "uvicorn"
+    #: ``http`` scenario with ``serve="ray"``: Ray Serve replicas (an axis).
+    replicas: tuple[int, ...] = (1,)
 
     def check(self) -> None:
         """One `SpecError` line for the first setting out of range."""
@@ -47,6 +56,11 @@ class Workload:
                                       or not (0 < r <= limit_of("rate")) for r in self.rates)):
             raise SpecError(f"rate must be > 0 and at most {limit_of('rate'):g} requests/s, or auto alone, got "
                             f"{', '.join(map(str, self.rates)) or 'none'}")
+        for name, values in (("server workers", self.server_workers), ("replicas", self.replicas)):
+            if not values or any(not whole_number(v, 1, 64) for v in values):
+                raise SpecError(f"{name} must be integers from 1 to 64, got {', '.join(map(str, values)) or 'none'}")
+        if self.serve not in SERVE_BACKENDS:
+            raise SpecError(f"serve must be one of {', '.join(SERVE_BACKENDS)}, got {self.serve!r}")
         for name in ("max_wait_ms", "timeout_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= limit_of(name):

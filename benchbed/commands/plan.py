@@ -57,6 +57,12 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
     if not cases:
         raise SpecError("the matrix (after --shard) has no cases")
     config = _config(args, matrix, rule)
+    endpoints = endpoint_specs(args)
+    if endpoints or getattr(args, "http_timeout", None) is not None:
+        config = replace(config, endpoints=tuple(endpoints),
+                         http_timeout_s=float(getattr(args, "http_timeout", None) or config.http_timeout_s))
+    if getattr(args, "serve_address", None):
+        config = replace(config, serve_address=args.serve_address)
     if config.inject_runner is not None:
         from ..runners import runner_names
 
@@ -109,10 +115,13 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
 
     w = matrix.workload
     changes: dict[str, Any] = {}
-    for name in ("examples", "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms"):
+    for name in ("examples", "requests", "max_batch", "max_wait_ms", "queue", "timeout_ms", "serve"):
         value = getattr(args, name, None)
         if value is not None and value != getattr(Workload(), name):
             changes[name] = value
+    for name in ("server_workers", "replicas"):
+        if getattr(args, name, None):
+            changes[name] = tuple(positive_int(v, "--" + name.replace("_", "-")) for v in getattr(args, name))
     if getattr(args, "workers", None):
         changes["workers"] = tuple(int(non_negative_int(v, "--workers")) for v in args.workers)
     if getattr(args, "grad_accum", None):
@@ -125,6 +134,9 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
             changes["rates"] = (AUTO_RATE,)
         else:
             changes["rates"] = tuple(positive_float(v, "--rate") for v in args.rate)
+    if (changes.get("replicas") or getattr(args, "serve_address", None)) and \
+            changes.get("serve", w.serve) != "ray":
+        raise SpecError("--replicas and --serve-address apply to Ray Serve (valid with: --serve ray)")
     matrix = replace(matrix, workload=replace(w, **changes))
     if getattr(args, "scenario", None):
         matrix = replace(matrix, scenario=tuple(args.scenario))
@@ -175,11 +187,17 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
         matrix = replace(matrix, reference=args.reference)
     matrix = _workload(args, matrix)
     envs = env_specs(args, matrix)
-    valid = runner_names() + [f"{r}@{e.name}" for e in envs for r in runner_names()]
+    endpoints = endpoint_specs(args)
+    if endpoints:  # each endpoint is a runner of every cell
+        added = tuple(e.runner for e in endpoints if e.runner not in matrix.runner)
+        matrix = replace(matrix, runner=tuple(matrix.runner) + added)
+    valid = runner_names() + [f"{r}@{e.name}" for e in envs for r in runner_names()] + [e.runner for e in endpoints]
     matrix = matrix.validate(task_names(), check_model, valid)
     from ..envs import split_runner
 
-    check_runner_families((c.task, split_runner(c.runner)[0]) for c in matrix.cases())
+    check_runner_families((c.task, split_runner(c.runner)[0]) for c in matrix.cases()
+                          if not c.runner.startswith("endpoint:"))
+    check_serving(matrix, endpoints)
     if matrix.inputs is not None:
         from ..execute.drivers import check_inputs
 
@@ -188,6 +206,52 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
         i, n = parse_shard(args.shard)
         return matrix, matrix.shard(i, n)
     return matrix, matrix.cases()
+
+
+def endpoint_specs(args: argparse.Namespace) -> list[Any]:
+    """The ``--endpoint`` services, checked (scheme, protocol, names); probed in `check_serving`."""
+    from ..endpoints import parse_endpoint
+    from ..serving.protocols import protocol_names
+
+    given = list(getattr(args, "endpoint", None) or [])
+    protocol = getattr(args, "endpoint_protocol", None)
+    if not given:
+        if protocol:
+            raise SpecError("--endpoint-protocol applies to --endpoint NAME=URL services; none was given")
+        return []
+    if not protocol:
+        raise SpecError(f"--endpoint needs --endpoint-protocol (valid: {', '.join(protocol_names())})")
+    endpoints = [parse_endpoint(t, protocol) for t in given]
+    names = [e.name for e in endpoints]
+    if len(set(names)) != len(names):
+        raise SpecError(f"--endpoint: {next(n for n in names if names.count(n) > 1)!r} is defined twice")
+    return endpoints
+
+
+def check_serving(matrix: Matrix, endpoints: list[Any]) -> None:
+    """What serving cannot do, refused in one line before anything runs; then every endpoint is
+    probed (an unreachable one is one line, exit 2)."""
+    from ..endpoints import endpoint_name
+    from ..tasks import get_task
+
+    http = any(str(s) == "http" for s in matrix.scenario)
+    refs = [str(r) for r in (*matrix.runner, matrix.reference) if endpoint_name(str(r)) is not None]
+    defined = {e.name for e in endpoints}
+    for r in refs:
+        if endpoint_name(r) not in defined:
+            raise SpecError(f"runner {r!r} names an endpoint that is not defined (defined: "
+                            f"{', '.join(sorted(defined)) or 'none'}; define it with --endpoint {endpoint_name(r)}=URL)")
+    for name in matrix.task:
+        task = get_task(str(name))
+        if getattr(task, "trains", False) and http:
+            raise SpecError(f"--scenario http serves inference tasks; {name} is a training task "
+                            f"(valid for it: --scenario latency)")
+        if getattr(task, "trains", False) and endpoints:
+            raise SpecError(f"--endpoint serves inference tasks; {name} is a training task")
+    for e in endpoints:
+        from ..endpoints import probe
+
+        probe(e)
 
 
 def env_specs(args: argparse.Namespace, matrix: Matrix) -> list[Any]:

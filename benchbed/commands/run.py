@@ -181,6 +181,33 @@ def _workload_options(p: argparse.ArgumentParser) -> None:
                    help="server scenario: latency objective; a rate meets it when its p99 is within MS and at most 1%% "
                         "of requests were dropped (default: 100)")
 
+    _serving_options(p)
+
+
+def _serving_options(p: argparse.ArgumentParser) -> None:
+    from ..serving.client import HTTP_TIMEOUT_S
+    from ..workload import SERVE_BACKENDS
+
+    g = p.add_argument_group("serving: real HTTP servers and endpoints (docs/serving.md)")
+    g.add_argument("--server-workers", type=csv_option("--server-workers"), metavar="N1,N2",
+                   help="http scenario: uvicorn worker processes per server, each with its own copy of the model, "
+                        "an axis (default: 1)")
+    g.add_argument("--serve", choices=SERVE_BACKENDS, default=None,
+                   help="http scenario: what serves each runner: uvicorn (benchbed's server, default) or ray "
+                        "(a Ray Serve application; pip install 'benchbed[serve-ray]')")
+    g.add_argument("--replicas", type=csv_option("--replicas"), metavar="N1,N2",
+                   help="http scenario with --serve ray: Ray Serve replicas, an axis (default: 1)")
+    g.add_argument("--serve-address", metavar="ADDRESS",
+                   help="--serve ray: the Ray cluster to deploy on (default: a local cluster started for the run, "
+                        "or RAY_ADDRESS)")
+    g.add_argument("--endpoint", action="append", metavar="NAME=URL", default=[],
+                   help="measure a running service as the runner endpoint:NAME (repeatable); its answers are "
+                        "compared with the reference's (--reference endpoint:NAME makes it the reference)")
+    g.add_argument("--endpoint-protocol", metavar="NAME",
+                   help="how the endpoints speak: benchbed, hf-inference, openai, tgi, kserve-v2 (or a plug-in's)")
+    g.add_argument("--http-timeout", type=arg(positive_float, "--http-timeout"), default=HTTP_TIMEOUT_S, metavar="S",
+                   help=f"the most one HTTP request may take before it is a failed request (default: {HTTP_TIMEOUT_S:g})")
+
 
 def _training_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training tasks (train-*: docs/training.md)")

@@ -158,11 +158,20 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
 
 
 def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: list[Any], workbench: Workbench) -> Any:
+    from ..endpoints import endpoint_name
     from ..envs import split_runner
     from ..runners import RunnerUnavailable, make_runner
 
     try:
-        if split_runner(name)[1] is not None:  # RUNNER@ENV: built in that environment's worker
+        if endpoint_name(name) is not None:  # endpoint:NAME: a service running elsewhere
+            from ..serving.endpoint import EndpointRunner
+
+            endpoint = cell.config.endpoint(endpoint_name(name))
+            run = EndpointRunner(case, task, bundle, inputs, None, endpoint, cell.config.http_timeout_s,
+                                 cache=workbench.cache, seed=cell.seed)
+            if name in cell.recs:
+                cell.recs[name].update(endpoint_url=endpoint.url, endpoint_protocol=endpoint.protocol)
+        elif split_runner(name)[1] is not None:  # RUNNER@ENV: built in that environment's worker
             run = workbench.env_workers(cell.config).runner(name, case, inputs)
         else:
             run = make_runner(case, task, bundle, inputs, device_sync(case.device), workbench.cache, cell.seed)
@@ -186,6 +195,10 @@ def _measure_runners(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], wor
     try:
         _measure_built(cell, task, bundle, inputs, workbench, config, pass_index)
     finally:
+        try:
+            cell.driver.close()  # servers it started stop here, whatever happened
+        except Exception:
+            pass
         for run in cell.built:
             try:
                 run.close()
@@ -247,7 +260,7 @@ def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dic
         return
     driver = cell.driver
     try:
-        expected = driver.outputs(ref_run)
+        expected = driver.reference_outputs(ref_run)
     except Exception as exc:
         if reference in cell.recs:
             cell.fail(reference, exc)
@@ -255,19 +268,22 @@ def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dic
             cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} failed"
         return
     others = [n for n in runners if n != reference]
+    checked = others + ([reference] if driver.checks_reference and reference in runners else [])
     if reference in cell.recs:
         skipped = [n for n in cell.recs if n != reference and n not in runners]
         cell.recs[reference]["parity_detail"] = (
             f"reference runner (compared with: {', '.join(others)})" if others
             else f"not checked: {', '.join(skipped)} could not run ({cell.recs[skipped[0]]['message']})" if skipped
             else "reference runner")
-    for name in others:
+    for name in checked:
         try:
             verdict = task.compare(expected, driver.outputs(runners[name]), cell.recs[name]["dtype"])
         except Exception as exc:
             cell.fail(name, exc)
             continue
         detail = relabel(verdict.detail, name, reference)
+        if driver.checks_reference:  # answers as served, against the reference's direct outputs
+            detail = f"served vs {reference} direct: {detail}"
         cell.recs[name].update(parity_ok=verdict.ok, parity_detail=detail)
         if not verdict.ok:
             cell.recs[name]["message"] = f"PARITY MISMATCH: {detail}"
@@ -383,5 +399,8 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
                     items_per_call=driver.items_per_call, resource_pass_s=config.resource_pass_s)
     if getattr(run, "remote", False):  # its passes run in its own environment's worker
         rec.update(run.finish(stats.median, plan))
-        return
-    rec.update(runner_passes(run, driver.memory_call(run), stats.median, plan))
+    elif getattr(run, "LOCAL", True) and driver.local_passes:  # served or an endpoint: the work is elsewhere
+        rec.update(runner_passes(run, driver.memory_call(run), stats.median, plan))
+    problem = driver.failure(name)
+    if problem:
+        rec.update(status="error", message=problem)

@@ -73,6 +73,19 @@ class EngineConfig:
     interference_pause_s: float = 3.0
     #: Built environments (`benchbed.envs.BuiltEnv`) that ``RUNNER@ENV`` runners run in.
     envs: tuple = ()
+    #: Services measured as ``endpoint:NAME`` runners (`benchbed.endpoints.Endpoint`).
+    endpoints: tuple = ()
+    #: The hard bound on one HTTP request (``--http-timeout``): a hung server costs at most this.
+    http_timeout_s: float = 30.0
+    #: ``--serve ray``: the Ray cluster the runners are deployed on (None: a local one, or RAY_ADDRESS).
+    serve_address: str | None = None
+
+    def endpoint(self, name: str) -> Any:
+        """The endpoint ``endpoint:NAME`` measures."""
+        for e in self.endpoints:
+            if e.name == name:
+                return e
+        raise KeyError(f"endpoint {name!r} is not defined (defined: {', '.join(e.name for e in self.endpoints) or 'none'})")
 
     def __post_init__(self) -> None:
         if self.isolate not in ISOLATE_MODES:

@@ -48,7 +48,7 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
     cfg["threads"] = config.threads or torch.get_num_threads()
     sources = [_source(_REGISTRY.get(cases[0].task), "benchbed.tasks")]
     sources += [_source(get_runner(split_runner(name)[0], cases[0].task), "benchbed.runners")
-                for name in {c.runner for c in cases} | {config.reference}]
+                for name in {c.runner for c in cases} | {config.reference} if not name.startswith("endpoint:")]
     sources.append(_source(get_scenario(cases[0].scenario).driver_class(), "benchbed.execute.drivers"))
     return {
         "cases": [{**c.params(), "options": list(map(list, c.options))} for c in cases],
@@ -84,6 +84,9 @@ def unpack(data: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContext]:
     cfg = dict(data["config"])
     cfg["rule"] = StopRule(**cfg["rule"])
     cfg["envs"] = tuple(_built_env(e) for e in cfg.get("envs") or ())
+    from ..endpoints import Endpoint
+
+    cfg["endpoints"] = tuple(Endpoint(**e) for e in cfg.get("endpoints") or ())
     config = EngineConfig(**cfg)
     setup_process(config)
     cases = []

@@ -1,5 +1,5 @@
 """Drivers: how a cell drives its runners, one module per scenario (``latency``, ``dataset``,
-``server``) plus ``training`` (the driver of every training task: one optimizer step per sample).
+``server``, ``http``) plus ``training`` (the driver of every training task: one optimizer step per sample).
 Each scenario module declares itself with a `benchbed.scenarios.Scenario`; a plugin does the same
 from its own file (``tests/plugins/suite_burst_scenario.py`` defines one outside benchbed)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from ...scenarios import get_scenario
 from ..failures import Skip
-from . import dataset, latency, server  # noqa: F401 - each registers its scenario
+from . import dataset, http, latency, server  # noqa: F401 - each registers its scenario
 from .base import LATENCY_BATCHES, Driver, check_inputs
 from .training import TrainingDriver, time_to_loss
 

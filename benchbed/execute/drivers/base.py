@@ -48,6 +48,12 @@ class Driver:
     spread_is_noise = True
     #: Whether the FLOPs pass applies (with `per_call_passes`).
     flops_pass = True
+    #: Whether parity also checks the reference runner as this scenario drives it against its
+    #: `reference_outputs` (the http scenario: its server's answers against its direct outputs).
+    checks_reference = False
+    #: Whether the runner's own passes (memory, device counters) measure this process's work; not
+    #: when a server elsewhere does the work.
+    local_passes = True
 
     def __init__(self, case: Case, task: Any, bundle: Any, config: Any, cache: Callable[[tuple, Callable[[], Any]], Any]):
         self.case, self.task, self.bundle, self.config, self.seed = case, task, bundle, config, config.seed
@@ -137,6 +143,18 @@ class Driver:
     def outputs(self, run: Any) -> list[Any]:
         """What parity compares: the outputs of one call on the first batch."""
         return run()
+
+    def reference_outputs(self, run: Any) -> list[Any]:
+        """What every runner's outputs are compared with: the reference's `outputs`."""
+        return self.outputs(run)
+
+    def failure(self, name: str) -> str | None:
+        """Why a runner that was timed still failed (its record becomes an ``error`` with this
+        message, its measured columns kept); None when it did not."""
+        return None
+
+    def close(self) -> None:
+        """Release what the driver started for the cell (servers); called once, always."""
 
     def after_parity(self, run: Any) -> None:
         """Put the runner back on the batch the per-call passes use (parity may have moved it)."""

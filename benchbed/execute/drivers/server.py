@@ -28,6 +28,9 @@ class ServerDriver(Driver):
     per_call_passes = False
     serves = True
     spread_is_noise = False  # queueing spreads request latency by design
+    #: Requests served at once (the HTTP scenario's workers or replicas): the knee search starts
+    #: from this many times one worker's capacity.
+    parallel = 1
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -133,7 +136,7 @@ class ServerDriver(Driver):
         rng = random.Random(self.seed)
         searches, rates, probes = {}, {}, {n: [] for n in calls}
         for name, times in warm.items():
-            capacity = self.settings.max_batch / max(float(np.median(times[1:])), 1e-6)
+            capacity = self.settings.max_batch * self.parallel / max(float(np.median(times[1:])), 1e-6)
             searches[name] = knee_search(capacity)
             rates[name] = next(searches[name])
         done: dict[str, Any] = {}

@@ -1,0 +1,258 @@
+"""The client side of serving: single calls (parity, and latency blocks against an endpoint) on a
+kept-alive connection, and an open-loop load over real sockets (aiohttp).
+
+The load is the server scenario's: arrival times drawn before it starts (seeded Poisson at the
+offered rate), each request sent at its time whatever the earlier ones are doing, so a slow server
+meets the same arrivals as a fast one. A request's latency runs from its scheduled arrival to its
+last byte: a client that falls behind its schedule is counted, never hidden. Every request ends
+one way: answered, an error (a refused connection, a status other than 200, a malformed answer,
+no answer within the hard bound) with the first message kept, or timed out against ``timeout_s``
+(the server scenario's request deadline, part of the SLO, not an error). The load stops by itself
+after its arrivals, within the hard bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+__all__ = ["Target", "HttpLoad", "RequestFailed", "drive", "Connection", "HTTP_TIMEOUT_S", "free_of_listeners"]
+
+#: The hard bound on one request (``--http-timeout``): a hung server costs at most this.
+HTTP_TIMEOUT_S = 30.0
+
+
+class RequestFailed(RuntimeError):
+    """A request that got no usable answer (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go and what they look like: `url` (scheme, host, port), `path`, the body of
+    request i (`body(i)`: bytes), and how an answer's body becomes outputs (`parse(status, body,
+    headers)`, raising on a malformed one). `stream`: the answer is server-sent events, read by
+    `parse_event(data) -> token text or None`."""
+
+    url: str
+    path: str
+    body: Callable[[int], bytes]
+    parse: Callable[[int, bytes, Any], Any]
+    stream: bool = False
+    parse_event: Callable[[bytes], Any] | None = None
+    headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
+
+
+@dataclass
+class HttpLoad:
+    """One load level over HTTP: per answered request its latency, the server's timings (from the
+    ``x-benchbed-timing`` header, where the server is benchbed's) and the client's decode time;
+    for streams, time to first token and the gaps between tokens; counts of what did not finish."""
+
+    offered: int = 0
+    latencies: list[float] = field(default_factory=list)
+    service: list[float] = field(default_factory=list)
+    server_queue: list[float] = field(default_factory=list)
+    serialize: list[float] = field(default_factory=list)
+    client_decode: list[float] = field(default_factory=list)
+    ttft: list[float] = field(default_factory=list)
+    tpot: list[float] = field(default_factory=list)
+    itl: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_error: str | None = None
+    timed_out: int = 0
+    duration_s: float = 0.0
+    dropped: int = 0  # the server scenario's column; HTTP requests wait in the client instead
+    waits: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)
+
+    def add(self, other: "HttpLoad") -> None:
+        for name in ("latencies", "service", "server_queue", "serialize", "client_decode", "ttft", "tpot", "itl",
+                     "lags", "waits", "batch_sizes"):
+            getattr(self, name).extend(getattr(other, name))
+        self.offered += other.offered
+        self.errors += other.errors
+        self.first_error = self.first_error or other.first_error
+        self.timed_out += other.timed_out
+        self.duration_s += other.duration_s
+
+    @property
+    def completed(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
+
+
+class Connection:
+    """Synchronous calls on one kept-alive connection (reconnecting once when the server closed it)."""
+
+    def __init__(self, url: str, timeout_s: float = HTTP_TIMEOUT_S) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.https = parts.scheme == "https"
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (443 if self.https else 80)
+        self.base = parts.path.rstrip("/")
+        self.timeout_s = timeout_s
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=self.timeout_s)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: Sequence[tuple[str, str]] = ()) -> tuple[int, bytes, Any]:
+        """(status, body, headers); `RequestFailed` when no answer came."""
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = self._connect()
+            try:
+                self.conn.request(method, self.base + path, body=body, headers=dict(headers))
+                resp = self.conn.getresponse()
+                return resp.status, resp.read(), resp.headers
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt:
+                    raise RequestFailed(f"{method} {self.base + path}: the server closed the connection ({exc})") \
+                        from None
+            except TimeoutError:
+                self.close()
+                raise RequestFailed(f"{method} {self.base + path}: no answer within {self.timeout_s:g}s") from None
+            except OSError as exc:
+                self.close()
+                raise RequestFailed(f"{method} {self.base + path}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def stream(self, path: str, body: bytes, headers: Sequence[tuple[str, str]], on_event: Callable[[bytes], None]) \
+            -> int:
+        """POST and hand each server-sent event's data to `on_event`; returns the status."""
+        if self.conn is None:
+            self.conn = self._connect()
+        try:
+            self.conn.request("POST", self.base + path, body=body, headers=dict(headers))
+            resp = self.conn.getresponse()
+            if resp.status != 200:
+                raise RequestFailed(f"POST {self.base + path}: status {resp.status}: {resp.read()[:200]!r}")
+            for line in resp:
+                line = line.strip()
+                if line.startswith(b"data:"):
+                    on_event(line[5:].strip())
+            return resp.status
+        except TimeoutError:
+            self.close()
+            raise RequestFailed(f"POST {self.base + path}: no event within {self.timeout_s:g}s") from None
+        except (http.client.HTTPException, OSError) as exc:
+            self.close()
+            raise RequestFailed(f"POST {self.base + path}: {exc}") from None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def drive(target: Target, arrivals: Sequence[float], hard_timeout_s: float = HTTP_TIMEOUT_S,
+          deadline_s: float | None = None, max_in_flight: int = 64) -> HttpLoad:
+    """Send request i at ``arrivals[i]`` seconds from the start; return what happened."""
+    return asyncio.run(_drive(target, list(arrivals), hard_timeout_s, deadline_s, max_in_flight))
+
+
+async def _drive(target: Target, arrivals: list[float], hard_timeout_s: float, deadline_s: float | None,
+                 max_in_flight: int) -> HttpLoad:
+    import aiohttp
+
+    from .host import SERVICE_HEADER, parse_timing
+
+    load = HttpLoad(offered=len(arrivals))
+    bodies = [target.body(i) for i in range(len(arrivals))]  # encoded before the clock starts
+    url = target.url.rstrip("/") + target.path
+    headers = dict(target.headers)
+    timeout = aiohttp.ClientTimeout(total=hard_timeout_s)
+    limit = asyncio.Semaphore(max(1, max_in_flight))
+    done_at: list[float] = []
+
+    async def one(session: Any, i: int, t0: float) -> None:
+        due = t0 + arrivals[i]
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with limit:
+            start = time.perf_counter()
+            load.lags.append(start - due)
+            try:
+                async with session.post(url, data=bodies[i], headers=headers, timeout=timeout) as resp:
+                    if target.stream:
+                        stamps: list[float] = []
+                        if resp.status != 200:
+                            raise RequestFailed(f"status {resp.status}: {(await resp.read())[:200]!r}")
+                        async for line in resp.content:
+                            line = line.strip()
+                            if line.startswith(b"data:") and target.parse_event is not None:
+                                if target.parse_event(line[5:].strip()) is not None:
+                                    stamps.append(time.perf_counter())
+                        end = time.perf_counter()
+                        if not stamps:
+                            raise RequestFailed("the stream ended without a token")
+                        load.ttft.append(stamps[0] - due)
+                        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+                        load.itl.extend(gaps)
+                        load.tpot.append((stamps[-1] - stamps[0]) / len(gaps) if gaps else 0.0)
+                    else:
+                        body = await resp.read()
+                        end = time.perf_counter()
+                        t1 = time.perf_counter()
+                        target.parse(resp.status, body, resp.headers)
+                        load.client_decode.append(time.perf_counter() - t1)
+                        timing = parse_timing(resp.headers.get(SERVICE_HEADER))
+                        if "service" in timing:
+                            load.service.append(timing["service"])
+                            load.server_queue.append(timing.get("queue", 0.0))
+                            load.serialize.append(timing.get("decode", 0.0) + timing.get("encode", 0.0)
+                                                  + load.client_decode[-1])
+            except asyncio.TimeoutError:
+                _error(load, f"request {i}: no answer within {hard_timeout_s:g}s (--http-timeout)")
+                return
+            except (aiohttp.ClientError, RequestFailed, ValueError, KeyError, TypeError, IndexError) as exc:
+                _error(load, f"request {i}: {type(exc).__name__}: {str(exc)[:300]}")
+                return
+            latency = end - due
+            if deadline_s is not None and latency > deadline_s:
+                load.timed_out += 1
+                return
+            load.latencies.append(latency)
+            load.waits.append(start - due)
+            load.batch_sizes.append(1)
+            done_at.append(end - t0)
+
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.perf_counter() + 0.05  # every task is scheduled before the first arrival
+        await asyncio.gather(*(one(session, i, t0) for i in range(len(arrivals))))
+    if arrivals:
+        last = max(done_at) if done_at else arrivals[-1]
+        load.duration_s = max(last, arrivals[-1]) - arrivals[0]
+    return load
+
+
+def _error(load: HttpLoad, message: str) -> None:
+    load.errors += 1
+    if load.first_error is None:
+        load.first_error = message
+
+
+def free_of_listeners(pids: Sequence[int]) -> list[str]:
+    """The TCP sockets still listening in any of `pids` (``host:port (pid)``): empty when clean."""
+    import psutil
+
+    out = []
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out += [f"{c.laddr.ip}:{c.laddr.port} ({pid})" for c in conns if c.status == psutil.CONN_LISTEN]
+    return out
