@@ -188,6 +188,7 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     matrix = _workload(args, matrix)
     envs = env_specs(args, matrix)
     endpoints = endpoint_specs(args)
+    check_endpoint_names(matrix, endpoints)
     if endpoints:  # each endpoint is a runner of every cell
         added = tuple(e.runner for e in endpoints if e.runner not in matrix.runner)
         matrix = replace(matrix, runner=tuple(matrix.runner) + added)
@@ -228,19 +229,24 @@ def endpoint_specs(args: argparse.Namespace) -> list[Any]:
     return endpoints
 
 
+def check_endpoint_names(matrix: Matrix, endpoints: list[Any]) -> None:
+    """A `SpecError` for an ``endpoint:NAME`` runner or reference whose NAME no --endpoint defines."""
+    from ..endpoints import endpoint_name
+
+    defined = {e.name for e in endpoints}
+    for r in (str(r) for r in (*matrix.runner, matrix.reference)):
+        name = endpoint_name(r)
+        if name is not None and name not in defined:
+            raise SpecError(f"runner {r!r} names an endpoint that is not defined (defined: "
+                            f"{', '.join(sorted(defined)) or 'none'}; define it with --endpoint {name}=URL)")
+
+
 def check_serving(matrix: Matrix, endpoints: list[Any]) -> None:
     """What serving cannot do, refused in one line before anything runs; then every endpoint is
     probed (an unreachable one is one line, exit 2)."""
-    from ..endpoints import endpoint_name
     from ..tasks import get_task
 
     http = any(str(s) == "http" for s in matrix.scenario)
-    refs = [str(r) for r in (*matrix.runner, matrix.reference) if endpoint_name(str(r)) is not None]
-    defined = {e.name for e in endpoints}
-    for r in refs:
-        if endpoint_name(r) not in defined:
-            raise SpecError(f"runner {r!r} names an endpoint that is not defined (defined: "
-                            f"{', '.join(sorted(defined)) or 'none'}; define it with --endpoint {endpoint_name(r)}=URL)")
     for name in matrix.task:
         task = get_task(str(name))
         if getattr(task, "trains", False) and http:

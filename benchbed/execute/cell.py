@@ -327,7 +327,8 @@ def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
 
             yardstick = (host_yardstick(device if cuda else "cpu")
                          if config.yardstick and config.pairing == "interleaved" and not serving else None)
-            helpers = tuple(r.pid for r in runners.values() if getattr(r, "remote", False))
+            helpers = tuple(r.pid for r in runners.values() if getattr(r, "remote", False)) + driver.helpers() + \
+                tuple(p for r in runners.values() if hasattr(r, "helpers") for p in r.helpers())
             with Interference(torch.get_num_threads(), device, helpers) as watch:
                 if serving:
                     timing = driver.serve(calls)
@@ -360,6 +361,9 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         timed = steps[-len(t.samples):]  # warm-up calls came first
         rec["ttft_s"] = float(np.median([s for s, _ in timed]))
         rec["tpot_s"] = float(np.median([p for _, p in timed]))
+    gaps = getattr(run, "gaps", None)
+    if gaps:  # a streamed endpoint: the gaps between its tokens (inter-token latency)
+        rec.update(itl_median_s=float(np.median(gaps)), itl_p99_s=float(np.percentile(gaps, 99)))
     noise = noise_warning(stats) if cell.driver.spread_is_noise else None
     if case.compiled and graph_count() != cell.graphs_before:
         noise = "; ".join(x for x in (noise, "recompiled during timing") if x)

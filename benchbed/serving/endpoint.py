@@ -11,7 +11,25 @@ from ..runners.base import Runner, RunnerUnavailable
 from .client import HTTP_TIMEOUT_S, Connection, RequestFailed, Target
 from .protocols import CodecError, get_protocol
 
-__all__ = ["EndpointRunner"]
+__all__ = ["EndpointRunner", "local_server_pids"]
+
+
+def local_server_pids(host: str, port: int) -> tuple[int, ...]:
+    """The processes listening on a loopback `port`, and their descendants (its workers); empty
+    for another host or where the socket table cannot be read."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return ()
+    try:
+        import psutil
+
+        owners = {c.pid for c in psutil.net_connections(kind="tcp")
+                  if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid}
+        out = set(owners)
+        for pid in owners:
+            out |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        return tuple(sorted(out))
+    except Exception:  # no permission to read other processes' sockets: nothing is excused
+        return ()
 
 
 class EndpointRunner(Runner):
@@ -80,6 +98,11 @@ class EndpointRunner(Runner):
         for x in inputs:
             out += self._one([x])
         return out
+
+    def helpers(self) -> tuple[int, ...]:
+        """Where the endpoint is on this machine (loopback), the processes serving it: their CPU
+        time is the work measured, not interference."""
+        return local_server_pids(self.conn.host, self.conn.port)
 
     def target(self, example: Any) -> Target:
         """The open-loop client's view of this endpoint (request i carries ``example(i)``)."""

@@ -37,6 +37,8 @@ class HttpServer:
 
     def __init__(self, spec: dict[str, Any], workers: int = 1, start_timeout_s: float = START_TIMEOUT_S) -> None:
         self.spec, self.workers, self.start_timeout_s = spec, int(workers), start_timeout_s
+        #: shown in the process list (``--label RUNNER``), so ``ps`` says what each server serves
+        self.label = str(getattr(spec.get("case"), "runner", "runner"))
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.dir: str | None = None
@@ -62,7 +64,7 @@ class HttpServer:
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "benchbed.serving.server", "--workers",
-                                          str(self.workers)], env=env, stdin=subprocess.DEVNULL, stdout=self.log,
+                                          str(self.workers), "--label", self.label], env=env, stdin=subprocess.DEVNULL, stdout=self.log,
                                          stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
             self.url = self._wait()
         except BaseException:
@@ -112,6 +114,10 @@ class HttpServer:
             return [parent.pid] + [c.pid for c in parent.children(recursive=True)]
         except psutil.NoSuchProcess:
             return []
+
+    def helper_pids(self) -> list[int]:
+        """The server's processes: their CPU time is the measured work, not interference."""
+        return self.pids()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchbed.serving.server")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--label", default="runner", help="what it serves (for the process list)")
     args = parser.parse_args(argv)
     die_with_parent()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

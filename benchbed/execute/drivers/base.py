@@ -153,6 +153,11 @@ class Driver:
         message, its measured columns kept); None when it did not."""
         return None
 
+    def helpers(self) -> tuple[int, ...]:
+        """Processes that do this cell's work beside this one (servers the driver started): their
+        CPU time is the measurement's own, not interference."""
+        return ()
+
     def close(self) -> None:
         """Release what the driver started for the cell (servers); called once, always."""
 

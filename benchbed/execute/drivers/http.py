@@ -122,6 +122,9 @@ class HttpDriver(ServerDriver):
                 "threads": self.config.threads or torch.get_num_threads(),
                 "sources": plugin_sources(run.case.task, run.case.runner)}
 
+    def helpers(self) -> tuple[int, ...]:
+        return tuple(pid for server in self.servers.values() for pid in server.helper_pids())
+
     def close(self) -> None:
         """Stop every server this cell started (and close its connection)."""
         servers, self.servers = self.servers, {}
