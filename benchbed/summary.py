@@ -150,8 +150,10 @@ def goodput(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         source = rec.get("inputs_source")
         key = (rec["task"], rec["model"], rec["device"], rec["dtype"], int(rec["seq_len"]), int(rec["batch_size"]),
                opts.get("max_batch"),
-               opts.get("max_wait_ms"), source if isinstance(source, str) else None, rec["runner"])
-        s = sweeps.setdefault(key, {"rec": rec, "rates": [], "met": [], "slo_ms": rec.get("slo_ms")})
+               opts.get("max_wait_ms"), source if isinstance(source, str) else None, rec["runner"], scenario.name,
+               opts.get("server_workers"), opts.get("serve"), opts.get("replicas"))
+        where = "" if scenario.name == "server" else " " + scenario.tag({k: v for k, v in opts.items() if k != "rate"})
+        s = sweeps.setdefault(key, {"rec": rec, "rates": [], "met": [], "slo_ms": rec.get("slo_ms"), "where": where})
         probes = rec.get("probe_rates")
         if probes is not None and not isinstance(probes, float) and len(probes):  # --rate auto: the search's probes
             s["rates"] += [float(r) for r in probes]
@@ -171,7 +173,7 @@ def goodput(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 break
             best = r
         out.append({"rec": s["rec"], "runner": s["rec"]["runner"], "sustainable_rate": best, "rates": rates,
-                    "slo_ms": s["slo_ms"]})
+                    "slo_ms": s["slo_ms"], "where": s["where"]})
     return out
 
 
@@ -184,7 +186,7 @@ def goodput_lines(records: Iterable[dict[str, Any]]) -> list[str]:
         rec = g["rec"]
         rate = f"{g['sustainable_rate']:.4g} req/s" if g["sustainable_rate"] is not None else "none of the rates"
         lines.append(f"  {rec['task']} {rec['model']} {rec['device']} {rec['dtype']} b{rec['batch_size']} "
-                     f"s{rec['seq_len']} {g['runner']}: {rate} (p99 <= {g['slo_ms']:g} ms; tried "
+                     f"s{rec['seq_len']} {g['runner']}{g['where']}: {rate} (p99 <= {g['slo_ms']:g} ms; tried "
                      f"{', '.join(f'{r:.4g}' for r in g['rates'])})")
     return lines
 

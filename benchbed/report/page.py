@@ -124,6 +124,7 @@ def _workloads(latest: Any) -> str:
         except KeyError:
             continue
         own = ok[scen[ok.index] == name]
+        own.attrs["latest"] = ok  # a section may set its records beside another scenario's (http vs server)
         if builder is not None and not own.empty:
             out.append(builder(own))
     lens = input_lengths(latest)
