@@ -100,7 +100,9 @@ Schema history:
       ``env_*`` versions as seen inside that environment; null for runners in the run's own.
   11 — serving (issue #24): ``endpoint_url`` and ``endpoint_protocol`` of an ``endpoint:NAME``
       runner (a service benchbed did not start); ``itl_median_s`` / ``itl_p99_s``, the gaps between
-      streamed tokens (inter-token latency). The ``http`` scenario declares its own columns
+      streamed tokens (inter-token latency); ``service_p99_s`` (server and http scenarios: the p99 of
+      the service time alone, which says whether an SLO is within the service's own tail, where no
+      load level can meet it reliably). The ``http`` scenario declares its own columns
       (`benchbed.execute.drivers.http`). No migration: older records have no endpoints.
 """
 
@@ -179,7 +181,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("env_cpu_id", _s), ("env_cpu_isa", _s), ("env_torch_cpu_capability", _s), ("env_physical_cores", _i),
     ("env_memory_gib", _i), ("env_onnxruntime", _s), ("env_accelerate", _s), ("env_datasets", _s), ("env_ray", _s),
     ("env_name", _s), ("env_spec", _s), ("env_packages_digest", _s),
-    ("endpoint_url", _s), ("endpoint_protocol", _s), ("itl_median_s", _f), ("itl_p99_s", _f),
+    ("endpoint_url", _s), ("endpoint_protocol", _s), ("itl_median_s", _f), ("itl_p99_s", _f), ("service_p99_s", _f),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

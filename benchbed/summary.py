@@ -188,6 +188,10 @@ def goodput_lines(records: Iterable[dict[str, Any]]) -> list[str]:
         lines.append(f"  {rec['task']} {rec['model']} {rec['device']} {rec['dtype']} b{rec['batch_size']} "
                      f"s{rec['seq_len']} {g['runner']}{g['where']}: {rate} (p99 <= {g['slo_ms']:g} ms; tried "
                      f"{', '.join(f'{r:.4g}' for r in g['rates'])})")
+        tail = rec.get("service_p99_s")
+        if tail is not None and tail == tail and g["slo_ms"] and tail * 1000.0 > 0.5 * g["slo_ms"]:
+            lines.append(f"    ! the service time alone has p99 {tail * 1000.0:.3g} ms, over half the SLO: whether a rate "
+                         f"meets it is decided by a few slow calls as much as by load (a probe of few requests more so)")
     return lines
 
 

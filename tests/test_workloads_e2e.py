@@ -207,7 +207,7 @@ def test_latency_with_real_inputs_through_the_cli(tmp_path):
     (["--scenario", "server", "--rate", "fast"], "--rate"),
     (["--scenario", "server", "--rate", "auto,10"], "--rate auto searches each runner's knee; it takes no other rates"),
     (["--scenario", "server", "--slo-ms", "0"], "--slo-ms must be"),
-    (["--scenario", "batch"], "unknown scenario 'batch' (valid: latency, dataset, server)"),
+    (["--scenario", "batch"], "unknown scenario 'batch' (valid: latency, dataset, server, http)"),
     (["--scenario", "dataset", "--workers", "-1"], "--workers"),
 ])
 def test_bad_workload_input_is_one_line_exit_2_nothing_written(tmp_path, args, expected):

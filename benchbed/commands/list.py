@@ -45,6 +45,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"  {name:<14} {get_scenario(name).description}")
     print(f"inputs: {', '.join('corpus:' + c for c in CORPORA)}, FILE[#column] (.jsonl .json .csv .tsv .parquet .txt), "
           f"a folder of images or .wav files, hf:NAME[:SPLIT]#column; for {', '.join(REAL_INPUT_TASKS)}")
+    from ..serving.protocols import get_protocol, protocol_names
+
+    print("endpoint protocols (--endpoint NAME=URL --endpoint-protocol P: docs/serving.md):")
+    for name in protocol_names():
+        cls = get_protocol(name)
+        print(f"  {name:<14} {cls.DESCRIPTION} [{', '.join(cls.TASKS)}]")
     return EXIT_OK
 
 

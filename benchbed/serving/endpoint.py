@@ -107,7 +107,7 @@ class EndpointRunner(Runner):
     def target(self, example: Any) -> Target:
         """The open-loop client's view of this endpoint (request i carries ``example(i)``)."""
         proto = self.protocol
-        stream = self._stream()
+        stream = proto.STREAMS and getattr(self.task, "streams", False)  # under load, generation streams
         path = proto.request([example(0)], stream=stream)[0]
 
         def body(i: int) -> bytes:

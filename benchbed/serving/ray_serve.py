@@ -70,8 +70,12 @@ class RayServeApp:
             address = self.address or os.environ.get("RAY_ADDRESS") or None
             if address is None:
                 _token_in_memory()
+            import logging
+
+            for name in ("ray", "ray.serve"):  # Ray's startup chatter is not the run's news
+                logging.getLogger(name).setLevel(logging.ERROR)
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             except Exception as exc:  # noqa: BLE001 - ray raises its own classes, by version
                 raise RuntimeError(_init_failure(address, exc)) from None
             self.started_ray = True

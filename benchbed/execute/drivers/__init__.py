@@ -9,7 +9,8 @@ from typing import Any
 
 from ...scenarios import get_scenario
 from ..failures import Skip
-from . import dataset, http, latency, server  # noqa: F401 - each registers its scenario
+from . import dataset, latency, server  # noqa: F401 - each registers its scenario
+from . import http  # noqa: F401,E402 - after server, which it builds on (and after it in listings)
 from .base import LATENCY_BATCHES, Driver, check_inputs
 from .training import TrainingDriver, time_to_loss
 

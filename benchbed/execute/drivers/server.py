@@ -203,6 +203,7 @@ class ServerDriver(Driver):
                 "timed_out": load.timed_out, "queue_median_s": float(np.median(waits)),
                 "queue_p99_s": float(np.percentile(waits, 99)),
                 "service_median_s": float(np.median(load.service)) if load.service else None,
+                "service_p99_s": float(np.percentile(load.service, 99)) if load.service else None,
                 "batch_mean": float(np.mean(load.batch_sizes)) if load.batch_sizes else None,
                 "items_per_s": load.achieved_rate, "tokens_per_s": None}
 
