@@ -383,3 +383,17 @@ def test_serve_ray_deploys_replicas_and_names_them(tmp_path):
     assert row.status == "ok" and row.parity_ok and row.serve_backend == "ray" and row.replicas == 2
     assert len(str(row.serve_replicas).split(",")) == 2 and row.completed == 20
     assert not [p for p in psutil.Process().children(recursive=True) if "ray" in p.name()]
+
+
+def test_a_streaming_endpoint_under_open_loop_load_records_ttft_tpot_and_itl(tmp_path, app):
+    """vLLM's serving benchmark's figures, plus what it lacks: the answers checked locally."""
+    service = app("openai", "text-generation", "synthetic:gpt2-tiny")
+    results = tmp_path / "results"
+    p = run_cli("run", "--task", "text-generation", "--model", "synthetic:gpt2-tiny", "--dtype", "fp32",
+                "--batch-size", "1", "--seq-len", "16", "--new-tokens", "8", "--runner", "torch", "--endpoint",
+                f"oa={service.url('/v1')}", "--endpoint-protocol", "openai", "--scenario", "http", "--rate", "5",
+                "--requests", "10", "--results", str(results), timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    row = _records(results).set_index("runner").loc["endpoint:oa"]
+    assert row.status == "ok" and row.parity_ok and row.completed == 10
+    assert 0 < row.ttft_s < row.lat_median_s and row.tpot_s > 0 and row.itl_median_s > 0 and row.itl_p99_s > 0

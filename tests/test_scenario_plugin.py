@@ -61,8 +61,8 @@ def test_a_scenario_from_a_suite_file_runs_through_the_pytest_door(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["--quick", "--scenario", "burst"], "unknown scenario 'burst' (valid: latency, dataset, server, http)"),
-    (["--quick", "--rate", "5"], "rate is a setting of the server scenario; this run's scenario is latency"),
-    (["--quick", "--scenario", "dataset", "--requests", "9"], "requests is a setting of the server scenario"),
+    (["--quick", "--rate", "5"], "rate is a setting of the server and http scenarios; this run's scenario is latency"),
+    (["--quick", "--scenario", "dataset", "--requests", "9"], "requests is a setting of the server and http scenarios"),
     (["--quick", "--examples", "50"], "examples is a setting of the dataset scenario"),
     (["--suite", SUITE, "--scenario", "latency"], "burst is a setting of the burst scenario; this run's scenario "
                                                   "is latency"),

@@ -40,6 +40,9 @@ class HttpDriver(ServerDriver):
         super().__init__(*args, **kwargs)
         if getattr(self.task, "trains", False):
             raise Skip("the http scenario serves inference tasks (a training task has no request to answer)")
+        if getattr(self.task, "modality", "text") != "text":
+            raise Skip(f"the http scenario serves text tasks; {self.task.name} takes {self.task.modality}, which has "
+                       f"no JSON form here yet")
         opt = self.case.option
         self.backend = str(opt("serve", "uvicorn"))
         self.workers = int(opt("server_workers", 1))
