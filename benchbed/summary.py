@@ -181,7 +181,9 @@ def goodput_lines(records: Iterable[dict[str, Any]]) -> list[str]:
     rows = goodput(records)
     if not rows:
         return []
-    lines = ["", "server scenario: highest offered rate whose p99 met the SLO (every lower rate met it too):"]
+    names = sorted({g["where"].split()[0] if g["where"] else "server" for g in rows}, key=lambda n: n != "server")
+    lines = ["", f"{' and '.join(names)} scenario{'s' if len(names) > 1 else ''}: highest offered rate whose p99 met the "
+                 f"SLO (every lower rate met it too):"]
     for g in rows:
         rec = g["rec"]
         rate = f"{g['sustainable_rate']:.4g} req/s" if g["sustainable_rate"] is not None else "none of the rates"
