@@ -58,9 +58,8 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
         raise SpecError("the matrix (after --shard) has no cases")
     config = _config(args, matrix, rule)
     endpoints = endpoint_specs(args)
-    if endpoints or getattr(args, "http_timeout", None) is not None:
-        config = replace(config, endpoints=tuple(endpoints),
-                         http_timeout_s=float(getattr(args, "http_timeout", None) or config.http_timeout_s))
+    config = replace(config, endpoints=tuple(endpoints),
+                     http_timeout_s=float(getattr(args, "http_timeout", None) or config.http_timeout_s))
     if getattr(args, "serve_address", None):
         config = replace(config, serve_address=args.serve_address)
     if config.inject_runner is not None:

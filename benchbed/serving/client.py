@@ -20,6 +20,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..workloads.server import ServedLoad
+
 __all__ = ["Target", "HttpLoad", "RequestFailed", "drive", "Connection", "HTTP_TIMEOUT_S", "free_of_listeners"]
 
 #: The hard bound on one request (``--http-timeout``): a hung server costs at most this.
@@ -47,46 +49,27 @@ class Target:
 
 
 @dataclass
-class HttpLoad:
-    """One load level over HTTP: per answered request its latency, the server's timings (from the
-    ``x-benchbed-timing`` header, where the server is benchbed's) and the client's decode time;
-    for streams, time to first token and the gaps between tokens; counts of what did not finish."""
+class HttpLoad(ServedLoad):
+    """One load level over HTTP: the server scenario's `ServedLoad` (latencies from the scheduled
+    arrival, the client's wait for a connection slot as ``waits``, the server's service time from
+    the ``x-benchbed-timing`` header where the server is benchbed's), plus the worker's queue, the
+    serialisation, the client's decode time, the gaps between streamed tokens, how far the client
+    fell behind its schedule, and the requests that got no usable answer."""
 
-    offered: int = 0
-    latencies: list[float] = field(default_factory=list)
-    service: list[float] = field(default_factory=list)
     server_queue: list[float] = field(default_factory=list)
     serialize: list[float] = field(default_factory=list)
     client_decode: list[float] = field(default_factory=list)
-    ttft: list[float] = field(default_factory=list)
-    tpot: list[float] = field(default_factory=list)
     itl: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str | None = None
-    timed_out: int = 0
-    duration_s: float = 0.0
-    dropped: int = 0  # the server scenario's column; HTTP requests wait in the client instead
-    waits: list[float] = field(default_factory=list)
-    batch_sizes: list[int] = field(default_factory=list)
 
     def add(self, other: "HttpLoad") -> None:
-        for name in ("latencies", "service", "server_queue", "serialize", "client_decode", "ttft", "tpot", "itl",
-                     "lags", "waits", "batch_sizes"):
+        super().add(other)
+        for name in ("server_queue", "serialize", "client_decode", "itl", "lags"):
             getattr(self, name).extend(getattr(other, name))
-        self.offered += other.offered
         self.errors += other.errors
         self.first_error = self.first_error or other.first_error
-        self.timed_out += other.timed_out
-        self.duration_s += other.duration_s
-
-    @property
-    def completed(self) -> int:
-        return len(self.latencies)
-
-    @property
-    def achieved_rate(self) -> float:
-        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
 
 
 class Connection:

@@ -124,21 +124,15 @@ class HttpServer:
 
     def stop(self) -> None:
         """Stop the server and its workers (TERM, then KILL after 10 s), and remove its folder."""
+        pids = self.pids()[1:]  # the workers (a worker that left the group still goes)
         proc, self.proc = self.proc, None
         if proc is not None:
-            pids = []
-            try:
-                import psutil
-
-                pids = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-            except Exception:  # already gone
-                pass
             for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
                 try:
                     os.killpg(proc.pid, sig)
                 except (ProcessLookupError, PermissionError):
                     pass
-                for pid in pids:  # a worker that left the group still goes
+                for pid in pids:
                     try:
                         os.kill(pid, sig)
                     except (ProcessLookupError, PermissionError):

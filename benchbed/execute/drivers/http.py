@@ -125,6 +125,12 @@ class HttpDriver(ServerDriver):
                 "threads": self.config.threads or torch.get_num_threads(),
                 "sources": plugin_sources(run.case.task, run.case.runner)}
 
+    @property
+    def load_type(self) -> type:
+        from ...serving.client import HttpLoad
+
+        return HttpLoad
+
     def helpers(self) -> tuple[int, ...]:
         return tuple(pid for server in self.servers.values() for pid in server.helper_pids())
 
@@ -148,9 +154,6 @@ class HttpDriver(ServerDriver):
         self._start(run)
         return self.callers[run.case.runner](list(self.batch))
 
-    def after_parity(self, run: Any) -> None:
-        run.inputs = self.batch
-
     def call_of(self, run: Any) -> Callable[[list[int]], Any]:
         self._start(run)
         call = self.callers[run.case.runner]
@@ -167,24 +170,6 @@ class HttpDriver(ServerDriver):
             target = replace(target, body=lambda i: base(i + offset))
         arrivals = poisson_arrivals(settings.rate, settings.requests, settings.seed, settings.max_duration_s)
         return drive(target, arrivals, self.hard_timeout_s, settings.timeout_s, max_in_flight=settings.queue_limit)
-
-    def _listed(self, calls: dict[str, Any]) -> dict[str, Any]:
-        """Two rounds; in each, every runner (shuffled order) serves the same arrival sequence."""
-        import random
-
-        from ...serving.client import HttpLoad
-
-        rng = random.Random(self.seed)
-        names = list(calls)
-        half = max(1, self.settings.requests // 2)
-        loads = {n: HttpLoad() for n in names}
-        for rnd in range(2):
-            order = names[:]
-            rng.shuffle(order)
-            settings = replace(self.settings, requests=half, seed=self.seed * 7919 + rnd)
-            for name in order:
-                loads[name].add(self._serve_one(name, calls[name], settings, offset=rnd * half))
-        return loads
 
     def met(self, load: Any) -> bool:
         """The server scenario's rule, with failed requests counted as lost."""
@@ -216,8 +201,7 @@ class HttpDriver(ServerDriver):
                    client_lag_p99_s=float(np.percentile(load.lags, 99)) if load.lags else None,
                    http_errors=load.errors, http_first_error=load.first_error,
                    server_start_s=self.start_s.get(name),
-                   server_pids=",".join(map(str, getattr(server, "worker_pids", []) or [])) or None,
-                   dropped=0)
+                   server_pids=",".join(map(str, getattr(server, "worker_pids", []) or [])) or None)
         if load.itl:
             out.update(itl_median_s=float(np.median(load.itl)), itl_p99_s=float(np.percentile(load.itl, 99)))
         rss = _rss_mb(getattr(server, "worker_pids", None) or [])

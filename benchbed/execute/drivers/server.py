@@ -31,6 +31,12 @@ class ServerDriver(Driver):
     #: Requests served at once (the HTTP scenario's workers or replicas): the knee search starts
     #: from this many times one worker's capacity.
     parallel = 1
+    #: What one load level's record is (`workloads.server.ServedLoad`, or the HTTP client's).
+    @property
+    def load_type(self) -> type:
+        from ...workloads.server import ServedLoad
+
+        return ServedLoad
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,13 +86,16 @@ class ServerDriver(Driver):
 
         return handle
 
-    def _serve_one(self, name: str, handle: Callable[[list[int]], Any], settings: Any) -> Any:
-        """One load level through `serve`; for generation, each request's time to first token is
-        its queue wait plus its batch's first-token time, and its time per token its batch's."""
+    def _serve_one(self, name: str, handle: Callable[[list[int]], Any], settings: Any, offset: int = 0) -> Any:
+        """One load level through `serve` (request i takes example ``i + offset``); for
+        generation, each request's time to first token is its queue wait plus its batch's
+        first-token time, and its time per token its batch's."""
         from ...workloads.server import serve
 
         steps = self.steps.setdefault(name, [])
         steps.clear()
+        if offset:
+            handle = (lambda call: lambda batch: call([i + offset for i in batch]))(handle)
         load = serve(handle, settings)
         if self.task.streams and len(steps) == len(load.batch_sizes):
             k = 0
@@ -167,19 +176,16 @@ class ServerDriver(Driver):
         """Two rounds; in each, every runner (shuffled order) serves the same arrival sequence."""
         from dataclasses import replace
 
-        from ...workloads.server import ServedLoad
-
         rng = random.Random(self.seed)
         names = list(calls)
         half = max(1, self.settings.requests // 2)
-        loads = {n: ServedLoad() for n in names}
+        loads = {n: self.load_type() for n in names}
         for rnd in range(2):
             order = names[:]
             rng.shuffle(order)
             settings = replace(self.settings, requests=half, seed=self.seed * 7919 + rnd)
             for name in order:  # round 2 serves the next examples, at its own arrival times
-                loads[name].add(self._serve_one(
-                    name, lambda batch, call=calls[name], off=rnd * half: call([i + off for i in batch]), settings))
+                loads[name].add(self._serve_one(name, calls[name], settings, offset=rnd * half))
         return loads
 
     def runner_columns(self, name: str, run: Any, stats: Any) -> dict[str, Any]:
