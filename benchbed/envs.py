@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 from .spec import SpecError
 
-__all__ = ["EnvSpec", "BuiltEnv", "parse_env", "build_env", "env_root", "list_envs", "prune_envs",
+__all__ = ["EnvSpec", "BuiltEnv", "parse_env", "build_env", "env_root", "list_envs", "prune_envs", "Pruned",
            "package_digest", "split_runner", "ENV_SEP"]
 
 #: ``RUNNER@ENV``: the runner `RUNNER` in environment `ENV`.
@@ -35,6 +35,11 @@ ENV_SEP = "@"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: marker file of a finished build (a folder without it is a build that died, rebuilt next time)
 _DONE = ".benchbed-env.json"
+#: marker written *before* a build starts: the proof that benchbed made the folder (prune removes
+#: nothing without it, or without a finished build's marker), and who is building it (pid + start time)
+_BEGUN = ".benchbed-env-build.json"
+#: the cache keys benchbed names its folders and locks by (``env_key``)
+_KEY = re.compile(r"^[0-9a-f]{16}$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ def parse_env(text: str, base_dir: str | None = None) -> EnvSpec:
         if not os.path.isfile(path):
             raise SpecError(f"--env {name}: requirements file {path!r} does not exist")
         return EnvSpec(name, (), os.path.abspath(path))
-    reqs = tuple(r for r in re.split(r"[\s,]+", spec) if r)
+    reqs = _split_requirements(spec)
     from packaging.requirements import InvalidRequirement, Requirement
 
     for r in reqs:
@@ -75,6 +80,21 @@ def parse_env(text: str, base_dir: str | None = None) -> EnvSpec:
         except InvalidRequirement as exc:
             raise SpecError(f"--env {name}: {r!r} is not a requirement specifier ({exc})") from None
     return EnvSpec(name, reqs)
+
+
+def _split_requirements(spec: str) -> tuple[str, ...]:
+    """Requirements separated by spaces or commas, where a comma followed by a version operator
+    continues the same requirement (``transformers>=4.0,<5`` is one)."""
+    out: list[str] = []
+    for word in spec.split():
+        first = True
+        for piece in word.split(","):
+            if piece and piece[0] in "<>=!~" and not first and out:
+                out[-1] += "," + piece
+            elif piece:
+                out.append(piece)
+            first = False
+    return tuple(out)
 
 
 def split_runner(name: str) -> tuple[str, str | None]:
@@ -100,12 +120,61 @@ class BuiltEnv:
 
 
 def env_root() -> str:
-    """Where built environments are cached (``BENCHBED_ENV_DIR``, else the user's cache folder)."""
+    """Where built environments are cached (``BENCHBED_ENV_DIR``, else the user's cache folder);
+    `SpecError` when that path exists and is not a folder."""
     explicit = os.environ.get("BENCHBED_ENV_DIR")
     if explicit:
-        return os.path.abspath(explicit)
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "benchbed", "envs")
+        root = os.path.abspath(explicit)
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(cache, "benchbed", "envs")
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise SpecError(f"BENCHBED_ENV_DIR: {root!r} is not a folder (environments are cached in a folder)")
+    return root
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    """A marker's contents, or None when it is missing, unreadable, not JSON or not an object:
+    marker files are data on disk, never trusted to be well formed."""
+    try:
+        with open(path, "rb") as fh:
+            meta = json.loads(fh.read(1 << 16).decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _finished(path: str) -> dict[str, Any] | None:
+    """The finished-build marker of `path` when it is one benchbed wrote (digest and tool strings)."""
+    meta = _read_json(os.path.join(path, _DONE))
+    if meta and isinstance(meta.get("digest"), str) and isinstance(meta.get("tool"), str):
+        return meta
+    return None
+
+
+def _builder_alive(meta: dict[str, Any]) -> bool:
+    """Whether the process that began a build still runs: its pid *and* its start time, so that a
+    reused pid is not taken for the builder."""
+    import psutil
+
+    pid, started = meta.get("pid"), meta.get("pid_started")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(started, (int, float)):
+        return False
+    try:
+        return abs(psutil.Process(pid).create_time() - float(started)) < 1.0
+    except (psutil.Error, ValueError, OverflowError):
+        return False
+
+
+def _created(path: str, meta: dict[str, Any]) -> float:
+    """When a finished environment was built: its marker's time, else the marker file's mtime."""
+    created = meta.get("created")
+    if isinstance(created, (int, float)) and not isinstance(created, bool) and created == created:
+        return float(created)
+    try:
+        return os.path.getmtime(os.path.join(path, _DONE))
+    except OSError:
+        return time.time()
 
 
 def _site_dirs() -> list[str]:
@@ -193,17 +262,25 @@ def build_env(spec: EnvSpec, find_links: tuple[str, ...] = (), no_index: bool = 
     path = os.path.join(root, key)
     with _locked(os.path.join(root, key + ".lock")):
         done = os.path.join(path, _DONE)
-        if os.path.isfile(done):
-            with open(done) as fh:
-                meta = json.load(fh)
+        meta = _finished(path)
+        if meta is not None and os.path.isfile(_env_python(path)):
             return BuiltEnv(spec, path, _env_python(path), meta["digest"], 0.0, True, meta["tool"])
-        if os.path.exists(path):
-            shutil.rmtree(path)  # a build that died half-way
+        if os.path.lexists(path):
+            if not os.path.isdir(path) or _read_json(os.path.join(path, _BEGUN)) is None:
+                raise SpecError(f"--env {spec.name}: {path!r} exists and benchbed did not make it; remove it, or "
+                                f"set BENCHBED_ENV_DIR to another folder")
+            shutil.rmtree(path)  # a build of ours that died half-way (we hold its lock)
         t0 = time.perf_counter()
         tool = installer(_env_python(path))[0]
         if progress:
             progress(f"building environment {spec.name} ({spec.text}) with {tool} in {path}")
         try:
+            import psutil
+
+            os.makedirs(path)
+            with open(os.path.join(path, _BEGUN), "w") as fh:
+                json.dump({"key": key, "name": spec.name, "spec": spec.text, "pid": os.getpid(),
+                           "pid_started": psutil.Process().create_time(), "created": time.time()}, fh)
             subprocess.run([sys.executable, "-m", "venv", "--without-pip", path], check=True, capture_output=True,
                            text=True)
             python = _env_python(path)
@@ -245,42 +322,104 @@ def _size(path: str) -> int:
 
 
 def list_envs() -> list[dict[str, Any]]:
-    """The cached environments: key, name, spec, digest, size, when built and how long it took."""
+    """The cached environments: key, name, spec, digest, size, when built and how long it took.
+    Folders without a well-formed finished marker are not listed (``prune`` says what they are)."""
     root = env_root()
-    out = []
+    out: list[dict[str, Any]] = []
     if not os.path.isdir(root):
         return out
     for key in sorted(os.listdir(root)):
-        done = os.path.join(root, key, _DONE)
-        if not os.path.isfile(done):
+        path = os.path.join(root, key)
+        meta = _finished(path) if _KEY.match(key) and os.path.isdir(path) else None
+        if meta is None:
             continue
-        with open(done) as fh:
-            meta = json.load(fh)
-        out.append({"key": key, "path": os.path.join(root, key), "size_mb": _size(os.path.join(root, key)) / 2**20,
-                    **meta})
+        built_s = meta.get("built_s")
+        out.append({**{k: v for k, v in meta.items() if isinstance(k, str)}, "key": key, "path": path,
+                    "size_mb": _size(path) / 2**20, "name": str(meta.get("name", "?")),
+                    "spec": str(meta.get("spec", "?")),
+                    "built_s": float(built_s) if isinstance(built_s, (int, float)) else 0.0,
+                    "created": _created(path, meta)})
     return out
 
 
-def prune_envs(older_than_s: float | None = None) -> list[str]:
-    """Remove cached environments (all, or those built more than `older_than_s` ago) and builds
-    that died half-way; the keys removed."""
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune_envs`` did: keys removed, stale locks removed, and folders it left alone."""
+
+    removed: tuple[str, ...]
+    locks: tuple[str, ...]
+    kept_foreign: tuple[str, ...]  # not made by benchbed: never touched
+    kept_busy: tuple[str, ...]  # a build in progress, or an environment in use (its lock is held)
+
+
+def _try_lock(path: str) -> Any:
+    """An exclusive lock on `path` if nobody holds it (the open file, to close), else None."""
+    import fcntl
+
+    try:
+        fh = open(path, "a")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        return None
+    return fh
+
+
+def prune_envs(older_than_s: float | None = None) -> Pruned:
+    """Remove what benchbed built under the cache folder and nothing else: finished environments
+    (all, or those built more than `older_than_s` ago), builds whose builder died (by pid and start
+    time), and the locks they leave. A folder is benchbed's only when its name is a cache key and
+    it holds benchbed's marker, written before the build starts; anything else is kept."""
     root = env_root()
-    removed = []
+    removed: list[str] = []
+    locks: list[str] = []
+    foreign: list[str] = []
+    busy: list[str] = []
     if not os.path.isdir(root):
-        return removed
+        return Pruned((), (), (), ())
     now = time.time()
-    for key in sorted(os.listdir(root)):
-        path = os.path.join(root, key)
-        if not os.path.isdir(path):
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.endswith(".lock") or name.endswith(".tmp"):
             continue
-        done = os.path.join(path, _DONE)
-        if os.path.isfile(done) and older_than_s is not None:
-            with open(done) as fh:
-                if now - json.load(fh).get("created", 0) < older_than_s:
-                    continue
-        with _locked(path + ".lock"):
+        if not (_KEY.match(name) and os.path.isdir(path) and not os.path.islink(path)):
+            foreign.append(name)
+            continue
+        done, begun = _finished(path), _read_json(os.path.join(path, _BEGUN))
+        if done is None and (begun is None or begun.get("key") != name):
+            foreign.append(name)  # no marker of ours (or one naming another folder): never ours to delete
+            continue
+        if done is not None and older_than_s is not None and now - _created(path, done) < older_than_s:
+            continue
+        if done is None and begun is not None and _builder_alive(begun):
+            busy.append(name)
+            continue
+        lock = _try_lock(path + ".lock")
+        if lock is None:
+            busy.append(name)
+            continue
+        try:
             shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.unlink(path + ".lock")
-        removed.append(key)
-    return removed
+        finally:
+            lock.close()
+        removed.append(name)
+    for name in sorted(os.listdir(root)):
+        key = name[:-len(".lock")]
+        lock_path = os.path.join(root, name)
+        if not (name.endswith(".lock") and _KEY.match(key)) or os.path.exists(os.path.join(root, key)):
+            continue
+        if not os.path.isfile(lock_path) or os.path.islink(lock_path) or os.path.getsize(lock_path) != 0:
+            continue  # benchbed's locks are empty files
+        lock = _try_lock(lock_path)
+        if lock is None:
+            continue
+        try:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+                locks.append(name)
+        finally:
+            lock.close()
+    return Pruned(tuple(removed), tuple(locks), tuple(foreign), tuple(busy))

@@ -23,7 +23,8 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--env", action="append", metavar="NAME=SPEC", required=True, help="an environment (repeatable)")
     b.add_argument("--find-links", action="append", metavar="DIR", default=[], help="a folder of wheels")
     b.add_argument("--no-index", action="store_true", help="install from --find-links only")
-    r = actions.add_parser("prune", help="remove cached environments")
+    r = actions.add_parser("prune", help="remove the environments benchbed built (and its stale locks); anything "
+                                        "else in the folder is left alone")
     r.add_argument("--older-than", type=arg(positive_float, "--older-than"), metavar="DAYS",
                    help="only those built more than DAYS ago (default: all)")
 
@@ -48,6 +49,12 @@ def main(args: argparse.Namespace) -> int:
             out(f"{built.spec.name}: {built.path} ({'cached' if built.cached else f'built in {built.built_s:.1f}s'}"
                 f", packages {built.digest})")
     else:
-        removed = prune_envs(None if args.older_than is None else args.older_than * 86400)
-        out(f"removed {len(removed)} environment(s) from {env_root()}")
+        pruned = prune_envs(None if args.older_than is None else args.older_than * 86400)
+        out(f"removed {len(pruned.removed)} environment(s) and {len(pruned.locks)} stale lock(s) from {env_root()}")
+        if pruned.kept_busy:
+            out(f"kept {len(pruned.kept_busy)} in use or being built: {', '.join(pruned.kept_busy)}")
+        if pruned.kept_foreign:
+            shown = ", ".join(pruned.kept_foreign[:5]) + (" …" if len(pruned.kept_foreign) > 5 else "")
+            out(f"kept {len(pruned.kept_foreign)} entr{'y' if len(pruned.kept_foreign) == 1 else 'ies'} benchbed did "
+                f"not make (never touched): {shown}")
     return EXIT_OK

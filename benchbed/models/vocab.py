@@ -11,6 +11,8 @@ import functools
 import os
 from typing import Any
 
+from ..scratch import scratch_root
+
 __all__ = ["bert_uncased_vocab", "bert_uncased_tokenizer", "byte_bpe_tokenizer", "ctc_char_processor", "CTC_CHARS",
            "whisper_processor", "configure_whisper"]
 
@@ -112,25 +114,28 @@ def byte_bpe_tokenizer(vocab_size: int = 50257, max_length: int = 1024) -> Any:
 CTC_CHARS = ("<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ")
 
 
-@functools.lru_cache(maxsize=1)
-def _ctc_vocab_file() -> str:
+def _ctc_tokenizer() -> Any:
+    """Wav2Vec2CTCTokenizer reads its vocabulary from a file, once, in its constructor: the file
+    lives in a temporary folder that is gone when the tokenizer is built."""
     import json
     import tempfile
 
-    folder = tempfile.mkdtemp(prefix="benchbed-ctc-")
-    path = os.path.join(folder, "vocab.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump({c: i for i, c in enumerate(CTC_CHARS)}, fh)
-    return path
+    from transformers import Wav2Vec2CTCTokenizer
+
+    with tempfile.TemporaryDirectory(prefix="ctc-", dir=scratch_root()) as folder:
+        path = os.path.join(folder, "vocab.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({c: i for i, c in enumerate(CTC_CHARS)}, fh)
+        return Wav2Vec2CTCTokenizer(path, unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
 
 
 def ctc_char_processor() -> tuple[Any, Any]:
     """(tokenizer, feature extractor) of wav2vec2-base-960h, built locally: a 32-character CTC
     vocabulary (written to a temporary file, which Wav2Vec2CTCTokenizer insists on) and a 16 kHz
     raw-waveform feature extractor that normalises each input."""
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor
 
-    tok = Wav2Vec2CTCTokenizer(_ctc_vocab_file(), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|")
+    tok = _ctc_tokenizer()
     fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
                                   return_attention_mask=False)
     if len(tok) != 32:
@@ -159,13 +164,13 @@ def whisper_processor() -> tuple[Any, Any]:
         import json
         import tempfile
 
-        folder = tempfile.mkdtemp(prefix="benchbed-whisper-")
-        with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as fh:
-            json.dump(vocab, fh)
-        with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as fh:
-            fh.write("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges))
-        tok = transformers.WhisperTokenizerFast(vocab_file=os.path.join(folder, "vocab.json"),
-                                                merges_file=os.path.join(folder, "merges.txt"))
+        with tempfile.TemporaryDirectory(prefix="whisper-", dir=scratch_root()) as folder:
+            with open(os.path.join(folder, "vocab.json"), "w", encoding="utf-8") as fh:
+                json.dump(vocab, fh)
+            with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as fh:
+                fh.write("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges))
+            tok = transformers.WhisperTokenizerFast(vocab_file=os.path.join(folder, "vocab.json"),
+                                                    merges_file=os.path.join(folder, "merges.txt"))
     tok.add_special_tokens({"additional_special_tokens": list(WHISPER_SPECIALS)})
     tok.add_tokens(list(WHISPER_STAMPS))
     tok.pad_token = "<|endoftext|>"

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from ..scratch import scratch_root
 from .base import PhaseTimes, Runner
 
 __all__ = ["TrainingRunner", "TrainLoopRunner", "TrainerRunner", "AUTOCAST"]
@@ -356,7 +357,7 @@ class TrainerRunner(TrainingRunner):
         t0 = time.perf_counter()
         s = self.settings
         self.model = self.copy_model()
-        self._dir = tempfile.TemporaryDirectory(prefix="benchbed-trainer-")
+        self._dir = tempfile.TemporaryDirectory(prefix="trainer-", dir=scratch_root())
         args = TrainingArguments(
             output_dir=self._dir.name, per_device_train_batch_size=self.batch_size,
             gradient_accumulation_steps=self.grad_accum, max_steps=10**9, learning_rate=s.learning_rate,

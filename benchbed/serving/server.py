@@ -22,6 +22,8 @@ import tempfile
 import time
 from typing import Any
 
+from ..scratch import scratch_dir
+
 __all__ = ["HttpServer", "ServerFailed", "START_TIMEOUT_S"]
 
 #: How long the workers may take to load the model and build the runner.
@@ -56,7 +58,7 @@ class HttpServer:
         from .host import die_with_parent
 
         t0 = time.perf_counter()
-        self.dir = tempfile.mkdtemp(prefix="benchbed-serve-")
+        self.dir = scratch_dir("serve-")
         spec_path = os.path.join(self.dir, "spec.pkl")
         with open(spec_path, "wb") as f:
             pickle.dump(self.spec, f)
