@@ -104,6 +104,14 @@ Schema history:
       the service time alone, which says whether an SLO is within the service's own tail, where no
       load level can meet it reliably). The ``http`` scenario declares its own columns
       (`benchbed.execute.drivers.http`). No migration: older records have no endpoints.
+  12 — precision per second (issue #31): ``stop_rule`` (``ratio``: a cell of two or more runners
+      timed interleaved stops on its ratios' CIs; ``latency``: a runner alone, or runners timed one
+      after the other, on each median's CI; ``requests``: server and http scenarios, a fixed number
+      of requests), ``ratio_ci_target`` (the
+      half-width asked for, ``--ratio-ci``) and ``ratio_ci_half`` (the half-width this runner's
+      ratio reached, relative: max(point − low, high − point) ÷ point; null for the reference).
+      Paired ratio CIs (``ref_ratio_low`` / ``_high``) are now the exact order-statistic CI of the
+      per-block ratios (a bootstrap of few blocks under-covered, `measure.paired`). No migration.
 """
 
 from __future__ import annotations
@@ -115,7 +123,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -135,7 +143,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     # parity
     ("parity_ok", _b), ("parity_detail", _s),
     # time
-    ("samples_s", pa.list_(_f)), ("sample_blocks", pa.list_(_i)), ("n_samples", _i), ("warmup", _i), ("stop_reason", _s), ("measure_s", _f),
+    ("samples_s", pa.list_(_f)), ("sample_blocks", pa.list_(_i)), ("n_samples", _i), ("warmup", _i), ("stop_reason", _s), ("stop_rule", _s), ("ratio_ci_target", _f), ("ratio_ci_half", _f), ("measure_s", _f),
     ("lat_min_s", _f), ("lat_median_s", _f), ("lat_mean_s", _f), ("lat_p90_s", _f), ("lat_p95_s", _f),
     ("lat_p99_s", _f), ("lat_max_s", _f), ("lat_std_s", _f), ("lat_iqr_s", _f),
     ("lat_median_ci_low_s", _f), ("lat_median_ci_high_s", _f), ("noise", _s),

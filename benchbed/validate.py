@@ -80,6 +80,15 @@ def non_negative_float(text: Any, what: str = "value") -> float:
     return value
 
 
+def percent(text: Any, what: str = "value") -> float:
+    """A percentage above 0 and below 100 (``2`` or ``2%``), as a fraction (0.02)."""
+    raw = str(text).strip()
+    value = _number(raw[:-1] if raw.endswith("%") else raw, what)
+    if not 0 < value < 100:
+        raise SpecError(f"{what} must be a percentage above 0 and below 100 (e.g. 2 or 2%), got {str(text)!r}")
+    return value / 100
+
+
 def positive_int(text: Any, what: str = "value") -> int:
     return positive_int_value(what, str(text))
 

@@ -17,8 +17,30 @@ if "BENCHBED_TEST_CACHE" not in os.environ:
 
     os.environ["BENCHBED_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="benchbed-test-cache-")
     _OWN_CACHE = os.environ["BENCHBED_TEST_CACHE"]
+    # torch.compile's cache (else /tmp/torchinductor_USER) goes with it
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_OWN_CACHE, "torchinductor"))
 else:
     _OWN_CACHE = None
+
+
+def pytest_configure(config):
+    """pytest's own temporary folders (else /tmp/pytest-of-USER) live in this session's cache
+    folder too, so that the suite leaves /tmp as it found it."""
+    if _OWN_CACHE and config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = os.path.join(_OWN_CACHE, "pytest")
+
+
+def _ours_in_tmp() -> set[str]:
+    """What benchbed or this suite may leave in the temporary folder."""
+    import tempfile
+
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return set()
+    return {n for n in names if n.startswith(("benchbed-", "torchinductor_", "pytest-of-"))
+            and os.path.join(base, n) != _OWN_CACHE}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,7 +51,9 @@ def the_home_is_left_as_it_was():
     watched = [".ray", ".benchbed", os.path.join(".cache", "Microsoft")]
     before = {name: os.path.exists(os.path.join(home, name)) for name in watched}
     checkout = set(os.listdir(REPO))
+    tmp_before = _ours_in_tmp()
     yield
+    left = sorted(_ours_in_tmp() - tmp_before)
     # nor in the checkout: a test that writes a relative path from the repository's folder would
     # leave files that `git add -A` then commits
     new = sorted(set(os.listdir(REPO)) - checkout - {".pytest_cache", "__pycache__", ".benchmarks", "results",
@@ -42,6 +66,7 @@ def the_home_is_left_as_it_was():
 
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
     assert not created, f"the test suite created {created} in {home}"
+    assert not left, f"the test suite left {left[:10]} in the temporary folder"
 
 
 @pytest.fixture(scope="session")

@@ -330,6 +330,7 @@ def _rule(args: argparse.Namespace) -> Any:
     try:
         return StopRule(warmup=args.warmup, min_samples=args.min_samples, min_time_s=args.min_time,
                         max_time_s=args.max_time, rel_ci_width=args.ci_width,
+                        ratio_ci=getattr(args, "ratio_ci", StopRule.ratio_ci),
                         max_samples=max(10_000, args.min_samples))
     except ValueError as exc:
         raise SpecError(f"timing options: {exc}") from None

@@ -14,6 +14,7 @@ from ..validate import (
     arg,
     check_run_id,
     finite_float,
+    percent,
     non_negative_float,
     positive_float,
     positive_int,
@@ -77,9 +78,13 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     t.add_argument("--max-time", type=arg(positive_float, "--max-time"), default=d.max_time_s,
                    help=f"cap on timed seconds per runner (default: {d.max_time_s:g}); a cell of k runners "
                         f"timed interleaved takes up to k times this")
+    t.add_argument("--ratio-ci", type=arg(percent, "--ratio-ci"), default=d.ratio_ci, metavar="PCT",
+                   help="a cell of two or more runners stops once the 95%% CI of every runner's ratio to the "
+                        f"reference is within ± this percentage of it (default: {d.ratio_ci * 100:g}); the "
+                        "record's ratio_ci_half says what it reached, stop_reason whether the cap came first")
     t.add_argument("--ci-width", type=arg(positive_float, "--ci-width"), default=d.rel_ci_width,
-                   help="stop once the 95%% CI of every runner's ratio to the reference (of the median, for a "
-                        f"runner alone) is narrower than this fraction of it (default: {d.rel_ci_width:g})")
+                   help="a runner alone stops once its median's 95%% CI is narrower than this fraction of it "
+                        f"(default: {d.rel_ci_width:g})")
     t.add_argument("--passes", type=arg(positive_int, "--passes"), default=1, metavar="N",
                    help="measure every case in N interleaved passes over the matrix, one record each (default: 1); "
                         "each pass times --min-time seconds; for nightly runs on shared or virtual machines, whose "

@@ -24,6 +24,7 @@ from ..measure.paired import (
     measure_interleaved,
     measure_sequential,
     paired_ratio_ci,
+    ratio_half_width,
 )
 from ..measure.timer import device_sync
 from ..spec import Case
@@ -395,7 +396,11 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
                                                 timing.blocks[reference]).tolist()
         else:
             point, lo, hi = ratio_ci(t.samples, ref.samples, seed=config.seed)
-        rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi)
+        rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi, ratio_ci_half=ratio_half_width(point, lo, hi))
+    if timing.pairing == "interleaved":
+        rec.update(stop_rule="ratio" if len(timing.timings) > 1 else "latency", ratio_ci_target=config.rule.ratio_ci)
+    else:  # one after the other: each on its own median; served rounds: a fixed number of requests
+        rec.update(stop_rule="requests" if timing.pairing == "rounds" else "latency")
     driver = cell.driver
     rec.update(driver.runner_columns(name, run, stats))
     plan = PassPlan(per_call=pass_index == 0 and driver.per_call_passes, flops=driver.flops_pass,

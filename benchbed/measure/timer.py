@@ -51,12 +51,17 @@ class StopRule:
     max_time_s: float = 10.0
     max_samples: int = 10_000
     rel_ci_width: float = 0.05
+    #: the ratio rule (a cell of two or more runners): stop once every runner's paired ratio to
+    #: the reference is known to within ± this fraction of itself (``--ratio-ci``)
+    ratio_ci: float = 0.02
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.min_samples < 1 or self.max_samples < self.min_samples:
             raise ValueError("need warmup >= 0 and 1 <= min_samples <= max_samples")
         if self.min_time_s < 0 or self.max_time_s <= 0 or self.rel_ci_width <= 0:
             raise ValueError("need min_time_s >= 0, max_time_s > 0 and rel_ci_width > 0")
+        if not 0 < self.ratio_ci < 1:
+            raise ValueError(f"--ratio-ci must be above 0% and below 100%, got {self.ratio_ci * 100:g}%")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""Temporary folders (issue #30): one per benchbed process, gone at exit, after SIGTERM and Ctrl-C;
+a SIGKILLed process's is swept by the next one, recognised by pid and start time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from benchbed.scratch import sweep_dead
+
+CHILD = """
+import sys, time
+from benchbed.scratch import scratch_dir
+d = scratch_dir("serve-")
+open(d + "/f", "w").write("x")
+print(d, flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(60)
+"""
+
+
+def _child(tmp_path, mode):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_process_removes_its_scratch_folder_at_exit(tmp_path):
+    p = _child(tmp_path, "exit")
+    folder = p.stdout.readline().strip()
+    assert p.wait(timeout=60) == 0
+    assert folder.startswith(str(tmp_path)) and not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_or_killed_process_leaves_nothing_once_the_next_one_runs(tmp_path, sig):
+    p = _child(tmp_path, "wait")
+    folder = p.stdout.readline().strip()
+    assert os.path.isdir(folder)
+    assert sweep_dead(str(tmp_path)) == [] and os.path.isdir(folder)  # a live owner's folder is never touched
+    p.send_signal(sig)
+    p.wait(timeout=60)
+    if sig == signal.SIGINT:
+        assert not os.listdir(tmp_path)  # KeyboardInterrupt ends through atexit
+    else:
+        assert os.listdir(tmp_path)  # SIGKILL: nothing could run
+        nxt = _child(tmp_path, "exit")
+        nxt.stdout.readline()
+        assert nxt.wait(timeout=60) == 0
+        assert not os.listdir(tmp_path)
+
+
+def test_the_sweep_keys_on_pid_and_start_time_not_the_name(tmp_path):
+    own = tmp_path / f"benchbed-{os.getpid()}-1"  # our pid, another start time: a dead owner
+    other = tmp_path / "benchbed-serve-keep"  # not a scratch folder's name
+    user = tmp_path / "benchbed-12-34-extra"
+    for d in (own, other, user):
+        d.mkdir()
+    removed = sweep_dead(str(tmp_path))
+    assert removed == [str(own)] and other.exists() and user.exists()
