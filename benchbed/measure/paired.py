@@ -122,7 +122,7 @@ def measure_sequential(fns: Mapping[str, Callable[[], object]], rule: StopRule =
 def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule = StopRule(),
                         reference: str | None = None, syncs: Mapping[str, Callable[[], None]] | None = None,
                         clock: Callable[[], float] = time.perf_counter, block_calls: int | None = None,
-                        seed: int = 0, events: Mapping[str, object] | None = None, min_blocks: int = 4,
+                        seed: int = 0, events: Mapping[str, object] | None = None, min_blocks: int = 8,
                         block_s: float = 0.025, yardstick: Callable[[], object] | None = None,
                         yardstick_share: float = 0.12,
                         remote: Mapping[str, Callable[[int], Sequence[float]]] | None = None) -> PairedTiming:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import socket
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -22,10 +24,15 @@ from typing import Any, Callable, Sequence
 
 from ..workloads.server import ServedLoad
 
-__all__ = ["Target", "HttpLoad", "RequestFailed", "drive", "Connection", "HTTP_TIMEOUT_S", "free_of_listeners"]
+__all__ = ["Target", "HttpLoad", "RequestFailed", "drive", "Connection", "HTTP_TIMEOUT_S", "HTTP_MAX_BODY_BYTES",
+           "free_of_listeners"]
 
-#: The hard bound on one request (``--http-timeout``): a hung server costs at most this.
+#: The hard bound on one request (``--http-timeout``): a hung server costs at most this. It is a
+#: total deadline on the whole exchange (connect, headers, body or stream), not a bound on each
+#: read: a server that trickles a byte a second is cut off at it like a silent one.
 HTTP_TIMEOUT_S = 30.0
+#: The most one answer may hold (an endless body is cut off here, not read into memory).
+HTTP_MAX_BODY_BYTES = 64 << 20
 
 
 class RequestFailed(RuntimeError):
@@ -72,70 +79,183 @@ class HttpLoad(ServedLoad):
         self.first_error = self.first_error or other.first_error
 
 
-class Connection:
-    """Synchronous calls on one kept-alive connection (reconnecting once when the server closed it)."""
+class _Watchdog:
+    """Shuts a socket down when its exchange's deadline passes: one thread per connection, armed
+    and disarmed per request (a condition variable, microseconds), so that the total deadline
+    holds however the server paces its bytes."""
 
-    def __init__(self, url: str, timeout_s: float = HTTP_TIMEOUT_S) -> None:
-        parts = urllib.parse.urlsplit(url)
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._deadline: float | None = None
+        self._sock: socket.socket | None = None
+        self._closed = False
+        self.fired = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sock: socket.socket, seconds: float) -> None:
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="benchbed-http-deadline", daemon=True)
+                self._thread.start()
+            self._sock, self._deadline, self.fired = sock, time.monotonic() + seconds, False
+            self._cv.notify()
+
+    def disarm(self) -> None:
+        with self._cv:
+            self._sock, self._deadline = None, None
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed, self._sock, self._deadline = True, None, None
+            self._cv.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._closed = False
+
+    def _run(self) -> None:
+        with self._cv:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cv.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cv.wait(left)
+                    continue
+                self.fired = True
+                try:
+                    if self._sock is not None:
+                        self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self._sock, self._deadline = None, None
+
+
+class Connection:
+    """Synchronous calls on one kept-alive connection (reconnecting once when the server closed it),
+    each exchange within a total deadline (`timeout_s`) and an answer within `max_body` bytes."""
+
+    def __init__(self, url: str, timeout_s: float = HTTP_TIMEOUT_S, max_body: int = HTTP_MAX_BODY_BYTES) -> None:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise RequestFailed(f"{url!r} is not a URL ({exc})") from None
         self.https = parts.scheme == "https"
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (443 if self.https else 80)
+        self.host, self.port = parts.hostname or "127.0.0.1", port or (443 if self.https else 80)
         self.base = parts.path.rstrip("/")
         self.timeout_s = timeout_s
+        self.max_body = max_body
         self.conn: http.client.HTTPConnection | None = None
+        self._watchdog = _Watchdog()
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         return cls(self.host, self.port, timeout=self.timeout_s)
 
+    def _begin(self, method: str, path: str, body: bytes | None, headers: Sequence[tuple[str, str]]) \
+            -> http.client.HTTPResponse:
+        """Connect if needed, arm the deadline, send, and read the status line and headers."""
+        if self.conn is None:
+            self.conn = self._connect()
+        t0 = time.monotonic()
+        if self.conn.sock is None:
+            self.conn.connect()
+        assert self.conn.sock is not None
+        self._watchdog.arm(self.conn.sock, max(0.001, self.timeout_s - (time.monotonic() - t0)))
+        self.conn.request(method, self.base + path, body=body, headers=dict(headers))
+        return self.conn.getresponse()
+
+    def _read_body(self, resp: http.client.HTTPResponse, what: str) -> bytes:
+        chunks, size = [], 0
+        while True:
+            chunk = resp.read(1 << 16)
+            if not chunk:
+                if self._watchdog.fired:  # the deadline shut the socket: what came is not the answer
+                    raise TimeoutError
+                if resp.length:  # the server closed before its content-length
+                    raise http.client.IncompleteRead(b"".join(chunks), resp.length)
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_body:
+                raise _TooLarge(f"{what}: the answer is larger than {self.max_body / 2**20:g} MiB (cut off)")
+            chunks.append(chunk)
+
+    def _failure(self, what: str, exc: BaseException) -> RequestFailed:
+        """The one-line reason an exchange failed; the connection is closed."""
+        fired = self._watchdog.fired
+        self.close()
+        if fired or isinstance(exc, TimeoutError):
+            return RequestFailed(f"{what}: no complete answer within {self.timeout_s:g}s (--http-timeout)")
+        if isinstance(exc, _TooLarge):
+            return RequestFailed(str(exc))
+        if isinstance(exc, http.client.HTTPException) and not isinstance(exc, http.client.RemoteDisconnected):
+            return RequestFailed(f"{what}: not an HTTP answer ({type(exc).__name__}: {str(exc)[:120]!r})")
+        return RequestFailed(f"{what}: {exc}")
+
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: Sequence[tuple[str, str]] = ()) -> tuple[int, bytes, Any]:
-        """(status, body, headers); `RequestFailed` when no answer came."""
+        """(status, body, headers); `RequestFailed` when no usable answer came within the deadline."""
+        what = f"{method} {self.base + path}"
         for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = self._connect()
             try:
-                self.conn.request(method, self.base + path, body=body, headers=dict(headers))
-                resp = self.conn.getresponse()
-                return resp.status, resp.read(), resp.headers
+                resp = self._begin(method, path, body, headers)
+                answer = self._read_body(resp, what)
+                self._watchdog.disarm()
+                return resp.status, answer, resp.headers
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self.close()
-                if attempt:
-                    raise RequestFailed(f"{method} {self.base + path}: the server closed the connection ({exc})") \
-                        from None
-            except TimeoutError:
-                self.close()
-                raise RequestFailed(f"{method} {self.base + path}: no answer within {self.timeout_s:g}s") from None
-            except OSError as exc:
-                self.close()
-                raise RequestFailed(f"{method} {self.base + path}: {exc}") from None
+                if self._watchdog.fired or attempt:
+                    raise self._failure(what, exc) from None
+                self.close()  # a kept-alive connection the server closed: once more on a new one
+            except (http.client.HTTPException, OSError, _TooLarge) as exc:
+                raise self._failure(what, exc) from None
         raise AssertionError("unreachable")
 
     def stream(self, path: str, body: bytes, headers: Sequence[tuple[str, str]], on_event: Callable[[bytes], None]) \
             -> int:
-        """POST and hand each server-sent event's data to `on_event`; returns the status."""
-        if self.conn is None:
-            self.conn = self._connect()
+        """POST and hand each server-sent event's data to `on_event`; returns the status. The whole
+        stream is within the deadline and `max_body` bytes."""
+        what = f"POST {self.base + path}"
         try:
-            self.conn.request("POST", self.base + path, body=body, headers=dict(headers))
-            resp = self.conn.getresponse()
+            resp = self._begin("POST", path, body, headers)
             if resp.status != 200:
-                raise RequestFailed(f"POST {self.base + path}: status {resp.status}: {resp.read()[:200]!r}")
-            for line in resp:
+                raise RequestFailed(f"{what}: status {resp.status}: {resp.read(200)!r}")
+            size = 0
+            while True:
+                line = resp.readline(1 << 16)
+                if not line:
+                    if self._watchdog.fired:
+                        raise TimeoutError
+                    break
+                size += len(line)
+                if size > self.max_body:
+                    raise _TooLarge(f"{what}: the stream is larger than {self.max_body / 2**20:g} MiB (cut off)")
                 line = line.strip()
                 if line.startswith(b"data:"):
                     on_event(line[5:].strip())
+            self._watchdog.disarm()
             return resp.status
-        except TimeoutError:
+        except RequestFailed:
             self.close()
-            raise RequestFailed(f"POST {self.base + path}: no event within {self.timeout_s:g}s") from None
-        except (http.client.HTTPException, OSError) as exc:
-            self.close()
-            raise RequestFailed(f"POST {self.base + path}: {exc}") from None
+            raise
+        except (http.client.HTTPException, OSError, _TooLarge) as exc:
+            raise self._failure(what, exc) from None
 
     def close(self) -> None:
+        self._watchdog.disarm()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    def __del__(self) -> None:
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:
+            watchdog.close()
+
+
+class _TooLarge(Exception):
+    """An answer past the body cap."""
 
 
 def drive(target: Target, arrivals: Sequence[float], hard_timeout_s: float = HTTP_TIMEOUT_S,
@@ -172,7 +292,12 @@ async def _drive(target: Target, arrivals: list[float], hard_timeout_s: float, d
                         stamps: list[float] = []
                         if resp.status != 200:
                             raise RequestFailed(f"status {resp.status}: {(await resp.read())[:200]!r}")
+                        size = 0
                         async for line in resp.content:
+                            size += len(line)
+                            if size > HTTP_MAX_BODY_BYTES:
+                                raise RequestFailed(f"the stream is larger than {HTTP_MAX_BODY_BYTES >> 20} MiB "
+                                                    "(cut off)")
                             line = line.strip()
                             if line.startswith(b"data:") and target.parse_event is not None:
                                 if target.parse_event(line[5:].strip()) is not None:
@@ -185,7 +310,7 @@ async def _drive(target: Target, arrivals: list[float], hard_timeout_s: float, d
                         load.itl.extend(gaps)
                         load.tpot.append((stamps[-1] - stamps[0]) / len(gaps) if gaps else 0.0)
                     else:
-                        body = await resp.read()
+                        body = await _read_capped(resp)
                         end = time.perf_counter()
                         t1 = time.perf_counter()
                         target.parse(resp.status, body, resp.headers)
@@ -219,6 +344,17 @@ async def _drive(target: Target, arrivals: list[float], hard_timeout_s: float, d
         last = max(done_at) if done_at else arrivals[-1]
         load.duration_s = max(last, arrivals[-1]) - arrivals[0]
     return load
+
+
+async def _read_capped(resp: Any) -> bytes:
+    """An answer's body, cut off (`RequestFailed`) past `HTTP_MAX_BODY_BYTES`."""
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > HTTP_MAX_BODY_BYTES:
+            raise RequestFailed(f"the answer is larger than {HTTP_MAX_BODY_BYTES >> 20} MiB (cut off)")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(load: HttpLoad, message: str) -> None:
