@@ -7,27 +7,11 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
-
-from .spec import SpecError
+from .spec import ENDPOINT_PREFIX, Endpoint, SpecError
 
 __all__ = ["Endpoint", "ENDPOINT_PREFIX", "parse_endpoint", "endpoint_name", "probe"]
 
-ENDPOINT_PREFIX = "endpoint:"
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A service to measure: its runner name's suffix, its URL, and the protocol it speaks."""
-
-    name: str
-    url: str
-    protocol: str
-
-    @property
-    def runner(self) -> str:
-        return ENDPOINT_PREFIX + self.name
 
 
 def parse_endpoint(text: str, protocol: str) -> Endpoint:

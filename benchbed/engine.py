@@ -18,7 +18,7 @@ from .execute.cell import measure_cell
 from .execute.config import CaseResult, new_run_id, start_run
 from .execute.launchers import Launcher, get_launcher
 from .execute.schedule import Schedule, cells_of_cases
-from .execute.workbench import setup_process
+from .runners.build import setup_process
 from .spec import Case
 
 __all__ = ["EngineConfig", "Session", "CaseResult", "ISOLATE_MODES", "PAIRINGS", "new_run_id", "unavailable_reason",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .plugins import EntryPoints
+from .values import SpecError
 
 __all__ = ["Scenario", "register_scenario", "get_scenario", "scenario_names", "scenario_of_record",
            "DEFAULT_SCENARIO", "load", "declared_columns", "options_owned"]
@@ -78,6 +79,14 @@ def load(ref: Any) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def _caller_module() -> str:
+    """The module that called `register_scenario` (the one declaring the scenario)."""
+    import sys
+
+    frame = sys._getframe(2)
+    return str(frame.f_globals.get("__name__", ""))
+
+
 def register_scenario(scenario: Scenario) -> Scenario:
     """Add (or replace) a scenario under its name."""
     if not isinstance(scenario, Scenario):
@@ -86,17 +95,26 @@ def register_scenario(scenario: Scenario) -> Scenario:
         raise ValueError(f"scenario name must be 1-32 of a-z 0-9 _ - starting with a letter, got {scenario.name!r}")
     if scenario.sample not in ("call", "pass", "request"):
         raise ValueError(f"scenario sample must be call, pass or request, got {scenario.sample!r}")
+    owner = _caller_module()
+    if scenario.name in BUILTIN_SCENARIOS and not owner.startswith("benchbed.execute.drivers"):
+        raise SpecError(f"scenario {scenario.name!r} is a built-in scenario's name; a plug-in chooses another "
+                        f"(built-ins: {', '.join(BUILTIN_SCENARIOS)})")
     _REGISTRY[scenario.name] = scenario
     return scenario
 
 
 _installed = EntryPoints("benchbed.scenarios", register_scenario)
 
+#: the built-in scenarios, declared beside their drivers and found the way a plug-in is, by name:
+#: this module imports none of them (a registry low in the house does not load its top)
+BUILTIN_SCENARIOS = {name: f"benchbed.execute.drivers.{name}:SCENARIO"
+                     for name in ("latency", "dataset", "server", "http")}
+
 
 def _load_all() -> None:
     if not _installed.loaded:
-        # the built-ins declare themselves beside their drivers; installed plug-ins by entry point
-        importlib.import_module("benchbed.execute.drivers")
+        for ref in BUILTIN_SCENARIOS.values():
+            load(ref)  # registers itself
         _installed.load()
 
 

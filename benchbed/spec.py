@@ -46,7 +46,7 @@ from .workload import Workload
 ModelCheck = Callable[[str], None]
 
 __all__ = [
-    "AXES", "TRAINING_PREFIX", "TRAINING_RUNNERS", "is_training_task", "Case", "Matrix", "SpecError", "ATTN_IMPLS",
+    "Endpoint", "ENDPOINT_PREFIX", "AXES", "TRAINING_PREFIX", "TRAINING_RUNNERS", "is_training_task", "Case", "Matrix", "SpecError", "ATTN_IMPLS",
     "DTYPES", "TORCH_DTYPES", "RUNNERS", "DEFAULT_REFERENCE", "MODEL_ALIASES", "canonical_model", "parse_attn_impl",
     "positive_int_value", "LIMITS", "OPTION_KEYS", "limit_of", "parse_bool", "parse_shard", "device_index",
     "validate_device", "Workload", "AUTO_RATE", "scenario_names", "check_scenario_options",
@@ -362,3 +362,20 @@ def check_scenario_options(options: Iterable[str], scenarios: Iterable[str], tas
         raise SpecError(f"{key} is a setting of the {' and '.join(owners)} scenario{'s' if len(owners) > 1 else ''}; "
                         f"this run's scenario{'s are' if len(scenarios) > 1 else ' is'} {', '.join(scenarios)} "
                         f"(add --scenario {owners[0]}, or leave {key} out)")
+
+
+#: the runner name of a service benchbed did not start: ``endpoint:NAME``
+ENDPOINT_PREFIX = "endpoint:"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A service to measure: its runner name's suffix, its URL, and the protocol it speaks."""
+
+    name: str
+    url: str
+    protocol: str
+
+    @property
+    def runner(self) -> str:
+        return ENDPOINT_PREFIX + self.name

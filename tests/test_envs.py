@@ -15,7 +15,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from benchbed.envs import build_env, list_envs, parse_env, prune_envs, split_runner
+from benchbed.env_cache import list_envs, prune_envs
+from benchbed.envs import build_env, parse_env, split_runner
 from benchbed.spec import SpecError
 from conftest import REPO, run_cli
 from wheels import bbtiny_wheels

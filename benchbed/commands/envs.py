@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..envs import env_root, list_envs, parse_env, prune_envs
+    from ..env_cache import list_envs, prune_envs
+    from ..envs import env_root, parse_env
 
     if args.action == "list":
         envs = list_envs()

@@ -6,7 +6,7 @@ cell and the callables it needs.
 """
 
 from .config import ISOLATE_MODES, PAIRINGS, EngineConfig, RunContext
-from .failures import Skip, classify, unavailable_reason
+from ..runners.failures import Skip, classify, unavailable_reason
 from .workbench import Workbench
 
 __all__ = ["EngineConfig", "ISOLATE_MODES", "PAIRINGS", "RunContext", "Skip", "Workbench", "classify",

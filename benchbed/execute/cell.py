@@ -16,21 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..measure import MemoryCap, noise_warning, ratio_ci, summarize
+from ..measure import MemoryCap, noise_warning, summarize
 from ..measure.interference import Interference
-from ..measure.paired import (
-    PairedTiming,
-    block_ratios,
-    measure_interleaved,
-    measure_sequential,
-    paired_ratio_ci,
-    ratio_half_width,
-)
+from ..measure.paired import PairedTiming, measure_interleaved, measure_sequential, ratio_columns
 from ..measure.timer import device_sync
 from ..spec import Case
 from ..tasks.base import relabel
 from .config import EngineConfig, RunContext
-from .failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
+from ..runners.failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
     PassPlan,
     StepTimer,
@@ -387,20 +380,7 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
     if events and name in events and events[name].samples:
         rec["event_samples_s"] = list(events[name].samples)
         rec["cuda_event_median_s"] = float(np.median(events[name].samples))
-    if name != reference and reference in timing.timings:
-        ref = timing.timings[reference]
-        if timing.pairing == "interleaved":
-            point, lo, hi = paired_ratio_ci(t.samples, timing.blocks[name], ref.samples, timing.blocks[reference],
-                                            seed=config.seed)
-            rec["ratio_samples"] = block_ratios(t.samples, timing.blocks[name], ref.samples,
-                                                timing.blocks[reference]).tolist()
-        else:
-            point, lo, hi = ratio_ci(t.samples, ref.samples, seed=config.seed)
-        rec.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi, ratio_ci_half=ratio_half_width(point, lo, hi))
-    if timing.pairing == "interleaved":
-        rec.update(stop_rule="ratio" if len(timing.timings) > 1 else "latency", ratio_ci_target=config.rule.ratio_ci)
-    else:  # one after the other: each on its own median; served rounds: a fixed number of requests
-        rec.update(stop_rule="requests" if timing.pairing == "rounds" else "latency")
+    rec.update(ratio_columns(timing, name, reference, config.rule.ratio_ci, config.seed))
     driver = cell.driver
     rec.update(driver.runner_columns(name, run, stats))
     plan = PassPlan(per_call=pass_index == 0 and driver.per_call_passes, flops=driver.flops_pass,

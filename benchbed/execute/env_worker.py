@@ -48,31 +48,20 @@ class _State:
 
     def hello(self, payload: dict[str, Any]) -> dict[str, Any]:
         from ..env import collect_env
-        from .workbench import Workbench, setup_process
+        from ..runners.build import ModelCache, setup_process
 
         config = payload["config"]
-        setup_process(config)
-        if payload.get("threads"):
-            import torch
-
-            torch.set_num_threads(payload["threads"])  # the parent's: both sides use the same cores
-        self.workbench = Workbench(config.seed, config.trust_remote_code)
+        setup_process(config, payload.get("threads"))  # the parent's threads: both sides use the same cores
+        self.workbench = ModelCache(config.seed, config.trust_remote_code)
         self.config = config
         return {k: v for k, v in collect_env().items() if k.startswith("env_")}
 
     def build(self, payload: dict[str, Any]) -> dict[str, Any]:
-        from ..measure.timer import device_sync
-        from ..runners import RunnerUnavailable, make_runner
-        from ..tasks import get_task
-        from .wire import load_sources
+        from ..runners import RunnerUnavailable
+        from ..runners.build import build_runner
 
-        case = payload["case"]
-        load_sources(payload.get("sources", ()))
-        task = get_task(case.task).configure(case)
-        bundle = self.workbench.bundle(case, task)
         try:
-            run = make_runner(case, task, bundle, payload["inputs"], device_sync(case.device), self.workbench.cache,
-                              self.config.seed)
+            run = build_runner(payload["case"], payload["inputs"], self.workbench, payload.get("sources", ()))
             setup = run.prepare()
         except RunnerUnavailable as exc:
             return {"skipped": str(exc)}
@@ -119,7 +108,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             value = getattr(state, command)(payload)
             write_frame(out, ("ok", value))
         except Exception as exc:  # the parent turns it into the runner's record
-            from .failures import classify
+            from ..runners.failures import classify
 
             write_frame(out, ("error", classify(exc)[1]))
 

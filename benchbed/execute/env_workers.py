@@ -106,7 +106,7 @@ class EnvRunner:
     def prepare(self) -> float:
         from ..runners import RunnerUnavailable
 
-        from .wire import plugin_sources
+        from ..runners.build import plugin_sources
 
         answer = self.worker.request("build", {"case": self.case, "key": self.key, "inputs": self.inputs,
                                                "sources": plugin_sources(self.case.task, self.case.runner)})

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..measure import CudaPeak, PeakRSS, trim_heap
 from ..measure.memory import own_peak_bytes
-from .workbench import release
+from ..runners.build import release
 
 __all__ = ["PassPlan", "StepTimer", "runner_passes", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
            "nvml_columns", "phase_columns", "resource_columns", "slowed", "tf32_cudnn_enabled", "tf32_enabled",

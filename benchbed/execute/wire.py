@@ -11,27 +11,17 @@ becomes failure records built here, the same way for every launcher.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import sys
 from dataclasses import asdict
 from typing import Any, Iterable
 
-from ..spec import Case
+from ..runners.build import load_sources, setup_process, source_of
+from ..spec import Case, Endpoint
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
-__all__ = ["payload", "unpack", "to_wire", "from_wire", "failure_results", "plugin_sources", "load_sources"]
+__all__ = ["payload", "unpack", "to_wire", "from_wire", "failure_results"]
 
 _TIMES = ("started_at", "cell_started_at")
-
-
-def _source(cls: Any, builtin: str) -> dict[str, str] | None:
-    """Where a class registered outside benchbed comes from: its module name and file."""
-    module = getattr(cls, "__module__", "") or ""
-    if not cls or module.startswith(builtin):
-        return None
-    mod = sys.modules.get(module)
-    return {"module": module, "file": getattr(mod, "__file__", None) or ""}
 
 
 def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index: int) -> dict[str, Any]:
@@ -46,10 +36,10 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
 
     cfg = asdict(config)
     cfg["threads"] = config.threads or torch.get_num_threads()
-    sources = [_source(_REGISTRY.get(cases[0].task), "benchbed.tasks")]
-    sources += [_source(get_runner(split_runner(name)[0], cases[0].task), "benchbed.runners")
+    sources = [source_of(_REGISTRY.get(cases[0].task), "benchbed.tasks")]
+    sources += [source_of(get_runner(split_runner(name)[0], cases[0].task), "benchbed.runners")
                 for name in {c.runner for c in cases} | {config.reference} if not name.startswith("endpoint:")]
-    sources.append(_source(get_scenario(cases[0].scenario).driver_class(), "benchbed.execute.drivers"))
+    sources.append(source_of(get_scenario(cases[0].scenario).driver_class(), "benchbed.execute.drivers"))
     return {
         "cases": [{**c.params(), "options": list(map(list, c.options))} for c in cases],
         "config": cfg, "results": ctx.results, "run_id": ctx.run_id, "started_at": ctx.started_at.isoformat(),
@@ -57,35 +47,16 @@ def payload(cases: list[Case], config: EngineConfig, ctx: RunContext, pass_index
     }
 
 
-def _load_source(source: dict[str, str]) -> None:
-    import importlib
-    import importlib.util
-
-    try:
-        importlib.import_module(source["module"])
-        return
-    except ImportError:
-        if not source.get("file"):
-            raise
-    spec = importlib.util.spec_from_file_location(source["module"].replace(".", "_"), source["file"])
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-
-
 def unpack(data: dict[str, Any]) -> tuple[list[Case], EngineConfig, RunContext]:
     """On the other side: load the plugins the cell needs, rebuild its cases, settings and run
     context, and set the process up as the run's settings say."""
     from ..env import collect_env
     from ..measure import StopRule
-    from .workbench import setup_process
 
     load_sources(data.get("sources", []))
     cfg = dict(data["config"])
     cfg["rule"] = StopRule(**cfg["rule"])
     cfg["envs"] = tuple(_built_env(e) for e in cfg.get("envs") or ())
-    from ..endpoints import Endpoint
-
     cfg["endpoints"] = tuple(Endpoint(**e) for e in cfg.get("endpoints") or ())
     config = EngineConfig(**cfg)
     setup_process(config)
@@ -106,22 +77,6 @@ def _built_env(data: dict[str, Any]) -> Any:
     spec["requirements"] = tuple(spec.get("requirements") or ())
     spec["install_args"] = tuple(spec.get("install_args") or ())
     return BuiltEnv(**{**data, "spec": EnvSpec(**spec)})
-
-
-def plugin_sources(task: str, runner: str) -> list[dict[str, str]]:
-    """Where `task` and `runner` come from when a suite or a test file registered them."""
-    from ..runners import get_runner
-    from ..tasks import _REGISTRY
-
-    sources = [_source(_REGISTRY.get(task), "benchbed.tasks"), _source(get_runner(runner, task), "benchbed.runners")]
-    return [s for s in sources if s]
-
-
-def load_sources(sources: Iterable[dict[str, str]]) -> None:
-    """Load the plugin modules `plugin_sources` named (on the other side)."""
-    for source in sources:
-        if not source.get("file") or os.path.exists(source["file"]):
-            _load_source(source)
 
 
 def to_wire(rec: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ import numpy as np
 from .timer import StopRule, Timing, measure, no_sync
 
 __all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci", "block_ratios",
-           "block_median_ci", "ratio_half_width"]
+           "block_median_ci", "ratio_half_width", "ratio_columns"]
 
 
 @dataclass(frozen=True)
@@ -248,3 +248,27 @@ def _precise(samples: dict[str, list[float]], blocks: dict[str, list[int]], refe
         if ratio_half_width(*block_median_ci(per_block)) > rule.ratio_ci:
             return False
     return True
+
+
+def ratio_columns(timing: PairedTiming, name: str, reference: str, target: float, seed: int = 0) -> dict[str, object]:
+    """`name`'s record columns about its ratio to `reference` and the rule that stopped the timing:
+    ``ref_ratio`` with its CI and half-width (paired blocks when interleaved, independent samples
+    otherwise), ``ratio_samples`` (the per-block ratios), ``stop_rule`` and ``ratio_ci_target``."""
+    from .stats import ratio_ci
+
+    out: dict[str, object] = {}
+    t = timing.timings[name]
+    if name != reference and reference in timing.timings:
+        ref = timing.timings[reference]
+        if timing.pairing == "interleaved":
+            point, lo, hi = paired_ratio_ci(t.samples, timing.blocks[name], ref.samples, timing.blocks[reference])
+            out["ratio_samples"] = block_ratios(t.samples, timing.blocks[name], ref.samples,
+                                                timing.blocks[reference]).tolist()
+        else:
+            point, lo, hi = ratio_ci(t.samples, ref.samples, seed=seed)
+        out.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi, ratio_ci_half=ratio_half_width(point, lo, hi))
+    if timing.pairing == "interleaved":
+        out.update(stop_rule="ratio" if len(timing.timings) > 1 else "latency", ratio_ci_target=target)
+    else:  # one after the other: each on its own median; served rounds: a fixed number of requests
+        out["stop_rule"] = "requests" if timing.pairing == "rounds" else "latency"
+    return out

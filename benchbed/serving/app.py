@@ -46,7 +46,7 @@ def make_app() -> Any:
                     loop = asyncio.get_running_loop()
                     state["run"] = await loop.run_in_executor(pool, build_runner, read_spec())
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the worker stops
-                    from ..execute.failures import classify
+                    from ..runners.failures import classify
 
                     mark("failed", classify(exc)[1] if isinstance(exc, Exception) else repr(exc))
                     await send({"type": "lifespan.startup.failed", "message": str(exc)[:500]})

@@ -29,24 +29,12 @@ def die_with_parent() -> None:
 
 def build_runner(spec: dict[str, Any]) -> Any:
     """The spec's runner, built and prepared in this process (its model loaded here)."""
-    from ..execute.wire import load_sources
-    from ..execute.workbench import Workbench, setup_process
-    from ..measure.timer import device_sync
-    from ..runners import make_runner
-    from ..tasks import get_task
+    from ..runners.build import ModelCache, build_runner, setup_process
 
     config = spec["config"]
-    setup_process(config)
-    if spec.get("threads"):
-        import torch
-
-        torch.set_num_threads(spec["threads"])
-    load_sources(spec.get("sources", ()))
-    case = spec["case"]
-    workbench = Workbench(config.seed, config.trust_remote_code)
-    task = get_task(case.task).configure(case)
-    bundle = workbench.bundle(case, task)
-    run = make_runner(case, task, bundle, spec["inputs"], device_sync(case.device), workbench.cache, config.seed)
+    setup_process(config, spec.get("threads"))
+    run = build_runner(spec["case"], spec["inputs"], ModelCache(config.seed, config.trust_remote_code),
+                       spec.get("sources", ()))
     run.prepare()
     run()  # the first call's one-off work (lazy init, allocator growth) is not a request's
     run.sync()

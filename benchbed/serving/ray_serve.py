@@ -65,11 +65,11 @@ class RayServeApp:
             raise RuntimeError("--serve ray needs Ray Serve (pip install 'benchbed[serve-ray]')") from None
         t0 = time.perf_counter()
         if not ray.is_initialized():
-            from ..execute.launchers.ray_cluster import _init_failure, _token_in_memory
+            from .ray_auth import init_failure, token_in_memory
 
             address = self.address or os.environ.get("RAY_ADDRESS") or None
             if address is None:
-                _token_in_memory()
+                token_in_memory()
             import logging
 
             for name in ("ray", "ray.serve"):  # Ray's startup chatter is not the run's news
@@ -77,7 +77,7 @@ class RayServeApp:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             except Exception as exc:  # noqa: BLE001 - ray raises its own classes, by version
-                raise RuntimeError(_init_failure(address, exc)) from None
+                raise RuntimeError(init_failure(address, exc)) from None
             self.started_ray = True
         port = _free_port()
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...scenarios import get_scenario
-from ..failures import Skip
+from ...runners.failures import Skip
 from . import dataset, latency, server  # noqa: F401 - each registers its scenario
 from . import http  # noqa: F401,E402 - after server, which it builds on (and after it in listings)
 from .base import LATENCY_BATCHES, Driver, check_inputs

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 
 from ...spec import Case, SpecError
-from ..failures import Skip
+from ...runners.failures import Skip
 
 __all__ = ["Driver", "LATENCY_BATCHES", "check_inputs"]
 

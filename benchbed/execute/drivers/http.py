@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ...scenarios import Scenario, register_scenario
-from ..failures import Skip
+from ...runners.failures import Skip
 from .server import ServerDriver, _label as _server_label, _variants as _server_variants
 
 __all__ = ["HttpDriver", "SCENARIO"]
@@ -119,7 +119,7 @@ class HttpDriver(ServerDriver):
         the run's settings, this process's thread count, and where plug-ins come from."""
         import torch
 
-        from ..wire import plugin_sources
+        from ...runners.build import plugin_sources
 
         return {"case": run.case, "inputs": list(self.batch), "config": self.config,
                 "threads": self.config.threads or torch.get_num_threads(),

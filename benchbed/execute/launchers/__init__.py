@@ -11,105 +11,15 @@ measures several jobs at once) plus `register_launcher`; ``tests/plugins/suite_t
 defines one outside benchbed.
 """
 
-from __future__ import annotations
+from .base import (  # noqa: F401 - the package's public names
+    BUILTIN_LAUNCHERS,
+    Launcher,
+    OnResults,
+    check_launcher,
+    get_launcher,
+    launcher_names,
+    register_launcher,
+)
 
-import time
-from typing import Any, Callable
-
-from ...spec import SpecError
-from ..records import CellResult
-from ..config import EngineConfig, RunContext
-from ..schedule import Job, Schedule
-from ..workbench import Workbench
-
-__all__ = ["Launcher", "OnResults", "register_launcher", "get_launcher", "launcher_names", "check_launcher"]
-
-#: Called with a finished job's results (one per case) and whether they were already stored.
-OnResults = Callable[[list[CellResult], bool], None]
-
-
-class Launcher:
-    """Measures the jobs of a schedule. Subclasses set `NAME` and implement `measure`; one that
-    measures several jobs at once overrides `run`."""
-
-    NAME = ""
-    description = ""
-
-    def bind(self, config: EngineConfig, ctx: RunContext, workbench: Workbench) -> "Launcher":
-        """The run this launcher serves: its settings, its context and this process's workbench."""
-        self.config, self.ctx, self.workbench = config, ctx, workbench
-        return self
-
-    def notes(self) -> list[str]:
-        """One line per policy this launcher cannot apply (said once at the start of a run)."""
-        return []
-
-    def measure(self, job: Job) -> tuple[list[CellResult], bool]:
-        """Measure one job: (results, whether they were stored already)."""
-        raise NotImplementedError
-
-    def run(self, schedule: Schedule, on_results: OnResults) -> None:
-        """One ready job at a time, in the schedule's order."""
-        while schedule:
-            ready = schedule.ready(limit=1)
-            if not ready:  # pragma: no cover - every sweep has a smallest batch, so something is ready
-                raise RuntimeError("schedule has jobs but none is ready")
-            job, skipped = ready[0]
-            if skipped:
-                on_results(skipped, False)
-            while job.cases:
-                if job.attempt:
-                    time.sleep(self.config.interference_pause_s)  # let whatever was running finish
-                results, stored = self.measure(job)
-                if not schedule.finish(job, results):
-                    on_results(results, stored)
-                    break
-
-    def close(self) -> None:
-        """Release what the launcher holds (a cluster connection)."""
-
-
-_REGISTRY: dict[str, type[Launcher]] = {}
-
-
-def register_launcher(cls: type[Launcher]) -> type[Launcher]:
-    """Add a launcher class under its `NAME` (usable as a decorator)."""
-    if not cls.NAME:
-        raise ValueError(f"launcher {cls.__name__} has no NAME")
-    _REGISTRY[cls.NAME] = cls
-    return cls
-
-
-def launcher_names() -> list[str]:
-    _builtin()
-    return list(_REGISTRY)
-
-
-def get_launcher(name: str, *args: Any, **kwargs: Any) -> Launcher:
-    """A new launcher of the registered `name`; `SpecError` naming the valid ones otherwise."""
-    _builtin()
-    if name not in _REGISTRY:
-        raise SpecError(f"unknown launcher {name!r} (valid: {', '.join(_REGISTRY)})")
-    return _REGISTRY[name](*args, **kwargs)
-
-
-def check_launcher(launcher: str | None, cluster: str, cluster_options: bool) -> tuple[str, str | None]:
-    """``--launcher`` and ``--cluster`` as (launcher name, cluster address or None); a `SpecError`
-    for an unknown name, both given, or cluster-only options without a cluster. Called after a
-    suite loaded: a suite may register a launcher."""
-    if cluster not in ("local", "ray") and not str(cluster).startswith("ray://"):
-        raise SpecError(f"--cluster {cluster!r} (valid: local, ray, ray://HOST:PORT)")
-    if launcher is not None:
-        if launcher not in launcher_names():
-            raise SpecError(f"unknown launcher {launcher!r} (valid: {', '.join(launcher_names())})")
-        if cluster != "local":
-            raise SpecError("--launcher and --cluster both say where cells run; give one")
-    if cluster == "local" and launcher != "ray" and cluster_options:
-        raise SpecError("--cluster-select and --cluster-ship-code need --cluster ray")
-    if cluster != "local" or launcher == "ray":
-        return "ray", None if cluster in ("ray", "local") else cluster
-    return launcher or "local", None
-
-
-def _builtin() -> None:
-    from . import in_process, isolated, local, ray_cluster  # noqa: F401 - each registers itself
+__all__ = ["Launcher", "OnResults", "register_launcher", "get_launcher", "launcher_names", "check_launcher",
+           "BUILTIN_LAUNCHERS"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..cell import measure_cell
 from ..records import CellResult
 from ..schedule import Job
-from . import Launcher, register_launcher
+from .base import Launcher, register_launcher
 
 __all__ = ["InProcess"]
 

@@ -21,11 +21,11 @@ import sys
 
 from ..cell import measure_cell
 from ..records import CellResult
-from ..failures import subprocess_status
+from ...runners.failures import subprocess_status
 from ..schedule import Job
 from ..workbench import Workbench
 from ..wire import failure_results, from_wire, payload, to_wire, unpack
-from . import Launcher, register_launcher
+from .base import Launcher, register_launcher
 
 __all__ = ["Subprocess", "child_main", "die_with_parent"]
 

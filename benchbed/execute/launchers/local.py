@@ -9,9 +9,9 @@ from __future__ import annotations
 from ...spec import Case
 from ..records import CellResult
 from ..config import EngineConfig
-from ..failures import unavailable_reason
+from ...runners.failures import unavailable_reason
 from ..schedule import Job
-from . import Launcher, register_launcher
+from .base import Launcher, register_launcher
 from .in_process import InProcess
 from .isolated import Subprocess
 

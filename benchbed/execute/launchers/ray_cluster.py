@@ -33,7 +33,8 @@ from typing import Any
 from ...spec import Case, SpecError
 from ..schedule import Job, Schedule
 from ..wire import failure_results, from_wire, payload, to_wire, unpack
-from . import Launcher, OnResults, register_launcher
+from ...serving.ray_auth import init_failure, token_in_memory
+from .base import Launcher, OnResults, register_launcher
 
 __all__ = ["RayCluster", "SLOT", "select_resource", "VERSION_KEYS"]
 
@@ -104,36 +105,6 @@ def _node_versions() -> dict[str, Any]:
     return {"host": socket.gethostname(), **{k: env.get(k) for k in VERSION_KEYS}}
 
 
-def _token_in_memory() -> None:
-    """A local Ray of Ray's recent releases turns token authentication on and, with no token
-    anywhere, writes one to ``~/.ray/auth_token``; every later plain ``ray start --head`` of the user
-    then demands it. Where the user has chosen nothing (no ``RAY_AUTH_MODE``, no token in the
-    environment or the home), benchbed's throwaway cluster gets a token in this process's
-    environment only, so nothing is written to the home."""
-    import secrets
-
-    if any(os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
-        return
-    if os.path.exists(os.path.join(os.path.expanduser("~"), ".ray", "auth_token")):
-        return
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-
-
-def _init_failure(address: str | None, exc: BaseException) -> str:
-    """One line for a failed ``ray.init``, naming Ray's authentication when that is the cause."""
-    text = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
-    where = address or "a new local instance"
-    if exc.__class__.__name__ == "AuthenticationError" or "authenticat" in text.lower() or "token" in text.lower():
-        return (f"the Ray cluster at {where} refused benchbed: it uses token authentication. Set RAY_AUTH_MODE=token "
-                f"and give its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token); or start the "
-                f"cluster with RAY_AUTH_MODE=disabled")
-    token = os.path.exists(os.path.join(os.path.expanduser("~"), ".ray", "auth_token"))
-    if address is not None and token and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
-        return (f"cannot reach the Ray cluster at {where}: {text}. A token exists in ~/.ray/auth_token, so a "
-                f"cluster started here with `ray start` uses token authentication: set RAY_AUTH_MODE=token")
-    return f"cannot reach the Ray cluster at {where}: {text}"
-
-
 @register_launcher
 class RayCluster(Launcher):
     """Submit cells to a Ray cluster and hand each cell's records back as they arrive."""
@@ -160,13 +131,13 @@ class RayCluster(Launcher):
             address = os.environ.get("RAY_ADDRESS") or None
         if address is None:  # a cluster of this machine alone, advertising its one measurement slot
             kwargs.update(resources={SLOT: 1})
-            _token_in_memory()
+            token_in_memory()
         elif address != "auto":
             _reachable(address)  # ray.init waits minutes on an address nobody answers at
         try:
             ray.init(address=address, **kwargs)
         except Exception as exc:  # noqa: BLE001 - ray raises its own classes here, by version
-            raise SpecError(_init_failure(address, exc)) from None
+            raise SpecError(init_failure(address, exc)) from None
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         slots = [n for n in nodes if n.get("Resources", {}).get(SLOT)]
         #: Without slots: CPU cells go to these nodes in turn, each asking for all the node's CPUs.
