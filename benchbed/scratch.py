@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 
-__all__ = ["scratch_dir", "scratch_root", "sweep_dead"]
+__all__ = ["scratch_dir", "scratch_root", "sweep_dead", "owner_alive"]
 
 _PATTERN = re.compile(r"^benchbed-(\d+)-(\d+)$")
 _lock = threading.Lock()
@@ -31,6 +31,13 @@ def _start_ticks(pid: int) -> int | None:
         return int(text[text.rindex(")") + 2:].split()[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def owner_alive(name: str) -> bool:
+    """Whether `name` is a scratch folder's name whose process still runs (a folder in use, not
+    a leftover)."""
+    m = _PATTERN.match(name)
+    return bool(m) and _start_ticks(int(m.group(1))) == int(m.group(2))
 
 
 def sweep_dead(base: str | None = None) -> list[str]:

@@ -39,8 +39,10 @@ def _ours_in_tmp() -> set[str]:
         names = os.listdir(base)
     except OSError:
         return set()
+    from benchbed.scratch import owner_alive
+
     return {n for n in names if n.startswith(("benchbed-", "torchinductor_", "pytest-of-"))
-            and os.path.join(base, n) != _OWN_CACHE}
+            and os.path.join(base, n) != _OWN_CACHE and not owner_alive(n)}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -105,11 +105,30 @@ def test_an_underpowered_case_is_named_and_fails_only_when_power_is_required(tmp
 
 def test_history_on_the_ratio_confirms_a_regression_the_night_after_it_starts(tmp_path):
     nights = [_night(f"n{d:02d}", d, 1.25 * (1.05 if d >= 3 else 1.0)) for d in range(6)]
-    for runs, code in ((3, 0), (4, 0), (5, 1)):  # the new level starts at run 4, confirmed by run 5
+    # 3 runs cannot confirm anything (2 on each side of a change), and 4 hold only 2 runs before the
+    # window, too few to know the spread: neither is a pass (issue #30), unless asked
+    for runs, code in ((3, 3), (4, 3), (5, 1)):  # the new level starts at run 4, confirmed by run 5
         folder = _write(tmp_path, f"h{runs}", sum(nights[:runs], []))
         p = run_cli("history", folder, "--metric", "ratio")
         assert p.returncode == code, (runs, p.stdout + p.stderr)
+        if runs == 4:
+            assert "underpowered: 2 run(s) before the newest 2" in p.stdout
+            allowed = run_cli("history", folder, "--metric", "ratio", "--allow-underpowered")
+            assert allowed.returncode == 0, allowed.stdout
     assert "pipeline/torch" in p.stdout and "1.25x -> 1.312x" in p.stdout and "on the ratio" in p.stdout
+    calm = _write(tmp_path, "calm", sum([_night(f"q{d:02d}", d, 1.25) for d in range(5)], []))
+    assert run_cli("history", calm, "--metric", "ratio").returncode == 0  # a quiet history of 5 runs passes
+
+
+def test_history_calls_a_noisy_baseline_underpowered_not_green(tmp_path):
+    # the baseline's ratio spreads by 3% night to night: a 3% threshold could not be confirmed
+    nights = [_night(f"n{d:02d}", d, 1.25 * (1 + 0.03 * s)) for d, s in enumerate((-1, 1, 0.2, -0.5, 0.5))]
+    folder = _write(tmp_path, "noisy", sum(nights, []))
+    p = run_cli("history", folder, "--metric", "ratio", "--json", str(tmp_path / "h.json"))
+    assert p.returncode == 3 and "underpowered: could confirm only changes of" in p.stdout, p.stdout
+    assert "baseline runs spread by" in p.stdout  # what would fix it
+    assert run_cli("history", folder, "--metric", "ratio", "--allow-underpowered").returncode == 0
+    assert run_cli("history", folder, "--require-power").returncode == 2  # not a history option: refused
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -160,9 +160,6 @@ def regress_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", action="append", metavar="FILE",
                    help="threshold rules from a file, one per line (what `benchbed noise` writes); --threshold "
                         "rules given here override them; repeatable")
-    p.add_argument("--require-power", action="store_true",
-                   help="exit 3 when a case is underpowered: its minimum detectable change at 95%% power, from the "
-                        "baseline's own spread, exceeds its threshold (default: named, exit 0)")
     p.add_argument("--alpha", type=arg(finite_float, "--alpha"), default=0.05, help="significance level (default: 0.05)")
     p.add_argument("--normalize", choices=["none", "host"], default="none",
                    help="judge raw latency (none, the default) or latency divided by each record's host yardstick, "

@@ -30,6 +30,11 @@ def add_parser(sub: Any) -> None:
     cmp.add_argument("--allow-env-change", action="store_true",
                      help="compare even when hardware or library versions differ (the differences are named)")
     regress_options(cmp)
+    cmp.add_argument("--require-power", action="store_true",
+                     help="exit 3 when a case is underpowered: its minimum detectable change at 95%% power, from the "
+                          "baseline's own spread, exceeds its threshold (default: named, exit 0 — compare is the "
+                          "door for looking at two runs; the nightly gate is `history`, where an underpowered case "
+                          "is not judged unless --allow-underpowered)")
 
 
 

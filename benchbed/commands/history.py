@@ -25,11 +25,19 @@ def add_parser(sub: Any) -> None:
                       help="gate on regressions starting in the newest N runs (default: 2: the one confirmed "
                            "by tonight's run)")
     regress_options(hist)
+    hist.add_argument("--allow-underpowered", action="store_true",
+                      help="exit 0 although a case is underpowered (still named). By default an underpowered case "
+                           "is not judged (exit 3): the runs before the window spread so much that a change of its "
+                           "threshold could not have been confirmed, so a pass could not have failed")
 
+
+
+#: runs a history needs before it can confirm anything (two on each side of a change)
+MIN_HISTORY = 4
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..regress.history import HistorySettings, find_change_points, unjudged_cases
+    from ..regress.history import HistorySettings, find_change_points, underpowered_cases, unjudged_cases
     from ..regress.output import history_console, history_dict, history_markdown
 
     settings = HistorySettings(thresholds=thresholds(args), alpha=args.alpha, normalize=args.normalize,
@@ -38,7 +46,17 @@ def main(args: argparse.Namespace) -> int:
     points, envs, runs = find_change_points(df, settings)
     gating = [p for p in points if p.kind == "regression" and p.index >= len(runs) - args.window]
     unjudged = unjudged_cases(df, args.window, args.normalize, args.metric)
+    named = {u["case_id"] for u in unjudged}
+    weak = [u for u in underpowered_cases(df, settings, args.window, points) if u["case_id"] not in named]
+    if len(runs) < MIN_HISTORY:
+        unjudged = unjudged + [{"case_id": "*", "label": "every case", "run_id": runs[-1] if runs else "-",
+                                "reason": f"{len(runs)} run(s): the history confirms a change over 2 runs on each "
+                                          f"side, so it needs {MIN_HISTORY} or more"}]
+    elif not args.allow_underpowered:
+        unjudged = unjudged + weak
     data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()), unjudged, args.metric)
+    if args.allow_underpowered and weak:
+        data["underpowered_allowed"] = weak
     emit(args, data, history_console(data), history_markdown(data))
     return gate(len(gating), len(unjudged) + set_aside(df), len(runs))
 

@@ -34,7 +34,8 @@ from .compare import (NO_RATIOS, NO_YARDSTICK, case_label, env_fingerprint, fing
                       without_yardstick)
 from .thresholds import RATIO, Thresholds
 
-__all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases"]
+__all__ = ["ChangePoint", "HistorySettings", "detect", "find_change_points", "run_order", "unjudged_cases",
+           "underpowered_cases"]
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,11 @@ def _env_changes(df: Any, runs: list[str]) -> dict[int, str]:
     return out
 
 
-def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -> tuple[list[ChangePoint], dict[int, str], list[str]]:
-    """Confirmed change points of every case, environment changes by run index, and run order."""
+def _series(df: Any, settings: HistorySettings) -> Any:
+    """Each case's usable series, one point per run: (case id, label, its rows in run order, raw
+    samples, samples as judged, medians, log statistics, threshold, the run order, environment
+    changes by run index)."""
     import pandas as pd
-    from scipy.stats import mannwhitneyu
 
     from ..record import pool_records
 
@@ -118,7 +120,7 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     if ratio:
         df = ratio_records(df)
     if column not in df.columns:
-        return [], {}, []
+        return
     ok = df[(df["status"] == "ok") & df[column].map(sample_problem).isna() & ~_interfered(df)]
     if settings.normalize == "host":  # records without a yardstick cannot be put on the same scale
         ok = ok[~without_yardstick(ok)]
@@ -127,10 +129,8 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
     runs = run_order(ok)
     index = {r: i for i, r in enumerate(runs)}
     envs = _env_changes(ok, runs)
-    found: list[ChangePoint] = []
     (keys,) = testbed_keys(ok)
     for key, g in ok.assign(_key=keys).groupby("_key", sort=False):
-        case_id = g["case_id"].iloc[0]
         g = g.assign(_i=g["run_id"].map(index)).sort_values("_i")
         raw = [np.asarray(s, dtype=float) for s in g[column]]
         per_run = raw
@@ -140,6 +140,49 @@ def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -
         logs = np.log(np.array([float(stat(s)) for s in per_run]))
         label = ratio_label(g.iloc[-1]) if ratio else case_label(g.iloc[-1])
         threshold = settings.thresholds.for_case(settings.metric, label)
+        yield g["case_id"].iloc[0], label, g, raw, per_run, medians, logs, threshold, runs, envs
+
+
+def underpowered_cases(df: Any, settings: HistorySettings, window: int, points: list[ChangePoint]) -> list[dict[str, Any]]:
+    """Cases the history could not have confirmed a change of their threshold in: the runs before
+    the newest `window`, since the last change point, spread so much (their log medians' sd, `power.minimum_detectable` with one
+    current run, as the confirmation holds each run after a change to the threshold) that the
+    minimum detectable change exceeds the threshold, or fewer than 3 such runs tell the spread.
+    A case with a confirmed change in the window (`points`) is judged already."""
+    from .power import MIN_RUNS_FOR_SPREAD, minimum_detectable, power_advice
+
+    out = []
+    for case_id, label, g, _, _, _, logs, threshold, runs, _ in _series(df, settings):
+        changes = [p.index for p in points if p.case_id == case_id]
+        newest = len(runs) - window
+        if g["_i"].iloc[-1] < newest or any(i >= newest for i in changes):
+            continue  # the window holds no run of it, or a confirmed change there judges it
+        positions = g["_i"].to_numpy()
+        end = int(np.searchsorted(positions, newest))
+        start = int(np.searchsorted(positions, max(changes, default=0)))
+        base = logs[start:end]  # the current level: the runs since the last confirmed change
+        if len(base) < MIN_RUNS_FOR_SPREAD:
+            reason = (f"underpowered: {len(base)} run(s) before the newest {window}; the history needs "
+                      f"{MIN_RUNS_FOR_SPREAD} to know its run-to-run spread")
+        else:
+            mde, basis, sd = minimum_detectable(np.exp(base), 1, (0.0, 0.0), settings.alpha)
+            if mde <= threshold:
+                continue
+            reason = (f"underpowered: could confirm only changes of {100 * mde:.1f}% or more (threshold "
+                      f"{100 * threshold:.0f}%); " + power_advice(mde, basis, sd, threshold, len(base), 1,
+                                                                   settings.alpha))
+        out.append({"case_id": case_id, "label": label, "run_id": runs[-1], "reason": reason})
+    return out
+
+
+def find_change_points(df: Any, settings: HistorySettings = HistorySettings()) -> tuple[list[ChangePoint], dict[int, str], list[str]]:
+    """Confirmed change points of every case, environment changes by run index, and run order."""
+    from scipy.stats import mannwhitneyu
+
+    found: list[ChangePoint] = []
+    runs: list[str] = []
+    envs: dict[int, str] = {}
+    for case_id, label, g, _, per_run, medians, logs, threshold, runs, envs in _series(df, settings):
         bounds = [0] + detect(logs, settings.penalty, settings.min_noise) + [len(logs)]
         for j in range(1, len(bounds) - 1):
             start, k, end = bounds[j - 1], bounds[j], bounds[j + 1]
