@@ -214,3 +214,21 @@ def test_noise_reads_runs_already_made_and_says_when_there_is_nothing_to_calibra
     assert q.returncode == 3 and "nothing to calibrate" in q.stdout and not (tmp_path / "none.txt").exists()
     bad = run_cli("noise", "--quick", "--passes", "2", "--results", str(tmp_path / "never"))
     assert bad.returncode == 2 and "--passes 3 or more" in bad.stderr and not (tmp_path / "never").exists()
+
+
+def test_noise_never_writes_a_threshold_compare_would_refuse(tmp_path):
+    """A case whose A/A runs spread wildly (8533% under load, issue #30) is named in a comment of the
+    thresholds file instead of a rule compare then rejects."""
+    import pandas as pd
+
+    from benchbed.regress.noise import thresholds_text
+    from benchbed.regress.thresholds import Thresholds
+
+    table = pd.DataFrame([{"gate_metric": "median", "label": "calm case", "threshold": 0.03},
+                          {"gate_metric": "median", "label": "wild case", "threshold": 85.335}])
+    text = thresholds_text(table, "test")
+    path = tmp_path / "t.txt"
+    path.write_text(text)
+    assert "median:calm case=3.0%" in text and "# not gateable here: median:wild case=8533.5%" in text
+    rules = Thresholds.parse(None, files=[str(path)])
+    assert rules.for_case("median", "calm case") == pytest.approx(0.03)

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ..validate import arg, positive_int
-from .common import EXIT_OK
+from .common import EXIT_OK, non_negative_int
 
 __all__ = ["add_parser", "main"]
 
@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--workers", type=arg(positive_int, "--workers"), default=1,
                    help="uvicorn worker processes, each with its own model (default: 1)")
     p.add_argument("--threads", type=arg(positive_int, "--threads"), help="torch threads per worker")
-    p.add_argument("--seed", type=arg(positive_int, "--seed"), default=0, help="seed of synthetic weights")
+    p.add_argument("--seed", type=arg(non_negative_int, "--seed"), default=0,
+                   help="seed of synthetic weights (default: 0)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .compare import case_label, ratio_label, ratio_records, sample_problem, without_yardstick
 from .power import POWER
+from .thresholds import MAX_THRESHOLD
 
 __all__ = ["noise_table", "thresholds_text", "MIN_REPEATS", "PASSES"]
 
@@ -95,7 +96,12 @@ def thresholds_text(table: Any, source: str) -> str:
         key = (r["gate_metric"], r["label"])
         best[key] = max(best.get(key, 0.0), float(r["threshold"]))
     for (metric, label), value in best.items():
-        lines.append(f"{metric}:{_pattern(label)}={100 * value:.1f}%")
+        rule = f"{metric}:{_pattern(label)}={100 * value:.1f}%"
+        if value >= MAX_THRESHOLD:  # what compare would refuse: said, not written as a rule
+            lines.append(f"# not gateable here: {rule} (its A/A runs spread too much for any threshold below "
+                         f"{100 * MAX_THRESHOLD:.0f}%; measure on a quieter machine or with more passes)")
+        else:
+            lines.append(rule)
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,10 @@ class Rule:
         return (self.metric in (None, metric)) and (self.pattern is None or fnmatch.fnmatchcase(label, self.pattern))
 
 
+#: the largest threshold a rule may set (a change of 1000% is no longer a regression to gate)
+MAX_THRESHOLD = 10.0
+
+
 def parse_rule(text: str) -> Rule:
     m = _RULE.match(str(text).strip())
     if not m or (m.group("pattern") is not None and not m.group("pattern").strip()):
@@ -44,8 +48,9 @@ def parse_rule(text: str) -> Rule:
     if metric is not None and metric not in METRICS:
         raise SpecError(f"unknown metric {metric!r} in threshold {text!r} (valid: {', '.join(METRICS)})")
     value = float(m.group("value")) / (100 if m.group("pct") else 1)
-    if not 0 < value < 10:
-        raise SpecError(f"threshold {text!r} must be a positive fraction or percentage")
+    if not 0 < value < MAX_THRESHOLD:
+        raise SpecError(f"threshold {text!r} must be a positive fraction or percentage below "
+                        f"{100 * MAX_THRESHOLD:.0f}%")
     return Rule(metric, m.group("pattern"), value)
 
 
