@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from .display import clip
 from .spec import SpecError
 
 __all__ = ["EnvSpec", "BuiltEnv", "parse_env", "build_env", "env_root", 
@@ -64,13 +65,16 @@ def parse_env(text: str, base_dir: str | None = None) -> EnvSpec:
     name, sep, spec = str(text).partition("=")
     name, spec = name.strip(), spec.strip()
     if not sep or not _NAME.match(name) or not spec:
-        raise SpecError(f"--env must be NAME=SPEC (e.g. old=\"transformers==4.57.6\", or new=\"-r FILE\"), got {text!r}")
+        raise SpecError(f"--env must be NAME=SPEC (e.g. old=\"transformers==4.57.6\", or new=\"-r FILE\"), "
+                        f"got {clip(repr(str(text)), 200)}")
     if spec.startswith("-r"):
         path = spec[2:].strip()
         if base_dir and not os.path.isabs(path):
             path = os.path.join(base_dir, path)
+        if os.path.isdir(path):
+            raise SpecError(f"--env {name}: {clip(path, 200)!r} is a folder; -r takes a requirements file")
         if not os.path.isfile(path):
-            raise SpecError(f"--env {name}: requirements file {path!r} does not exist")
+            raise SpecError(f"--env {name}: requirements file {clip(path, 200)!r} does not exist")
         return EnvSpec(name, (), os.path.abspath(path))
     reqs = _split_requirements(spec)
     from packaging.requirements import InvalidRequirement, Requirement
@@ -79,7 +83,8 @@ def parse_env(text: str, base_dir: str | None = None) -> EnvSpec:
         try:
             Requirement(r)
         except InvalidRequirement as exc:
-            raise SpecError(f"--env {name}: {r!r} is not a requirement specifier ({exc})") from None
+            raise SpecError(f"--env {name}: {clip(repr(r), 200)} is not a requirement specifier "
+                            f"({clip(exc, 200)})") from None
     return EnvSpec(name, reqs)
 
 

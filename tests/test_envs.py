@@ -406,3 +406,18 @@ def test_build_refuses_a_key_folder_benchbed_did_not_make(envdir):
     with pytest.raises(SpecError, match="benchbed did not make it"):
         build_env(spec, (wheels,), True)
     assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_a_folder_for_r_and_a_huge_spec_are_short_lines(tmp_path):
+    with pytest.raises(SpecError, match="is a folder; -r takes a requirements file"):
+        parse_env(f"old=-r {tmp_path}")
+    for text in ("x" * 100_000, "a=" + "b" * 100_000 + "=="):
+        with pytest.raises(SpecError) as err:
+            parse_env(text)
+        assert len(str(err.value)) < 700 and "chars)" in str(err.value)
+
+
+def test_html_text_has_no_terminal_escapes():
+    from benchbed.report.html import esc
+
+    assert esc("mini\x1b[31mlm\x1b[0m<b>\x07") == "minilm&lt;b&gt;"

@@ -43,8 +43,14 @@ class _Worker:
                 write_frame(self.proc.stdin, (command, payload))
                 kind, value = read_frame(self.proc.stdout)
             except (EOFError, BrokenPipeError, OSError):
-                raise WorkerFailed(f"the worker of environment {self.env.spec.name} died "
-                                   f"(exit {self.proc.poll()}): {self._last_line()}") from None
+                try:  # the pipe closes a moment before the process is reaped
+                    code = self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                how = (f"killed by signal {-code}" if code is not None and code < 0
+                       else f"exit {code}" if code is not None else "still running, its pipe closed")
+                raise WorkerFailed(f"the worker of environment {self.env.spec.name} died ({how}): "
+                                   f"{self._last_line()}") from None
         if kind == "error":
             raise WorkerFailed(value)
         return value

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..display import console_safe
 from ..display import fmt_ms as _fmt_ms
 
 __all__ = ["esc", "render_page", "ratio_class", "fmt_ms"]
@@ -37,7 +38,7 @@ figure img{max-width:100%;height:auto;display:block}figcaption{color:#555;font-s
 def esc(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "–"
-    return html.escape(str(value), quote=True)
+    return html.escape(console_safe(value), quote=True)  # terminal escapes and control bytes are dropped
 
 
 def fmt_ms(seconds: Any) -> str:
