@@ -233,7 +233,17 @@ def to_table(records: list[dict[str, Any]]) -> pa.Table:
     if extra:
         raise KeyError(f"record has columns not in schema v{SCHEMA_VERSION} nor declared by a scenario: "
                        f"{sorted(extra)}")
-    return pa.Table.from_pylist([{n: _plain(r.get(n)) for n in names} for r in records], schema=schema)
+    rows = [{n: _plain(r.get(n)) for n in names} for r in records]
+    for f in plugin:  # a plug-in's column of the wrong type is dropped and said, never the cell lost
+        try:
+            pa.array([row[f.name] for row in rows], type=f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            for row in rows:
+                if row[f.name] is not None:
+                    row[f.name] = None
+                    note = f"column {f.name} dropped: not the {f.type} its scenario declares"
+                    row["message"] = "; ".join(x for x in (row.get("message"), note) if x)
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _plain(value: Any) -> Any:

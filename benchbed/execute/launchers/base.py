@@ -51,10 +51,45 @@ class Launcher:
             while job.cases:
                 if job.attempt:
                     time.sleep(self.config.interference_pause_s)  # let whatever was running finish
-                results, stored = self.measure(job)
-                if not schedule.finish(job, results):
+                results, stored, extra = self.contained(job)
+                if not schedule.finish(job, results + extra):
                     on_results(results, stored)
+                    if extra:
+                        on_results(extra, False)
                     break
+
+    def contained(self, job: Job) -> tuple[list[CellResult], bool, list[CellResult]]:
+        """`measure(job)`, with a plug-in's failure kept to its job: an exception, a value that is
+        not ``(results, stored)``, or results missing a case become error records naming the
+        launcher, and the run goes on (a ``WriteFailed`` from storing still ends it). Returns
+        (results, whether they were stored, error records of missing cases, never stored)."""
+        from ...atomic import WriteFailed
+        from ...display import clip, console_safe
+        from ..wire import failure_results
+
+        def failed(why: str, cases: list[Any]) -> list[CellResult]:
+            return failure_results(cases, self.config, self.ctx, job.pass_index, "error",
+                                   console_safe(f"launcher {self.NAME!r}: {clip(why, 500)}", keep_newlines=False))
+
+        try:
+            got = self.measure(job)
+        except WriteFailed:
+            raise
+        except Exception as exc:
+            return failed(f"measure raised {type(exc).__name__}: {exc}", job.cases), False, []
+        if not (isinstance(got, tuple) and len(got) == 2 and isinstance(got[0], list)):
+            return failed(f"measure returned {clip(repr(got), 120)}, not (results, stored)", job.cases), False, []
+        results, stored = got
+        wanted = {c.case_id: c for c in job.cases}
+        good = [r for r in results if isinstance(r, tuple) and len(r) == 3 and isinstance(r[1], dict)
+                and getattr(r[0], "case_id", None) in wanted]
+        if len(good) < len(results):
+            return failed(f"measure returned {len(results) - len(good)} result(s) that are not (case, record, "
+                          f"samples) of this job's cases", job.cases), False, []
+        missing = [c for cid, c in wanted.items() if cid not in {r[0].case_id for r in good}]
+        extra = failed(f"measure returned no record for {len(missing)} of the job's {len(job.cases)} case(s)",
+                       missing) if missing else []
+        return good, bool(stored), extra
 
     def close(self) -> None:
         """Release what the launcher holds (a cluster connection)."""
