@@ -277,3 +277,22 @@ def test_a_wav_folder_is_for_speech_only_and_bad_files_are_one_line(tmp_path):
     (tmp_path / "clips" / "b.wav").write_bytes(b"not a wav")
     with pytest.raises(SpecError, match="not a PCM WAV file"):
         load_examples(str(tmp_path / "clips"), "audio")
+
+
+def test_a_load_builds_only_the_inputs_its_window_can_use():
+    """--requests 10000000 at 10 req/s: the 60 s window sees at most 600 arrivals, so 600 inputs
+    are built (issue #30: it tokenised all ten million first)."""
+    from types import SimpleNamespace
+
+    from benchbed.execute.drivers.server import POOL_MAX, ServerDriver
+    from benchbed.workloads.server import ServerSettings
+
+    def pool(rate, requests, auto=False, batch=1):
+        fake = SimpleNamespace(settings=ServerSettings(rate=rate, requests=requests), auto=auto,
+                               case=SimpleNamespace(batch_size=batch))
+        return ServerDriver.pool_size(fake)
+
+    assert pool(10.0, 10_000_000) == 600
+    assert pool(10.0, 200) == 200
+    assert pool(1.0, 10_000_000, auto=True) == POOL_MAX
+    assert pool(0.01, 200, batch=8) == 8

@@ -4,6 +4,7 @@ each sample is one request's latency. ``--rate auto`` searches each runner's kne
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any, Callable, Mapping
@@ -18,6 +19,8 @@ __all__ = ["ServerDriver", "SCENARIO", "SERVER_MAX_S", "AUTO_PROBE_S"]
 
 #: A served load level stops taking arrivals after this many seconds, whatever its request count.
 SERVER_MAX_S = 60.0
+#: the most distinct inputs a load builds (seeded draws, reused in order past it)
+POOL_MAX = 4096
 #: A probe of the knee search stops taking arrivals after this many seconds.
 AUTO_PROBE_S = 20.0
 
@@ -56,12 +59,21 @@ class ServerDriver(Driver):
         self.loads: dict[str, Any] = {}
 
     def prepare(self) -> list[Any]:
-        self.examples = self.draw(self.settings.requests)
+        self.examples = self.draw(self.pool_size())
         self.measure_lengths(self.examples)
         s = self.settings
         self.columns.update(offered_rate=None if self.auto else s.rate, requests=s.requests, max_batch=s.max_batch,
                             max_wait_ms=s.max_wait_s * 1000.0)
         return self.examples[: self.case.batch_size]
+
+    def pool_size(self) -> int:
+        """How many distinct inputs to build: the arrivals that can happen within the window (the
+        rate times `SERVER_MAX_S`), at most the requests asked for and `POOL_MAX`; requests past
+        them reuse the pool in order. ``--requests 10000000`` no longer tokenises ten million
+        inputs before the first arrival."""
+        s = self.settings
+        window = POOL_MAX if self.auto else math.ceil(s.rate * SERVER_MAX_S)
+        return max(self.case.batch_size, min(s.requests, window, POOL_MAX))
 
     def call_of(self, run: Any) -> Callable[[], Any]:
         """The handler of a batch of requests; for generation it streams, and keeps per batch the
