@@ -421,3 +421,13 @@ def test_html_text_has_no_terminal_escapes():
     from benchbed.report.html import esc
 
     assert esc("mini\x1b[31mlm\x1b[0m<b>\x07") == "minilm&lt;b&gt;"
+
+
+def test_a_bad_good_revision_is_named_and_nothing_is_written(envdir, tmp_path):
+    tmp, _ = envdir
+    repo = tmp_path / "repo"
+    shas = _git_repo(repo, commits=2)
+    p = run_cli("bisect", "--suite", SUITE, "--results", str(tmp / "results"), "--repo", str(repo),
+                "--good", "nosuchrev", "--bad", shas[-1], "--no-index")
+    assert p.returncode == 2 and "--good 'nosuchrev' is not a commit of" in p.stderr, p.stderr
+    assert not (tmp / "results").exists()

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..atomic import write_text_atomic
+from ..display import clip
 from ..spec import SpecError
 from ..validate import arg, output_file, positive_float, positive_int
 from .common import EXIT_OK, EXIT_UNJUDGED, out
@@ -122,12 +123,20 @@ def commit_points(repo: str, good: str, bad: str) -> list[str]:
     def git(*a: str) -> str:
         p = subprocess.run(["git", "-C", repo, *a], capture_output=True, text=True)
         if p.returncode != 0:
-            raise SpecError(f"--repo {repo!r}: git {' '.join(a)}: {' '.join(p.stderr.split())[:200]}")
+            raise SpecError(f"--repo {clip(repo, 200)!r}: git {clip(' '.join(a), 200)}: "
+                            f"{clip(' '.join(p.stderr.split()), 200) or f'exit {p.returncode}'}")
+        return p.stdout.strip()
+
+    def commit(flag: str, rev: str) -> str:
+        p = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)
+        if p.returncode != 0 or not p.stdout.strip():
+            raise SpecError(f"{flag} {clip(rev, 80)!r} is not a commit of {clip(repo, 200)!r}")
         return p.stdout.strip()
 
     if not os.path.isdir(repo):
-        raise SpecError(f"--repo {repo!r} is not a folder")
-    g, b = (git("rev-parse", "--verify", "--quiet", f"{r}^{{commit}}") for r in (good, bad))
+        raise SpecError(f"--repo {clip(repo, 200)!r} is not a folder")
+    g, b = commit("--good", good), commit("--bad", bad)
     if g == b:
         raise SpecError(f"--good and --bad are the same commit ({g[:12]}): nothing to bisect")
     if subprocess.run(["git", "-C", repo, "merge-base", "--is-ancestor", g, b]).returncode != 0:
@@ -263,11 +272,13 @@ def main(args: argparse.Namespace) -> int:
             f"[{end.low:.2f}, {end.high:.2f}]; {len(result.steps)} steps in {elapsed:.0f}s")
     else:
         out(f"no culprit: {result.reason} ({len(result.steps)} steps in {elapsed:.0f}s)")
-    out(f"records in {session.store.run_dir}")
+    run_dir = str(session.store.run_dir)
+    written = "://" in run_dir or os.path.isdir(run_dir)
+    out(f"records in {run_dir}" if written else "no records written (nothing was measured)")
     if args.json:
         write_text_atomic(args.json, json.dumps({
             "what": what, "points": labels, "culprit": result.culprit, "candidates": result.candidates,
-            "direction": result.kind, "reason": result.reason, "seconds": elapsed, "run": str(session.store.run_dir),
+            "direction": result.kind, "reason": result.reason, "seconds": elapsed, "run": run_dir if written else None,
             "steps": [{"point": s.label, "verdict": s.verdict, "rounds": s.rounds, "note": s.note,
                        **({"ratio": s.point.ratio, "low": s.point.low, "high": s.point.high, "blocks": s.point.blocks}
                           if s.point else {})} for s in result.steps]}, indent=1) + "\n")
