@@ -431,3 +431,11 @@ def test_a_bad_good_revision_is_named_and_nothing_is_written(envdir, tmp_path):
                 "--good", "nosuchrev", "--bad", shas[-1], "--no-index")
     assert p.returncode == 2 and "--good 'nosuchrev' is not a commit of" in p.stderr, p.stderr
     assert not (tmp / "results").exists()
+
+
+def test_an_env_no_runner_uses_is_not_built(envdir):
+    tmp, wheels = envdir
+    p = run_cli("run", "--task", "text-classification", "--model", "synthetic:bert-tiny", "--batch-size", "1",
+                "--seq-len", "16", "--runner", "torch", "--env", "unused=bbtiny==9.9", "--find-links", wheels,
+                "--no-index", "--min-time", "0.02", "--max-time", "0.1", "--results", str(tmp / "results"))
+    assert p.returncode == 0 and "building environment" not in p.stderr, p.stderr[-2000:]

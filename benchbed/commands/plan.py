@@ -70,7 +70,7 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
                             f"(valid: {', '.join(runner_names())})")
     launcher, cluster = check_launcher(args.launcher, args.cluster, bool(args.cluster_select or args.cluster_ship_code))
     check_env_cells(matrix, args, launcher, cluster)
-    envs = env_specs(args, matrix)
+    envs = used_envs(env_specs(args, matrix), matrix)
     if envs:
         config = replace(config, envs=build_envs(args, envs))
     if args.resume and args.run_id and args.resume != args.run_id:
@@ -281,6 +281,15 @@ def env_specs(args: argparse.Namespace, matrix: Matrix) -> list[Any]:
             raise SpecError(f"runner {runner!r} names environment {env!r}, which is not defined (defined: "
                             f"{', '.join(names) or 'none'}; define it with --env {env}=SPEC)")
     return envs
+
+
+def used_envs(envs: list[Any], matrix: Matrix) -> list[Any]:
+    """The environments some runner of the matrix is measured in (``RUNNER@ENV``): one that no
+    runner names is not built, so neither its time nor its failure costs the run."""
+    from ..envs import split_runner
+
+    named = {split_runner(str(r))[1] for r in (*matrix.runner, matrix.reference)}
+    return [e for e in envs if e.name in named]
 
 
 def check_env_cells(matrix: Matrix, args: argparse.Namespace, launcher: str, cluster: str | None) -> None:
