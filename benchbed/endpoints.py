@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from .display import clip
 from .spec import ENDPOINT_PREFIX, Endpoint, SpecError
 
 __all__ = ["Endpoint", "ENDPOINT_PREFIX", "parse_endpoint", "endpoint_name", "probe"]
@@ -21,19 +22,26 @@ def parse_endpoint(text: str, protocol: str) -> Endpoint:
     name, sep, url = str(text).partition("=")
     name, url = name.strip(), url.strip()
     if not sep or not name or not url:
-        raise SpecError(f"--endpoint must be NAME=URL (e.g. prod=http://127.0.0.1:8000), got {text!r}")
+        raise SpecError(f"--endpoint must be NAME=URL (e.g. prod=http://127.0.0.1:8000), "
+                        f"got {clip(repr(str(text)), 200)}")
     if not _NAME.fullmatch(name):
-        raise SpecError(f"--endpoint name must be 1-32 of a-z 0-9 _ - starting with a letter, got {name!r}")
-    parts = urllib.parse.urlsplit(url)
+        raise SpecError(f"--endpoint name must be 1-32 of a-z 0-9 _ - starting with a letter, "
+                        f"got {clip(repr(name), 80)}")
+    if any(ord(c) < 33 or ord(c) == 127 for c in url):
+        raise SpecError(f"--endpoint {name}: the URL holds a space or a control character: {clip(repr(url), 200)}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise SpecError(f"--endpoint {name}: {clip(repr(url), 200)} is not a URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise SpecError(f"--endpoint {name}: the URL's scheme must be http or https (valid: http, https), "
-                        f"got {parts.scheme or 'none'!r} in {url!r}")
+                        f"got {clip(repr(parts.scheme or 'none'), 40)} in {clip(repr(url), 200)}")
     try:
         port = parts.port
     except ValueError:
-        raise SpecError(f"--endpoint {name}: the URL has a bad port: {url!r}") from None
+        raise SpecError(f"--endpoint {name}: the URL has a bad port: {clip(repr(url), 200)}") from None
     if not parts.hostname:
-        raise SpecError(f"--endpoint {name}: the URL has no host: {url!r}")
+        raise SpecError(f"--endpoint {name}: the URL has no host: {clip(repr(url), 200)}")
     del port
     get_protocol(protocol)
     return Endpoint(name, url, protocol)

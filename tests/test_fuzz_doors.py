@@ -307,3 +307,62 @@ def test_the_probe_pytest_door_values_are_usage_errors(tmp_path):
         text = p.stdout + p.stderr
         assert p.returncode == 4 and words in text and "Traceback" not in text, (args, text[-2000:])
         assert not (tmp_path / "results").exists(), args
+
+
+# --- issue #30: the new doors, fuzzed in-process (fast): each value is accepted or refused in one line
+
+
+@given(text=hostile, protocol=st.sampled_from(["openai", "benchbed", "tgi", "nope", ""]))
+def test_endpoint_specs_are_accepted_or_one_line(text, protocol):
+    from benchbed.endpoints import parse_endpoint
+    from benchbed.spec import SpecError
+
+    for spec in (text, f"prod={text}", f"prod=http://{text}", f"prod=http://127.0.0.1:{text}/v1"):
+        try:
+            parse_endpoint(spec, protocol)
+        except SpecError as exc:
+            assert "\n" not in str(exc) and len(str(exc)) < 1500
+
+
+@given(text=hostile)
+def test_env_specs_thresholds_and_percentages_are_accepted_or_one_line(text):
+    from benchbed.envs import parse_env
+    from benchbed.regress.thresholds import parse_rule
+    from benchbed.spec import SpecError
+    from benchbed.validate import percent
+
+    for call in (lambda: parse_env(text), lambda: parse_env(f"old={text}"), lambda: parse_rule(text),
+                 lambda: percent(text, "--ratio-ci")):
+        try:
+            call()
+        except SpecError as exc:
+            assert len(str(exc)) < 1500
+
+
+@given(marker=st.one_of(st.binary(max_size=64), hostile.map(str.encode)), key=st.sampled_from(
+    ["0123456789abcdef", "not-a-key", "ffffffffffffffff"]), name=st.sampled_from([".benchbed-env.json",
+                                                                                 ".benchbed-env-build.json"]))
+def test_env_cache_markers_of_any_content_never_crash_list_or_prune(tmp_path_factory, marker, key, name):
+    import json
+
+    from benchbed.env_cache import list_envs, prune_envs
+
+    root = tmp_path_factory.mktemp("envs")
+    folder = root / key
+    folder.mkdir()
+    (folder / name).write_bytes(marker)
+    (folder / "keep").write_text("x")
+    os.environ["BENCHBED_ENV_DIR"] = str(root)
+    try:
+        list_envs()
+        pruned = prune_envs(86400)
+        try:
+            meta = json.loads(marker)
+        except ValueError:
+            meta = None
+        ours = isinstance(meta, dict) and (meta.get("key") == key if name.endswith("build.json")
+                                           else isinstance(meta.get("digest"), str) and isinstance(meta.get("tool"), str))
+        if not ours:  # not provably benchbed's: never deleted
+            assert (folder / "keep").exists() and key not in pruned.removed
+    finally:
+        del os.environ["BENCHBED_ENV_DIR"]
