@@ -111,7 +111,10 @@ Schema history:
       half-width asked for, ``--ratio-ci``) and ``ratio_ci_half`` (the half-width this runner's
       ratio reached, relative: max(point − low, high − point) ÷ point; null for the reference).
       Paired ratio CIs (``ref_ratio_low`` / ``_high``) are now the exact order-statistic CI of the
-      per-block ratios (a bootstrap of few blocks under-covered, `measure.paired`). No migration.
+      per-block ratios (a bootstrap of few blocks under-covered, `measure.paired`). Training (issue
+      #34): ``optimizer`` (sgd, adam, adamw), ``trainer_optimizer`` (how the Trainer got it: its own
+      ``optim`` name, or ``optimizers=(opt, None)``), ``optimizer_state_mb`` (the optimizer's state:
+      none for plain SGD, two moments per parameter for Adam and AdamW). No migration.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("sustainable_rate", _f), ("capacity_rate", _f), ("probe_rates", pa.list_(_f)), ("probe_p99_s", pa.list_(_f)),
     ("probe_met", pa.list_(_b)),
     # training: one sample is one optimizer step
-    ("grad_accum", _i), ("train_steps", _i), ("loss_curve", pa.list_(_f)), ("step_times_s", pa.list_(_f)),
+    ("grad_accum", _i), ("optimizer", _s), ("trainer_optimizer", _s), ("optimizer_state_mb", _f),
+    ("train_steps", _i), ("loss_curve", pa.list_(_f)), ("step_times_s", pa.list_(_f)),
     ("loss_first", _f), ("loss_last", _f), ("loss_max_diff", _f), ("target_loss", _f), ("steps_to_loss", _i),
     ("time_to_loss_s", _f),
     # interference: what else used the machine during the timed calls

@@ -19,6 +19,7 @@ from .values import (
     ATTN_IMPLS,
     AUTO_RATE,
     AXES,
+    DEFAULT_OPTIMIZER,
     DEFAULT_REFERENCE,
     DTYPES,
     LIMITS,
@@ -273,9 +274,13 @@ class Matrix:
             _scenario(scenario)
         check_scenario_options((k for k, _ in self.options), self.scenario, self.task)
         self.workload.check()
-        if tuple(self.workload.grad_accum) != (1,) and not any(is_training_task(t) for t in self.task):
-            raise SpecError(f"gradient accumulation applies to training tasks only "
-                            f"(tasks starting with {TRAINING_PREFIX!r}), none of: {', '.join(self.task)}")
+        for what, changed in (("gradient accumulation", tuple(self.workload.grad_accum) != (1,)),
+                              ("--optimizer", tuple(self.workload.optimizers) != (DEFAULT_OPTIMIZER,)),
+                              ("--learning-rate", self.option_given("learning_rate")),
+                              ("--momentum", self.option_given("momentum"))):
+            if changed and not any(is_training_task(t) for t in self.task):
+                raise SpecError(f"{what} applies to training tasks only "
+                                f"(tasks starting with {TRAINING_PREFIX!r}), none of: {', '.join(self.task)}")
         # every value of every axis is checked once, through the same rules a single Case obeys
         longest = max(len(getattr(self, a)) for a in AXES)
         for i in range(longest):
@@ -312,6 +317,10 @@ class Matrix:
             raise SpecError(f"inputs must be a source name (text), got {self.inputs!r:.80}")
         if not isinstance(self.workload, Workload):
             raise SpecError(f"workload must be a benchbed.Workload, got {self.workload!r:.80}")
+
+    def option_given(self, name: str) -> bool:
+        """Whether the matrix's options set `name`."""
+        return any(k == name for k, _ in self.options)
 
     def narrow(self, **axes: Sequence[Any] | None) -> "Matrix":
         """Keep only the given values on each named axis; values not in the matrix are added.

@@ -80,6 +80,14 @@ def non_negative_float(text: Any, what: str = "value") -> float:
     return value
 
 
+def unit_interval(text: Any, what: str = "value") -> float:
+    """A number from 0 up to (not including) 1 (SGD's momentum)."""
+    value = _number(text, what)
+    if not 0 <= value < 1:
+        raise SpecError(f"{what} must be from 0 up to (not including) 1, got {str(text)!r}")
+    return value
+
+
 def percent(text: Any, what: str = "value") -> float:
     """A percentage above 0 and below 100 (``2`` or ``2%``), as a fraction (0.02)."""
     raw = str(text).strip()

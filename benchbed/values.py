@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["SpecError", "DTYPES", "TORCH_DTYPES", "ATTN_IMPLS", "RUNNERS", "DEFAULT_REFERENCE", "TRAINING_PREFIX",
+__all__ = ["OPTIMIZERS", "DEFAULT_OPTIMIZER", "SpecError", "DTYPES", "TORCH_DTYPES", "ATTN_IMPLS", "RUNNERS", "DEFAULT_REFERENCE", "TRAINING_PREFIX",
            "TRAINING_RUNNERS", "is_training_task", "AUTO_RATE", "MODEL_ALIASES", "canonical_model", "AXES",
            "device_index", "validate_device", "LIMITS", "DEFAULT_LIMIT", "limit_of",
            "positive_int_value", "parse_bool", "parse_attn_impl", "OPTION_KEYS", "whole_number", "parse_shard"]
@@ -151,7 +151,12 @@ def parse_attn_impl(value: Any) -> str | None:
 #: engine's own (compilation, int8 method, training target, accumulation, DataLoader workers) and
 #: those a task plugin adds with `OPTION_KEYS.add` (the calibration task's). A misspelt option would
 #: silently change nothing but the case id, so others are refused.
-OPTION_KEYS: set[str] = {"compile_backend", "compile_mode", "int8", "target_loss", "workers", "grad_accum"}
+OPTION_KEYS: set[str] = {"compile_backend", "compile_mode", "int8", "target_loss", "workers", "grad_accum",
+                         "optimizer", "learning_rate", "momentum"}
+#: The training tasks' optimizers (an axis, `benchbed.runners.optimizers`); the default is kept out
+#: of the case options, so that cases measured before the axis keep their ids.
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEFAULT_OPTIMIZER = "adamw"
 
 
 def whole_number(value: Any, low: int, high: float) -> bool:

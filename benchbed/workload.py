@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .values import AUTO_RATE, SpecError, limit_of, positive_int_value, whole_number
+from .values import AUTO_RATE, DEFAULT_OPTIMIZER, OPTIMIZERS, SpecError, limit_of, positive_int_value, whole_number
 
 __all__ = ["Workload", "SERVE_BACKENDS"]
 
@@ -32,6 +32,8 @@ class Workload:
     timeout_ms: float = 0.0
     #: Training tasks: micro-batches per optimizer step (an axis; DataLoader workers are `workers`).
     grad_accum: tuple[int, ...] = (1,)
+    #: Training tasks: the optimizer both paths step (an axis: sgd, adam, adamw).
+    optimizers: tuple[str, ...] = (DEFAULT_OPTIMIZER,)
     #: ``http`` scenario: uvicorn worker processes per server (an axis), each with its own model.
     server_workers: tuple[int, ...] = (1,)
     #: ``http`` scenario: what serves the runner: ``uvicorn`` (benchbed's server) or ``ray`` (Ray Serve).
@@ -51,6 +53,9 @@ class Workload:
         if not self.grad_accum or any(not whole_number(g, 1, limit_of("grad accum")) for g in self.grad_accum):
             raise SpecError(f"gradient accumulation steps must be integers from 1 to {limit_of('grad accum'):,}, got "
                             f"{', '.join(map(str, self.grad_accum)) or 'none'}")
+        if not self.optimizers or any(o not in OPTIMIZERS for o in self.optimizers):
+            bad = next((o for o in self.optimizers if o not in OPTIMIZERS), "none")
+            raise SpecError(f"unknown optimizer {str(bad)[:40]!r} (valid: {', '.join(OPTIMIZERS)})")
         if tuple(self.rates) != (AUTO_RATE,) and (
                 not self.rates or any(isinstance(r, bool) or not isinstance(r, (int, float))
                                       or not (0 < r <= limit_of("rate")) for r in self.rates)):
@@ -67,6 +72,9 @@ class Workload:
                 raise SpecError(f"{name.replace('_', ' ')} must be from 0 to {limit_of(name):g}, got {value!r}")
 
     def training_variants(self) -> list[tuple[tuple[str, Any], ...]]:
-        """The option sets of a training task: its accumulation steps and DataLoader workers (the
+        """The option sets of a training task: its accumulation steps, DataLoader workers and
+        optimizer (the default's left out: cases of before the axis keep their ids) (the
         scenarios' own come from their declarations, `benchbed.scenarios.Scenario.variants`)."""
-        return [(("grad_accum", int(g)), ("workers", int(w))) for g in self.grad_accum for w in self.workers]
+        return [(("grad_accum", int(g)), ("workers", int(w)))
+                + ((("optimizer", o),) if o != DEFAULT_OPTIMIZER else ())
+                for g in self.grad_accum for w in self.workers for o in self.optimizers]

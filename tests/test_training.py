@@ -265,3 +265,47 @@ def test_a_loss_off_by_a_constant_factor_is_named_and_the_weights_decide():
     drifting = TrainTrace([2.0, 1.9, 1.0], w)
     verdict = task.compare(raw, drifting, "fp32")
     assert not verdict.ok and verdict.detail.startswith("step 2: loss 1.8 (torch) vs 1.9")
+
+
+def test_sgd_adam_and_adamw_train_alike_on_both_paths(tmp_path):
+    """The optimizer axis (issue #34): the same optimizer on both paths, loss parity per optimizer,
+    the route the Trainer took, its state, and an SGD step cheaper than AdamW's."""
+    p = run_cli("run", "--task", "train-text-classification", "--model", "synthetic:bert-tiny", "--dtype", "fp32",
+                "--batch-size", "2", "--seq-len", "16", "--optimizer", "sgd,adam,adamw", "--min-samples", "5",
+                "--max-time", "0.3", "--results", str(tmp_path / "r"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "r")
+    assert len(df) == 6 and (df["status"] == "ok").all(), df[["runner", "optimizer", "message"]].to_string()
+    _check_pairs(df)
+    routes = dict(zip(df[df["runner"] == "trainer"]["optimizer"], df[df["runner"] == "trainer"]["trainer_optimizer"]))
+    assert routes["sgd"] == "optim=sgd, optim_args=momentum=0" and routes["adam"].startswith("optimizers=(")
+    assert routes["adamw"].startswith("optim=adamw_torch")
+    state = df[df["runner"] == "torch"].set_index("optimizer")
+    assert state.loc["sgd", "optimizer_state_mb"] == 0 and state.loc["adam", "optimizer_state_mb"] > 0
+    assert state.loc["adamw", "optimizer_state_mb"] == pytest.approx(state.loc["adam", "optimizer_state_mb"])
+    # SGD keeps no state and does one axpy per tensor: its step is below AdamW's
+    assert state.loc["sgd", "optim_s"] < state.loc["adamw", "optim_s"]
+    # the default optimizer leaves the case id as it was before the axis
+    assert df[df["optimizer"] == "adamw"]["options"].map(lambda o: "optimizer" not in o).all()
+    # the report's training section: the Trainer ÷ loop step ratio with its CI, per optimizer
+    r = run_cli("report", str(tmp_path / "r"), "-o", str(tmp_path / "report.html"))
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert "optimizer step ms" in page and "optimizer state MB" in page
+    assert all(f"<td>{o}</td>" in page for o in ("sgd", "adam", "adamw"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--optimizer", "rmsprop"], "--optimizer: unknown optimizer 'rmsprop' (valid: sgd, adam, adamw)"),
+    (["--learning-rate", "0"], "--learning-rate must be a positive number"),
+    (["--learning-rate", "nan"], "--learning-rate must be a finite number"),
+    (["--learning-rate", "inf"], "--learning-rate must be a finite number"),
+    (["--momentum", "1"], "--momentum must be from 0 up to (not including) 1"),
+    (["--task", "text-classification", "--optimizer", "sgd"], "--optimizer applies to training tasks only"),
+])
+def test_a_bad_optimizer_setting_is_one_line_exit_2_and_nothing_written(tmp_path, args, words):
+    base = ["run", "--task", "train-text-classification", "--model", "synthetic:bert-tiny",
+            "--results", str(tmp_path / "r")]
+    p = run_cli(*base, *args)
+    assert p.returncode == 2 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r").exists()

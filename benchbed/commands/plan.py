@@ -13,6 +13,7 @@ from typing import Any
 from ..execute.config import EngineConfig
 from ..spec import AUTO_RATE, Case, Matrix, SpecError, parse_shard
 from ..validate import check_run_id, positive_float, positive_int
+from ..values import OPTIMIZERS
 from .common import non_negative_int
 
 __all__ = ["RunPlan", "make_plan"]
@@ -125,6 +126,11 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
         changes["workers"] = tuple(int(non_negative_int(v, "--workers")) for v in args.workers)
     if getattr(args, "grad_accum", None):
         changes["grad_accum"] = tuple(positive_int(v, "--grad-accum") for v in args.grad_accum)
+    if getattr(args, "optimizer", None):
+        bad = [o for o in args.optimizer if o not in OPTIMIZERS]
+        if bad:
+            raise SpecError(f"--optimizer: unknown optimizer {bad[0][:40]!r} (valid: {', '.join(OPTIMIZERS)})")
+        changes["optimizers"] = tuple(dict.fromkeys(args.optimizer))
     if getattr(args, "rate", None):
         if AUTO_RATE in args.rate:
             if len(args.rate) > 1:
@@ -141,7 +147,7 @@ def _workload(args: argparse.Namespace, matrix: Matrix) -> Matrix:
         matrix = replace(matrix, scenario=tuple(args.scenario))
     from ..spec import check_scenario_options
 
-    given = [{"rates": "rate"}.get(k, k) for k in changes if k != "grad_accum"]
+    given = [{"rates": "rate"}.get(k, k) for k in changes if k not in ("grad_accum", "optimizers")]
     check_scenario_options(given, [str(s) for s in matrix.scenario], [str(t) for t in matrix.task])
     if getattr(args, "inputs", None) is not None:
         matrix = replace(matrix, inputs=args.inputs)
@@ -177,7 +183,9 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     extra = {k: v for k, v in (("compile_backend", getattr(args, "compile_backend", None)),
                                ("compile_mode", getattr(args, "compile_mode", None)),
                                ("int8", getattr(args, "int8_method", None)),
-                               ("target_loss", getattr(args, "target_loss", None))) if v is not None}
+                               ("target_loss", getattr(args, "target_loss", None)),
+                               ("learning_rate", getattr(args, "learning_rate", None)),
+                               ("momentum", getattr(args, "momentum", None))) if v is not None}
     if extra:
         matrix = replace(matrix, options=tuple(sorted({**dict(matrix.options), **extra}.items())))
     if getattr(args, "new_tokens", None) is not None:

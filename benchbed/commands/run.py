@@ -18,6 +18,7 @@ from ..validate import (
     non_negative_float,
     positive_float,
     positive_int,
+    unit_interval,
 )
 from .common import EXIT_FAILED, EXIT_OK, csv_option, non_negative_int, out
 from .plan import slowdown
@@ -218,6 +219,13 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training tasks (train-*: docs/training.md)")
     g.add_argument("--grad-accum", type=csv_option("--grad-accum"), metavar="G1,G2",
                    help="micro-batches per optimizer step, an axis (default: 1); one timed sample is one optimizer step")
+    g.add_argument("--optimizer", type=csv_option("--optimizer"), metavar="O1,O2",
+                   help="the optimizer both paths step, an axis: sgd (lr 0.01, the loop most PyTorch users write "
+                        "first), adam, adamw (lr 5e-5, weight decay 0.01: the Trainer's default; the default)")
+    g.add_argument("--learning-rate", type=arg(positive_float, "--learning-rate"), metavar="LR",
+                   help="learning rate of every optimizer (default: sgd 0.01, adam and adamw 5e-5)")
+    g.add_argument("--momentum", type=arg(unit_interval, "--momentum"), metavar="M",
+                   help="SGD's momentum, from 0 up to (not including) 1 (default: 0)")
     g.add_argument("--target-loss", type=arg(finite_float, "--target-loss"), metavar="LOSS",
                    help="time_to_loss_s is the time until a step's loss first reaches LOSS (default: halfway from the "
                         "reference's first loss to the lowest it reached)")

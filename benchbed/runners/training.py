@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from ..scratch import scratch_root
 from .base import PhaseTimes, Runner
+from .optimizers import make_optimizer, optimizer_spec, trainer_route
 from .pacer import Examples as _Examples
 from .pacer import Pacer
 
@@ -39,6 +40,8 @@ class TrainingRunner(Runner):
         #: Micro-batches per optimizer step (the ``grad_accum`` option) and the task's settings.
         self.grad_accum = int(self.case.option("grad_accum", 1))
         self.settings = self.task.settings
+        #: the optimizer both paths step (the ``optimizer`` axis, `runners.optimizers`)
+        self.optim = optimizer_spec(self.case, self.settings)
         self.losses: list[Any] = []  # one detached scalar tensor per step (no sync to read it)
         self.step_s: list[float] = []  # each step's seconds, by the runner's own clock
         self.model: Any = None
@@ -172,17 +175,9 @@ class TrainLoopRunner(TrainingRunner):
     def prepare(self) -> float:
         import torch
 
-        from ..tasks.training import decay_parameter_names
-
         t0 = time.perf_counter()
-        s = self.settings
         self.model = self.copy_model()
-        decay = decay_parameter_names(self.model)
-        params = list(self.model.named_parameters())
-        groups = [{"params": [p for n, p in params if n in decay and p.requires_grad], "weight_decay": s.weight_decay},
-                  {"params": [p for n, p in params if n not in decay and p.requires_grad], "weight_decay": 0.0}]
-        self.optimizer = torch.optim.AdamW(groups, lr=s.learning_rate, betas=(s.adam_beta1, s.adam_beta2),
-                                           eps=s.adam_epsilon, fused=_fused_ok(self.device))
+        self.optimizer = make_optimizer(self.optim, self.model, self.settings, _fused_ok(self.device))
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == "fp16" else None
         self.loader = torch.utils.data.DataLoader(_Examples(self.inputs), batch_size=self.batch_size, shuffle=False,
                                                   num_workers=self.workers)
@@ -279,17 +274,23 @@ class TrainerRunner(TrainingRunner):
         from transformers import Trainer, TrainerCallback, TrainingArguments
 
         t0 = time.perf_counter()
-        s = self.settings
+        s, o = self.settings, self.optim
         self.model = self.copy_model()
         self._dir = tempfile.TemporaryDirectory(prefix="trainer-", dir=scratch_root())
+        fused = _fused_ok(self.device)
+        optim, self.route = trainer_route(o, fused)
+        by_name = {} if optim is None else {"optim": optim}
+        if o.name == "sgd":
+            by_name["optim_args"] = f"momentum={o.momentum!r}"
         args = TrainingArguments(
             output_dir=self._dir.name, per_device_train_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.grad_accum, max_steps=10**9, learning_rate=s.learning_rate,
-            weight_decay=s.weight_decay, adam_beta1=s.adam_beta1, adam_beta2=s.adam_beta2, adam_epsilon=s.adam_epsilon,
+            gradient_accumulation_steps=self.grad_accum, max_steps=10**9, learning_rate=o.lr,
+            weight_decay=o.weight_decay, adam_beta1=s.adam_beta1, adam_beta2=s.adam_beta2, adam_epsilon=s.adam_epsilon,
             max_grad_norm=s.max_grad_norm, lr_scheduler_type="constant", warmup_steps=0,
             train_sampling_strategy="sequential", dataloader_num_workers=self.workers, seed=self.seed,
             bf16=self.dtype == "bf16", fp16=self.dtype == "fp16", use_cpu=self.device == "cpu",
-            logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True)
+            logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
+            **by_name)
         one_device(args)
         runner = self
         self.pacer = pacer = Pacer("benchbed-trainer")
@@ -320,8 +321,9 @@ class TrainerRunner(TrainingRunner):
                 return loss
 
         self._micro: list[Any] = []
+        objects = (None, None) if optim is not None else (make_optimizer(o, self.model, s, fused), None)
         self.trainer = StepLossTrainer(model=self.model, args=args, train_dataset=_Examples(self.inputs),
-                                       callbacks=[Pacing()])
+                                       callbacks=[Pacing()], optimizers=objects)
         from transformers.trainer_callback import PrinterCallback
 
         self.trainer.remove_callback(PrinterCallback)  # it prints the run's summary on stdout at the end

@@ -106,6 +106,8 @@ class TrainingDriver(Driver):
             "tokens_per_s": per_step * self.case.seq_len / median if median > 0 else None,
             "train_steps": len(losses), "loss_curve": losses, "step_times_s": list(run.step_s),
             "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None,
+            "optimizer": run.optim.name, "trainer_optimizer": getattr(run, "route", None),
+            "optimizer_state_mb": _state_mb(run.optimizer_object()),
         }
         ref = self.runs.get(self.config.reference)
         ref_losses = ref.loss_values() if ref is not None else []
@@ -129,3 +131,12 @@ class TrainingDriver(Driver):
             out.update(target_loss=float(target), steps_to_loss=steps, time_to_loss_s=seconds)
         return out
 
+
+def _state_mb(optimizer: Any) -> float | None:
+    """MiB of the optimizer's state tensors (momentum buffers, Adam's two moments)."""
+    if optimizer is None:
+        return None
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+    total = sum(v.numel() * v.element_size() for st in optimizer.state.values() for v in st.values()
+                if hasattr(v, "element_size"))
+    return total / 2**20

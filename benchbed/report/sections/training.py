@@ -18,24 +18,27 @@ def section(latest: Any) -> str:
     loss, per training cell; empty when the run trained nothing."""
     if "train_steps" not in latest.columns:
         return ""
-    ok = latest[(latest["status"] == "ok") & latest["train_steps"].notna()]
+    ok = with_optimizer(latest[(latest["status"] == "ok") & latest["train_steps"].notna()])
     if ok.empty:
         return ""
     rows = []
-    for _, r in ok.sort_values(["task", "model", "dtype", "batch_size", "seq_len", "grad_accum", "runner"]).iterrows():
+    for _, r in ok.sort_values(["task", "model", "dtype", "batch_size", "seq_len", "grad_accum", "optimizer",
+                                "runner"]).iterrows():
         ratio = "reference" if r["runner"] == r.get("reference") else (
             f"{r['ref_ratio']:.2f}× [{r['ref_ratio_low']:.2f}, {r['ref_ratio_high']:.2f}]"
             if not missing(r.get("ref_ratio")) else "–")
         rows.append([esc(r["task"]), esc(r["model"]), esc(r["dtype"]), esc(r["batch_size"]), esc(r["seq_len"]),
-                     esc(int(r["grad_accum"]) if not missing(r.get("grad_accum")) else 1), esc(r["runner"]),
-                     fmt_ms(r["lat_median_s"]), esc(ratio), fmt_num(r["items_per_s"]), fmt_num(r["tokens_per_s"], 0),
+                     esc(int(r["grad_accum"]) if not missing(r.get("grad_accum")) else 1), esc(r["optimizer"]),
+                     esc(r["runner"]), fmt_ms(r["lat_median_s"]), esc(ratio), fmt_ms(r.get("optim_s")),
+                     fmt_num(r.get("optimizer_state_mb")), fmt_num(r["items_per_s"]), fmt_num(r["tokens_per_s"], 0),
                      fmt_num(r["cpu_rss_peak_delta_mb"]),
                      f"{sig3(r['loss_first'])} → {sig3(r['loss_last'])}", sig3(r.get("loss_max_diff")),
                      sig3(r.get("time_to_loss_s")), esc(int(r["train_steps"])),
                      "✓" if r["parity_ok"] is True else "✗" if r["parity_ok"] is False else "–"])
-    out = [table(["task", "model", "dtype", "batch", "seq", "accum", "runner", "step ms", "÷ reference [95% CI]",
-                  "samples/s", "tokens/s", "peak RSS +MB", "loss first → last", "max |Δloss|", "time to loss s",
-                  "steps", "parity"], rows, numeric={3, 4, 5, 7, 9, 10, 11, 13, 14, 15})]
+    out = [table(["task", "model", "dtype", "batch", "seq", "accum", "optimizer", "runner", "step ms",
+                  "÷ reference [95% CI]", "optimizer step ms", "optimizer state MB", "samples/s", "tokens/s",
+                  "peak RSS +MB", "loss first → last", "max |Δloss|", "time to loss s", "steps", "parity"], rows,
+                 numeric={3, 4, 5, 8, 10, 11, 12, 13, 14, 16, 17, 18})]
     curves = loss_curves(ok)
     if curves:
         out.append(figure(curves, "Loss at every optimizer step, both paths overlaid (one line where they agree); "
@@ -48,7 +51,14 @@ def section(latest: Any) -> str:
     return "".join(out)
 
 
-TRAINING_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len", "grad_accum"]
+TRAINING_KEY = ["task", "model", "device", "dtype", "batch_size", "seq_len", "grad_accum", "optimizer"]
+
+
+def with_optimizer(df: Any) -> Any:
+    """`df` with an ``optimizer`` for every record: records of before the axis trained with AdamW."""
+    if "optimizer" not in df.columns:
+        return df.assign(optimizer="adamw")
+    return df.assign(optimizer=df["optimizer"].fillna("adamw"))
 
 
 #: Training phases in step order, with their colours.
@@ -58,17 +68,18 @@ TRAINING_PHASES = {"data": "#8c564b", "fwd": "#2ca02c", "bwd": "#1f77b4", "optim
 def _training_groups(latest: Any) -> tuple[list[tuple[tuple, Any]], str]:
     if "loss_curve" not in latest.columns:
         return [], ""
-    g = latest[(latest["status"] == "ok") & latest["loss_curve"].map(lambda v: v is not None and not isinstance(v, float)
-                                                                     and len(v) > 0)]
+    g = with_optimizer(latest[(latest["status"] == "ok") & latest["loss_curve"].map(
+        lambda v: v is not None and not isinstance(v, float) and len(v) > 0)])
     groups = list(g.groupby(TRAINING_KEY, sort=True, dropna=False))
     note = f"showing {MAX_PANELS} of {len(groups)} training cells" if len(groups) > MAX_PANELS else ""
     return groups[:MAX_PANELS], note
 
 
 def _training_title(key: tuple) -> str:
-    task, model, device, dtype, bs, sl, ga = key
+    task, model, device, dtype, bs, sl, ga, optimizer = key
     accum = f" accum={int(ga)}" if ga == ga and ga not in (None, 1) else ""
-    return panel_title((task, model, device, dtype, f"b{bs} s{sl}{accum}"))
+    opt = f" {optimizer}" if optimizer != "adamw" else ""
+    return panel_title((task, model, device, dtype, f"b{bs} s{sl}{accum}{opt}"))
 
 
 def loss_curves(latest: Any, parity_steps: int = 6) -> Chart:
