@@ -14,7 +14,7 @@ from .ratios import group_cells, runner_order
 from .display import fmt_ms
 from .scenarios import DEFAULT_SCENARIO, get_scenario, scenario_of_record
 
-__all__ = ["format_table", "progress_line", "print_progress", "variant", "largest_fit", "scenario_of",
+__all__ = ["precision_lines", "format_table", "progress_line", "print_progress", "variant", "largest_fit", "scenario_of",
            "goodput", "goodput_lines"]
 
 
@@ -250,3 +250,31 @@ def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float
 
     print(console_safe(clip(progress_line(index, total, rec, elapsed_s), 400), keep_newlines=False), file=stream,
           flush=True)
+
+
+def precision_lines(records: Iterable[dict[str, Any]], shown: int = 8) -> list[str]:
+    """What the ratio rule reached: each ratio's CI half-width against its target, and the ratios
+    that fell short with about how much longer they would need (the half-width shrinks with the
+    square root of the blocks)."""
+    def number(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and v == v else None
+
+    rows = [r for r in records if r.get("stop_rule") == "ratio" and number(r.get("ratio_ci_half")) is not None
+            and number(r.get("ratio_ci_target")) is not None]
+    if not rows:
+        return []
+    halves = sorted(float(r["ratio_ci_half"]) for r in rows)
+    short = [r for r in rows if float(r["ratio_ci_half"]) > float(r["ratio_ci_target"]) * 1.0001]
+    target = float(rows[0]["ratio_ci_target"])
+    lines = [f"ratio precision: {len(rows) - len(short)} of {len(rows)} ratios within ±{100 * target:g}% "
+             f"(half-width median ±{100 * halves[len(halves) // 2]:.1f}%, widest ±{100 * halves[-1]:.1f}%)"]
+    for r in sorted(short, key=lambda r: -float(r["ratio_ci_half"]))[:shown]:
+        need = (float(r["ratio_ci_half"]) / float(r["ratio_ci_target"])) ** 2
+        took = number(r.get("measure_s"))
+        more = f", about {need * took:.0f}s of timing" if took else ""
+        lines.append(f"  short: {r['task']} {r['model']} {r['dtype']} b{r['batch_size']} s{r['seq_len']} "
+                     f"{r['runner']}: ±{100 * float(r['ratio_ci_half']):.1f}% ({r.get('stop_reason')}); "
+                     f"would need about {need:.1f}x the blocks{more} (--max-time)")
+    if len(short) > shown:
+        lines.append(f"  … and {len(short) - shown} more")
+    return lines

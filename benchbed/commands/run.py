@@ -280,7 +280,7 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
     folder)."""
     from ..engine import Session
     from ..record import pool_records
-    from ..summary import format_table, print_progress
+    from ..summary import format_table, precision_lines, print_progress
 
     launcher = _launcher(plan, launcher_args)
     session = Session(results, plan.config, run_id=plan.run_id)
@@ -309,6 +309,8 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
             print(f"benchbed: warning: run left as per-case files ({exc})", file=sys.stderr)
     records = [r.record for r in session.finished]
     out(format_table(pool_records(records)))
+    for line in precision_lines(records):
+        out(line)
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
     failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False
