@@ -245,22 +245,30 @@ def progress_line(index: int, total: int, rec: dict[str, Any], elapsed_s: float)
     return f"[{index:>{width}}/{total}] {label}: {what}  {elapsed_s:.0f}s"
 
 
-def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float, stream: TextIO = sys.stderr) -> None:
+def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float, stream: TextIO = sys.stderr,
+                   suffix: str = "") -> None:
     from .display import clip, console_safe
 
-    print(console_safe(clip(progress_line(index, total, rec, elapsed_s), 400), keep_newlines=False), file=stream,
-          flush=True)
+    print(console_safe(clip(progress_line(index, total, rec, elapsed_s) + suffix, 400), keep_newlines=False),
+          file=stream, flush=True)
 
 
 def precision_lines(records: Iterable[dict[str, Any]], shown: int = 8) -> list[str]:
     """What the ratio rule reached: each ratio's CI half-width against its target, and the ratios
     that fell short with about how much longer they would need (the half-width shrinks with the
     square root of the blocks)."""
+    from .measure.paired import block_median_ci, ratio_half_width
+    from .record import pool_records
+
     def number(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and v == v else None
 
-    rows = [r for r in records if r.get("stop_rule") == "ratio" and number(r.get("ratio_ci_half")) is not None
-            and number(r.get("ratio_ci_target")) is not None]
+    rows = []
+    for r in pool_records(list(records)):  # a case's passes pooled: the precision readers see
+        blocks = r.get("ratio_samples")
+        if r.get("stop_rule") == "ratio" and blocks is not None and len(blocks) and \
+                number(r.get("ratio_ci_target")) is not None:
+            rows.append({**r, "ratio_ci_half": ratio_half_width(*block_median_ci(list(blocks)))})
     if not rows:
         return []
     halves = sorted(float(r["ratio_ci_half"]) for r in rows)
@@ -271,10 +279,11 @@ def precision_lines(records: Iterable[dict[str, Any]], shown: int = 8) -> list[s
     for r in sorted(short, key=lambda r: -float(r["ratio_ci_half"]))[:shown]:
         need = (float(r["ratio_ci_half"]) / float(r["ratio_ci_target"])) ** 2
         took = number(r.get("measure_s"))
-        more = f", about {need * took:.0f}s of timing" if took else ""
+        more = f", about {need * took:.0f}s of timing (--max-time, --budget)" if took else ""
+        what = (f"would need about {need:.1f}x the blocks{more}" if need <= 100 else
+                "out of reach here: over 100x the blocks (a busy or drifting machine?)")
         lines.append(f"  short: {r['task']} {r['model']} {r['dtype']} b{r['batch_size']} s{r['seq_len']} "
-                     f"{r['runner']}: ±{100 * float(r['ratio_ci_half']):.1f}% ({r.get('stop_reason')}); "
-                     f"would need about {need:.1f}x the blocks{more} (--max-time)")
+                     f"{r['runner']}: ±{100 * float(r['ratio_ci_half']):.1f}% ({r.get('stop_reason')}); {what}")
     if len(short) > shown:
         lines.append(f"  … and {len(short) - shown} more")
     return lines

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .display import clip
 from .spec import SpecError, limit_of, positive_int_value
 
 __all__ = ["RUN_ID_PATTERN", "arg", "check_run_id", "csv_values", "finite_float", "positive_float",
@@ -77,6 +78,20 @@ def non_negative_float(text: Any, what: str = "value") -> float:
     value = _number(text, what)
     if value < 0:
         raise SpecError(f"{what} must be zero or more, got {str(text)!r}")
+    return value
+
+
+def duration(text: Any, what: str = "value") -> float:
+    """Seconds from ``90``, ``90s``, ``2m`` or ``1.5h``: above 0 and at most a week."""
+    raw = str(text).strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(raw[-1:], None)
+    number = raw[:-1] if scale is not None else raw
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        raise SpecError(f"{what} must be a duration such as 90s, 2m or 1.5h, got {clip(repr(str(text)), 60)}") from None
+    if not math.isfinite(value) or not 0 < value <= 7 * 86400:
+        raise SpecError(f"{what} must be above 0 and at most a week (604800s), got {clip(repr(str(text)), 60)}")
     return value
 
 

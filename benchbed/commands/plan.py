@@ -58,6 +58,9 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
     if not cases:
         raise SpecError("the matrix (after --shard) has no cases")
     config = _config(args, matrix, rule)
+    budget = getattr(args, "budget", None)
+    if budget is not None:  # a short first pass for every cell, within the budget's share
+        config = replace(config, budget_s=budget, rule=budget_rule(config.rule, budget, cases))
     endpoints = endpoint_specs(args)
     config = replace(config, endpoints=tuple(endpoints),
                      http_timeout_s=float(getattr(args, "http_timeout", None) or config.http_timeout_s))
@@ -326,6 +329,15 @@ def check_env_cells(matrix: Matrix, args: argparse.Namespace, launcher: str, clu
         if getattr(task, "trains", False) or getattr(task, "streams", False):
             raise SpecError(f"RUNNER@ENV runners serve single-call inference tasks; {name} is "
                             f"{'a training' if getattr(task, 'trains', False) else 'a generation'} task")
+
+
+def budget_rule(rule: Any, budget_s: float, cases: list[Case]) -> Any:
+    """The stop rule of a run with a budget: each runner's timing capped at its share of 40% of the
+    budget (the rest pays for loading, parity, the per-runner passes and further passes), so every
+    cell gets its first pass; never longer than the rule's own cap."""
+    share = 0.4 * budget_s / max(1, len(cases))
+    cap = max(0.2, min(rule.max_time_s, share))
+    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
 
 
 def build_envs(args: argparse.Namespace, envs: list[Any]) -> tuple[Any, ...]:

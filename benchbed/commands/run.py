@@ -13,6 +13,7 @@ from ..measure.timer import StopRule
 from ..validate import (
     arg,
     check_run_id,
+    duration,
     finite_float,
     percent,
     non_negative_float,
@@ -80,9 +81,13 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                    help=f"cap on timed seconds per runner (default: {d.max_time_s:g}); a cell of k runners "
                         f"timed interleaved takes up to k times this")
     t.add_argument("--ratio-ci", type=arg(percent, "--ratio-ci"), default=d.ratio_ci, metavar="PCT",
-                   help="a cell of two or more runners stops once the 95%% CI of every runner's ratio to the "
-                        f"reference is within ± this percentage of it (default: {d.ratio_ci * 100:g}); the "
-                        "record's ratio_ci_half says what it reached, stop_reason whether the cap came first")
+                   help="a cell of two or more runners stops once every runner's ratio to the reference is known "
+                        f"within ± this percentage (default: {d.ratio_ci * 100:g}; checked on a 97%% CI so the "
+                        "reported 95%% CI keeps its coverage); records say ratio_ci_half and stop_reason")
+    t.add_argument("--budget", type=arg(duration, "--budget"), metavar="TIME",
+                   help="the run's wall-clock budget (90s, 2m, 1.5h), loading and parity included: every cell gets "
+                        "a short pass, then more passes go to the ratios furthest from --ratio-ci while time is "
+                        "left; cells it cannot reach are skipped records that say so (default: none)")
     t.add_argument("--ci-width", type=arg(positive_float, "--ci-width"), default=d.rel_ci_width,
                    help="a runner alone stops once its median's 95%% CI is narrower than this fraction of it "
                         f"(default: {d.rel_ci_width:g})")
@@ -294,9 +299,13 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
               f"{session.store.run_dir}{note}", file=sys.stderr)
     start = time.perf_counter()
 
+    budget = plan.config.budget_s
+
     def progress(i: int, total: int, result: Any) -> None:
         if not quiet:
-            print_progress(i, total, result.record, time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            left = f" of {budget:.0f}s ({max(0.0, budget - elapsed):.0f}s left)" if budget else ""
+            print_progress(i, total, result.record, elapsed, suffix=left)
 
     try:
         session.run(list(plan.cases), progress, launcher=launcher, done=set(plan.done) if plan.done else None)
@@ -309,7 +318,7 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
             print(f"benchbed: warning: run left as per-case files ({exc})", file=sys.stderr)
     records = [r.record for r in session.finished]
     out(format_table(pool_records(records)))
-    for line in precision_lines(records):
+    for line in precision_lines(records):  # pooled over a case's passes
         out(line)
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.

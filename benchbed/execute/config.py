@@ -23,6 +23,10 @@ PAIRINGS = ("interleaved", "sequential")
 ON_INTERFERENCE = ("warn", "retry", "fail")
 
 
+#: the longest budget a run may be given (a week)
+MAX_BUDGET_S = 7 * 86400.0
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Run-wide settings, recorded with every case."""
@@ -79,6 +83,10 @@ class EngineConfig:
     http_timeout_s: float = 30.0
     #: ``--serve ray``: the Ray cluster the runners are deployed on (None: a local one, or RAY_ADDRESS).
     serve_address: str | None = None
+    #: ``--budget``: the run's wall-clock seconds (None: no budget). Every cell gets a short pass,
+    #: then further passes go to the ratios furthest from their target while time is left
+    #: (`schedule.Schedule`); cells the budget could not reach are skipped records that say so.
+    budget_s: float | None = None
 
     def endpoint(self, name: str) -> Any:
         """The endpoint ``endpoint:NAME`` measures."""
@@ -98,6 +106,8 @@ class EngineConfig:
             # A hung call cannot be stopped inside this process; only a child can be killed.
             raise ValueError("--case-timeout needs cases in subprocesses (a hung call cannot be stopped in-process); "
                              "drop --no-isolate (case_timeout_s with isolate='never')")
+        if self.budget_s is not None and not 0 < self.budget_s <= MAX_BUDGET_S:
+            raise ValueError(f"--budget must be above 0 s and at most a week, got {self.budget_s!r}")
         if not 0 <= self.inject_slowdown < 10:
             raise ValueError(f"--inject-slowdown must be a fraction between 0 and 10, got {self.inject_slowdown}")
 

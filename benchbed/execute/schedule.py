@@ -13,18 +13,29 @@ concurrent one (a Ray cluster) starts every ready job at once. Either way:
 - **Interference retry** (``--on-interference retry``): a cell whose records say another process
   used the machine is measured again, up to `EngineConfig.interference_retries` times; the last
   attempt's records are kept and say how many retries it took.
+- **Budget** (``--budget``): every cell's first pass comes first, in matrix order; then, while the
+  time left holds another pass of it, the cell whose pooled ratio CI is furthest from its target
+  (or whose pass was interfered) gets one more pass, at most `EXTRA_PASSES`. Readers pool a
+  case's passes (their blocks concatenated), so each extra pass narrows the ratio it reports and
+  spreads the cell over the run, de-correlating the host's drift. A job the budget cannot reach
+  is a ``skipped`` record that says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Iterable
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
 
 from ..spec import Case
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
-__all__ = ["Job", "Schedule", "cells_of_cases"]
+__all__ = ["Job", "Schedule", "cells_of_cases", "EXTRA_PASSES"]
+
+#: The most extra passes a cell gets from a budget (a ratio that cannot reach its target on this
+#: host does not take the whole budget).
+EXTRA_PASSES = 4
 
 
 def cells_of_cases(cases: list[Case]) -> list[list[Case]]:
@@ -57,15 +68,27 @@ class Job:
     sweeps: frozenset[str] = frozenset()
     #: The cell's batch size (kept when every case was skipped and `cases` is empty).
     batch_size: int = 1
+    #: When the job started (the schedule's clock), and whether a budget added it.
+    started: float | None = None
+    extra: bool = False
+    cells: list[Case] = field(default_factory=list)
 
 
 class Schedule:
     """The jobs of a run and the policies every launcher shares (see the module's note)."""
 
     def __init__(self, cases: list[Case], config: EngineConfig, ctx: RunContext,
-                 done: set[tuple[str, int]] | None = None, passes: Iterable[int] | None = None) -> None:
+                 done: set[tuple[str, int]] | None = None, passes: Iterable[int] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        passes = list(passes) if passes is not None else None
         self.config = config
         self.ctx = ctx
+        self.clock = clock
+        self.deadline = None if config.budget_s is None else clock() + config.budget_s
+        #: per (pair id, runner): the per-block ratios of every pass so far (the budget's measure)
+        self.ratios: dict[tuple[str, str], list[float]] = {}
+        self.extra_passes: dict[str, int] = {}
+        self.next_pass = (max(passes) + 1 if passes else 0) if passes is not None else config.passes
         done = done or set()
         cells = cells_of_cases([c.canonical() for c in cases])
         self.pending: list[Job] = []
@@ -74,7 +97,7 @@ class Schedule:
                 todo = [c for c in cell if (c.case_id, p) not in done]
                 if todo:
                     self.pending.append(Job(todo, p, order=len(self.pending), batch_size=todo[0].batch_size,
-                                            sweeps=frozenset(_sweep_key(c) for c in todo)))
+                                            sweeps=frozenset(_sweep_key(c) for c in todo), cells=list(cell)))
         self.total = sum(len(j.cases) for j in self.pending)
         self.running: list[Job] = []
         self.oom_at: dict[tuple[str, int], int] = {}
@@ -93,12 +116,20 @@ class Schedule:
         smaller batch's out-of-memory ruled out (a job all of whose cases are ruled out has nothing
         left to measure: its skip records are all there is)."""
         out = []
+        spent = self.deadline is not None and self.clock() >= self.deadline
         for job in list(self.pending):
             if limit is not None and len(out) >= limit:
                 break
-            if self._waits(job):
+            if self._waits(job) and not spent:
                 continue
             self.pending.remove(job)
+            if spent:  # the budget is spent: an extra pass is dropped, a first pass is said
+                if not job.extra:
+                    said = [self._skip(c, job, f"not measured: the run's budget of {self.config.budget_s:g}s was "
+                                               f"spent before it (a larger --budget measures it)") for c in job.cases]
+                    out.append((_empty(job), said))
+                continue
+            job.started = self.clock()
             skipped, todo = [], []
             for case in job.cases:
                 fit = self.oom_at.get((_sweep_key(case), job.pass_index))
@@ -130,7 +161,46 @@ class Schedule:
             if rec.get("status") == "oom":
                 key = (_sweep_key(case), job.pass_index)
                 self.oom_at[key] = min(case.batch_size, self.oom_at.get(key, case.batch_size))
+        if self.deadline is not None:
+            self._spend(job, results)
         return False
+
+    def _skip(self, case: Case, job: Job, message: str) -> CellResult:
+        rec = base_record(case, self.ctx, self.config, job.pass_index)
+        rec.update(status="skipped", message=message)
+        return case, rec, ()
+
+    def _spend(self, job: Job, results: list[CellResult]) -> None:
+        """The budget's policy after a job: pool its ratios with the cell's earlier passes and, when
+        the cell is short of its target (or was measured on a busy machine) and the time left holds
+        another pass like this one, queue one, the furthest from its target first."""
+        from ..measure.paired import block_median_ci, ratio_half_width
+
+        worst, busy = 0.0, False
+        for case, rec, _ in results:
+            busy = busy or rec.get("interfered") is True
+            blocks = rec.get("ratio_samples")
+            target = rec.get("ratio_ci_target")
+            if not blocks or not isinstance(target, (int, float)):
+                continue
+            pooled = self.ratios.setdefault((case.pair_id, case.runner), [])
+            pooled.extend(float(b) for b in blocks)
+            worst = max(worst, ratio_half_width(*block_median_ci(pooled)) / float(target))
+        cell = job.cells or job.cases
+        key = cell[0].pair_id if cell else ""
+        cost = self.clock() - (job.started if job.started is not None else self.clock())
+        left = self.deadline - self.clock() if self.deadline is not None else 0.0
+        if not cell or (worst <= 1.0 and not busy) or self.extra_passes.get(key, 0) >= EXTRA_PASSES or left < cost:
+            return
+        self.extra_passes[key] = self.extra_passes.get(key, 0) + 1
+        extra = Job(list(cell), self.next_pass, order=len(self.pending), batch_size=cell[0].batch_size,
+                    sweeps=frozenset(_sweep_key(c) for c in cell), extra=True, cells=list(cell))
+        extra.priority = worst if not busy else float("inf")  # type: ignore[attr-defined]
+        self.next_pass += 1
+        self.total += len(cell)
+        first = [j for j in self.pending if not j.extra]
+        extras = sorted([j for j in self.pending if j.extra] + [extra], key=lambda j: -getattr(j, "priority", 0.0))
+        self.pending = first + extras
 
     def abandon(self, job: Job) -> None:
         """A job whose launcher gave up on it (its results are recorded as failures by the caller)."""
@@ -139,3 +209,9 @@ class Schedule:
 
     def __bool__(self) -> bool:
         return bool(self.pending or self.running)
+
+
+def _empty(job: Job) -> Job:
+    """`job` with nothing left to measure (its cases were all skipped)."""
+    job.cases = []
+    return job

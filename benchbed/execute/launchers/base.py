@@ -43,6 +43,8 @@ class Launcher:
         """One ready job at a time, in the schedule's order."""
         while schedule:
             ready = schedule.ready(limit=1)
+            if not ready and not schedule:  # a spent budget dropped the extra passes left
+                break
             if not ready:  # pragma: no cover - every sweep has a smallest batch, so something is ready
                 raise RuntimeError("schedule has jobs but none is ready")
             job, skipped = ready[0]

@@ -1,0 +1,88 @@
+"""A run with a budget (issue #31): every cell's first pass first, then more passes to the ratios
+furthest from their target while time is left, and cells the budget cannot reach said as skipped
+records; the policy on a fake clock, the whole run through the CLI, and bad input."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from benchbed.execute.config import EngineConfig, RunContext
+from benchbed.execute.schedule import EXTRA_PASSES, Schedule
+from benchbed.spec import Case
+from conftest import run_cli
+
+import datetime as _dt
+
+CTX = RunContext("r", _dt.datetime.now(_dt.timezone.utc))
+
+
+def _cases(n):
+    return [Case(task="text-classification", model="synthetic:bert-tiny", batch_size=1, seq_len=16 * (i + 1),
+                 runner=r) for i in range(n) for r in ("torch", "pipeline")]
+
+
+def _results(job, half_blocks):
+    """Records of a job whose pipeline ratio has the per-block ratios `half_blocks`."""
+    out = []
+    for case in job.cases:
+        rec = {"status": "ok", "ratio_ci_target": 0.02}
+        if case.runner == "pipeline":
+            rec["ratio_samples"] = list(half_blocks)
+        out.append((case, rec, ()))
+    return out
+
+
+def test_first_passes_come_first_then_the_widest_ratio_gets_more_within_the_budget():
+    now = [0.0]
+    sched = Schedule(_cases(3), EngineConfig(budget_s=100.0), CTX, clock=lambda: now[0])
+    wide = [1.0 + 0.1 * ((-1) ** i) * (i % 5) for i in range(12)]  # far from ±2%
+    tight = [1.0 + 0.001 * ((-1) ** i) for i in range(12)]
+    seen = []
+    while sched:
+        (job, skipped), = sched.ready(limit=1)
+        now[0] += 5.0  # each job costs 5 s
+        seen.append((job.cases[0].seq_len, job.extra))
+        sched.finish(job, _results(job, wide if job.cases[0].seq_len == 32 else tight))
+    firsts = [s for s, extra in seen if not extra]
+    assert firsts == [16, 32, 48]  # every cell's first pass, in matrix order, before any extra
+    extras = [s for s, extra in seen if extra]
+    assert extras == [32] * EXTRA_PASSES  # only the cell short of its target, at most EXTRA_PASSES
+    assert now[0] <= 100.0
+
+
+def test_a_budget_too_small_for_every_first_pass_says_which_cells_it_could_not_measure():
+    now = [0.0]
+    sched = Schedule(_cases(3), EngineConfig(budget_s=8.0), CTX, clock=lambda: now[0])
+    skipped_all = []
+    while sched:
+        (job, skipped), = sched.ready(limit=1)
+        skipped_all += skipped
+        if job.cases:
+            now[0] += 5.0
+            sched.finish(job, _results(job, [1.0] * 12))
+    assert len(skipped_all) == 2 * 1  # the third cell's two runners (5 s + 5 s > 8 s)
+    assert all(rec["status"] == "skipped" and "budget of 8s was spent" in rec["message"]
+               for _, rec, _ in skipped_all)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "abc", "8d", "700000", "", "1e400"])
+def test_a_bad_budget_is_one_line_exit_2_and_nothing_written(tmp_path, value):
+    p = run_cli("run", "--quick", "--budget", value, "--results", str(tmp_path / "r"))
+    assert p.returncode == 2 and "--budget" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_budgeted_quick_run_ends_near_its_budget_and_names_what_fell_short(tmp_path):
+    t0 = time.monotonic()
+    p = run_cli("run", "--quick", "--task", "text-classification,fill-mask", "--budget", "30s",
+                "--results", str(tmp_path / "r"), "--run-id", "b")
+    took = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr[-2000:]
+    df = pd.read_parquet(tmp_path / "r" / "b")
+    assert set(df["status"]) <= {"ok", "skipped"}
+    assert "ratio precision:" in p.stdout and "s left)" in p.stderr
+    # the budget counts from the first cell; the process's own start (imports, the model) is outside it
+    assert took < 30 * 1.1 + 25, took
