@@ -32,6 +32,8 @@ def envdir(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHBED_ENV_DIR", str(tmp_path / "envs"))
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # uv's build locks, pip's build folders
     wheels = bbtiny_wheels(str(tmp_path / "wheels"), {"1.0": (0, 1.0), "1.5": (16, 1.0), "1.6": (0, 1.1)})
     return tmp_path, wheels
 
