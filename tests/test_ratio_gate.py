@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -232,3 +233,14 @@ def test_noise_never_writes_a_threshold_compare_would_refuse(tmp_path):
     assert "median:calm case=3.0%" in text and "# not gateable here: median:wild case=8533.5%" in text
     rules = Thresholds.parse(None, files=[str(path)])
     assert rules.for_case("median", "calm case") == pytest.approx(0.03)
+
+
+def test_an_underpowered_change_wholly_beyond_the_threshold_is_said(tmp_path):
+    """A +25% change over three baseline nights that spread by 19% (issue #30): the gate cannot
+    confirm it against that spread, but it says the change's CI lies wholly above the threshold."""
+    noisy = [_night(f"b{d}", d, 1.25 * (1 + 0.19 * s)) for d, s in enumerate((-1, 1, 0.1))]
+    folder = _write(tmp_path, "r", sum(noisy, []) + _night("c", 9, 1.25 * 1.25))
+    p = run_cli("compare", folder, "--metric", "ratio", "--json", str(tmp_path / "c.json"))
+    case = json.loads((tmp_path / "c.json").read_text())["cases"][0]
+    assert case["verdict"] == "underpowered" and p.returncode == 0, case
+    assert re.search(r"changed by \+2\d\.\d% \[", case["reason"]) and "wholly above the threshold" in case["reason"], case

@@ -317,7 +317,13 @@ def compare_frames(baseline: Any, current: Any, settings: CompareSettings = Comp
             verdict = "improvement"
         elif mde > threshold:  # a pass that could not have failed is not a pass
             verdict = "underpowered"
-            reason = (f"could detect only changes of {100 * mde:.1f}% or more (threshold {100 * threshold:.0f}%); "
+            beyond = ""
+            if p < settings.alpha and (lo > threshold or hi < -threshold):  # said, though not confirmed
+                beyond = (f"changed by {100 * change:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}], wholly "
+                          f"{'above' if lo > threshold else 'below'} the threshold, but the baseline's own runs "
+                          f"vary by as much; ")
+            reason = (beyond + f"could detect only changes of {100 * mde:.1f}% or more (threshold "
+                      f"{100 * threshold:.0f}%); "
                       + power_advice(mde, basis, sd, threshold, len(run_medians), len(cur_medians), settings.alpha))
         else:
             verdict = "unchanged"
