@@ -98,6 +98,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("benchbed: interrupted; finished cases are saved", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug (ours or a plug-in's): its traceback, with escape codes cleaned like all output
+        import traceback
+
+        print(console_safe(traceback.format_exc()), file=sys.stderr, end="")
+        return EXIT_FAILED
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

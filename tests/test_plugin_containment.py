@@ -52,3 +52,15 @@ def test_a_plugin_cannot_take_a_builtin_name(tmp_path, code):
     p = run_cli("run", "--suite", str(suite), *FAST, "--results", str(tmp_path / "r"))
     assert p.returncode == 2 and "built-in" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_traceback_that_reaches_the_door_is_cleaned_of_escape_codes(monkeypatch, capsys):
+    from benchbed import cli
+
+    def boom(args):
+        raise RuntimeError("\x1b[31ma plug-in's bug\x1b[0m\x07")
+
+    monkeypatch.setattr(cli.COMMANDS["list"], "main", boom)
+    assert cli.main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: a plug-in's bug" in err and "Traceback" in err and "\x1b" not in err and "\x07" not in err
