@@ -19,7 +19,9 @@ def add_parser(sub: Any) -> None:
                                       "exceeds the threshold and is significant. Exit 1 when a confirmed regression "
                                       "starts within the newest --window runs; 3 when a case of those runs could not be "
                                       "judged (unusable samples, no finished record, interference, missing from "
-                                      "the newest run) or no run has usable records; 0 otherwise; 2 on bad input.")
+                                      "the newest run, underpowered: its runs spread too much to confirm a change "
+                                      "of its threshold, unless --allow-underpowered), when there are fewer than 4 "
+                                      "runs, or no run has usable records; 0 otherwise; 2 on bad input.")
     hist.add_argument("results", nargs="+", metavar="RESULTS", help="results folders, files or URIs")
     hist.add_argument("--window", type=arg(positive_int, "--window"), default=2,
                       help="gate on regressions starting in the newest N runs (default: 2: the one confirmed "
