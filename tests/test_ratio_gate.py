@@ -161,6 +161,10 @@ def test_a_slowdown_injected_into_one_runner_is_caught_by_the_ratio_gate_end_to_
     common = ["--quick", "--task", "text-classification", "--batch-size", "4", "--seq-len", "16", "--min-time", "0.8",
               "--results", res, "-q"]
     n = run_cli("noise", *common, "--passes", "3", "--write", str(tmp_path / "t.txt"))
+    if interfered(pd.read_parquet(res)):  # steal or a neighbour: noise calibrates on quiet records only
+        assert n.returncode in (0, 3) and (n.returncode == 0 or "nothing to calibrate" in n.stdout), n.stdout
+        if n.returncode == 3:
+            return
     assert n.returncode == 0, n.stdout[-2000:] + n.stderr[-2000:]
     rules = (tmp_path / "t.txt").read_text()
     assert "ratio:text-classification synthetic:bert-tiny pipeline/torch cpu fp32 b4 s16=" in rules

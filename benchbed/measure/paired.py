@@ -95,12 +95,19 @@ def _order_index(n: int, confidence: float) -> int:
     """The largest 0-based k with 2 · P(B <= k) <= 1 - confidence, B ~ Binomial(n, 1/2): the sorted
     (x[k], x[n-1-k]) then covers the median unless B, the count below it, is <= k or >= n-k, so
     with at least that probability. 0 (min, max) where no k is enough (fewer than 6 values at 95%)."""
-    from scipy.stats import binom
+    from fractions import Fraction
 
-    alpha = 1.0 - confidence
-    k = int(binom.ppf(alpha / 2, n, 0.5))
-    while k >= 0 and 2 * binom.cdf(k, n, 0.5) > alpha:
-        k -= 1
+    # exact, in integers: 2 · Σ_{i<=k} C(n, i) <= alpha · 2^n (no scipy: this runs inside a cell,
+    # where a memory cap may forbid loading a library's shared objects)
+    alpha = Fraction(1.0 - confidence).limit_denominator(10**9)
+    bound = alpha.numerator << n
+    total, c, k = 0, 1, -1
+    for i in range(n // 2 + 1):
+        total += c
+        if 2 * total * alpha.denominator > bound:
+            break
+        k = i
+        c = c * (n - i) // (i + 1)
     return max(0, min(k, (n - 1) // 2))
 
 
