@@ -23,6 +23,22 @@ else:
     _OWN_CACHE = None
 
 
+def _measured_slow() -> set[str]:
+    """Node ids listed in tests/slow_tests.txt (each measured at 15 s or more)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_tests.txt")
+    with open(path, encoding="utf-8") as fh:
+        return {line.split("#", 1)[0].strip() for line in fh if line.split("#", 1)[0].strip()}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `slow` the tests measured slow (tests/slow_tests.txt): the README's command runs the
+    rest (``pytest -m "not slow"``), `.ci/run` runs these after it."""
+    slow = _measured_slow()
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config):
     """pytest's own temporary folders (else /tmp/pytest-of-USER) live in this session's cache
     folder too, so that the suite leaves /tmp as it found it."""
