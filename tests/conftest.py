@@ -57,7 +57,9 @@ def _ours_in_tmp() -> set[str]:
         return set()
     from benchbed.scratch import owner_alive
 
-    return {n for n in names if n.startswith(("benchbed-", "torchinductor_", "pytest-of-"))
+    # torch's own compile cache (torchinductor_USER) and Ray's session folder are the libraries'
+    # caches, not ours: a process that does not inherit the suite's settings may still write them
+    return {n for n in names if n.startswith(("benchbed-", "pytest-of-"))
             and os.path.join(base, n) != _OWN_CACHE and not owner_alive(n)}
 
 
