@@ -21,7 +21,10 @@ def main() -> int:
     # a signal the shell told us to ignore (SIGINT of a background job) stays ignored
     previous = {s: signal.signal(s, _early_exit) for s in (signal.SIGINT, signal.SIGTERM)
                 if signal.getsignal(s) is not signal.SIG_IGN}
+    from benchbed.cli import clean_excepthook
     from benchbed.cli import main as benchbed_main
+
+    sys.excepthook = clean_excepthook
 
     for s, handler in previous.items():
         signal.signal(s, handler)

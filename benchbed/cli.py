@@ -37,7 +37,7 @@ from .commands.common import (
 from .display import SafeStream, clip, console_safe
 from .spec import SpecError
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNJUDGED", "EXIT_WRITE",
+__all__ = ["main", "build_parser", "clean_excepthook", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNJUDGED", "EXIT_WRITE",
            "EXIT_INTERRUPTED", "EXIT_TERMINATED"]
 
 
@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS.values():
         command.add_parser(sub)
     return parser
+
+
+def clean_excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """The process's last words on a bug (ours or a plug-in's): its traceback, with terminal escape
+    codes and control bytes cleaned like every other line benchbed prints."""
+    import traceback
+
+    sys.stderr.write(console_safe("".join(traceback.format_exception(kind, value, tb))))
+    sys.stderr.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,15 +107,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("benchbed: interrupted; finished cases are saved", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # a bug (ours or a plug-in's): its traceback, with escape codes cleaned like all output
-        import traceback
-
-        print(console_safe(traceback.format_exc()), file=sys.stderr, end="")
-        return EXIT_FAILED
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover
+    sys.excepthook = clean_excepthook
     sys.exit(main())

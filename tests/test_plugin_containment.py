@@ -54,13 +54,14 @@ def test_a_plugin_cannot_take_a_builtin_name(tmp_path, code):
     assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
-def test_a_traceback_that_reaches_the_door_is_cleaned_of_escape_codes(monkeypatch, capsys):
-    from benchbed import cli
+def test_a_traceback_that_reaches_the_door_is_cleaned_of_escape_codes(tmp_path):
+    """A bug's traceback, in a real `benchbed` process: the console script's excepthook cleans it."""
+    import subprocess
+    import sys
 
-    def boom(args):
-        raise RuntimeError("\x1b[31ma plug-in's bug\x1b[0m\x07")
-
-    monkeypatch.setattr(cli.COMMANDS["list"], "main", boom)
-    assert cli.main(["list"]) == 1
-    err = capsys.readouterr().err
-    assert "RuntimeError: a plug-in's bug" in err and "Traceback" in err and "\x1b" not in err and "\x07" not in err
+    code = ("import sys, benchbed_cli, benchbed.cli as c\n"
+            "def boom(args):\n    raise RuntimeError('\\x1b[31ma plug-in bug\\x1b[0m\\x07')\n"
+            "c.COMMANDS['list'].main = boom\nsys.argv = ['benchbed', 'list']\nsys.exit(benchbed_cli.main())\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 1 and "RuntimeError: a plug-in bug" in p.stderr and "Traceback" in p.stderr, p.stderr
+    assert "\x1b" not in p.stderr and "\x07" not in p.stderr
