@@ -39,6 +39,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def pytest_unconfigure(config):
+    """The session's cache folder goes with the session, whatever ran (a --collect-only too)."""
+    if _OWN_CACHE:
+        import shutil
+
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
 def pytest_configure(config):
     """pytest's own temporary folders (else /tmp/pytest-of-USER) live in this session's cache
     folder too, so that the suite leaves /tmp as it found it."""
