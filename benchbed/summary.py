@@ -253,18 +253,18 @@ def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float
           file=stream, flush=True)
 
 
-def precision_lines(records: Iterable[dict[str, Any]], shown: int = 8) -> list[str]:
-    """What the ratio rule reached: each ratio's CI half-width against its target, and the ratios
+def precision_lines(pooled: Iterable[dict[str, Any]], shown: int = 8) -> list[str]:
+    """What the ratio rule reached, from records pooled over a case's passes (`pool_records`, as
+    the table takes them): each ratio's CI half-width against its target, and the ratios
     that fell short with about how much longer they would need (the half-width shrinks with the
     square root of the blocks)."""
     from .measure.paired import block_median_ci, ratio_half_width
-    from .record import pool_records
 
     def number(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and v == v else None
 
     rows = []
-    for r in pool_records(list(records)):  # a case's passes pooled: the precision readers see
+    for r in pooled:
         blocks = r.get("ratio_samples")
         if r.get("stop_rule") == "ratio" and blocks is not None and len(blocks) and \
                 number(r.get("ratio_ci_target")) is not None:

@@ -317,8 +317,9 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
         except OSError as exc:
             print(f"benchbed: warning: run left as per-case files ({exc})", file=sys.stderr)
     records = [r.record for r in session.finished]
-    out(format_table(pool_records(records)))
-    for line in precision_lines(records):  # pooled over a case's passes
+    pooled = pool_records(records)  # a case's passes as one, for the table and the precision lines
+    out(format_table(pooled))
+    for line in precision_lines(pooled):
         out(line)
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.

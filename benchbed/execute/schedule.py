@@ -72,6 +72,8 @@ class Job:
     started: float | None = None
     extra: bool = False
     cells: list[Case] = field(default_factory=list)
+    #: An extra pass's urgency: its cell's pooled half-width over its target (inf: interfered).
+    priority: float = 0.0
 
 
 class Schedule:
@@ -194,12 +196,12 @@ class Schedule:
             return
         self.extra_passes[key] = self.extra_passes.get(key, 0) + 1
         extra = Job(list(cell), self.next_pass, order=len(self.pending), batch_size=cell[0].batch_size,
-                    sweeps=frozenset(_sweep_key(c) for c in cell), extra=True, cells=list(cell))
-        extra.priority = worst if not busy else float("inf")  # type: ignore[attr-defined]
+                    sweeps=frozenset(_sweep_key(c) for c in cell), extra=True, cells=list(cell),
+                    priority=worst if not busy else float("inf"))
         self.next_pass += 1
         self.total += len(cell)
         first = [j for j in self.pending if not j.extra]
-        extras = sorted([j for j in self.pending if j.extra] + [extra], key=lambda j: -getattr(j, "priority", 0.0))
+        extras = sorted([j for j in self.pending if j.extra] + [extra], key=lambda j: -j.priority)
         self.pending = first + extras
 
     def abandon(self, job: Job) -> None:
