@@ -115,6 +115,11 @@ Schema history:
       #34): ``optimizer`` (sgd, adam, adamw), ``trainer_optimizer`` (how the Trainer got it: its own
       ``optim`` name, or ``optimizers=(opt, None)``), ``optimizer_state_mb`` (the optimizer's state:
       none for plain SGD, two moments per parameter for Adam and AdamW). No migration.
+  13 — why it is slower (issue #33, ``--explain``): ``explain_status`` (ok, failed, skipped),
+      ``explain_message`` (why not ok), ``explain_s`` (the explain pass's own seconds, outside the
+      timed window), ``explain_overhead`` (the sampling profile's seconds per call ÷ the timed
+      median) and ``profile_json`` (JSON text: the stages' clock times, the Python functions'
+      and the operators' seconds per call by stage; `benchbed.explain` reads it). No migration.
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -194,6 +199,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("env_memory_gib", _i), ("env_onnxruntime", _s), ("env_accelerate", _s), ("env_datasets", _s), ("env_ray", _s),
     ("env_name", _s), ("env_spec", _s), ("env_packages_digest", _s),
     ("endpoint_url", _s), ("endpoint_protocol", _s), ("itl_median_s", _f), ("itl_p99_s", _f), ("service_p99_s", _f),
+    # explain: one profiled pass per runner after timing
+    ("explain_status", _s), ("explain_message", _s), ("explain_s", _f), ("explain_overhead", _f), ("profile_json", _s),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

@@ -58,6 +58,13 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
     if not cases:
         raise SpecError("the matrix (after --shard) has no cases")
     config = _config(args, matrix, rule)
+    if config.explain != "off":
+        from ..measure.profile import ProfilerMissing, check_profilers
+
+        try:
+            check_profilers()
+        except ProfilerMissing as exc:
+            raise SpecError(str(exc)) from None
     budget = getattr(args, "budget", None)
     if budget is not None:  # a short first pass for every cell, within the budget's share
         config = replace(config, budget_s=budget, rule=budget_rule(config.rule, budget, cases))
@@ -107,7 +114,8 @@ def _config(args: argparse.Namespace, matrix: Matrix, rule: Any) -> EngineConfig
                             isolate=args.isolate or "auto", memory_cap_mb=args.memory_cap,
                             case_timeout_s=args.case_timeout, reference=matrix.reference, pairing=args.pairing,
                             on_interference=args.on_interference, slo_ms=args.slo_ms,
-                            tf32=None if args.tf32 is None else args.tf32 == "on")
+                            tf32=None if args.tf32 is None else args.tf32 == "on",
+                            explain=getattr(args, "explain", "off"))
     except ValueError as exc:
         raise SpecError(str(exc)) from None
 

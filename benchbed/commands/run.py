@@ -150,6 +150,9 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      help="testing aid: add real busy work worth FRACTION of each call's duration inside the timed "
                           "call (e.g. 0.1), to check that a regression gate catches it; RUNNER=FRACTION slows that "
                           "runner only (a ratio regression, e.g. pipeline=0.05)")
+    run.add_argument("--explain", action="store_const", const="gap", default="off",
+                     help="after timing, profile the runners of every cell whose ratio CI excludes 1 (outside the "
+                          "timed window) and say why they differ: stages, functions, operators (docs/explain.md)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 

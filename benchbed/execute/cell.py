@@ -34,6 +34,7 @@ from .passes import (
     with_steps,
 )
 from .drivers import make_driver
+from .explain_pass import explain_cell
 from .records import CellResult, base_record
 from .workbench import Workbench, release
 
@@ -233,6 +234,8 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
             _finish(cell, name, run, timing, task, config, pass_index, reference)
         except Exception as exc:
             cell.fail(name, exc)
+    if pass_index == 0:  # after every timed window and pass of the cell, profiled (--explain)
+        explain_cell(cell.recs, runners, config.explain, reference, cell.driver.per_call_passes)
 
 
 def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dict[str, Any], workbench: Workbench,

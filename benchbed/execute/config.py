@@ -87,6 +87,9 @@ class EngineConfig:
     #: then further passes go to the ratios furthest from their target while time is left
     #: (`schedule.Schedule`); cells the budget could not reach are skipped records that say so.
     budget_s: float | None = None
+    #: ``--explain``: after timing, profile the runners of the cells whose ratio CI excludes 1
+    #: ("gap"), of every cell ("all"), or none ("off"); `benchbed.execute.explain_pass`.
+    explain: str = "off"
 
     def endpoint(self, name: str) -> Any:
         """The endpoint ``endpoint:NAME`` measures."""
@@ -100,6 +103,8 @@ class EngineConfig:
             raise ValueError(f"isolate must be one of {', '.join(ISOLATE_MODES)}, got {self.isolate!r}")
         if self.on_interference not in ON_INTERFERENCE:
             raise ValueError(f"on_interference must be one of {', '.join(ON_INTERFERENCE)}, got {self.on_interference!r}")
+        if self.explain not in ("off", "gap", "all"):
+            raise ValueError(f"explain must be one of off, gap, all, got {self.explain!r}")
         if self.pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {self.pairing!r}")
         if self.case_timeout_s is not None and self.isolate == "never":

@@ -104,6 +104,13 @@ class Runner:
         that cannot split its call returns no phases)."""
         return self(), {}
 
+    def call_in_stages(self, stage: Callable[..., Any]) -> list[Any]:
+        """One call whose stages run through ``stage(NAME, fn, *args)`` (``preprocess``,
+        ``forward``, ``postprocess``), which runs ``fn(*args)`` and returns its result; `benchbed
+        explain` profiles the call this way. A runner that cannot split its call runs it whole: all
+        of it is the stage ``other``."""
+        return self()
+
     #: Seconds from the start of the last `run_examples` call to its first result.
     first_result_s: float | None = None
 
@@ -148,6 +155,14 @@ class StagedRunner(Runner):
         with torch.inference_mode():
             enc = self.task.preprocess(self.bundle, self.inputs, self.device)
             return self.task.postprocess(self.bundle, enc, self.forward(enc))
+
+    def call_in_stages(self, stage: Callable[..., Any]) -> list[Any]:
+        import torch
+
+        with torch.inference_mode():
+            enc = stage("preprocess", self.task.preprocess, self.bundle, self.inputs, self.device)
+            out = stage("forward", self.forward, enc)
+            return stage("postprocess", self.task.postprocess, self.bundle, enc, out)
 
     def call_with_phases(self) -> tuple[list[Any], PhaseTimes]:
         import torch

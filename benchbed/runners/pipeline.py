@@ -8,6 +8,7 @@ collation, DataLoader). The wrappers exist only inside `call_with_phases`, never
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Callable, Iterator
 
@@ -95,6 +96,20 @@ class PipelineRunner(Runner):
             for key in originals:
                 pipe.__dict__.pop(names[key], None)
         return result, times
+
+    def call_in_stages(self, stage: Callable[..., Any]) -> list[Any]:
+        """The pipeline's own ``preprocess`` / ``forward`` / ``postprocess`` as stages; its
+        batching, collation and padding between them are the stage ``other``."""
+        pipe = self.pipe
+        names = ("preprocess", "forward", "postprocess")
+        originals = {n: getattr(pipe, n) for n in names}
+        try:
+            for n, fn in originals.items():
+                setattr(pipe, n, functools.partial(stage, n, fn))
+            return self()
+        finally:
+            for n in names:
+                pipe.__dict__.pop(n, None)
 
     def _timed(self, fn: Callable[..., Any], key: str, times: dict[str, float]) -> Callable[..., Any]:
         clock, sync = self.clock, self.sync

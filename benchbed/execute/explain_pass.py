@@ -1,0 +1,108 @@
+"""The explain pass (``--explain``, `benchbed explain`): after a cell's timing and its runners'
+other passes, each runner's calls are profiled once more — the stages' clock times, a sampling
+profile of the Python functions, the operators — outside every timed window, and the profile is
+kept in the runner's record (``profile_json``). What it means, the gap taken apart, is computed
+from two records' profiles by `benchbed.explain` (the report, the console, compare)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from ..measure.profile import operator_profile, python_profile, stage_clock
+
+__all__ = ["EXPLAIN_MODES", "explain_cell", "profile_runners", "profile_columns", "gap_runners"]
+
+#: Values of `EngineConfig.explain`: no pass; the cells where a runner's ratio CI excludes 1; every cell.
+EXPLAIN_MODES = ("off", "gap", "all")
+#: Seconds each of the three views may take, at most and at least: together at most the timing's
+#: own seconds where it took more than 0.6 s (the issue's goal: an explain pass costs no more
+#: than the cell's timing)
+VIEW_MAX_S, VIEW_MIN_S = 2.0, 0.2
+#: Calls per view, at least and at most.
+CALLS_MIN, CALLS_MAX = 3, 400
+
+
+def gap_runners(recs: dict[str, dict[str, Any]], reference: str) -> list[str]:
+    """The runners whose ratio to the reference has a CI that excludes 1."""
+    out = []
+    for name, rec in recs.items():
+        low, high = rec.get("ref_ratio_low"), rec.get("ref_ratio_high")
+        if name != reference and rec.get("status") == "ok" and low is not None and high is not None \
+                and (low > 1 or high < 1):
+            out.append(name)
+    return out
+
+
+def explain_cell(recs: dict[str, dict[str, Any]], runners: dict[str, Any], mode: str, reference: str,
+                 per_call: bool) -> None:
+    """Profile the cell's runners (mode ``all``), or the reference and the runners whose ratio CI
+    excludes 1 (mode ``gap``), into their records."""
+    if mode == "off":
+        return
+    names = [n for n in recs if recs[n].get("status") == "ok"]
+    if mode == "gap":
+        targets = gap_runners(recs, reference)
+        names = [n for n in names if n in targets or (targets and n == reference)]
+    local: dict[str, Any] = {}
+    for name in names:
+        rec, run = recs[name], runners.get(name)
+        if run is None:
+            continue
+        if not per_call:
+            rec.update(explain_status="skipped", explain_message=f"explain profiles single calls; the "
+                       f"{rec.get('scenario') or 'this'} scenario's samples are not one call each")
+        elif getattr(run, "remote", False) or not getattr(run, "LOCAL", True):
+            rec.update(explain_status="skipped", explain_message="the runner's calls run in another process "
+                       "(an environment worker, a server or an endpoint): not profiled here")
+        else:
+            local[name] = run
+    if local:
+        for name, columns in profile_runners(local, recs).items():
+            recs[name].update(columns)
+
+
+def _calls(seconds: float, median_s: float) -> int:
+    if median_s <= 0:
+        return CALLS_MIN
+    return max(CALLS_MIN, min(CALLS_MAX, math.ceil(seconds / median_s)))
+
+
+def profile_runners(runs: dict[str, Any], recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each runner's profile as record columns: the stage clock pass alternates the runners' calls;
+    then each runner's sampling and operator profiles. A profiler that fails is that record's
+    ``explain_status`` ``failed`` with the reason, never the loss of its timed figures."""
+    medians = {n: recs[n].get("lat_median_s") or 0.0 for n in runs}
+    view = max(VIEW_MIN_S, min(VIEW_MAX_S, min(recs[n].get("measure_s") or 0.0 for n in runs) / 3))
+    t0 = time.perf_counter()
+    try:
+        clocks = stage_clock(runs, _calls(view / len(runs), max(medians.values())))
+    except Exception as exc:
+        return {n: _failed(exc, time.perf_counter() - t0) for n in runs}
+    share = (time.perf_counter() - t0) / len(runs)
+    return {n: profile_columns(run, medians[n], clocks[n], view, recs[n]["device"].startswith("cuda"), share)
+            for n, run in runs.items()}
+
+
+def _failed(exc: BaseException, seconds: float) -> dict[str, Any]:
+    return {"explain_status": "failed", "explain_message": f"{type(exc).__name__}: {exc}"[:500], "explain_s": seconds}
+
+
+def profile_columns(run: Any, median_s: float, stages: dict[str, float], view: float, cuda: bool,
+                    spent_s: float = 0.0) -> dict[str, Any]:
+    """One runner's sampling and operator profiles beside its stage clock times, as columns."""
+    t0 = time.perf_counter()
+    total = sum(stages.values()) or median_s
+    try:
+        # profiled calls run slower (the sampler, the operator records): fewer of them fill the view
+        python = python_profile(run.call_in_stages, _calls(view / 2, total))
+        operators = operator_profile(run.call_in_stages, _calls(view / 3, total), cuda)
+    except Exception as exc:  # a failed explanation is data; the timed record stands
+        return _failed(exc, spent_s + time.perf_counter() - t0)
+    profile = {"version": 1, "timed_median_s": median_s, "stage_clock_s": stages, "python": python,
+               "operators": operators}
+    return {"explain_status": "ok", "explain_message": None, "explain_s": spent_s + time.perf_counter() - t0,
+            "explain_overhead": python["wall_s"] / median_s if median_s > 0 else None,
+            "profile_json": json.dumps(profile, separators=(",", ":"))}
