@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from . import bisect, compare, envs, history, merge, noise, report, run, serve
+from . import bisect, compare, envs, explain, history, merge, noise, report, run, serve
 from . import list as list_
 
 __all__ = ["COMMANDS"]
 
 #: Subcommands in the order ``benchbed --help`` lists them.
-COMMANDS = {"run": run, "report": report, "compare": compare, "history": history, "noise": noise,
+COMMANDS = {"run": run, "explain": explain, "report": report, "compare": compare, "history": history, "noise": noise,
             "merge": merge, "envs": envs, "bisect": bisect, "serve": serve, "list": list_}

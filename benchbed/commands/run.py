@@ -324,6 +324,11 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
     out(format_table(pooled))
     for line in precision_lines(pooled):
         out(line)
+    if plan.config.explain != "off" and not getattr(launcher_args, "json", None) == "-":
+        from ..explain import explain_records, explanation_lines
+
+        for e in explain_records(records):
+            out("\n" + "\n".join(explanation_lines(e)))
     print(f"\n{len(records)} records in {session.store.run_dir} ({time.perf_counter() - start:.0f}s)")
     # An out-of-memory case is an answer (the batch does not fit), not a failure of the run.
     failed = [r for r in records if r["status"] in ("error", "timeout") or r.get("parity_ok") is False

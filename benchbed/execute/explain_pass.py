@@ -11,7 +11,7 @@ import math
 import time
 from typing import Any
 
-from ..measure.profile import operator_profile, python_profile, stage_clock
+from ..measure.profile import ProfilerMissing, operator_profile, python_profile, signal_profile, stage_clock
 
 __all__ = ["EXPLAIN_MODES", "explain_cell", "profile_runners", "profile_columns", "gap_runners"]
 
@@ -86,6 +86,17 @@ def profile_runners(runs: dict[str, Any], recs: dict[str, dict[str, Any]]) -> di
             for n, run in runs.items()}
 
 
+def _python_view(run: Any, calls: int) -> dict[str, Any]:
+    """The timer-signal sampler (no per-call hook: it inflates nothing); pyinstrument where it
+    cannot run (not the main thread, SIGALRM in use), saying so in the profile."""
+    try:
+        return signal_profile(run.call_in_stages, calls)
+    except ProfilerMissing as exc:
+        python = python_profile(run.call_in_stages, calls)
+        python["fallback"] = str(exc)
+        return python
+
+
 def _failed(exc: BaseException, seconds: float) -> dict[str, Any]:
     return {"explain_status": "failed", "explain_message": f"{type(exc).__name__}: {exc}"[:500], "explain_s": seconds}
 
@@ -97,7 +108,7 @@ def profile_columns(run: Any, median_s: float, stages: dict[str, float], view: f
     total = sum(stages.values()) or median_s
     try:
         # profiled calls run slower (the sampler, the operator records): fewer of them fill the view
-        python = python_profile(run.call_in_stages, _calls(view / 2, total))
+        python = _python_view(run, _calls(view / 2, total))
         operators = operator_profile(run.call_in_stages, _calls(view / 3, total), cuda)
     except Exception as exc:  # a failed explanation is data; the timed record stands
         return _failed(exc, spent_s + time.perf_counter() - t0)

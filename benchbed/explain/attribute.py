@@ -31,6 +31,9 @@ NAME_FRACTION = 0.03
 NAME_FLOOR = 0.005
 #: Named functions per stage, at most (the largest first).
 NAMED_PER_STAGE = 8
+#: A gap smaller than this fraction of the reference's call names nothing: below what the timing
+#: resolves on a quiet machine (six runs of one cell spread 1.5-2.6%, README).
+MIN_GAP = 0.01
 #: Operators listed, at most.
 OPERATORS_LISTED = 12
 STAGES = ("preprocess", "forward", "postprocess", "other")
@@ -183,11 +186,13 @@ def explain_pair(rec: dict[str, Any], ref: dict[str, Any]) -> Explanation:
     o_ref = _scaled_view(theirs["operators"], stages_ref, _operator_rows(theirs["operators"]))
     operators = _operator_deltas(o_r, o_ref, base["runner"], base["reference"])
     no_gap = low is not None and high is not None and low <= 1.0 <= high
-    parts = () if no_gap else _named(f_r, f_ref, gap, ref_median)
-    return Explanation(**base, verdict="no gap" if no_gap else "explained",
-                       reason="the ratio's CI includes 1: the gap is within the timing's noise" if no_gap else None,
+    small = abs(ratio - 1.0) < MIN_GAP
+    parts = () if no_gap or small else _named(f_r, f_ref, gap, ref_median)
+    reason = ("the ratio's CI includes 1: the gap is within the timing's noise" if no_gap else
+              f"the gap is under {MIN_GAP:.0%} of the reference's call: below what the timing resolves" if small else None)
+    return Explanation(**base, verdict="no gap" if reason else "explained", reason=reason,
                        stages=stage_deltas, parts=parts, unexplained_s=gap - sum(p.delta_s for p in parts),
-                       operators=() if no_gap else operators, overhead=overhead)
+                       operators=() if reason else operators, overhead=overhead)
 
 
 def _named(f_r: dict[tuple[str, str], float], f_ref: dict[tuple[str, str], float], gap: float,

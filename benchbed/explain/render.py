@@ -27,7 +27,7 @@ def explanation_lines(e: Explanation) -> list[str]:
     if e.verdict == "refused":
         return lines + [f"  not attributed: {e.reason}"]
     over = ", ".join(f"{k} x{v:.2f}" for k, v in e.overhead.items())
-    lines.append(f"  stages (clock, scaled to the timed medians): "
+    lines.append("  stages (clock, scaled to the timed medians): "
                  + ", ".join(f"{s} {_ms(d)}" for s, d in e.stages) + f"; sampling overhead {over}")
     if e.verdict == "no gap":
         return lines + [f"  nothing named: {e.reason}"]

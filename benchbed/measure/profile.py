@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-__all__ = ["STAGES", "ProfilerMissing", "stage_clock", "python_profile", "operator_profile", "check_profilers",
+__all__ = ["STAGES", "ProfilerMissing", "stage_clock", "python_profile", "signal_profile", "operator_profile", "check_profilers",
            "module_of"]
 
 #: benchbed's stages of an inference call, in call order; ``other`` is the call outside them.
@@ -40,7 +40,7 @@ class ProfilerMissing(RuntimeError):
 def check_profilers() -> None:
     """Raise `ProfilerMissing` when pyinstrument is not importable (torch.profiler ships with torch)."""
     try:
-        import pyinstrument  # noqa: F401
+        import pyinstrument  # noqa: F401  (imported to see that it is there)
     except ImportError:
         raise ProfilerMissing("explain needs pyinstrument (pip install pyinstrument, or benchbed's core install)") \
             from None
@@ -176,7 +176,6 @@ def python_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     """A sampling profile of `calls` calls: seconds per call of each Python function by stage, a
     function's own time counting the C code it calls directly (a tokenizer's Rust, a matmul), so
     the functions of a stage add up to the stage. Also the profiled seconds per call (``wall_s``)."""
-    check_profilers()
     from pyinstrument import Profiler
 
     prof = Profiler(interval=interval_s, async_mode="disabled")
@@ -208,7 +207,64 @@ def python_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
             key = f"{module_of(frame.file_path, loaded)}:{frame.class_name + '.' if frame.class_name else ''}{name}"
             functions[stage][key] = functions[stage].get(key, 0.0) + own / calls
         stack.extend((c, stage) for c in python_children)
-    return {"wall_s": wall, "calls": calls, "interval_s": interval_s,
+    return {"profiler": "pyinstrument", "wall_s": wall, "calls": calls, "interval_s": interval_s,
+            "stage_s": {s: sum(f.values()) for s, f in functions.items()},
+            "functions": {s: _top(f, KEEP_FUNCTIONS) for s, f in functions.items()}}
+
+
+def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
+                   interval_s: float = INTERVAL_S) -> dict[str, Any]:
+    """A sampling profile of `calls` calls by a wall-clock timer signal (``ITIMER_REAL``): at each
+    tick the interrupted Python frame gets the seconds since the previous tick, so time in C code
+    (a matmul, the Rust tokenizer) is its caller's, and a tick held back by a long C call still
+    carries its whole time. No per-call hook: Python-heavy code is not inflated (pyinstrument's
+    hook is), only a stack walk per tick, the same everywhere. Needs the main thread and an unused
+    SIGALRM; `ProfilerMissing` otherwise."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        raise ProfilerMissing("the timer-signal sampler needs the main thread on a POSIX system")
+    if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None) or signal.getitimer(signal.ITIMER_REAL)[0]:
+        raise ProfilerMissing("SIGALRM is in use by someone else")
+    functions: dict[str, dict[str, float]] = {s: {} for s in STAGES}
+    clock = time.perf_counter
+    last = [clock()]
+    skip = {"benchbed_call", "_marked", "_marked_iter", *_MARKER_STAGE}
+
+    def tick(signum: int, frame: Any) -> None:
+        now = clock()
+        dt, last[0] = now - last[0], now
+        f, stage = frame, None
+        while f is not None:
+            name = f.f_code.co_name
+            if name in _MARKER_STAGE:
+                stage = _MARKER_STAGE[name]
+                break
+            if name == "benchbed_call":
+                stage = "other"
+                break
+            f = f.f_back
+        if stage is None or frame is None or frame.f_code.co_name in skip:
+            return
+        code = frame.f_code
+        key = f"{frame.f_globals.get('__name__', '?')}:{getattr(code, 'co_qualname', code.co_name)}"
+        bucket = functions[stage]
+        bucket[key] = bucket.get(key, 0.0) + dt
+
+    previous = signal.signal(signal.SIGALRM, tick)
+    t0 = clock()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, interval_s, interval_s)
+        for _ in range(calls):
+            last[0] = clock()
+            benchbed_call(call_in_stages, _marked)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    wall = (clock() - t0) / calls
+    functions = {s: {k: v / calls for k, v in f.items()} for s, f in functions.items()}
+    return {"profiler": "timer-signal", "wall_s": wall, "calls": calls, "interval_s": interval_s,
             "stage_s": {s: sum(f.values()) for s, f in functions.items()},
             "functions": {s: _top(f, KEEP_FUNCTIONS) for s, f in functions.items()}}
 
