@@ -31,6 +31,8 @@ def displayable(df: Any, limit: int = 200) -> Any:
         return df
     out = df.copy()
     for col in out.columns:
+        if col.endswith("_json"):  # data read by a section (profile_json), never laid out as it is
+            continue
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
             out[col] = out[col].map(lambda v: clip(v, limit) if isinstance(v, str) and len(v) > limit else v)
     num = [c for c in out.columns if c.endswith(("_s", "_mb", "_per_s", "_tflops", "_fraction", "_w", "_pct"))

@@ -22,6 +22,7 @@ from .sections.inputs import input_lengths
 from .sections import tables
 from .sections.environments import section as environments_section
 from .sections.training import section as training_section
+from .sections.why import section as why_section
 
 __all__ = ["build_report", "write_report"]
 
@@ -69,6 +70,7 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         if html:
             sections.append((title, html))
 
+    add("Why: each explained gap taken apart", why_section(latest))
     add("Training: the hand-written loop vs transformers.Trainer", training_section(latest))
     add("Environments and bisection: each version against the reference", environments_section(latest))
     add("Workloads: real inputs, datasets and servers under load", _workloads(latest))
