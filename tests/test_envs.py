@@ -193,10 +193,20 @@ def test_bisecting_releases_names_the_first_slow_one_and_steps_around_a_broken_w
     tmp, _ = envdir
     wheels = bbtiny_wheels(str(tmp / "w8"), {f"1.{i}": ((16 if i >= 5 else 0), 1.0) for i in range(8)},
                            broken=("1.3",))
-    p = _bisect(tmp, "--package", "bbtiny", "--good", "1.0", "--bad", "1.7", "--find-links", wheels, "--no-index")
+    p = _bisect(tmp, "--package", "bbtiny", "--good", "1.0", "--bad", "1.7", "--find-links", wheels, "--no-index",
+                "--explain")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = json.loads((tmp / "bisect.json").read_text())
     assert out["culprit"] == "1.5" and out["direction"] == "regression (slower)", out
+    # --explain: the culprit against the point before it, profiled in their environments' workers
+    [why] = out["explanations"]
+    assert (why["runner"], why["reference"]) == ("versioned@1.5", "versioned@1.4")
+    assert "why versioned@1.5 vs versioned@1.4" in p.stdout
+    if why["verdict"] == "refused":  # holds, or the records say the machine was busy
+        assert "busy machine" in why["reason"], why
+    else:
+        top = max(why["parts"], key=lambda x: abs(x["delta_s"]))
+        assert (top["stage"], top["name"]) == ("forward", "bbtiny:work"), why["parts"]
     assert len(out["steps"]) <= 3 + 2  # ceil(log2 8) + 2 (a skipped point is a step)
     assert "first bad version: 1.5" in p.stdout
     skipped = [s for s in out["steps"] if s["verdict"] == "skipped"]

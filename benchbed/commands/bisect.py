@@ -190,6 +190,23 @@ def _label(args: argparse.Namespace, point: str) -> str:
     return point if args.package else point[:12]
 
 
+def _explain_culprit(session: Any, case: Any, labels: list[str], culprit: int, env_of: Any, pass_index: int) -> list[Any]:
+    """``--explain``: the culprit against the point before it, timed as a pair and profiled in their
+    environments' workers; why the culprit is slower."""
+    from ..engine import derive
+    from ..explain import explain_records
+
+    good = next((j for j in range(culprit - 1, -1, -1) if env_of(j) is not None), None)  # around broken points
+    before, bad = (env_of(good) if good is not None else None), env_of(culprit)
+    if before is None or bad is None:
+        return []
+    ref, other = f"{case.runner}@{labels[good]}", f"{case.runner}@{labels[culprit]}"
+    print(f"benchbed bisect: explaining {labels[culprit]} against {labels[good]}", file=sys.stderr)
+    step = derive(session, envs=(before, bad), reference=ref, explain="all")
+    results = step.run([replace(case, runner=ref), replace(case, runner=other)], passes=[pass_index])
+    return explain_records([{**r.record, "pass_index": 0} for r in results])
+
+
 def main(args: argparse.Namespace) -> int:
     from ..engine import Session, derive
     from ..envs import build_env, split_runner
@@ -239,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
         if good is None:
             raise SpecError(f"the good end {labels[0]} cannot be installed: {errors[0]}")
         ref, other = f"{case.runner}@{labels[0]}", f"{case.runner}@{labels[i]}"
-        step = derive(session, **{"envs": (good, cand), "reference": ref})
+        step = derive(session, **{"envs": (good, cand), "reference": ref, "explain": "off"})
         t0 = time.perf_counter()
         results = step.run([replace(case, runner=ref), replace(case, runner=other)], passes=[rounds[0]])
         rounds[0] += 1
@@ -255,8 +272,11 @@ def main(args: argparse.Namespace) -> int:
               + ("  INTERFERED" if rec.get("interfered") else ""), file=sys.stderr)
         return ratios
 
+    explained: list[Any] = []
     try:
         result = bisect(labels, measure, threshold=args.threshold, max_rounds=args.max_rounds, seed=args.seed)
+        if result.culprit and args.explain != "off":
+            explained = _explain_culprit(session, case, labels, labels.index(result.culprit), env_of, rounds[0])
     finally:
         session.close()
     elapsed = time.perf_counter() - start
@@ -272,6 +292,10 @@ def main(args: argparse.Namespace) -> int:
             f"[{end.low:.2f}, {end.high:.2f}]; {len(result.steps)} steps in {elapsed:.0f}s")
     else:
         out(f"no culprit: {result.reason} ({len(result.steps)} steps in {elapsed:.0f}s)")
+    for e in explained:
+        from ..explain import explanation_lines
+
+        out("\n".join(explanation_lines(e)))
     run_dir = str(session.store.run_dir)
     written = "://" in run_dir or os.path.isdir(run_dir)
     out(f"records in {run_dir}" if written else "no records written (nothing was measured)")
@@ -279,6 +303,7 @@ def main(args: argparse.Namespace) -> int:
         write_text_atomic(args.json, json.dumps({
             "what": what, "points": labels, "culprit": result.culprit, "candidates": result.candidates,
             "direction": result.kind, "reason": result.reason, "seconds": elapsed, "run": run_dir if written else None,
+            "explanations": [e.as_dict() for e in explained],
             "steps": [{"point": s.label, "verdict": s.verdict, "rounds": s.rounds, "note": s.note,
                        **({"ratio": s.point.ratio, "low": s.point.low, "high": s.point.high, "blocks": s.point.blocks}
                           if s.point else {})} for s in result.steps]}, indent=1) + "\n")

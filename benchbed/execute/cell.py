@@ -234,7 +234,7 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
             _finish(cell, name, run, timing, task, config, pass_index, reference)
         except Exception as exc:
             cell.fail(name, exc)
-    if pass_index == 0:  # after every timed window and pass of the cell, profiled (--explain)
+    if pass_index == 0 or config.explain == "all":  # after the timed windows, profiled (--explain)
         explain_cell(cell.recs, runners, config.explain, reference, cell.driver.per_call_passes)
 
 

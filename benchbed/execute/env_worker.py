@@ -90,6 +90,12 @@ class _State:
         run = self.runners[payload["key"]]
         return runner_passes(run, run, payload["median_s"], payload["plan"])
 
+    def explain(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The runner's explain pass (`explain_pass.profile_runners`) in this environment."""
+        from .explain_pass import profile_runners
+
+        return profile_runners({"run": self.runners[payload["key"]]}, {"run": payload["rec"]})["run"]
+
     def close(self, payload: dict[str, Any]) -> None:
         run = self.runners.pop(payload["key"], None)
         if run is not None:

@@ -134,6 +134,11 @@ class EnvRunner:
         out = self.worker.request("finish", {"key": self.key, "median_s": median_s, "plan": plan})
         return {**out, **self.worker.versions, **self.worker.env.columns()}
 
+    def explain(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """The runner's explain pass, in its worker (its profile is of its own environment's code)."""
+        keep = {k: rec.get(k) for k in ("lat_median_s", "measure_s", "device")}
+        return self.worker.request("explain", {"key": self.key, "rec": keep})
+
     def state_bytes(self) -> int | None:
         return None
 

@@ -54,9 +54,14 @@ def explain_cell(recs: dict[str, dict[str, Any]], runners: dict[str, Any], mode:
         if not per_call:
             rec.update(explain_status="skipped", explain_message=f"explain profiles single calls; the "
                        f"{rec.get('scenario') or 'this'} scenario's samples are not one call each")
-        elif getattr(run, "remote", False) or not getattr(run, "LOCAL", True):
-            rec.update(explain_status="skipped", explain_message="the runner's calls run in another process "
-                       "(an environment worker, a server or an endpoint): not profiled here")
+        elif getattr(run, "remote", False):  # RUNNER@ENV: profiled in its environment's worker
+            try:
+                rec.update(run.explain(rec))
+            except Exception as exc:
+                rec.update(_failed(exc, 0.0))
+        elif not getattr(run, "LOCAL", True):
+            rec.update(explain_status="skipped", explain_message="the runner's calls run in a server or behind an "
+                       "endpoint: not profiled here")
         else:
             local[name] = run
     if local:
