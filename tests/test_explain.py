@@ -182,3 +182,30 @@ def test_a_missing_profiler_is_one_line_exit_2(tmp_path):
     assert p.returncode == 2, p.stderr[-2000:]
     assert p.stderr.strip().count("\n") == 0 and "pyinstrument" in p.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_compare_explain_takes_a_regression_apart_between_two_runs(tmp_path):
+    """The same runner measured with and without a 3 ms delay in a named function, in two runs:
+    compare flags the regression, and --explain names the function the time went into."""
+    for name, inject in (("base", "preprocess=0"), ("cur", "preprocess=3")):
+        p = run_cli("explain", "--suite", SUITE, "--runner", "torch,torch-injected", "--min-time", "0.1",
+                    "--max-time", "2", "--results", str(tmp_path / name), "-q", env={"BENCHBED_TEST_INJECT": inject})
+        assert p.returncode == 0, p.stderr[-2000:]
+    md = tmp_path / "summary.md"
+    p = run_cli("compare", str(tmp_path / "base"), str(tmp_path / "cur"), "--explain", "--json", "-",
+                "--markdown", str(md))
+    data = json.loads(p.stdout)
+    flagged = [c for c in data["cases"] if c["verdict"] == "regression"]
+    if not flagged:  # holds, or the machine was too busy to judge (then compare says so, exit 3)
+        assert p.returncode == 3, p.stderr[-2000:]
+        return
+    assert p.returncode == 1, p.stderr[-2000:]
+    why = [e for e in data["explanations"] if e["runner"].startswith("torch-injected")]
+    assert why, data["explanations"]
+    e = why[0]
+    if e["verdict"] == "refused":
+        assert "busy machine" in e["reason"]
+    else:
+        top = max(e["parts"], key=lambda x: abs(x["delta_s"]))
+        assert top["name"].endswith(":injected_tokenise_delay"), e["parts"]
+        assert "injected_tokenise_delay" in md.read_text()

@@ -30,6 +30,9 @@ def add_parser(sub: Any) -> None:
     cmp.add_argument("--allow-env-change", action="store_true",
                      help="compare even when hardware or library versions differ (the differences are named)")
     regress_options(cmp)
+    cmp.add_argument("--explain", action="store_true",
+                     help="take each regression apart from the profiles its records carry (run --explain): the "
+                          "current run's record against the baseline's, stage by stage, function by function")
     cmp.add_argument("--require-power", action="store_true",
                      help="exit 3 when a case is underpowered: its minimum detectable change at 95%% power, from the "
                           "baseline's own spread, exceeds its threshold (default: named, exit 0 — compare is the "
@@ -59,7 +62,13 @@ def main(args: argparse.Namespace) -> int:
             raise SpecError(f"{args.baseline!r} holds 1 run; compare needs two (or pass CURRENT)")
     result = compare_runs(baseline, current, settings)
     data = comparison_dict(result)
-    emit(args, data, comparison_console(data), comparison_markdown(data))
+    console, markdown = comparison_console(data), comparison_markdown(data)
+    if args.explain and result.regressions:
+        from .explaining import explain_flagged, explanation_block
+
+        rows = result.cases[result.cases["verdict"] == "regression"].to_dict("records")
+        console, markdown = explanation_block(explain_flagged(rows, baseline, current), data, console, markdown)
+    emit(args, data, console, markdown)
     return gate(result.regressions, result.unjudged + aside, result.judged,
                 result.underpowered if args.require_power else 0)
 

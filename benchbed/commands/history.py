@@ -27,6 +27,10 @@ def add_parser(sub: Any) -> None:
                       help="gate on regressions starting in the newest N runs (default: 2: the one confirmed "
                            "by tonight's run)")
     regress_options(hist)
+    hist.add_argument("--explain", action="store_true",
+                      help="take each regression apart from the profiles its records carry (run --explain): the "
+                           "run after the change against the run before it (the nightly summary gets it with "
+                           "--markdown)")
     hist.add_argument("--allow-underpowered", action="store_true",
                       help="exit 0 although a case is underpowered (still named). By default an underpowered case "
                            "is not judged (exit 3): the runs before the window spread so much that a change of its "
@@ -59,7 +63,14 @@ def main(args: argparse.Namespace) -> int:
     data = history_dict(points, gating, envs, runs, int(df["case_id"].nunique()), unjudged, args.metric)
     if args.allow_underpowered and weak:
         data["underpowered_allowed"] = weak
-    emit(args, data, history_console(data), history_markdown(data))
+    console, markdown = history_console(data), history_markdown(data)
+    if args.explain and gating:
+        from .explaining import explain_flagged, explanation_block
+
+        flagged = [{"case_id": p.case_id, "run_id": runs[p.index], "before_run_id": runs[p.index - 1]}
+                   for p in gating if p.index >= 1]
+        console, markdown = explanation_block(explain_flagged(flagged, df, df), data, console, markdown)
+    emit(args, data, console, markdown)
     return gate(len(gating), len(unjudged) + set_aside(df), len(runs))
 
 

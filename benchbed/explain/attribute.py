@@ -22,7 +22,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-__all__ = ["Explanation", "Part", "OperatorDelta", "explain_pair", "explain_records", "NAME_FRACTION",
+__all__ = ["Explanation", "Part", "OperatorDelta", "explain_pair", "explain_change", "explain_records", "NAME_FRACTION",
            "NAME_FLOOR"]
 
 #: A function is named when it moved by at least this fraction of the gap...
@@ -235,6 +235,19 @@ def _operator_deltas(o_r: dict[tuple[str, str], float], o_ref: dict[tuple[str, s
         rows.append(OperatorDelta(stage, name, shapes, a - b, a, b, only))
     rows.sort(key=lambda o: (o.only_in is None, -abs(o.delta_s)))
     return tuple(rows[:OPERATORS_LISTED])
+
+
+def explain_change(current: dict[str, Any], baseline: dict[str, Any], low: float | None = None,
+                   high: float | None = None) -> Explanation:
+    """`current` against `baseline`: one runner in two runs (a change `compare` or `history` found),
+    the gap being the difference of their medians; `low` / `high` bound current ÷ baseline."""
+    cur, base = _num(current.get("lat_median_s")), _num(baseline.get("lat_median_s"))
+    ratio = cur / base if cur is not None and base else None
+    name = str(current.get("runner"))
+    mine = {**current, "runner": f"{name} (run {current.get('run_id')})", "ref_ratio": ratio,
+            "ref_ratio_low": low, "ref_ratio_high": high}
+    theirs = {**baseline, "runner": f"{name} (run {baseline.get('run_id')})"}
+    return explain_pair(mine, theirs)
 
 
 def explain_records(records: Iterable[dict[str, Any]]) -> list[Explanation]:
