@@ -66,11 +66,6 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
         except ProfilerMissing as exc:
             raise SpecError(str(exc)) from None
     budget = getattr(args, "budget", None)
-    if budget is None and getattr(args, "command", None) == "run" and not getattr(args, "no_budget", False) \
-            and not args.suite and not args.quick:  # the built-in default matrix: the README's first command
-        from ..defaults import DEFAULT_RUN_BUDGET_S
-
-        budget = DEFAULT_RUN_BUDGET_S
     if budget is not None:  # a short first pass for every cell, within the budget's share
         config = replace(config, budget_s=budget, rule=budget_rule(config.rule, budget, cases))
     endpoints = endpoint_specs(args)

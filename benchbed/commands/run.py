@@ -84,15 +84,10 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                    help="a cell of two or more runners stops once every runner's ratio to the reference is known "
                         f"within ± this percentage (default: {d.ratio_ci * 100:g}; checked on a 97%% CI so the "
                         "reported 95%% CI keeps its coverage); records say ratio_ci_half and stop_reason")
-    budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--budget", type=arg(duration, "--budget"), metavar="TIME",
-                        help="the run's wall-clock budget (90s, 2m, 1.5h), loading and parity included: every cell "
-                             "gets a short pass, then more passes go to the ratios furthest from --ratio-ci while time "
-                             "is left; cells it cannot reach are skipped records that say so (default: 5m for the "
-                             "built-in default matrix, none for --quick and suites)")
-    budget.add_argument("--no-budget", action="store_true",
-                        help="no budget for the built-in default matrix either: every cell times until its ratios "
-                             "reach --ratio-ci or --max-time")
+    t.add_argument("--budget", type=arg(duration, "--budget"), metavar="TIME",
+                   help="the run's wall-clock budget (90s, 2m, 1.5h), loading and parity included: every cell gets "
+                        "a short pass, then more passes go to the ratios furthest from --ratio-ci while time is "
+                        "left; cells it cannot reach are skipped records that say so (default: none)")
     t.add_argument("--ci-width", type=arg(positive_float, "--ci-width"), default=d.rel_ci_width,
                    help="a runner alone stops once its median's 95%% CI is narrower than this fraction of it "
                         f"(default: {d.rel_ci_width:g})")
