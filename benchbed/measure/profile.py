@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-__all__ = ["STAGES", "ProfilerMissing", "stage_clock", "python_profile", "signal_profile", "operator_profile", "check_profilers",
+__all__ = ["STAGES", "ProfilerMissing", "clocked_iter", "stage_clock", "python_profile", "signal_profile", "operator_profile", "check_profilers",
            "module_of"]
 
 #: benchbed's stages of an inference call, in call order; ``other`` is the call outside them.
@@ -119,7 +119,7 @@ def _clocked_call(run: Any, clock: Callable[[], float]) -> dict[str, float]:
         sync()
         times[name] += clock() - t0
         if inspect.isgenerator(out):
-            return _clocked_iter(out, name, times, clock)
+            return clocked_iter(out, name, times, clock)
         return out
 
     t0 = clock()
@@ -130,7 +130,9 @@ def _clocked_call(run: Any, clock: Callable[[], float]) -> dict[str, float]:
     return times
 
 
-def _clocked_iter(gen: Iterator[Any], name: str, times: dict[str, float], clock: Callable[[], float]) -> Iterator[Any]:
+def clocked_iter(gen: Iterator[Any], name: str, times: dict[str, float], clock: Callable[[], float]) -> Iterator[Any]:
+    """`gen`'s items, the seconds spent producing each added to ``times[name]`` (a chunk pipeline's
+    lazy preprocess is timed as it is consumed)."""
     while True:
         t0 = clock()
         try:

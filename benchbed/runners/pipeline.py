@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from ..measure.profile import clocked_iter
 from .base import PhaseTimes, Runner
 
 __all__ = ["PipelineRunner", "build_pipeline"]
@@ -120,19 +121,7 @@ class PipelineRunner(Runner):
             sync()
             times[key] += clock() - t0
             if inspect.isgenerator(out):  # ChunkPipeline.preprocess yields chunks lazily
-                return _timed_iter(out, key, times, clock)
+                return clocked_iter(out, key, times, clock)
             return out
 
         return wrapper
-
-
-def _timed_iter(gen: Iterator[Any], key: str, times: dict[str, float], clock: Callable[[], float]) -> Iterator[Any]:
-    while True:
-        t0 = clock()
-        try:
-            item = next(gen)
-        except StopIteration:
-            times[key] += clock() - t0
-            return
-        times[key] += clock() - t0
-        yield item
