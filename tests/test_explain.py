@@ -209,3 +209,25 @@ def test_compare_explain_takes_a_regression_apart_between_two_runs(tmp_path):
         top = max(e["parts"], key=lambda x: abs(x["delta_s"]))
         assert top["name"].endswith(":injected_tokenise_delay"), e["parts"]
         assert "injected_tokenise_delay" in md.read_text()
+
+
+def test_host_bound_and_device_bound_from_kernel_intervals():
+    """The GPU view's arithmetic on recorded intervals (the stand-in where no GPU exists): kernels
+    busy 30 of a 100 µs call with two launch gaps are host-bound; back to back, device-bound."""
+    from benchbed.measure.device_trace import device_timeline
+
+    host = device_timeline([(10, 20), (40, 50), (80, 90), (200, 300)], [(0, 100)])  # the last is outside
+    assert host["busy"] == 30 and host["wall"] == 100 and host["bound"] == "host"
+    assert host["gaps"] == 2 and host["gap_median"] == 25 and host["gap_total"] == 50
+    dev = device_timeline([(0, 50), (45, 95), (95, 100)], [(0, 100)])  # overlapping kernels count once
+    assert dev["busy"] == 100 and dev["bound"] == "device" and dev["gaps"] == 0
+    assert device_timeline([], [])["bound"] is None
+
+
+def test_an_explanation_on_a_gpu_says_which_side_is_host_bound():
+    run, ref = _pair()
+    prof = json.loads(run["profile_json"])
+    prof["operators"]["device"] = {"busy_fraction": 0.3, "bound": "host", "gaps": 12, "gap_median": 2.5e-5}
+    e = explain_pair(dict(run, profile_json=json.dumps(prof)), ref)
+    assert e.devices == {"slow": prof["operators"]["device"]}
+    assert any("device: slow busy 30%" in line and "host-bound" in line for line in explanation_lines(e))

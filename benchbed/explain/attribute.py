@@ -87,6 +87,9 @@ class Explanation:
     operators: tuple[OperatorDelta, ...] = ()
     #: per runner: the sampling profile's seconds per call ÷ its timed median
     overhead: dict[str, float] = field(default_factory=dict)
+    #: per runner, on a GPU: kernel busy time and launch gaps in its profiled calls
+    #: (`measure.device_trace.device_timeline`; host-bound or device-bound)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def unexplained_fraction(self) -> float | None:
@@ -190,7 +193,9 @@ def explain_pair(rec: dict[str, Any], ref: dict[str, Any]) -> Explanation:
     parts = () if no_gap or small else _named(f_r, f_ref, gap, ref_median)
     reason = ("the ratio's CI includes 1: the gap is within the timing's noise" if no_gap else
               f"the gap is under {MIN_GAP:.0%} of the reference's call: below what the timing resolves" if small else None)
-    return Explanation(**base, verdict="no gap" if reason else "explained", reason=reason,
+    devices = {n: p["operators"]["device"] for n, p in ((base["runner"], mine), (base["reference"], theirs))
+               if isinstance(p["operators"].get("device"), dict)}
+    return Explanation(**base, verdict="no gap" if reason else "explained", reason=reason, devices=devices,
                        stages=stage_deltas, parts=parts, unexplained_s=gap - sum(p.delta_s for p in parts),
                        operators=() if reason else operators, overhead=overhead)
 

@@ -29,6 +29,11 @@ def explanation_lines(e: Explanation) -> list[str]:
     over = ", ".join(f"{k} x{v:.2f}" for k, v in e.overhead.items())
     lines.append("  stages (clock, scaled to the timed medians): "
                  + ", ".join(f"{s} {_ms(d)}" for s, d in e.stages) + f"; sampling overhead {over}")
+    for name, d in e.devices.items():
+        if d.get("busy_fraction") is not None:
+            median = d.get("gap_median")
+            gaps = f", {d['gaps']} launch gaps, median {median * 1e6:.0f} µs" if median is not None else ""
+            lines.append(f"  device: {name} busy {d['busy_fraction']:.0%} of its calls ({d['bound']}-bound{gaps})")
     if e.verdict == "no gap":
         return lines + [f"  nothing named: {e.reason}"]
     scale = max([abs(p.delta_s) for p in e.parts] + [abs(e.unexplained_s or 0.0), 1e-12])

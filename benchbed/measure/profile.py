@@ -291,10 +291,12 @@ def operator_profile(call_in_stages: Callable[[StageFn], Any], calls: int, cuda:
         for _ in range(calls):
             benchbed_call(call_in_stages, _marked)
     wall = (time.perf_counter() - t0) / calls
+    events = prof.events()
+    device = _device_view(events) if cuda else None
     ops: dict[tuple[str, str, str], list[float]] = {}
     stage_s = dict.fromkeys(STAGES, 0.0)
     call_s = 0.0
-    for evt in prof.events():
+    for evt in events:
         if evt.name.startswith("benchbed::"):
             stage = evt.name.split("::", 1)[1]
             if stage == "call":
@@ -312,9 +314,24 @@ def operator_profile(call_in_stages: Callable[[StageFn], Any], calls: int, cuda:
         row[2] += 1 / calls
     stage_s["other"] = max(0.0, call_s - sum(stage_s.values()))
     ranked = sorted(ops.items(), key=lambda kv: -kv[1][0] - kv[1][1])
-    return {"wall_s": wall, "calls": calls, "stage_s": stage_s,
+    return {"wall_s": wall, "calls": calls, "stage_s": stage_s, "device": device,
             "operators": [[s, n, shapes, cpu, dev, count] for (s, n, shapes), (cpu, dev, count) in
                           ranked[:KEEP_OPERATORS]]}
+
+
+def _device_view(events: Any) -> dict[str, Any]:
+    """Kernel busy time and launch gaps within the profiled calls (`device_trace.device_timeline`;
+    not yet run on a GPU: docs/explain.md)."""
+    from torch.autograd import DeviceType
+
+    from .device_trace import device_timeline
+
+    windows = [(e.time_range.start, e.time_range.end) for e in events if e.name == "benchbed::call"]
+    kernels = [(e.time_range.start, e.time_range.end) for e in events
+               if getattr(e, "device_type", None) == DeviceType.CUDA]
+    out = device_timeline(kernels, windows)
+    return {k: (v / 1e6 if isinstance(v, float) and k in ("busy", "wall", "gap_median", "gap_total") else v)
+            for k, v in out.items()}
 
 
 @contextlib.contextmanager
