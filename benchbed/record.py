@@ -119,7 +119,11 @@ Schema history:
       ``explain_message`` (why not ok), ``explain_s`` (the explain pass's own seconds, outside the
       timed window), ``explain_overhead`` (the sampling profile's seconds per call ÷ the timed
       median) and ``profile_json`` (JSON text: the stages' clock times, the Python functions'
-      and the operators' seconds per call by stage; `benchbed.explain` reads it). No migration.
+      and the operators' seconds per call by stage; `benchbed.explain` reads it). What a cell spent
+      on each part of its work (issue #31): ``cost_load_s`` (the model and the inputs),
+      ``cost_build_s`` (this runner built and prepared), ``cost_parity_s``, ``cost_timing_s`` (the
+      timed window, warm-up included, all runners) and ``cost_passes_s`` (this runner's phase,
+      FLOP, memory and device-counter passes); ``cell_s`` is the whole. No migration.
 """
 
 from __future__ import annotations
@@ -201,6 +205,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("endpoint_url", _s), ("endpoint_protocol", _s), ("itl_median_s", _f), ("itl_p99_s", _f), ("service_p99_s", _f),
     # explain: one profiled pass per runner after timing
     ("explain_status", _s), ("explain_message", _s), ("explain_s", _f), ("explain_overhead", _f), ("profile_json", _s),
+    # what the cell spent on each part of its work
+    ("cost_load_s", _f), ("cost_build_s", _f), ("cost_parity_s", _f), ("cost_timing_s", _f), ("cost_passes_s", _f),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

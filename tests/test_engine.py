@@ -76,3 +76,17 @@ def test_parity_mismatch_is_recorded_loudly(tiny_session, monkeypatch):
     assert ref.record["parity_ok"] is None and ref.record["parity_detail"].startswith("reference runner")
     assert r.record["parity_ok"] is False
     assert r.record["message"].startswith("PARITY MISMATCH") and "(torch)" in r.record["message"]
+
+
+def test_each_record_says_what_its_cell_spent_on_each_part(tiny_session):
+    """Issue #31: load, build, parity, timing and the runner's passes, each in seconds, within the
+    cell's own wall time (what is left is bookkeeping)."""
+    results = tiny_session.run([Case("text-classification", "synthetic:bert-tiny", runner=r, batch_size=2, seq_len=16)
+                                for r in ("torch", "pipeline")])
+    for r in results:
+        rec = r.record
+        assert rec["status"] == "ok", rec["message"]
+        parts = {p: rec[f"cost_{p}_s"] for p in ("load", "build", "parity", "timing", "passes")}
+        assert all(v is not None and v >= 0 for v in parts.values()), parts
+        assert parts["timing"] >= rec["measure_s"] * 0.99  # the timed window, warm-up included
+        assert parts["load"] + parts["parity"] + parts["timing"] + parts["build"] + parts["passes"] <= rec["cell_s"] * 1.01

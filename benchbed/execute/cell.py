@@ -12,6 +12,7 @@ load) becomes a record for each runner.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,6 @@ from ..measure.interference import Interference
 from ..measure.paired import PairedTiming, measure_interleaved, measure_sequential, ratio_columns
 from ..measure.timer import device_sync
 from ..spec import Case
-from ..tasks.base import relabel
 from .config import EngineConfig, RunContext
 from ..runners.failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
@@ -35,6 +35,7 @@ from .passes import (
 )
 from .drivers import make_driver
 from .explain_pass import explain_cell
+from .parity import check_parity
 from .records import CellResult, base_record
 from .workbench import Workbench, release
 
@@ -78,6 +79,8 @@ class _Cell:
         self.driver: Any = None
         #: every runner built for the cell (closed when it is done)
         self.built: list[Any] = []
+        #: seconds the cell spent on each part of its work (the ``cost_*_s`` columns)
+        self.costs: dict[str, float] = {}
 
     def open(self) -> list[str]:
         """Runners whose record has no outcome yet."""
@@ -102,7 +105,6 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
                  pass_index: int = 0) -> list[CellResult]:
     """Measure the runners of one cell (cases that differ only in ``runner``); one result each."""
     import datetime as _dt
-    import time
 
     from ..tasks import get_task
 
@@ -114,6 +116,7 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
         if reason:
             raise Skip(reason)
         task = get_task(first.task).configure(first)
+        t_load = time.perf_counter()
         try:
             bundle = workbench.bundle(first, task)
         except Exception as exc:
@@ -136,6 +139,7 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
             raise Skip(f"seq_len {first.seq_len} exceeds the model's {bundle.max_positions} positions")
         cell.driver = make_driver(first, task, bundle, config, workbench.cache)
         inputs = cell.driver.inputs()
+        cell.costs["load"] = time.perf_counter() - t_load
         for rec in cell.recs.values():
             rec.update(cell.driver.columns)
         cap = None if config.memory_cap_mb is None else int(config.memory_cap_mb * 2**20)
@@ -148,7 +152,8 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
         cell.close(None, status, message)
         release(first.device)
     for rec in cell.recs.values():
-        rec.update(cell_started_at=began, cell_s=time.perf_counter() - t0)
+        rec.update(cell_started_at=began, cell_s=time.perf_counter() - t0,
+                   **{f"cost_{part}_s": cell.costs[part] for part in ("load", "parity", "timing") if part in cell.costs})
     return cell.results()
 
 
@@ -157,6 +162,7 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
     from ..envs import split_runner
     from ..runners import RunnerUnavailable, make_runner
 
+    t = time.perf_counter()
     try:
         if endpoint_name(name) is not None:  # endpoint:NAME: a service running elsewhere
             from ..serving.endpoint import EndpointRunner
@@ -179,8 +185,10 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
     except RunnerUnavailable as exc:
         cell.close([name], "skipped", str(exc))
         return None
-    if name in cell.recs and setup:
-        cell.recs[name]["setup_s"] = setup
+    if name in cell.recs:
+        cell.recs[name]["cost_build_s"] = time.perf_counter() - t
+        if setup:
+            cell.recs[name]["setup_s"] = setup
     return run
 
 
@@ -222,9 +230,14 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
                 cell.recs[name]["compile_s"], cell.recs[name]["compile_graphs"] = compile_warmup(run)
             except Exception as exc:
                 cell.fail(name, exc)
-    _parity(cell, task, bundle, inputs, runners, workbench, reference)
+    t = time.perf_counter()
+    check_parity(cell, task, runners, lambda case: _build(cell, reference, case, task, bundle, inputs, workbench),
+                 reference)
+    cell.costs["parity"] = time.perf_counter() - t
     runners = {n: r for n, r in runners.items() if cell.recs[n]["status"] is None}
+    t = time.perf_counter()
     timing = _time(cell, task, runners, config, reference)
+    cell.costs["timing"] = time.perf_counter() - t
     if timing is None:
         return
     for name, run in runners.items():
@@ -236,54 +249,6 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
             cell.fail(name, exc)
     if pass_index == 0 or config.explain == "all":  # after the timed windows, profiled (--explain)
         explain_cell(cell.recs, runners, config.explain, reference, cell.driver.per_call_passes)
-
-
-def _parity(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], runners: dict[str, Any], workbench: Workbench,
-            reference: str) -> None:
-    """Every runner's outputs against the reference runner's, on the same inputs."""
-    ref_run = runners.get(reference)
-    if ref_run is None and any(n != reference for n in runners):
-        case = next(iter(cell.cases.values())).pair(reference)
-        try:
-            ref_run = _build(cell, reference, case, task, bundle, inputs, workbench)
-        except Exception as exc:
-            note = f"not checked: reference runner {reference} failed ({classify(exc)[1][:200]})"
-            for name in runners:
-                cell.recs[name]["parity_detail"] = note
-            return
-    if ref_run is None:
-        for name in runners:
-            cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} cannot serve this case"
-        return
-    driver = cell.driver
-    try:
-        expected = driver.reference_outputs(ref_run)
-    except Exception as exc:
-        if reference in cell.recs:
-            cell.fail(reference, exc)
-        for name in runners:
-            cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} failed"
-        return
-    others = [n for n in runners if n != reference]
-    checked = others + ([reference] if driver.checks_reference and reference in runners else [])
-    if reference in cell.recs:
-        skipped = [n for n in cell.recs if n != reference and n not in runners]
-        cell.recs[reference]["parity_detail"] = (
-            f"reference runner (compared with: {', '.join(others)})" if others
-            else f"not checked: {', '.join(skipped)} could not run ({cell.recs[skipped[0]]['message']})" if skipped
-            else "reference runner")
-    for name in checked:
-        try:
-            verdict = task.compare(expected, driver.outputs(runners[name]), cell.recs[name]["dtype"])
-        except Exception as exc:
-            cell.fail(name, exc)
-            continue
-        detail = relabel(verdict.detail, name, reference)
-        if driver.checks_reference:  # answers as served, against the reference's direct outputs
-            detail = f"served vs {reference} direct: {detail}"
-        cell.recs[name].update(parity_ok=verdict.ok, parity_detail=detail)
-        if not verdict.ok:
-            cell.recs[name]["message"] = f"PARITY MISMATCH: {detail}"
 
 
 def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,
@@ -389,10 +354,12 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
     plan = PassPlan(per_call=pass_index == 0 and driver.per_call_passes, flops=driver.flops_pass,
                     phase_calls=config.phase_calls, memory_calls=3 if driver.per_call_passes else 1,
                     items_per_call=driver.items_per_call, resource_pass_s=config.resource_pass_s)
+    t = time.perf_counter()
     if getattr(run, "remote", False):  # its passes run in its own environment's worker
         rec.update(run.finish(stats.median, plan))
     elif getattr(run, "LOCAL", True) and driver.local_passes:  # served or an endpoint: the work is elsewhere
         rec.update(runner_passes(run, driver.memory_call(run), stats.median, plan))
+    rec["cost_passes_s"] = time.perf_counter() - t
     problem = driver.failure(name)
     if problem:
         rec.update(status="error", message=problem)
