@@ -25,7 +25,11 @@ if sys.argv[1] == "wait":
 
 def _child(tmp_path, mode):
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    return subprocess.Popen([sys.executable, "-c", CHILD, mode], env=env, stdout=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal delivers it: a suite started in the background (`cmd &` in a script)
+    # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt (the CLI
+    # installs its own handler; this bare child would not)
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode], env=env, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_a_process_removes_its_scratch_folder_at_exit(tmp_path):
