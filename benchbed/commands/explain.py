@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import sys
 from typing import Any
 
@@ -46,8 +45,9 @@ def _recorded(case: str, source: str) -> list[dict[str, Any]]:
         raise SpecError(f"--case {case!r} is not in {source!r} (it holds {table['case_id'].nunique()} cases)")
     newest = hits.sort_values("started_at").iloc[-1]
     cell = table[(table["run_id"] == newest["run_id"]) & (table["pair_id"] == newest["pair_id"])]
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in cell.to_dict("records")]
+    from ..explain import clean_record
+
+    return [clean_record(r) for r in cell.to_dict("records")]
 
 
 def _axes_from(records: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -90,8 +90,7 @@ def main(args: argparse.Namespace) -> int:
         with contextlib.redirect_stdout(sys.stderr) if args.json == "-" else contextlib.nullcontext():
             code, run_dir = run_plan(plan, args.results, quiet=quiet, launcher_args=args)
         frame = read_results(run_dir)
-        records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                   for r in frame.to_dict("records")]
+        records = frame.to_dict("records")  # explain_records takes them as pandas gives them
     if args.json:
         data = {"explanations": [e.as_dict() for e in explain_records(records)]}
         text = json.dumps(data, indent=2, default=str)

@@ -5,14 +5,11 @@ its reference in that run. Records without profiles say how to get them."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
+from ..explain import clean_record
+
 __all__ = ["explain_flagged", "explanation_block"]
-
-
-def _clean(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
 
 
 def _record(df: Any, case_key: str, run_id: str | None = None) -> dict[str, Any] | None:
@@ -27,7 +24,7 @@ def _record(df: Any, case_key: str, run_id: str | None = None) -> dict[str, Any]
         hit = hit[hit["pass_index"].fillna(0) == 0]
     if hit.empty:
         return None
-    return _clean(hit.sort_values("started_at").iloc[-1].to_dict())
+    return clean_record(hit.sort_values("started_at").iloc[-1].to_dict())
 
 
 def explain_flagged(flagged: Iterable[dict[str, Any]], before: Any, after: Any) -> list[Any]:
@@ -49,7 +46,7 @@ def explain_flagged(flagged: Iterable[dict[str, Any]], before: Any, after: Any) 
         if cur.get("reference") and cur.get("reference") != cur.get("runner"):
             same = after[(after["run_id"] == cur["run_id"]) & (after["pair_id"] == cur.get("pair_id"))
                          & (after["runner"] == cur["reference"])]
-            ref = _clean(same.iloc[0].to_dict()) if len(same) else None
+            ref = clean_record(same.iloc[0].to_dict()) if len(same) else None
         if ref is not None:
             out.append(explain_pair(cur, ref))
         elif base is not None:

@@ -22,7 +22,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-__all__ = ["Explanation", "Part", "OperatorDelta", "explain_pair", "explain_change", "explain_records", "NAME_FRACTION",
+__all__ = ["Explanation", "Part", "OperatorDelta", "clean_record", "explain_pair", "explain_change", "explain_records", "NAME_FRACTION",
            "NAME_FLOOR"]
 
 #: A function is named when it moved by at least this fraction of the gap...
@@ -102,6 +102,12 @@ class Explanation:
         out["stages"] = [{"stage": s, "delta_s": d} for s, d in self.stages]
         out["unexplained_fraction"] = self.unexplained_fraction
         return out
+
+
+def clean_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record as pandas hands it back, with its missing values (NaN) as None: a NaN is truthy, so
+    ``rec.get("explain_status") or ...`` would read a missing value as present."""
+    return {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
 
 
 def _cell_name(rec: dict[str, Any]) -> str:
@@ -258,7 +264,7 @@ def explain_change(current: dict[str, Any], baseline: dict[str, Any], low: float
 def explain_records(records: Iterable[dict[str, Any]]) -> list[Explanation]:
     """Every runner's explanation against its reference, for records that asked for one (a
     profile, or an explain pass that failed), each cell's first pass only."""
-    recs = [r for r in records if not r.get("pass_index")]
+    recs = [r for r in map(clean_record, records) if not r.get("pass_index")]
     by_cell: dict[tuple[Any, Any], dict[str, dict[str, Any]]] = {}
     for r in recs:
         by_cell.setdefault((r.get("run_id"), r.get("pair_id")), {})[str(r.get("runner"))] = r

@@ -209,9 +209,7 @@ def python_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
             key = f"{module_of(frame.file_path, loaded)}:{frame.class_name + '.' if frame.class_name else ''}{name}"
             functions[stage][key] = functions[stage].get(key, 0.0) + own / calls
         stack.extend((c, stage) for c in python_children)
-    return {"profiler": "pyinstrument", "wall_s": wall, "calls": calls, "interval_s": interval_s,
-            "stage_s": {s: sum(f.values()) for s, f in functions.items()},
-            "functions": {s: _top(f, KEEP_FUNCTIONS) for s, f in functions.items()}}
+    return _view_of("pyinstrument", wall, calls, interval_s, functions)
 
 
 def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
@@ -266,7 +264,13 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
         signal.signal(signal.SIGALRM, previous)
     wall = (clock() - t0) / calls
     functions = {s: {k: v / calls for k, v in f.items()} for s, f in functions.items()}
-    return {"profiler": "timer-signal", "wall_s": wall, "calls": calls, "interval_s": interval_s,
+    return _view_of("timer-signal", wall, calls, interval_s, functions)
+
+
+def _view_of(profiler: str, wall: float, calls: int, interval_s: float,
+                 functions: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A Python view as a profile keeps it: each stage's total, and its functions (the largest)."""
+    return {"profiler": profiler, "wall_s": wall, "calls": calls, "interval_s": interval_s,
             "stage_s": {s: sum(f.values()) for s, f in functions.items()},
             "functions": {s: _top(f, KEEP_FUNCTIONS) for s, f in functions.items()}}
 

@@ -4,7 +4,6 @@ measured gap, and tables of those functions and of the operators that moved, Δ 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ...explain import Explanation, explain_records
@@ -18,16 +17,11 @@ __all__ = ["section", "waterfall"]
 MAX_CELLS = 12
 
 
-def _records(latest: Any) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in latest.to_dict("records")]
-
-
 def section(latest: Any) -> str:
     """Empty when no record of the run asked for an explanation."""
     if "explain_status" not in latest.columns or latest["explain_status"].isna().all():
         return ""
-    found = explain_records(_records(latest))
+    found = explain_records(latest.to_dict("records"))
     if not found:
         return ""
     found.sort(key=lambda e: -abs(e.gap_s or 0.0))
