@@ -26,6 +26,7 @@ from .config import EngineConfig, RunContext
 from ..runners.failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
     PassPlan,
+    pass_calls,
     StepTimer,
     compile_warmup,
     graph_count,
@@ -352,7 +353,8 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
     driver = cell.driver
     rec.update(driver.runner_columns(name, run, stats))
     plan = PassPlan(per_call=pass_index == 0 and driver.per_call_passes, flops=driver.flops_pass,
-                    phase_calls=config.phase_calls, memory_calls=3 if driver.per_call_passes else 1,
+                    phase_calls=pass_calls(config.phase_calls, stats.median),
+                    memory_calls=pass_calls(3, stats.median) if driver.per_call_passes else 1,
                     items_per_call=driver.items_per_call, resource_pass_s=config.resource_pass_s)
     t = time.perf_counter()
     if getattr(run, "remote", False):  # its passes run in its own environment's worker

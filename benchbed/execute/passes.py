@@ -16,7 +16,7 @@ from ..measure import CudaPeak, PeakRSS, trim_heap
 from ..measure.memory import own_peak_bytes
 from ..runners.build import release
 
-__all__ = ["PassPlan", "StepTimer", "runner_passes", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
+__all__ = ["PASS_S", "PassPlan", "StepTimer", "pass_calls", "runner_passes", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
            "nvml_columns", "phase_columns", "resource_columns", "slowed", "tf32_cudnn_enabled", "tf32_enabled",
            "with_steps"]
 
@@ -214,6 +214,22 @@ def resource_columns(run: Any, device: str, items_per_call: int, seconds: float)
             run.sync()
             calls += 1
     return nvml_columns(sampler, calls * items_per_call)
+
+
+#: about how long a phase or memory pass may take: a pass needs calls enough for a steady median of
+#: millisecond calls, and one call of a slow one (the default matrix's bf16 b8 s128 cells call for
+#: 1.5 s; five phase and three memory calls of each runner cost 24 s, more than their timing)
+PASS_S = 0.5
+
+
+def pass_calls(most: int, median_s: float, seconds: float = PASS_S) -> int:
+    """Calls of a phase or memory pass: as many as fit in `seconds` at the timed median, at least
+    one and at most `most` (0 stays 0: that pass is off)."""
+    if most <= 0:
+        return 0
+    if median_s <= 0 or not np.isfinite(median_s):
+        return most
+    return int(max(1, min(most, seconds // median_s)))
 
 
 @dataclass(frozen=True)

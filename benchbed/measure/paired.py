@@ -136,8 +136,10 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
                         remote: Mapping[str, Callable[[int], Sequence[float]]] | None = None) -> PairedTiming:
     """Time the runners in alternating blocks (see the module docstring); `rule`'s times are per
     runner, so a cell of k runners takes about k times as long as one runner alone. `block_calls`
-    None sizes blocks to about `block_s` of the slowest runner (3 to 50 calls); the last warm-up
-    call measures it (at least one warm-up call is made).
+    None sizes blocks to about `block_s` of the slowest runner (3 to 50 calls), one call when the
+    slowest takes `SLOW_CALL_S` or more; the last warm-up
+    call measures it (at least one warm-up call is made, and warm-up ends after `WARMUP_S` of a
+    runner's calls).
 
     `yardstick` (see `yardstick.host_yardstick`) takes part in every block, in the shuffled order,
     with calls worth about `yardstick_share` of one runner's block (2 at least); it does not count
@@ -152,21 +154,34 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
     events = events or {}
     reference = reference if reference in fns else names[0]
     slowest = 0.0
+    warmed: dict[str, int] = {}
     for name in names:
         if name in remote:
             last = list(remote[name](max(rule.warmup, 1)))[-1]
             slowest = max(slowest, last)
+            warmed[name] = max(rule.warmup, 1)
             continue
-        for _ in range(max(rule.warmup, 1)):
+        spent = 0.0
+        warmed[name] = 0
+        while warmed[name] < max(rule.warmup, 1):
             t0 = clock()
             fns[name]()
             syncs.get(name, no_sync)()
             last = clock() - t0
+            spent += last
+            warmed[name] += 1
+            if spent >= WARMUP_S:  # slow calls: the first call paid the one-off costs (parity ran one before)
+                break
         slowest = max(slowest, last)
     if block_calls is None:
         # blocks of about `block_s` each: long enough that a block's median is steady, short
-        # enough that the machine's speed barely moves within a round of blocks
-        block_calls = int(min(50, max(3, math.ceil(block_s / slowest)))) if slowest > 0 else 5
+        # enough that the machine's speed barely moves within a round of blocks; one call of a
+        # slow runner (a block per call pairs adjacent calls, the narrowest ratio CI per second
+        # measured for slow calls: docs/precision.md)
+        if slowest >= SLOW_CALL_S:
+            block_calls = 1
+        else:
+            block_calls = int(min(50, max(3, math.ceil(block_s / slowest)))) if slowest > 0 else 5
     host: list[float] = []
     host_blocks: list[int] = []
     host_calls = 0
@@ -230,11 +245,17 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
             if _precise(samples, blocks, reference, rule):
                 reason = "precise"
                 break
-    timings = {n: Timing(samples=tuple(samples[n]), warmup=rule.warmup, stop_reason=reason, total_s=clock() - start)
+    timings = {n: Timing(samples=tuple(samples[n]), warmup=warmed[n], stop_reason=reason, total_s=clock() - start)
                for n in names}
     return PairedTiming(timings, {n: tuple(blocks[n]) for n in names}, "interleaved", tuple(host), tuple(host_blocks))
 
 
+#: a runner this slow gets one call a block: measured (scripts/slow_blocks.py, docs/precision.md), one call a block
+#: gave the narrowest ratio CI in a fixed time at 15 ms calls (±1.09% median over 6 runs, ±3.36% with the 3 calls
+#: it had) and at 0.5 s calls (±4.6% against ±11.5%); shorter calls keep blocks of about `block_s` (3 to 50 calls)
+SLOW_CALL_S = 0.010
+#: warm-up stops after this many seconds of a runner's calls (at least one call, at most the rule's count)
+WARMUP_S = 1.0
 #: how much the block count grows from one look of the ratio rule to the next
 LOOK_GROWTH = 1.25
 #: the confidence of the ratio rule's check: above the reported 95%, the margin that pays for looking again and
