@@ -18,7 +18,7 @@ import pytest
 from .display import console_safe
 from .measure.timer import StopRule
 from .spec import DEFAULT_REFERENCE, Case, Matrix, SpecError
-from .validate import arg, csv_values, non_negative_float, positive_float
+from .validate import arg, csv_values, duration, non_negative_float, positive_float
 
 __all__ = ["BenchbedFixture", "parametrize"]
 
@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--benchbed-min-time", type=arg(non_negative_float, "--benchbed-min-time"),
                     default=StopRule.min_time_s, metavar="S",
                     help="timed seconds at least per case (default: 1)")
+    group.addoption("--benchbed-budget", type=arg(duration, "--benchbed-budget"), default=None, metavar="TIME",
+                    help="the session's time budget (90s, 2m): each runner's timing is capped at its share "
+                         "of 40%% of it, as `benchbed run --budget` does (every selected test still runs)")
     group.addoption("--benchbed-reference", metavar="RUNNER", default=DEFAULT_REFERENCE,
                     help="the runner every other runner is compared with: parity and ratios (default: torch)")
     group.addoption("--benchbed-isolate", choices=["auto", "always", "never"], default="auto",
@@ -165,15 +168,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def benchbed_session(pytestconfig: pytest.Config) -> Any:
+def benchbed_session(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Any:
     """The run all cases of this pytest session share: one run id, one results folder."""
-    session = _open_session(pytestconfig)
+    cases = [c for c in (_case_of(item) for item in request.session.items) if c is not None]
+    session = _open_session(pytestconfig, cases)
     yield session
     session.close()
 
 
-def _open_session(pytestconfig: pytest.Config) -> Any:
+def _open_session(pytestconfig: pytest.Config, cases: list[Case]) -> Any:
     from .engine import EngineConfig, Session
+    from .execute.schedule import budget_rule
     from .measure import StopRule
     from .store import check_writable
 
@@ -183,6 +188,9 @@ def _open_session(pytestconfig: pytest.Config) -> Any:
         raise pytest.UsageError(problem)
     rule = StopRule(min_time_s=pytestconfig.getoption("--benchbed-min-time"),
                     max_time_s=pytestconfig.getoption("--benchbed-max-time"))
+    budget = pytestconfig.getoption("--benchbed-budget")
+    if budget is not None:  # the session's share per runner: its timing caps (cells run as their tests come)
+        rule = budget_rule(rule, budget, cases)
     from .runners import runner_names
 
     reference = pytestconfig.getoption("--benchbed-reference")

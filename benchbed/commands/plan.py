@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..execute.config import EngineConfig
+from ..execute.schedule import budget_rule
 from ..spec import AUTO_RATE, Case, Matrix, SpecError, parse_shard
 from ..validate import check_run_id, positive_float, positive_int
 from ..values import OPTIMIZERS
@@ -337,15 +338,6 @@ def check_env_cells(matrix: Matrix, args: argparse.Namespace, launcher: str, clu
         if getattr(task, "trains", False) or getattr(task, "streams", False):
             raise SpecError(f"RUNNER@ENV runners serve single-call inference tasks; {name} is "
                             f"{'a training' if getattr(task, 'trains', False) else 'a generation'} task")
-
-
-def budget_rule(rule: Any, budget_s: float, cases: list[Case]) -> Any:
-    """The stop rule of a run with a budget: each runner's timing capped at its share of 40% of the
-    budget (the rest pays for loading, parity, the per-runner passes and further passes), so every
-    cell gets its first pass; never longer than the rule's own cap."""
-    share = 0.4 * budget_s / max(1, len(cases))
-    cap = max(0.2, min(rule.max_time_s, share))
-    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
 
 
 def build_envs(args: argparse.Namespace, envs: list[Any]) -> tuple[Any, ...]:

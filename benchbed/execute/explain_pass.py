@@ -23,6 +23,9 @@ EXPLAIN_MODES = ("off", "gap", "all")
 VIEW_MAX_S, VIEW_MIN_S = 2.0, 0.2
 #: Calls per view, at least and at most.
 CALLS_MIN, CALLS_MAX = 3, 400
+#: The operator view's most calls: torch.profiler's cost is in building its event tree after the
+#: calls (per event, so per call), which made an explain pass of a fast cell cost more than its timing
+OPERATOR_CALLS_MAX = 10
 
 
 def gap_runners(recs: dict[str, dict[str, Any]], reference: str) -> list[str]:
@@ -114,7 +117,7 @@ def profile_columns(run: Any, median_s: float, stages: dict[str, float], view: f
     try:
         # profiled calls run slower (the sampler, the operator records): fewer of them fill the view
         python = _python_view(run, _calls(view / 2, total))
-        operators = operator_profile(run.call_in_stages, _calls(view / 3, total), cuda)
+        operators = operator_profile(run.call_in_stages, min(OPERATOR_CALLS_MAX, _calls(view / 3, total)), cuda)
     except Exception as exc:  # a failed explanation is data; the timed record stands
         return _failed(exc, spent_s + time.perf_counter() - t0)
     profile = {"version": 1, "timed_median_s": median_s, "stage_clock_s": stages, "python": python,

@@ -27,11 +27,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
+from ..measure.timer import StopRule
 from ..spec import Case
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
-__all__ = ["Job", "Schedule", "cells_of_cases", "EXTRA_PASSES"]
+__all__ = ["Job", "Schedule", "budget_rule", "cells_of_cases", "EXTRA_PASSES"]
 
 #: The most extra passes a cell gets from a budget (a ratio that cannot reach its target on this
 #: host does not take the whole budget).
@@ -50,6 +51,15 @@ def cells_of_cases(cases: list[Case]) -> list[list[Case]]:
             cells.append(cell)
         cell.append(case)
     return cells
+
+
+def budget_rule(rule: StopRule, budget_s: float, cases: list[Case]) -> StopRule:
+    """The stop rule of a run with a budget: each runner's timing capped at its share of 40% of the
+    budget (the rest pays for loading, parity, the per-runner passes and further passes), so every
+    cell gets its first pass; never longer than the rule's own cap."""
+    share = 0.4 * budget_s / max(1, len(cases))
+    cap = max(0.2, min(rule.max_time_s, share))
+    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
 
 
 def _sweep_key(case: Case) -> str:
