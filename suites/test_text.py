@@ -1,7 +1,7 @@
 """Text tasks, raw PyTorch vs pipeline: the default matrix (real MiniLM weights) and the quick one.
 
 Run:  pytest suites --benchmark            (everything here)
-      pytest suites --benchmark -m quick   (tiny bert-tiny matrix, seconds per case)
+      pytest suites --benchmark -m quick   (every suite's tiny matrix; add --benchbed-budget 90s for a smoke test)
 Copy this file to start a suite of your own: a matrix, a parametrized test, ``benchbed.run(case)``.
 """
 

@@ -128,3 +128,26 @@ def test_isolated_suite_cases_write_the_same_records(tmp_path):
     df = pd.read_parquet(results)
     assert len(df) == 1 and bool(df["isolated"].iloc[0]) and df["status"].iloc[0] == "ok"
     assert df["schema_version"].iloc[0] == SCHEMA_VERSION
+
+
+def test_a_session_budget_caps_each_runners_timing(tmp_path):
+    """--benchbed-budget 2s over the cell's two tests: each runner's timing is capped at its share of
+    40% of it (0.4 s), as benchbed run --budget does, and every selected test still runs."""
+    results = tmp_path / "results"
+    p = _pytest("--benchmark", "-m", "quick", "-k", SELECT, "--benchbed-results", str(results),
+                "--benchbed-budget", "2s")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    df = pd.read_parquet(results)
+    assert len(df) == 2 and (df["status"] == "ok").all()
+    # measure_s is the cell's window (both runners): the cap is per runner, a block may run past it
+    assert (df["measure_s"] <= 2 * 0.4 + 0.3).all(), df[["measure_s", "stop_reason"]]
+    assert set(df["stop_reason"]) <= {"max_time", "precise"}
+
+
+@pytest.mark.parametrize("value", ["0", "-5s", "nan", "2w", ""])
+def test_a_bad_session_budget_is_a_usage_error_and_nothing_written(tmp_path, value):
+    results = tmp_path / "results"
+    p = _pytest("--benchmark", "-m", "quick", "-k", SELECT, "--benchbed-results", str(results),
+                "--benchbed-budget", value)
+    assert p.returncode == 4 and "--benchbed-budget" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert not results.exists()
