@@ -33,7 +33,7 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--from", dest="source", metavar="RESULTS", help="the results folder or file holding --case")
     p.add_argument("--json", type=arg(json_target, "--json"), metavar="FILE",
                    help="write the explanations as JSON to FILE (- for stdout, instead of the console lines)")
-    add_run_options(p)
+    add_run_options(p, explain_flag=False)
     p.set_defaults(explain="all")
 
 

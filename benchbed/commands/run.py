@@ -46,7 +46,7 @@ def _env_options(run: argparse.ArgumentParser) -> None:
     e.add_argument("--no-index", action="store_true", help="install environments from --find-links only")
 
 
-def add_run_options(run: argparse.ArgumentParser) -> None:
+def add_run_options(run: argparse.ArgumentParser, explain_flag: bool = True) -> None:
     """Every option of a run (``benchbed noise`` runs with the same ones)."""
     run.add_argument("--suite", metavar="FILE", help="suite file: a pytest suite module defining MATRIX, or a TOML "
                                                      "file with a [matrix] table")
@@ -150,9 +150,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                      help="testing aid: add real busy work worth FRACTION of each call's duration inside the timed "
                           "call (e.g. 0.1), to check that a regression gate catches it; RUNNER=FRACTION slows that "
                           "runner only (a ratio regression, e.g. pipeline=0.05)")
-    run.add_argument("--explain", action="store_const", const="gap", default="off",
-                     help="after timing, profile the runners of every cell whose ratio CI excludes 1 (outside the "
-                          "timed window) and say why they differ: stages, functions, operators (docs/explain.md)")
+    if explain_flag:  # `benchbed explain` explains every cell it times: the flag would only confuse its --help
+        run.add_argument("--explain", action="store_const", const="gap", default="off",
+                         help="after timing, profile the runners of every cell whose ratio CI excludes 1 (outside "
+                              "the timed window) and say why they differ: stages, functions, operators "
+                              "(docs/explain.md)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
