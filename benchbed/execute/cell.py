@@ -26,10 +26,10 @@ from .config import EngineConfig, RunContext
 from ..runners.failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
     PassPlan,
-    pass_calls,
     StepTimer,
     compile_warmup,
     graph_count,
+    pass_calls,
     runner_passes,
     slowed,
     with_steps,

@@ -137,9 +137,8 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
     """Time the runners in alternating blocks (see the module docstring); `rule`'s times are per
     runner, so a cell of k runners takes about k times as long as one runner alone. `block_calls`
     None sizes blocks to about `block_s` of the slowest runner (3 to 50 calls), one call when the
-    slowest takes `SLOW_CALL_S` or more; the last warm-up
-    call measures it (at least one warm-up call is made, and warm-up ends after `WARMUP_S` of a
-    runner's calls).
+    slowest takes `SLOW_CALL_S` or more; the last warm-up call measures it (at least one warm-up
+    call is made, and warm-up ends after `WARMUP_S` of a runner's calls).
 
     `yardstick` (see `yardstick.host_yardstick`) takes part in every block, in the shuffled order,
     with calls worth about `yardstick_share` of one runner's block (2 at least); it does not count
@@ -252,7 +251,7 @@ def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule 
 
 #: a runner this slow gets one call a block: measured (scripts/slow_blocks.py, docs/precision.md), one call a block
 #: gave the narrowest ratio CI in a fixed time at 15 ms calls (±1.09% median over 6 runs, ±3.36% with the 3 calls
-#: it had) and at 0.5 s calls (±4.6% against ±11.5%); shorter calls keep blocks of about `block_s` (3 to 50 calls)
+#: it had) and at 0.25 s calls (±4.6% against ±11.5%); shorter calls keep blocks of about `block_s` (3 to 50 calls)
 SLOW_CALL_S = 0.010
 #: warm-up stops after this many seconds of a runner's calls (at least one call, at most the rule's count)
 WARMUP_S = 1.0

@@ -268,7 +268,7 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
 
 
 def _view_of(profiler: str, wall: float, calls: int, interval_s: float,
-                 functions: dict[str, dict[str, float]]) -> dict[str, Any]:
+             functions: dict[str, dict[str, float]]) -> dict[str, Any]:
     """A Python view as a profile keeps it: each stage's total, and its functions (the largest)."""
     return {"profiler": profiler, "wall_s": wall, "calls": calls, "interval_s": interval_s,
             "stage_s": {s: sum(f.values()) for s, f in functions.items()},
