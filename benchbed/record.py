@@ -124,6 +124,12 @@ Schema history:
       ``cost_build_s`` (this runner built and prepared), ``cost_parity_s``, ``cost_timing_s`` (the
       timed window, warm-up included, all runners) and ``cost_passes_s`` (this runner's phase,
       FLOP, memory and device-counter passes); ``cell_s`` is the whole. No migration.
+  14 — the seed's comparisons (issue #34): ``serve_version`` and ``serve_options`` of the
+      ``transformers-serve`` runner (``--serve transformers``: the server's package and version,
+      the ``--serve-option`` values it was started with); ``usage_completion_tokens`` (median over
+      answers of the completion tokens a service reported in its ``usage``) beside
+      ``client_stream_tokens`` (median over streams of the pieces of text the client received).
+      No migration: older records have none of them.
 """
 
 from __future__ import annotations
@@ -135,7 +141,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -203,6 +209,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("env_memory_gib", _i), ("env_onnxruntime", _s), ("env_accelerate", _s), ("env_datasets", _s), ("env_ray", _s),
     ("env_name", _s), ("env_spec", _s), ("env_packages_digest", _s),
     ("endpoint_url", _s), ("endpoint_protocol", _s), ("itl_median_s", _f), ("itl_p99_s", _f), ("service_p99_s", _f),
+    ("serve_version", _s), ("serve_options", _s), ("usage_completion_tokens", _f), ("client_stream_tokens", _f),
     # explain: one profiled pass per runner after timing
     ("explain_status", _s), ("explain_message", _s), ("explain_s", _f), ("explain_overhead", _f), ("profile_json", _s),
     # what the cell spent on each part of its work

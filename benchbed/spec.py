@@ -47,7 +47,7 @@ from .workload import Workload
 ModelCheck = Callable[[str], None]
 
 __all__ = [
-    "Endpoint", "ENDPOINT_PREFIX", "AXES", "TRAINING_PREFIX", "TRAINING_RUNNERS", "is_training_task", "Case", "Matrix", "SpecError", "ATTN_IMPLS",
+    "Endpoint", "ENDPOINT_PREFIX", "HF_SERVE_RUNNER", "AXES", "TRAINING_PREFIX", "TRAINING_RUNNERS", "is_training_task", "Case", "Matrix", "SpecError", "ATTN_IMPLS",
     "DTYPES", "TORCH_DTYPES", "RUNNERS", "DEFAULT_REFERENCE", "MODEL_ALIASES", "canonical_model", "parse_attn_impl",
     "positive_int_value", "LIMITS", "OPTION_KEYS", "limit_of", "parse_bool", "parse_shard", "device_index",
     "validate_device", "Workload", "AUTO_RATE", "scenario_names", "check_scenario_options",
@@ -375,6 +375,8 @@ def check_scenario_options(options: Iterable[str], scenarios: Iterable[str], tas
 
 #: the runner name of a service benchbed did not start: ``endpoint:NAME``
 ENDPOINT_PREFIX = "endpoint:"
+#: the runner name of the cell's model behind Hugging Face's server (``--serve transformers``)
+HF_SERVE_RUNNER = "transformers-serve"
 
 
 @dataclass(frozen=True)

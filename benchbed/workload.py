@@ -9,8 +9,9 @@ from .values import AUTO_RATE, DEFAULT_OPTIMIZER, OPTIMIZERS, SpecError, limit_o
 
 __all__ = ["Workload", "SERVE_BACKENDS"]
 
-#: What serves a runner in the ``http`` scenario.
-SERVE_BACKENDS = ("uvicorn", "ray")
+#: What serves a runner in the ``http`` scenario. ``transformers``: the runners on uvicorn, and the
+#: cell's model behind `transformers serve` as one more runner (``transformers-serve``).
+SERVE_BACKENDS = ("uvicorn", "ray", "transformers")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..execute.config import EngineConfig
 from ..execute.schedule import budget_rule
-from ..spec import AUTO_RATE, Case, Matrix, SpecError, parse_shard
+from ..spec import AUTO_RATE, HF_SERVE_RUNNER, Case, Matrix, SpecError, parse_shard
 from ..validate import check_run_id, positive_float, positive_int
 from ..values import OPTIMIZERS
 from .common import non_negative_int
@@ -74,6 +74,9 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
                      http_timeout_s=float(getattr(args, "http_timeout", None) or config.http_timeout_s))
     if getattr(args, "serve_address", None):
         config = replace(config, serve_address=args.serve_address)
+    serve_options = serve_option_specs(args, matrix)
+    if serve_options:
+        config = replace(config, serve_options=serve_options)
     if config.inject_runner is not None:
         from ..runners import runner_names
 
@@ -211,12 +214,20 @@ def _build_matrix(args: argparse.Namespace) -> tuple[Matrix, list[Any]]:
     if endpoints:  # each endpoint is a runner of every cell
         added = tuple(e.runner for e in endpoints if e.runner not in matrix.runner)
         matrix = replace(matrix, runner=tuple(matrix.runner) + added)
-    valid = runner_names() + [f"{r}@{e.name}" for e in envs for r in runner_names()] + [e.runner for e in endpoints]
+    served = matrix.workload.serve == "transformers"
+    if served:  # the model behind transformers serve is one more runner of every cell
+        from ..serving.hf_serve import check_serve_available
+
+        check_serve_available()
+        if HF_SERVE_RUNNER not in matrix.runner:
+            matrix = replace(matrix, runner=tuple(matrix.runner) + (HF_SERVE_RUNNER,))
+    valid = runner_names() + [f"{r}@{e.name}" for e in envs for r in runner_names()] + [e.runner for e in endpoints] \
+        + ([HF_SERVE_RUNNER] if served else [])
     matrix = matrix.validate(task_names(), check_model, valid)
     from ..envs import split_runner
 
     check_runner_families((c.task, split_runner(c.runner)[0]) for c in matrix.cases()
-                          if not c.runner.startswith("endpoint:"))
+                          if not c.runner.startswith("endpoint:") and c.runner != HF_SERVE_RUNNER)
     check_serving(matrix, endpoints)
     if matrix.inputs is not None:
         from ..execute.drivers import check_inputs
@@ -246,6 +257,18 @@ def endpoint_specs(args: argparse.Namespace) -> list[Any]:
     if len(set(names)) != len(names):
         raise SpecError(f"--endpoint: {next(n for n in names if names.count(n) > 1)!r} is defined twice")
     return endpoints
+
+
+def serve_option_specs(args: argparse.Namespace, matrix: Matrix) -> tuple[str, ...]:
+    """``--serve-option`` values, checked; they apply to ``--serve transformers`` alone."""
+    given = list(getattr(args, "serve_option", None) or [])
+    if not given:
+        return ()
+    if matrix.workload.serve != "transformers":
+        raise SpecError("--serve-option applies to --serve transformers (valid with: --serve transformers)")
+    from ..serving.hf_serve import parse_serve_options
+
+    return parse_serve_options(given)
 
 
 def check_endpoint_names(matrix: Matrix, endpoints: list[Any]) -> None:

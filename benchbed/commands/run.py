@@ -209,8 +209,13 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
                    help="http scenario: uvicorn worker processes per server, each with its own copy of the model, "
                         "an axis (default: 1)")
     g.add_argument("--serve", choices=SERVE_BACKENDS, default=None,
-                   help="http scenario: what serves each runner: uvicorn (benchbed's server, default) or ray "
-                        "(a Ray Serve application; pip install 'benchbed[serve-ray]')")
+                   help="http scenario: what serves each runner: uvicorn (benchbed's server, default), ray "
+                        "(a Ray Serve application; pip install 'benchbed[serve-ray]'), or transformers (the runners "
+                        "on uvicorn, and the model behind Hugging Face's `transformers serve` as the runner "
+                        "transformers-serve; pip install 'transformers[serving]')")
+    g.add_argument("--serve-option", action="append", metavar="KEY[=VALUE]", default=[],
+                   help="--serve transformers: continuous-batching, attn-implementation=IMPL, compile (passed to "
+                        "transformers serve), or chat (drive it through /v1/chat/completions); repeatable")
     g.add_argument("--replicas", type=csv_option("--replicas"), metavar="N1,N2",
                    help="http scenario with --serve ray: Ray Serve replicas, an axis (default: 1)")
     g.add_argument("--serve-address", metavar="ADDRESS",
@@ -220,7 +225,8 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
                    help="measure a running service as the runner endpoint:NAME (repeatable); its answers are "
                         "compared with the reference's (--reference endpoint:NAME makes it the reference)")
     g.add_argument("--endpoint-protocol", metavar="NAME",
-                   help="how the endpoints speak: benchbed, hf-inference, openai, tgi, kserve-v2 (or a plug-in's)")
+                   help="how the endpoints speak: benchbed, hf-inference, openai, openai-chat, tgi, kserve-v2 "
+                        "(or a plug-in's)")
     g.add_argument("--http-timeout", type=arg(positive_float, "--http-timeout"), default=HTTP_TIMEOUT_S, metavar="S",
                    help=f"the most one HTTP request may take before it is a failed request (default: {HTTP_TIMEOUT_S:g})")
 

@@ -21,7 +21,7 @@ from ..measure import MemoryCap, noise_warning, summarize
 from ..measure.interference import Interference
 from ..measure.paired import PairedTiming, measure_interleaved, measure_sequential, ratio_columns
 from ..measure.timer import device_sync
-from ..spec import Case
+from ..spec import HF_SERVE_RUNNER, Case
 from .config import EngineConfig, RunContext
 from ..runners.failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
 from .passes import (
@@ -173,6 +173,13 @@ def _build(cell: _Cell, name: str, case: Case, task: Any, bundle: Any, inputs: l
                                  cache=workbench.cache, seed=cell.seed)
             if name in cell.recs:
                 cell.recs[name].update(endpoint_url=endpoint.url, endpoint_protocol=endpoint.protocol)
+        elif name == HF_SERVE_RUNNER:  # --serve transformers: the model behind Hugging Face's server
+            from ..serving.hf_serve import TransformersServeRunner
+
+            run = TransformersServeRunner(case, task, bundle, inputs, cell.config.serve_options,
+                                          cell.config.http_timeout_s, cache=workbench.cache, seed=cell.seed)
+            if name in cell.recs:
+                cell.recs[name].update(endpoint_url=run.endpoint.url, endpoint_protocol=run.endpoint.protocol)
         elif split_runner(name)[1] is not None:  # RUNNER@ENV: built in that environment's worker
             run = workbench.env_workers(cell.config).runner(name, case, inputs)
         else:
@@ -324,9 +331,9 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
         timed = steps[-len(t.samples):]  # warm-up calls came first
         rec["ttft_s"] = float(np.median([s for s, _ in timed]))
         rec["tpot_s"] = float(np.median([p for _, p in timed]))
-    gaps = getattr(run, "gaps", None)
-    if gaps:  # a streamed endpoint: the gaps between its tokens (inter-token latency)
-        rec.update(itl_median_s=float(np.median(gaps)), itl_p99_s=float(np.percentile(gaps, 99)))
+    service = getattr(run, "service_columns", None)
+    if service is not None:  # a service: inter-token gaps of its streams, the tokens it reported
+        rec.update(service())
     noise = noise_warning(stats) if cell.driver.spread_is_noise else None
     if case.compiled and graph_count() != cell.graphs_before:
         noise = "; ".join(x for x in (noise, "recompiled during timing") if x)

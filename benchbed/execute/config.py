@@ -83,6 +83,9 @@ class EngineConfig:
     http_timeout_s: float = 30.0
     #: ``--serve ray``: the Ray cluster the runners are deployed on (None: a local one, or RAY_ADDRESS).
     serve_address: str | None = None
+    #: ``--serve-option``: what `transformers serve` is started with for ``--serve transformers``
+    #: (``continuous-batching``, ``attn-implementation=IMPL``, ``compile``, ``chat``: the chat API).
+    serve_options: tuple[str, ...] = ()
     #: ``--budget``: the run's wall-clock seconds (None: no budget). Every cell gets a short pass,
     #: then further passes go to the ratios furthest from their target while time is left
     #: (`schedule.Schedule`); cells the budget could not reach are skipped records that say so.

@@ -49,7 +49,8 @@ def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference:
             else "reference runner")
     for name in checked:
         try:
-            verdict = task.compare(expected, driver.outputs(runners[name]), cell.recs[name]["dtype"])
+            mine = _expected_for(driver, ref_run, runners[name], expected)
+            verdict = task.compare(mine, driver.outputs(runners[name]), cell.recs[name]["dtype"])
         except Exception as exc:
             cell.fail(name, exc)
             continue
@@ -59,3 +60,13 @@ def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference:
         cell.recs[name].update(parity_ok=verdict.ok, parity_detail=detail)
         if not verdict.ok:
             cell.recs[name]["message"] = f"PARITY MISMATCH: {detail}"
+
+
+def _expected_for(driver: Any, ref_run: Any, run: Any, expected: list[Any]) -> list[Any]:
+    """The reference's outputs for what `run` is really given: a runner whose service rewrites its
+    inputs (a chat API's template) says so with ``reference_inputs``, and the reference answers
+    those; every other runner is compared with `expected`."""
+    view = getattr(run, "reference_inputs", None)
+    if view is None or view(list(getattr(ref_run, "inputs", None) or [])) is None:
+        return expected
+    return driver.reference_outputs(ref_run, view)

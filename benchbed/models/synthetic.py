@@ -161,6 +161,12 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: The chat template of a synthetic decoder (a real checkpoint ships its own): each message as its
+#: role tag and text, then the assistant's tag, so a chat API's prompt differs from the raw one.
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
 def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype: str, device: str,
                    seed: int = 0, attn_impl: str | None = None, int8_method: str = "dynamic") -> ModelBundle:
     """Build preset `preset` with head `head`; `labels` name the classes of a classification head."""
@@ -177,6 +183,8 @@ def load_synthetic(preset: str, head: str, labels: tuple[str, ...] | None, dtype
     tokenizer = spec.tokenizer()
     if spec.post_build is not None:
         spec.post_build(module, tokenizer)
+    if head == "causal-lm" and hasattr(tokenizer, "chat_template") and not tokenizer.chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
     module, quant = finish(module, dtype, device, int8_method)
     return ModelBundle(
         module=module, tokenizer=tokenizer, name=f"synthetic:{preset}", params=count_params(module),

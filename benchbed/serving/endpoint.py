@@ -53,9 +53,18 @@ class EndpointRunner(Runner):
         self.conn = Connection(self.protocol.url, timeout_s)
         #: per streamed call, the gaps between its tokens (inter-token latency)
         self.gaps: list[float] = []
+        #: per answer, the completion tokens the service reported (``usage``) and the text pieces
+        #: its stream carried (the client's count)
+        self.usage_tokens: list[int] = []
+        self.client_tokens: list[int] = []
 
     def state_bytes(self) -> int | None:
         return None
+
+    def reference_inputs(self, inputs: list[Any]) -> list[Any] | None:
+        """What the reference must answer for parity with this service (a chat API templates its
+        prompt); None: `inputs` themselves."""
+        return self.protocol.reference_inputs(inputs)
 
     def _stream(self) -> bool:
         return self.streamer is not None and self.protocol.STREAMS and getattr(self.task, "streams", False)
@@ -66,10 +75,14 @@ class EndpointRunner(Runner):
                 [self._streamed([x]) for x in inputs]
         path, body = self.protocol.request(inputs)
         status, answer, _ = self.conn.request("POST", path, body, (("content-type", "application/json"),))
+        self.protocol.usage = None
         try:
-            return self.protocol.parse(status, answer, len(inputs))
+            out = self.protocol.parse(status, answer, len(inputs))
         except CodecError as exc:
             raise RequestFailed(f"{self.endpoint.runner}: {exc}") from None
+        if self.protocol.usage is not None:
+            self.usage_tokens.append(self.protocol.usage[1])
+        return out
 
     def _streamed(self, inputs: list[Any]) -> str:
         path, body = self.protocol.request(inputs, stream=True)
@@ -84,11 +97,33 @@ class EndpointRunner(Runner):
                 stamps.append(self.clock())
                 self.streamer.put(text)
 
-        self.conn.stream(path, body, (("content-type", "application/json"),), on_event)
+        self.protocol.usage = None
+        try:
+            self.conn.stream(path, body, (("content-type", "application/json"),), on_event)
+        except CodecError as exc:
+            self.conn.close()  # the stream was left half read
+            raise RequestFailed(f"{self.endpoint.runner}: {exc}") from None
         if not parts:
             raise RequestFailed(f"{self.endpoint.runner}: the stream ended without a token")
         self.gaps.extend(b - a for a, b in zip(stamps, stamps[1:]))
+        self.client_tokens.append(len(parts))
+        if self.protocol.usage is not None:
+            self.usage_tokens.append(self.protocol.usage[1])
         return "".join(parts)
+
+    def service_columns(self) -> dict[str, Any]:
+        """The record's columns of what the service itself said: the gaps between streamed tokens
+        (inter-token latency), and the completion tokens it reported beside the client's count."""
+        import numpy as np
+
+        out: dict[str, Any] = {}
+        if self.gaps:
+            out.update(itl_median_s=float(np.median(self.gaps)), itl_p99_s=float(np.percentile(self.gaps, 99)))
+        if self.usage_tokens:
+            out["usage_completion_tokens"] = float(np.median(self.usage_tokens))
+        if self.client_tokens:
+            out["client_stream_tokens"] = float(np.median(self.client_tokens))
+        return out
 
     def __call__(self) -> list[Any]:
         inputs = list(self.inputs)

@@ -10,6 +10,9 @@ point). The built-ins:
 - ``openai``: an OpenAI-compatible completions API (vLLM, TGI's ``/v1``...), streaming tokens as
   server-sent events: text-generation. The endpoint URL is the API base (``http://host:8000/v1``);
   the model field is the URL's ``#model=NAME`` or the case's model.
+- ``openai-chat``: the same servers' ``/v1/chat/completions``: the prompt is one user message,
+  which the server puts through the model's chat template; tokens stream as ``delta.content``.
+  Parity gives the reference the prompt through the same template (`reference_inputs`).
 - ``tgi``: text-generation-inference's ``/generate`` and ``/generate_stream``: text-generation.
 - ``kserve-v2``: the KServe / Triton open inference protocol (``/v2/models/NAME/infer``, BYTES in,
   tensors out): text-classification (``label``/``score`` outputs, or ``logits``) and
@@ -52,6 +55,16 @@ class Protocol:
         self.url = base.rstrip("/")
         self.fragment = dict(p.partition("=")[::2] for p in fragment.split("&") if p)
         self.task, self.model, self.bundle = task, self.fragment.get("model") or _model_id(model), bundle
+        #: fields added to every request's JSON body (a server's own extensions, e.g. the
+        #: generation settings `transformers serve` takes as ``generation_config``)
+        self.extra: dict[str, Any] = {}
+        #: (prompt tokens, completion tokens) of the last answer or stream that reported usage
+        self.usage: tuple[int, int] | None = None
+
+    def reference_inputs(self, inputs: Sequence[Any]) -> list[Any] | None:
+        """What the reference runner must be given to answer as this service should (None: the
+        inputs themselves). A chat API templates its prompt; the reference gets the same text."""
+        return None
 
     def request(self, inputs: Sequence[Any], stream: bool = False) -> tuple[str, bytes]:
         """(path under the URL, JSON body) of one request for `inputs`."""
@@ -190,25 +203,89 @@ class OpenAIProtocol(Protocol):
 
     def request(self, inputs: Sequence[Any], stream: bool = False) -> tuple[str, bytes]:
         body = {"model": self.model, "prompt": list(inputs) if len(inputs) > 1 else inputs[0],
-                "max_tokens": self._new_tokens(), "temperature": 0, "stream": stream}
+                "max_tokens": self._new_tokens(), "temperature": 0, "stream": stream, **self.extra}
         return "/completions", json.dumps(body).encode()
 
     def parse(self, status: int, body: bytes, n: int) -> list[Any]:
         data = self._json(status, body)
         choices = data.get("choices") if isinstance(data, dict) else None
         _need(isinstance(choices, list) and len(choices) == n, f"expected {n} choices")
-        choices = sorted(choices, key=lambda c: c.get("index", 0))
-        _need(all(isinstance(c.get("text"), str) for c in choices), "a choice without text")
-        return [c["text"] for c in choices]
+        choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+        _need(all(isinstance(c, dict) and isinstance(c.get(self._TEXT), str) for c in choices),
+              f"a choice without {self._TEXT}")
+        self._note_usage(data)
+        return [c[self._TEXT] for c in choices]
+
+    #: where a choice keeps its text (completions: ``text``)
+    _TEXT = "text"
 
     def event(self, data: bytes) -> str | None:
         if data == b"[DONE]":
             return None
         try:
-            choice = json.loads(data)["choices"][0]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-            raise CodecError(f"malformed stream event ({exc}): {data[:80]!r}") from None
-        return choice.get("text") or None
+            obj = json.loads(data)
+            if "error" in obj:
+                raise CodecError(f"the stream reported an error: {str(obj['error'])[:200]}")
+            choices = obj.get("choices")
+            if not choices:  # the usage-only chunk that ends a stream
+                self._note_usage(obj)
+                return None
+            self._note_usage(obj)
+            return self._event_text(choices[0]) or None
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise CodecError(f"malformed stream event ({type(exc).__name__}: {exc}): {data[:80]!r}") from None
+
+    def _event_text(self, choice: dict[str, Any]) -> str | None:
+        return choice.get("text")
+
+    def _note_usage(self, obj: Any) -> None:
+        usage = obj.get("usage") if isinstance(obj, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+            self.usage = (int(usage.get("prompt_tokens") or 0), int(usage["completion_tokens"]))
+
+
+@register_protocol
+class OpenAIChatProtocol(OpenAIProtocol):
+    NAME = "openai-chat"
+    DESCRIPTION = ("an OpenAI-compatible chat API (/v1/chat/completions: vLLM, TGI, transformers serve); the prompt "
+                   "is one user message put through the model's chat template; streams delta.content")
+    BATCHES = False  # one conversation a request
+    _TEXT = "content"
+
+    def request(self, inputs: Sequence[Any], stream: bool = False) -> tuple[str, bytes]:
+        body = {"model": self.model, "messages": [{"role": "user", "content": str(inputs[0])}],
+                "max_tokens": self._new_tokens(), "temperature": 0, "stream": stream, **self.extra}
+        return "/chat/completions", json.dumps(body).encode()
+
+    def parse(self, status: int, body: bytes, n: int) -> list[Any]:
+        data = self._json(status, body)
+        choices = data.get("choices") if isinstance(data, dict) else None
+        _need(isinstance(choices, list) and len(choices) == n, f"expected {n} choices")
+        messages = [c.get("message") if isinstance(c, dict) else None for c in choices]
+        _need(all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages),
+              "a choice without message.content")
+        self._note_usage(data)
+        return [m["content"] for m in messages]
+
+    def _event_text(self, choice: dict[str, Any]) -> str | None:
+        delta = choice.get("delta")
+        if delta is None:
+            return None
+        if not isinstance(delta, dict):
+            raise TypeError(f"delta is {type(delta).__name__}, not an object")
+        return delta.get("content")
+
+    def reference_inputs(self, inputs: Sequence[Any]) -> list[Any] | None:
+        """Each prompt as the server sees it: one user message through the model's chat template,
+        with the assistant's turn opened (`tasks.text_generation.Templated`: already holds its
+        special tokens)."""
+        from ..tasks.text_generation import Templated
+
+        tok = getattr(self.bundle, "tokenizer", None)
+        if tok is None or not getattr(tok, "chat_template", None):
+            raise CodecError(f"{self.model} has no chat template, so what the server would be given is unknown")
+        return [Templated(tok.apply_chat_template([{"role": "user", "content": str(x)}], tokenize=False,
+                                                  add_generation_prompt=True)) for x in inputs]
 
 
 @register_protocol

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..scratch import scratch_dir
 
-__all__ = ["HttpServer", "ServerFailed", "START_TIMEOUT_S"]
+__all__ = ["HttpServer", "ServerFailed", "START_TIMEOUT_S", "stop_tree"]
 
 #: How long the workers may take to load the model and build the runner.
 START_TIMEOUT_S = 300.0
@@ -128,28 +128,34 @@ class HttpServer:
         pids = self.pids()[1:]  # the workers (a worker that left the group still goes)
         proc, self.proc = self.proc, None
         if proc is not None:
-            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                for pid in pids:
-                    try:
-                        os.kill(pid, sig)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-                try:
-                    proc.wait(wait)
-                    if not any(_exists(p) for p in pids):
-                        break
-                except subprocess.TimeoutExpired:
-                    continue
+            stop_tree(proc, pids)
         log = getattr(self, "log", None)
         if log is not None:
             log.close()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+
+def stop_tree(proc: subprocess.Popen, pids: list[int]) -> None:
+    """Stop a server started in its own session and its `pids` (workers that may have left its
+    group): SIGTERM, then SIGKILL after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            proc.wait(wait)
+            if not any(_exists(p) for p in pids):
+                break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _exists(pid: int) -> bool:

@@ -13,9 +13,14 @@ from typing import Any
 
 from .base import Parity, TextTask, exact_match
 
-__all__ = ["TextGeneration", "DEFAULT_NEW_TOKENS"]
+__all__ = ["TextGeneration", "DEFAULT_NEW_TOKENS", "Templated"]
 
 DEFAULT_NEW_TOKENS = 16
+
+
+class Templated(str):
+    """A prompt already put through a chat template: it carries its own special tokens (a BOS the
+    template writes), so it is tokenized without adding them again, as a chat server does."""
 
 
 class TextGeneration(TextTask):
@@ -39,7 +44,8 @@ class TextGeneration(TextTask):
     def preprocess(self, bundle: Any, inputs: list[Any], device: Any) -> Any:
         tok = bundle.tokenizer
         tok.padding_side = "left"
-        return tok(inputs, padding=True, return_tensors="pt").to(device)
+        templated = bool(inputs) and all(isinstance(x, Templated) for x in inputs)
+        return tok(list(inputs), padding=True, return_tensors="pt", add_special_tokens=not templated).to(device)
 
     single_forward = False
 

@@ -144,9 +144,17 @@ class Driver:
         """What parity compares: the outputs of one call on the first batch."""
         return run()
 
-    def reference_outputs(self, run: Any) -> list[Any]:
-        """What every runner's outputs are compared with: the reference's `outputs`."""
-        return self.outputs(run)
+    def reference_outputs(self, run: Any, view: Any = None) -> list[Any]:
+        """What every runner's outputs are compared with: the reference's `outputs`; with `view`,
+        its outputs for ``view(inputs)`` (what a runner's service makes of the inputs)."""
+        if view is None:
+            return self.outputs(run)
+        saved = run.inputs
+        run.inputs = view(list(saved))
+        try:
+            return run()
+        finally:
+            run.inputs = saved
 
     def failure(self, name: str) -> str | None:
         """Why a runner that was timed still failed (its record becomes an ``error`` with this

@@ -57,8 +57,9 @@ class HttpDriver(ServerDriver):
 
     def prepare(self) -> list[Any]:
         batch = super().prepare()
-        self.columns.update(max_batch=1, max_wait_ms=0.0, serve_backend=self.backend,
-                            server_workers=self.workers if self.backend == "uvicorn" else None,
+        own = "ray" if self.backend == "ray" else "uvicorn"  # what serves the cell's runners
+        self.columns.update(max_batch=1, max_wait_ms=0.0, serve_backend=own,
+                            server_workers=self.workers if own == "uvicorn" else None,
                             replicas=self.replicas)
         return batch
 
@@ -76,6 +77,8 @@ class HttpDriver(ServerDriver):
             return
         if not getattr(run, "LOCAL", True) and hasattr(run, "target"):
             self.targets[name] = run.target(self._example)
+            if getattr(run, "start_s", None) is not None:  # a server its runner started
+                self.start_s[name] = run.start_s
 
             def direct(inputs: list[Any]) -> list[Any]:
                 run.inputs = inputs
@@ -144,10 +147,13 @@ class HttpDriver(ServerDriver):
             server.stop()
 
     # -- parity and timing -----------------------------------------------------------------------
-    def reference_outputs(self, run: Any) -> list[Any]:
+    def reference_outputs(self, run: Any, view: Any = None) -> list[Any]:
         """The reference's direct, in-process outputs (what every server's answers must match)."""
-        run.inputs = self.batch
-        return run()
+        run.inputs = self.batch if view is None else view(list(self.batch))
+        try:
+            return run()
+        finally:
+            run.inputs = self.batch
 
     def outputs(self, run: Any) -> list[Any]:
         """The runner's answers over HTTP for the parity batch."""
@@ -196,20 +202,33 @@ class HttpDriver(ServerDriver):
             return float(np.median(xs)) if xs else None
 
         server = self.servers.get(name)
+        backend = getattr(run, "SERVE_BACKEND", None)
+        if backend is not None:  # a runner that brings its own server (transformers serve)
+            out.update(serve_backend=backend, server_workers=None, replicas=None)
         out.update(service_median_s=med(load.service), server_queue_median_s=med(load.server_queue),
                    serialize_median_s=med(load.serialize), client_decode_median_s=med(load.client_decode),
                    client_lag_p99_s=float(np.percentile(load.lags, 99)) if load.lags else None,
                    http_errors=load.errors, http_first_error=load.first_error,
                    server_start_s=self.start_s.get(name),
-                   server_pids=",".join(map(str, getattr(server, "worker_pids", []) or [])) or None)
+                   server_pids=",".join(map(str, _server_pids(server, run))) or None)
         if load.itl:
             out.update(itl_median_s=float(np.median(load.itl)), itl_p99_s=float(np.percentile(load.itl, 99)))
-        rss = _rss_mb(getattr(server, "worker_pids", None) or [])
+        rss = _rss_mb(_server_pids(server, run))
         if rss is not None:
             out["server_rss_mb"] = rss
         if server is not None and getattr(server, "replica_names", None):
             out["serve_replicas"] = ",".join(server.replica_names)
         return out
+
+
+def _server_pids(server: Any, run: Any) -> list[int]:
+    """The processes serving a runner: the server benchbed started for it, or the one its runner
+    started itself (none for an endpoint elsewhere)."""
+    if server is not None:
+        return list(getattr(server, "worker_pids", None) or [])
+    if getattr(run, "SERVE_BACKEND", None) is not None:
+        return list(run.helpers())
+    return []
 
 
 def _rss_mb(pids: list[int]) -> float | None:
@@ -257,7 +276,8 @@ def _summary(rec: Mapping[str, Any], parity: str) -> str:
 
 SCENARIO = register_scenario(Scenario(
     name="http", description="the server scenario's open-loop load over real HTTP to a server per runner "
-                             "(uvicorn workers, or Ray Serve replicas)",
+                             "(uvicorn workers, or Ray Serve replicas; --serve transformers adds the model behind "
+                             "transformers serve)",
     driver=HttpDriver, sample="request",
     options=("rate", "requests", "queue", "timeout_ms", "server_workers", "serve", "replicas"), variants=_variants,
     columns=(("serve_backend", "string"), ("server_workers", "int64"), ("replicas", "int64"),

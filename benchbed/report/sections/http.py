@@ -57,6 +57,9 @@ def pair_with_in_process(http: Any, latest: Any) -> list[tuple[Any, Any]]:
 def _serving(rec: Any) -> str:
     if rec.get("serve_backend") == "ray":
         return f"Ray Serve ×{int(rec.get('replicas') or 1)}"
+    if rec.get("serve_backend") == "transformers":
+        opts = rec.get("serve_options")
+        return f"{rec.get('serve_version') or 'transformers serve'}{f' ({opts})' if isinstance(opts, str) and opts else ''}"
     return f"uvicorn ×{int(rec.get('server_workers') or 1)}"
 
 
@@ -88,13 +91,36 @@ def section(http: Any) -> str:
                      fmt_num(h["achieved_rate"]), fmt_ms(h["lat_median_s"]), fmt_ms(h["lat_p99_s"]),
                      fmt_ms(h.get("server_queue_median_s")), fmt_ms(h.get("service_median_s")),
                      fmt_ms(h.get("serialize_median_s")),
+                     fmt_ms(h.get("ttft_s")), fmt_ms(h.get("tpot_s")), fmt_ms(h.get("itl_median_s")),
                      fmt_ms(s["lat_median_s"]) if s is not None else "–",
                      f"{tax[0] * 1e3:+.2f} [{tax[1] * 1e3:+.2f}, {tax[2] * 1e3:+.2f}]" if tax else "–",
                      _knee(h), _knee(s), esc(int(h.get("http_errors") or 0)), "✓" if h.get("slo_met") is True else "✗"])
+    sentences += _beside_transformers_serve(http)
     if sentences:
         out.append('<p class="sentence">' + "<br>".join(sentences) + "</p>")
     out.append(table(["task", "model", "runner", "served by", "offered req/s", "served req/s", "p50 ms", "p99 ms",
-                      "server queue ms", "service ms", "serialise ms", "in-process p50 ms", "HTTP tax ms [95% CI]",
-                      "knee req/s (HTTP)", "knee req/s (in-process)", "failed", "SLO met"], rows,
-                     numeric=set(range(4, 16))))
+                      "server queue ms", "service ms", "serialise ms", "TTFT ms", "TPOT ms", "ITL ms",
+                      "in-process p50 ms", "HTTP tax ms [95% CI]", "knee req/s (HTTP)", "knee req/s (in-process)",
+                      "failed", "SLO met"], rows, numeric=set(range(4, 19))))
     return "".join(out)
+
+
+def _beside_transformers_serve(http: Any) -> list[str]:
+    """One sentence per ``--serve transformers`` record: its median latency against each other
+    runner of the same cell at the same offered rate (benchbed's own server of that runner)."""
+    out = []
+    serve = http[http["serve_backend"] == "transformers"] if "serve_backend" in http else http.iloc[:0]
+    for _, h in serve.iterrows():
+        same = http[http["serve_backend"] != "transformers"]
+        for col in _CELL[:-1]:
+            same = same[same[col] == h[col]]
+        same = same[[_rate(r) == _rate(h) for _, r in same.iterrows()]]
+        parts = [f"{esc(r['runner'])} on {esc(_serving(r))} {fmt_ms(r['lat_median_s'])} ms "
+                 f"(×{float(h['lat_median_s']) / float(r['lat_median_s']):.2f})"
+                 for _, r in same.iterrows() if r.get("lat_median_s") and h.get("lat_median_s")]
+        ttft = f", TTFT {fmt_ms(h.get('ttft_s'))} ms, ITL {fmt_ms(h.get('itl_median_s'))} ms" \
+            if h.get("ttft_s") == h.get("ttft_s") and h.get("ttft_s") is not None else ""
+        out.append(f"{esc(h['task'])} · {esc(h['model'])} at {fmt_num(h['offered_rate'])} req/s: "
+                   f"{esc(_serving(h))} p50 {fmt_ms(h['lat_median_s'])} ms{ttft}"
+                   + (f"; beside it {', '.join(parts)}" if parts else ""))
+    return out
