@@ -1,8 +1,10 @@
 """Minimal services that speak each protocol benchbed's endpoint runner knows — OpenAI-compatible
-completions, TGI, KServe v2, HF-inference — answering with a real benchbed runner on a real (tiny)
+completions and chat, TGI, KServe v2, HF-inference — answering with a real benchbed runner on a real (tiny)
 model, so an endpoint measured against the same model locally agrees. ``--fault`` makes a wrong
 one: ``wrong`` answers (parity must catch them), ``hang`` (never answers an inference request),
-``malformed`` (a 200 whose body is not the protocol's).
+``malformed`` (a 200 whose body is not the protocol's), ``nochoices`` (a chat answer without
+``choices``), ``badstream`` (a chat stream whose second event is not JSON). The chat service puts
+the prompt through the model's chat template, as a real one does.
 
     python tests/protocol_apps.py --protocol openai --task text-generation --model synthetic:gpt2-tiny --port P
 
@@ -102,6 +104,25 @@ def make_app(protocol: str, run: Any, fault: str | None) -> Any:
             if req.get("stream"):
                 return await events([{"choices": [{"index": 0, "text": p}]} for p in pieces(texts[0])] + [b"[DONE]"])
             return await reply({"choices": [{"index": i, "text": t} for i, t in enumerate(texts)]})
+        if protocol == "openai-chat":
+            from benchbed.tasks.text_generation import Templated
+
+            if path != "/v1/chat/completions":
+                return await reply({"error": "no route"}, 404)
+            prompt = tok.apply_chat_template(req["messages"], tokenize=False, add_generation_prompt=True)
+            text = infer([Templated(prompt)])[0]
+            usage = {"prompt_tokens": 1, "completion_tokens": run.task.new_tokens, "total_tokens": 1}
+            if fault == "nochoices":
+                return await reply({"object": "chat.completion", "usage": usage})
+            if req.get("stream"):
+                head = [{"choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+                body_events = [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces(text)]
+                if fault == "badstream":
+                    body_events[1:1] = [b"{not json"]
+                tail = [{"choices": [], "usage": usage}, b"[DONE]"]
+                return await events(head + body_events + tail)
+            return await reply({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                                "usage": usage})
         if protocol == "tgi":
             text = infer([req["inputs"]])[0]
             if path == "/generate_stream":
@@ -146,7 +167,7 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--seq-len", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=8)
-    p.add_argument("--fault", choices=["wrong", "hang", "malformed"])
+    p.add_argument("--fault", choices=["wrong", "hang", "malformed", "nochoices", "badstream"])
     args = p.parse_args()
     run = build(args.task, args.model, args.seq_len, args.new_tokens)
     uvicorn.run(make_app(args.protocol, run, args.fault), host="127.0.0.1", port=args.port, log_level="warning",
