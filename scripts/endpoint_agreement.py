@@ -15,7 +15,14 @@ the script says so. Usage::
 
     transformers serve --port 8000 &        # or vLLM, TGI's /v1, any OpenAI-compatible server
     python scripts/endpoint_agreement.py --url http://127.0.0.1:8000/v1 --model MODEL \\
-        [--rounds 3] [--requests 10] [--max-tokens 8] [--prompt TEXT] [--json out.json]
+        [--protocol openai|openai-chat] [--rounds 3] [--requests 10] [--max-tokens 8] [--prompt TEXT] \\
+        [--json out.json]
+
+    # or let it start transformers serve as ``benchbed run --serve transformers`` does (a model
+    # folder, or a synthetic preset saved for it), and stop it at the end:
+    python scripts/endpoint_agreement.py --serve-transformers synthetic:gpt2-tiny [--serve-option continuous-batching]
+
+``--protocol openai-chat`` times ``/v1/chat/completions`` (``delta.content``) on both sides.
 
 Run it with nothing else on the machine; the figures are the two clients' disagreement.
 """
@@ -48,13 +55,14 @@ def _stats(times: list[tuple[float, list[float], float]]) -> dict[str, float]:
             "tokens": statistics.median([len(s) for _, s, _ in times])}
 
 
-def benchbed_client(url: str, model: str, prompt: str, max_tokens: int, timeout_s: float) -> Callable[[], Any]:
+def benchbed_client(url: str, model: str, prompt: str, max_tokens: int, timeout_s: float,
+                    protocol: str = "openai") -> Callable[[], Any]:
     """One streamed request through benchbed's endpoint path: (start, stamps of events with text, end)."""
     from benchbed.serving.client import Connection
     from benchbed.serving.protocols import get_protocol
     from benchbed.tasks.text_generation import TextGeneration
 
-    proto = get_protocol("openai")(f"{url}#model={model}", TextGeneration(max_tokens), model)
+    proto = get_protocol(protocol)(f"{url}#model={model}", TextGeneration(max_tokens), model)
     conn = Connection(proto.url, timeout_s)
     path, body = proto.request([prompt], stream=True)
 
@@ -73,13 +81,22 @@ def benchbed_client(url: str, model: str, prompt: str, max_tokens: int, timeout_
     return once
 
 
-def loop_client(url: str, model: str, prompt: str, max_tokens: int, timeout_s: float) -> Callable[[], Any]:
+def loop_client(url: str, model: str, prompt: str, max_tokens: int, timeout_s: float,
+                protocol: str = "openai") -> Callable[[], Any]:
     """The same request by a plain http.client loop."""
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout_s)
-    path = parts.path.rstrip("/") + "/completions"
-    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
-                       "stream": True}).encode()
+    chat = protocol == "openai-chat"
+    path = parts.path.rstrip("/") + ("/chat/completions" if chat else "/completions")
+    request = {"model": model, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    request.update({"messages": [{"role": "user", "content": prompt}]} if chat else {"prompt": prompt})
+    body = json.dumps(request).encode()
+
+    def text(line: bytes) -> Any:
+        choices = json.loads(line[5:])["choices"]
+        if not choices:
+            return None
+        return (choices[0].get("delta") or {}).get("content") if chat else choices[0].get("text")
 
     def once() -> tuple[float, list[float], float]:
         stamps: list[float] = []
@@ -91,7 +108,7 @@ def loop_client(url: str, model: str, prompt: str, max_tokens: int, timeout_s: f
         for line in resp:  # to the end of the body, so the connection can be used again
             line = line.strip()
             if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
-                if json.loads(line[5:])["choices"][0].get("text"):
+                if text(line):
                     stamps.append(time.perf_counter())
         return t0, stamps, time.perf_counter()
 
@@ -119,8 +136,16 @@ def server_cpu_s(url: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--url", required=True, help="the OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--model", required=True, help="the model field of each request")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="the OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1")
+    where.add_argument("--serve-transformers", metavar="MODEL",
+                       help="start transformers serve on MODEL (a model folder, or synthetic:PRESET saved for it) "
+                            "for the measurement, as benchbed run --serve transformers does, and stop it after")
+    p.add_argument("--serve-option", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="with --serve-transformers: continuous-batching, attn-implementation=IMPL, compile")
+    p.add_argument("--model", help="the model field of each request (with --url; required there)")
+    p.add_argument("--protocol", choices=["openai", "openai-chat"], default="openai",
+                   help="the completions API (default) or the chat API")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--requests", type=int, default=10, help="requests per client and round")
     p.add_argument("--max-tokens", type=int, default=8)
@@ -130,9 +155,52 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.rounds < 1 or a.requests < 2 or a.max_tokens < 2:
         p.error("--rounds must be at least 1, --requests and --max-tokens at least 2")
+    if a.url and not a.model:
+        p.error("--url needs --model (the model field of each request)")
+    if a.serve_option and not a.serve_transformers:
+        p.error("--serve-option applies to --serve-transformers")
+    if a.serve_transformers:
+        with started_transformers_serve(a.serve_transformers, a.serve_option) as (url, model):
+            a.url, a.model = url, model
+            return measure(a)
+    return measure(a)
 
-    clients = {"benchbed": benchbed_client(a.url, a.model, a.prompt, a.max_tokens, a.timeout),
-               "loop": loop_client(a.url, a.model, a.prompt, a.max_tokens, a.timeout)}
+
+class started_transformers_serve:
+    """``with started_transformers_serve(MODEL, options) as (url, model)``: transformers serve on
+    MODEL's folder (a synthetic preset saved to benchbed's scratch first), stopped on exit."""
+
+    def __init__(self, model: str, options: list[str]) -> None:
+        from benchbed.serving.hf_serve import parse_serve_options
+
+        self.model, self.options = model, tuple(o for o in parse_serve_options(options) if o != "chat")
+
+    def __enter__(self) -> tuple[str, str]:
+        from benchbed.scratch import scratch_dir
+        from benchbed.serving.hf_serve import TransformersServe, check_serve_available
+
+        check_serve_available()
+        folder = self.model
+        if self.model.startswith("synthetic:"):
+            from benchbed.models import load_model
+
+            bundle = load_model(self.model, "causal-lm", None, "fp32", "cpu")
+            folder = scratch_dir("agreement-model-")
+            bundle.module.save_pretrained(folder)
+            bundle.tokenizer.save_pretrained(folder)
+        self.server = TransformersServe(folder, "fp32", "cpu", self.options)
+        print(f"starting transformers serve on {folder} {' '.join(self.options)}...", flush=True)
+        self.server.start()
+        return f"{self.server.url}/v1", folder
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.stop()
+
+
+def measure(a: argparse.Namespace) -> int:
+    """Both clients, alternating round by round, on the endpoint `a.url`."""
+    clients = {"benchbed": benchbed_client(a.url, a.model, a.prompt, a.max_tokens, a.timeout, a.protocol),
+               "loop": loop_client(a.url, a.model, a.prompt, a.max_tokens, a.timeout, a.protocol)}
     for once in clients.values():  # warm both connections and the server
         once()
     rows = []
@@ -174,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"url": a.url, "model": a.model, "max_tokens": a.max_tokens, "requests": a.requests,
+            json.dump({"url": a.url, "model": a.model, "protocol": a.protocol,
+                       "serve_transformers": a.serve_transformers, "serve_options": a.serve_option,
+                       "max_tokens": a.max_tokens, "requests": a.requests,
                        "rows": rows, "verdict": verdict}, f, indent=1)
     return 0
 

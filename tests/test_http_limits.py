@@ -162,3 +162,21 @@ def test_a_kept_alive_connection_still_works_after_the_deadline_machinery():
         stop.set()
         t.join(timeout=5)
         srv.close()
+
+
+def one_stream_then_close(conn, stop):
+    body = b"data: {\"token\": \"a\"}\n\ndata: [DONE]\n\n"
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+
+
+@pytest.mark.parametrize("server", [one_stream_then_close], indirect=True)
+def test_a_stream_on_a_kept_alive_connection_the_server_closed_goes_on_a_new_one(server):
+    """Servers close idle kept-alive connections (uvicorn after 5 s): the next stream must not fail
+    with a broken pipe, as a request does not (found with transformers serve, issue #34)."""
+    conn = Connection(server, timeout_s=5)
+    for _ in range(3):
+        events = []
+        assert conn.stream("/", b"{}", (), events.append) == 200
+        assert events == [b'{"token": "a"}', b"[DONE]"]
+        time.sleep(0.2)  # the server has closed this connection by now
+    conn.close()

@@ -218,7 +218,13 @@ class Connection:
         stream is within the deadline and `max_body` bytes."""
         what = f"POST {self.base + path}"
         try:
-            resp = self._begin("POST", path, body, headers)
+            try:
+                resp = self._begin("POST", path, body, headers)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                if self._watchdog.fired:
+                    raise
+                self.close()  # a kept-alive connection the server closed (no event read yet): a new one
+                resp = self._begin("POST", path, body, headers)
             if resp.status != 200:
                 raise RequestFailed(f"{what}: status {resp.status}: {resp.read(200)!r}")
             size = 0
