@@ -78,6 +78,8 @@ def section(http: Any) -> str:
     sentences = []
     rows = []
     for h, s in pairs:
+        if h.get("serve_backend") == "transformers":  # a server in every scenario: no in-process twin
+            s = None
         tax = http_tax(h["samples_s"], s["samples_s"]) if s is not None and len(h["samples_s"]) and \
             len(s["samples_s"]) else None
         if tax is not None:
