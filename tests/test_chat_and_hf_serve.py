@@ -114,6 +114,7 @@ def test_a_malformed_chat_service_is_an_error_record_naming_it(tmp_path, app, fa
 
 # -- --serve transformers: the real Hugging Face server, started and stopped by benchbed --
 
+@pytest.mark.slow  # a minute: the not-slow part stays within its 15 minutes (issue #31)
 def test_serve_transformers_runs_hf_server_beside_benchbed_server_with_parity_and_leaves_nothing(tmp_path):
     pytest.importorskip("fastapi")
     results = tmp_path / "results"
