@@ -221,3 +221,61 @@ def test_variants_stay_apart_and_gpu_sections_appear():
     rows = [ln for ln in table.splitlines() if ln.startswith("fill-mask")]
     assert any(" compiled " in ln for ln in rows) and any(" - " in ln.replace("  ", " ") for ln in rows)
     assert "fill-mask synthetic:bert-tiny torch cpu fp32 s16: batch 1 (batch 64 ran out of memory)" in table
+
+
+def test_panels_laid_out_from_their_text_keep_every_label_on_the_figure():
+    """`laid_out` computes margins from titles and tick labels instead of measuring them by
+    rendering (two thirds of a report's time): every title, tick label and axis label must still
+    land inside the figure and off the neighbouring panels."""
+    from benchbed.report.figures import fit_margins, grid, laid_out, plain_log
+
+    fig, axes = grid(5, width=4.2)
+    for k, ax in enumerate(axes):
+        ax.bar(range(8), np.geomspace(1, 4000, 8))
+        ax.set_xticks(range(8), [f"pipeline b{2 ** i} s{128 * (k + 1)}" for i in range(8)], rotation=60, fontsize=6)
+        plain_log(ax)
+        ax.set_ylabel("ms per call (median)")
+        ax.set_title("token-classification · packaged:all-minilm-l6-v2 · cpu · bf16\nsecond line")
+    assert fit_margins(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for ax in axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels(), ax.title, ax.yaxis.label)
+             if t.get_text() and t.get_visible()]
+    extents = [t.get_window_extent(renderer) for t in texts]
+    assert all(e.x0 >= box.x0 - 1 and e.x1 <= box.x1 + 1 and e.y0 >= box.y0 - 1 and e.y1 <= box.y1 + 1 for e in extents)
+    panels = [ax.get_window_extent(renderer) for ax in axes]
+    for ax, title in ((ax, ax.title.get_window_extent(renderer)) for ax in axes):
+        for other, panel in zip(axes, panels):
+            if other is not ax:
+                assert not title.overlaps(panel), "a title runs into the panel above it"
+    svg = laid_out(fig)
+    assert svg.startswith(b"<?xml") and b"mathdefault" not in svg  # plain tick labels, no mathtext
+
+
+def _killed_in_a_worker(parent_pid):
+    """A chart whose worker process dies (SIGKILL) mid-draw; drawn in the parent it succeeds."""
+    import os
+    import signal
+
+    if os.getpid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return b"<svg/>", "drawn here"
+
+
+def test_charts_drawn_by_workers_give_the_same_page_and_a_dead_worker_costs_nothing(real_results):
+    import os
+    import re
+
+    import psutil
+
+    from benchbed.commands.common import load
+    from benchbed.report.parallel import ChartPool
+
+    df = load([str(real_results)], "results")
+    strip = lambda page: re.sub(r"generated [0-9-]+ [0-9:]+ UTC", "", page)  # noqa: E731
+    assert strip(build_report(df, workers=2)) == strip(build_report(df, workers=1))
+    with ChartPool(2) as pool:
+        later = pool.submit(_killed_in_a_worker, os.getpid())
+        assert later() == (b"<svg/>", "drawn here")  # the worker died: drawn here instead, no error
+    assert not psutil.Process().children(recursive=True)  # the pool's workers are gone

@@ -72,7 +72,9 @@ def noise_table(df: Any, alpha: float = 0.05) -> Any:
     MDE for 1, 3 and 5 passes, and the recommended threshold."""
     import pandas as pd
 
-    rows = []
+    rows: list[dict] = []
+    if df.empty or df["case_id"].value_counts().max() < MIN_REPEATS:
+        return pd.DataFrame(rows)  # no case repeated enough: skip the per-metric passes (a report's common case)
     for metric, gate_metric in (("median", "median"), ("host", "median"), ("ratio", "ratio")):
         for case_id, (label, vals) in _values(df, metric).items():
             if len(vals) < MIN_REPEATS:

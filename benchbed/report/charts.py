@@ -7,16 +7,16 @@ says what was left out, if anything.
 
 from __future__ import annotations
 
-import io
-import math
 from typing import Any, Callable
 
 import numpy as np
 
+from .figures import _plt, grid, laid_out, plain_log, to_svg
+
 __all__ = ["MAX_PANELS", "Chart", "latency_vs_batch", "throughput_vs_batch", "distributions", "phase_breakdown",
            "precision_comparison", "memory_vs_batch", "history_trend", "generation_latency", "efficiency",
            "grid", "to_svg", "plain", "panel_title", "finish_panel", "legend", "number", "runners_of",
-           "style", "workload_panels", "finish_bars"]
+           "style", "workload_panels", "finish_bars", "laid_out", "plain_log"]
 
 MAX_PANELS = 12
 GROUP_KEY = ["task", "model", "device", "dtype"]
@@ -40,38 +40,9 @@ def style(runners: list[str], runner: str) -> dict[str, Any]:
     return {"color": color, "ls": ls, "marker": marker}
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "benchbed", "font.size": 8,
-                         "axes.titlesize": 8, "figure.dpi": 100})
-    return plt
-
-
 def plain(text: Any) -> str:
     """Text for matplotlib: `$` would start mathtext, so a model called "a$b$" is shown as typed."""
     return str(text).replace("\\", "\\\\").replace("$", r"\$")
-
-
-def to_svg(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    _plt().close(fig)
-    return buf.getvalue()
-
-
-def grid(n: int, width: float = 3.4, height: float = 2.5) -> tuple[Any, list[Any]]:
-    plt = _plt()
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
 
 
 def _groups(cells: Any) -> tuple[list[tuple[tuple, Any]], str]:
@@ -110,16 +81,15 @@ def _per_batch(cells: Any, column: Callable[[str], str], ylabel: str, log: bool 
                 label = f"{runner} s{seq}" if len(seqs) > 1 else runner
                 ax.plot(s["batch_size"], s[col], label=plain(label), alpha=1.0 - 0.45 * k / max(1, len(seqs) - 1),
                         **style(runners, runner))
-        ax.set_xscale("log", base=2)
+        plain_log(ax, "x", base=2)
         if log:
-            ax.set_yscale("log")
+            plain_log(ax)
         ax.set_title(panel_title(key))
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         legend(ax)
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def latency_vs_batch(cells: Any) -> Chart:
@@ -156,13 +126,13 @@ def distributions(latest: Any) -> Chart:
     fig, axes = grid(len(groups), width=4.2)
     for ax, (key, g) in zip(axes, groups):
         cells = sorted({(b, s) for b, s in zip(g["batch_size"], g["seq_len"])})[:8]
+        samples = _first_by(g, ["batch_size", "seq_len", "runner"], "samples_s")
         data, pos, colors, ticks = [], [], [], []
         for i, (b, s) in enumerate(cells):
             for j, runner in enumerate(runners):
-                r = g[(g["batch_size"] == b) & (g["seq_len"] == s) & (g["runner"] == runner)]
-                if r.empty:
+                if (b, s, runner) not in samples:
                     continue
-                data.append(np.asarray(r.iloc[0]["samples_s"]) * 1e3)
+                data.append(np.asarray(samples[(b, s, runner)]) * 1e3)
                 pos.append(step * i + j)
                 colors.append(style(runners, runner)["color"])
             ticks.append((step * i + (len(runners) - 1) / 2, f"b{b} s{s}"))
@@ -173,13 +143,12 @@ def distributions(latest: Any) -> Chart:
                 patch.set_facecolor(c)
                 patch.set_alpha(0.5)
         ax.set_xticks([t[0] for t in ticks], [t[1] for t in ticks], rotation=45, fontsize=6)
-        ax.set_yscale("log")
+        plain_log(ax)
         ax.set_ylabel("latency per call (ms)")
         ax.set_title(panel_title(key))
         ax.grid(True, axis="y", alpha=0.3)
         _runner_legend(ax, runners)
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def phase_breakdown(cells: Any) -> Chart:
@@ -193,7 +162,7 @@ def phase_breakdown(cells: Any) -> Chart:
     colors = {"pre": "#8c564b", "fwd": "#2ca02c", "post": "#9467bd", "other": "#bbbbbb"}
     for ax, (key, g) in zip(axes, groups):
         g = g.sort_values(["seq_len", "batch_size"]).head(8)
-        x, labels = [], []
+        x, labels, stacks = [], [], []
         for i, (_, row) in enumerate(g.iterrows()):
             for j, runner in enumerate(runners):
                 total = row[f"{runner}_median_s"]
@@ -201,19 +170,20 @@ def phase_breakdown(cells: Any) -> Chart:
                     continue
                 parts = {p: number(row[f"{runner}_{p}_s"]) * 1e3 for p in ("pre", "fwd", "post")}
                 parts["other"] = max(0.0, total * 1e3 - sum(parts.values()))
-                bottom = 0.0
-                for p, v in parts.items():
-                    ax.bar(step * i + j, v, bottom=bottom, color=colors[p], width=0.8,
-                           label=p if (i, j) == (0, 0) else None)
-                    bottom += v
+                stacks.append(parts)
                 x.append(step * i + j)
                 labels.append(plain(f"{runner} b{row['batch_size']} s{row['seq_len']}"))
+        bottom = np.zeros(len(x))
+        for p, color in colors.items():  # one bar call a part: hundreds of single bars were a third of the chart
+            heights = np.array([parts[p] for parts in stacks])
+            if len(x):
+                ax.bar(x, heights, bottom=bottom, color=color, width=0.8, label=p)
+            bottom = bottom + heights
         ax.set_xticks(x, labels, rotation=60, fontsize=6)
         ax.set_ylabel("ms per call (median)")
         ax.set_title(panel_title(key))
         legend(ax)
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def precision_comparison(cells: Any) -> Chart:
@@ -238,8 +208,7 @@ def precision_comparison(cells: Any) -> Chart:
         ax.set_ylabel("geo-mean median latency (ms)")
         ax.set_title(panel_title(k))
         legend(ax)
-    fig.tight_layout()
-    return to_svg(fig), "" if len(list(cells.groupby(key))) <= MAX_PANELS else f"showing {MAX_PANELS} groups"
+    return laid_out(fig), "" if len(list(cells.groupby(key))) <= MAX_PANELS else f"showing {MAX_PANELS} groups"
 
 
 def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) -> Chart:
@@ -264,8 +233,7 @@ def history_trend(df: Any, change_points: dict[tuple, list[Any]] | None = None) 
         for cp in (change_points or {}).get(key, []):
             ax.axvline(index.get(cp, cp), color="black", ls=":", lw=1)
         finish_panel(ax, "run (oldest → newest)", "geo-mean median (ms)", panel_title(key))
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def generation_latency(latest: Any) -> Chart:
@@ -287,14 +255,13 @@ def generation_latency(latest: Any) -> Chart:
                 s = grp[grp["runner"] == runner].sort_values("batch_size")
                 if not s.empty:
                     ax.plot(s["batch_size"], s[col] * 1e3, label=plain(runner), **style(runners, runner))
-            ax.set_xscale("log", base=2)
+            plain_log(ax, "x", base=2)
             ax.set_xlabel("batch size")
             ax.set_ylabel(label)
             ax.set_title(plain(f"{key[0]} · {key[1]} · {key[2]} · prompt {key[3]}"))
             ax.grid(True, alpha=0.3)
             legend(ax)
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def efficiency(latest: Any) -> Chart:
@@ -312,19 +279,16 @@ def efficiency(latest: Any) -> Chart:
     width = 0.8 / len(runners)
     for ax, (key, grp) in zip(axes, groups):
         cells = sorted({(b, s) for b, s in zip(grp["batch_size"], grp["seq_len"])})[:8]
+        tflops = _first_by(grp, ["batch_size", "seq_len", "runner"], "achieved_tflops")
         for j, runner in enumerate(runners):
-            vals = []
-            for b, sl in cells:
-                r = grp[(grp["batch_size"] == b) & (grp["seq_len"] == sl) & (grp["runner"] == runner)]
-                vals.append(float(r.iloc[0]["achieved_tflops"]) if not r.empty else 0.0)
+            vals = [float(tflops.get((b, sl, runner), 0.0)) for b, sl in cells]
             ax.bar(np.arange(len(cells)) + width * j, vals, width=width, color=style(runners, runner)["color"],
                    label=plain(runner))
         peak = grp["peak_tflops"].dropna()
         if not peak.empty:
             ax.axhline(float(peak.iloc[0]), color="black", ls=":", lw=1, label="measured matmul peak")
         finish_bars(ax, [f"b{b} s{sl}" for b, sl in cells], width, "achieved TFLOP/s", panel_title(key), rotation=45)
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def finish_bars(ax: Any, labels: list[str], width: float, ylabel: str, title: str, rotation: int = 0) -> None:
@@ -351,6 +315,15 @@ def workload_panels(latest: Any, scenario: str, column: str, width: float) -> tu
     groups = groups[:MAX_PANELS]
     fig, axes = grid(len(groups), width=width, height=2.8)
     return fig, runners_of(g), list(zip(axes, groups)), note
+
+
+def _first_by(frame: Any, keys: list[str], column: str) -> dict[tuple, Any]:
+    """The first row's `column` for each combination of `keys`: one pass, where a boolean filter
+    per combination cost a pandas copy each."""
+    out: dict[tuple, Any] = {}
+    for *key, value in zip(*(frame[k] for k in keys), frame[column]):
+        out.setdefault(tuple(key), value)
+    return out
 
 
 def number(value: Any) -> float:

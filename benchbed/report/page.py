@@ -14,6 +14,7 @@ from ..spec import TRAINING_PREFIX
 from . import charts
 from .data import GROUP_KEY, cells_of, displayable, label_variants, latest_run
 from .html import figure, render_page
+from .parallel import ChartPool
 from .sections.comparison import comparison_section
 from .sections.headline import headline as headline_html
 from .sections.headline import interference_banner
@@ -28,9 +29,11 @@ __all__ = ["build_report", "write_report"]
 
 
 def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, current: Any = None,
-                 change_points: dict[tuple, list[Any]] | None = None, resamples: int = 1000) -> str:
+                 change_points: dict[tuple, list[Any]] | None = None, resamples: int = 1000,
+                 workers: int | None = None) -> str:
     """The page for records `df` (its newest run leads); with `baseline` and `current`, a side-by-side
-    comparison section too."""
+    comparison section too. Charts are drawn by `workers` processes (default: up to 4; 1 draws
+    them here)."""
     df, baseline, current = (label_variants(displayable(x)) for x in (df, baseline, current))
     latest = latest_run(df)
     per_call = latest[_scenario(latest).map(_per_call)]  # dataset passes and served requests have their own section
@@ -41,6 +44,36 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     heading = (" vs ".join(cells.attrs["runners"]) if not cells.empty else "Runners") + " (ratios against the reference)"
     headline = headline_html(cells) if not (cells.empty and len(per_call) < len(latest)) else (
         "<p>No per-call (latency scenario) case in this run: see the workloads section.</p>")
+    if change_points is None and df["run_id"].nunique() >= 4:
+        change_points = _change_points_by_group(df)
+    with ChartPool(workers) as pool:
+        drawn = _start_charts(pool, df, per_call, cells, latest, change_points)
+        sections = _sections(df, latest, cells, heading, headline, baseline, current, drawn)
+    return render_page(title, sections, subtitle)
+
+
+def _start_charts(pool: ChartPool, df: Any, per_call: Any, cells: Any, latest: Any,
+                  change_points: dict[tuple, list[Any]] | None) -> dict[str, Any]:
+    """The page's own charts, started in the pool before the tables are built (each a callable
+    that gives the chart when its section is written)."""
+    drawn: dict[str, Any] = {}
+    if not cells.empty:
+        inference = cells[~cells["task"].astype(str).str.startswith(TRAINING_PREFIX)]
+        drawn.update(latency=pool.submit(charts.latency_vs_batch, cells),
+                     throughput=pool.submit(charts.throughput_vs_batch, cells),
+                     distributions=pool.submit(charts.distributions, per_call),
+                     phases=pool.submit(charts.phase_breakdown, inference),
+                     precision=pool.submit(charts.precision_comparison, cells),
+                     memory=pool.submit(charts.memory_vs_batch, cells))
+    drawn.update(generation=pool.submit(charts.generation_latency, per_call),
+                 efficiency=pool.submit(charts.efficiency, latest),
+                 history=pool.submit(charts.history_trend, df, change_points))
+    return drawn
+
+
+def _sections(df: Any, latest: Any, cells: Any, heading: str, headline: str, baseline: Any, current: Any,
+              drawn: dict[str, Any]) -> list[tuple[str, str]]:
+    """(heading, HTML) of every section, in the page's order."""
     sections: list[tuple[str, str]] = [(heading, interference_banner(latest) + headline)]
     if baseline is not None and current is not None:
         from ..regress import CompareSettings, compare_runs
@@ -50,22 +83,22 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
         sections.append(("Baseline vs current", comparison_section(cmp.cases, cmp.env_changes, metric=cmp.metric)))
     if not cells.empty:
         sections.append(("Latency and throughput vs batch size",
-                         figure(charts.latency_vs_batch(cells), "Median latency per call, every runner")
-                         + figure(charts.throughput_vs_batch(cells), "Throughput (items/s), every runner")))
+                         figure(drawn["latency"](), "Median latency per call, every runner")
+                         + figure(drawn["throughput"](), "Throughput (items/s), every runner")))
         sections.append(("Noise: latency distributions",
-                         figure(charts.distributions(per_call), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
-        inference = cells[~cells["task"].astype(str).str.startswith(TRAINING_PREFIX)]
+                         figure(drawn["distributions"](), "Raw per-call samples, box = IQR, whiskers 1.5×IQR")))
         sections.append(("Where the time goes",
-                         figure(charts.phase_breakdown(inference),
+                         figure(drawn["phases"](),
                                 "Median preprocess / forward / postprocess; 'other' is the rest of the call "
                                 "(pipeline plumbing: batching, collation; a runner that cannot split its call "
                                 "shows one bar)")))
-        prec = charts.precision_comparison(cells)
+        prec = drawn["precision"]()
         if prec:
             sections.append(("Precision", figure(prec, "Geometric-mean latency over a group's cells by precision")))
-        mem = charts.memory_vs_batch(cells)
+        mem = drawn["memory"]()
         if mem:
             sections.append(("Memory", figure(mem, "Peak memory increase during the timed calls")))
+
     def add(title: str, html: str) -> None:
         if html:
             sections.append((title, html))
@@ -74,16 +107,14 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     add("Training: the hand-written loop vs transformers.Trainer", training_section(latest))
     add("Environments and bisection: each version against the reference", environments_section(latest))
     add("Workloads: real inputs, datasets and servers under load", _workloads(latest))
-    gen = charts.generation_latency(per_call)
+    gen = drawn["generation"]()
     add("Generation", figure(gen, "Time to first token and per output token") if gen else "")
-    eff = charts.efficiency(latest)
+    eff = drawn["efficiency"]()
     add("Efficiency", figure(eff, "Achieved TFLOP/s per cell, runners side by side; the dotted line is the device's "
                                   "measured matmul peak") + tables.efficiency_table(latest) if eff else "")
     add("Largest batch that fit", tables.largest_fit(latest))
     add("Devices, compilation and energy", tables.device_table(latest))
-    if change_points is None and df["run_id"].nunique() >= 4:
-        change_points = _change_points_by_group(df)
-    hist = charts.history_trend(df, change_points)
+    hist = drawn["history"]()
     add("History", figure(hist, "Geometric mean of case medians per run; dotted lines mark confirmed change points")
         if hist else "")
     add("Ratio history", ratio_history_section(df))
@@ -91,7 +122,8 @@ def build_report(df: Any, title: str = "benchbed report", baseline: Any = None, 
     sections.append(("Skipped, failed and mismatched cases", tables.problems_table(latest)))
     sections.append(("Environment", tables.environment(latest)))
     sections.append(("Runs", tables.runs(df)))
-    return render_page(title, sections, subtitle)
+    return sections
+
 
 
 def _scenario(df: Any) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..charts import Chart, finish_bars, number, panel_title, plain, style, to_svg, workload_panels
+from ..charts import Chart, finish_bars, number, panel_title, plain, style, laid_out, workload_panels
 from ..html import esc, figure, fmt_ms, fmt_num, missing, table
 
 __all__ = ["section", "dataset_throughput"]
@@ -55,5 +55,4 @@ def dataset_throughput(latest: Any) -> Chart:
                     ax.text(i + width * j, v, f"{100 * float(waste):.0f}%", ha="center", va="bottom", fontsize=5)
         finish_bars(ax, [f"b{b} w{w}" for b, w in points], width, "examples/s (labels: padding waste)",
                     panel_title(key))
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note

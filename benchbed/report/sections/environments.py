@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..charts import Chart, grid, panel_title, plain, to_svg
+from ..charts import Chart, grid, panel_title, plain, laid_out
 from ..html import esc, figure, fmt_num, table
 
 __all__ = ["section", "environment_ratios"]
@@ -70,9 +70,8 @@ def environment_ratios(points: Any) -> Chart:
                       if len(order) > 4 else "center", fontsize=6)
         ax.set_ylabel(plain(f"÷ {grp['reference'].iloc[0]}"))
         ax.set_title(panel_title(key))
-    fig.tight_layout()
     note = f"{len(cells) - 6} more cell(s) in the table" if len(cells) > 6 else ""
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def section(latest: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..charts import MAX_PANELS, Chart, finish_panel, grid, panel_title, plain, to_svg
+from ..charts import MAX_PANELS, Chart, finish_panel, grid, panel_title, plain, laid_out
 from ..html import esc, figure, table
 
 __all__ = ["ratio_history", "ratio_history_section", "noise_section"]
@@ -49,8 +49,7 @@ def ratio_history(df: Any) -> Chart:
             if hit:
                 ax.plot(hit, s.loc[hit].values, "D", color=line.get_color(), markersize=6)
         finish_panel(ax, "run (oldest → newest)", "runner ÷ reference (median of blocks)", panel_title(key))
-    fig.tight_layout()
-    return to_svg(fig), "; ".join(notes)
+    return laid_out(fig), "; ".join(notes)
 
 
 def ratio_history_section(df: Any) -> str:

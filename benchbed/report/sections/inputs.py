@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..charts import MAX_PANELS, Chart, grid, legend, panel_title, to_svg
+from ..charts import MAX_PANELS, Chart, grid, legend, panel_title, laid_out
 
 __all__ = ["input_lengths"]
 
@@ -28,5 +28,4 @@ def input_lengths(latest: Any) -> Chart:
         ax.set_ylabel("examples")
         ax.set_title(panel_title((key[0] if isinstance(key[0], str) else "synthetic", f"limit {key[1]}")))
         legend(ax)
-    fig.tight_layout()
-    return to_svg(fig), ""
+    return laid_out(fig), ""

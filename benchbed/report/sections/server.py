@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..charts import Chart, finish_panel, panel_title, plain, style, to_svg, workload_panels
+from ..charts import Chart, finish_panel, laid_out, panel_title, plain, plain_log, style, workload_panels
 from ..html import esc, figure, fmt_ms, fmt_num, table
 
 __all__ = ["section", "server_load"]
@@ -79,7 +79,6 @@ def server_load(latest: Any) -> Chart:
         slo = grp["slo_ms"].dropna()
         if not slo.empty:
             ax.axhline(float(slo.iloc[0]), color="black", ls="--", lw=0.8, label=f"SLO {float(slo.iloc[0]):g} ms")
-        ax.set_yscale("log")
+        plain_log(ax)
         finish_panel(ax, "offered load (requests/s)", "request latency (ms)", panel_title(key))
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..charts import MAX_PANELS, Chart, finish_panel, grid, legend, number, panel_title, plain, runners_of, style, to_svg
+from ..charts import MAX_PANELS, Chart, finish_panel, grid, legend, number, panel_title, plain, runners_of, style, laid_out
 from ..html import esc, figure, fmt_ms, fmt_num, missing, sig3, table
 
 __all__ = ["section", "loss_curves", "training_phases"]
@@ -104,8 +104,7 @@ def loss_curves(latest: Any, parity_steps: int = 6) -> Chart:
             ax.text(0.98, 0.95, f"max |Δloss| {float(max(diffs)):.2g}", transform=ax.transAxes, ha="right", va="top",
                     fontsize=6)
         finish_panel(ax, "optimizer step", "loss", _training_title(key))
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
 
 
 def training_phases(latest: Any) -> Chart:
@@ -134,5 +133,4 @@ def training_phases(latest: Any) -> Chart:
         ax.set_ylabel("ms per step (median phases)")
         ax.set_title(_training_title(key))
         legend(ax)
-    fig.tight_layout()
-    return to_svg(fig), note
+    return laid_out(fig), note
