@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 
-__all__ = ["scratch_dir", "scratch_root", "sweep_dead", "owner_alive"]
+__all__ = ["scratch_dir", "scratch_root", "sweep_dead", "owner_alive", "contain_multiprocessing"]
 
 _PATTERN = re.compile(r"^benchbed-(\d+)-(\d+)$")
 _lock = threading.Lock()
@@ -86,3 +86,28 @@ def scratch_root() -> str:
 def scratch_dir(prefix: str) -> str:
     """A new folder under this process's scratch folder (removed at exit with it at the latest)."""
     return tempfile.mkdtemp(prefix=prefix, dir=scratch_root())
+
+
+def contain_multiprocessing() -> str | None:
+    """Point multiprocessing's temporary folder at one under this process's scratch folder, and
+    return it. DataLoader workers pass tensors through listener sockets in a ``pymp-*`` folder
+    that only a normal exit removes: a SIGKILLed run left them in ``$TMPDIR``; here they go with
+    the scratch folder (at exit, or swept by the next benchbed process). Forked workers inherit
+    the setting. Call before starting workers. Where the scratch folder's path is too long for a
+    socket path under it, the default is left (a leftover is better than a hung DataLoader)."""
+    import multiprocessing.process as mp_process
+
+    config = mp_process.current_process()._config  # where multiprocessing.util.get_temp_dir keeps it
+    mine = config.get("tempdir")
+    root = scratch_root()
+    if isinstance(mine, str) and mine.startswith(root + os.sep):
+        return mine
+    if len(root) + len(os.sep + "pymp-12345678" + os.sep + "listener-12345678") > _UNIX_PATH_MAX:
+        return mine  # a socket path past the limit fails to bind and hangs the DataLoader: leave the default
+    config["tempdir"] = scratch_dir("pymp-")
+    return config["tempdir"]
+
+
+#: the longest AF_UNIX socket path Linux binds (sun_path is 108 bytes, one for the NUL)
+_UNIX_PATH_MAX = 107
+

@@ -65,3 +65,57 @@ def test_the_sweep_keys_on_pid_and_start_time_not_the_name(tmp_path):
         d.mkdir()
     removed = sweep_dead(str(tmp_path))
     assert removed == [str(own)] and other.exists() and user.exists()
+
+
+WORKERS = """
+import os, signal, sys
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+if sys.argv[1] == "contain":
+    from benchbed.scratch import contain_multiprocessing
+    contain_multiprocessing()
+batches = iter(DataLoader(TensorDataset(torch.randn(64, 8)), batch_size=8, num_workers=2))
+next(batches)  # the workers have passed a tensor: their pymp-* listener folders exist now
+os.killpg(0, signal.SIGKILL)  # the run and its workers at once, as a CI timeout or a case timeout kills a tree
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "contain"])
+def test_dataloader_workers_of_a_killed_run_leave_nothing_once_the_next_one_runs(tmp_path, mode):
+    """DataLoader workers (`--workers`) pass tensors through `pymp-*` listener folders that only
+    their normal exit removes; benchbed puts them under its scratch folder, so those of a run
+    killed with its workers are swept with it. `plain` (torch alone) shows the leak the
+    containment exists for."""
+    import shutil
+    import tempfile
+
+    # a short folder: pytest's tmp_path is too long for the workers' socket paths (108 bytes)
+    short = tempfile.mkdtemp(prefix="bbw", dir="/tmp")
+    try:
+        env = dict(os.environ, TMPDIR=short)
+        p = subprocess.run([sys.executable, "-c", WORKERS, mode], env=env, capture_output=True, text=True,
+                           timeout=120, start_new_session=True)
+        assert p.returncode == -signal.SIGKILL, p.stderr
+        leaked = [n for n in os.listdir(short) if n.startswith("pymp-")]
+        if mode == "plain":
+            assert leaked  # what torch leaves on its own: the test would notice a fix that did nothing
+            return
+        assert not leaked
+        sweep_dead(short)  # what the next benchbed process does first
+        assert os.listdir(short) == []
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_a_scratch_path_too_long_for_a_socket_leaves_multiprocessing_alone(tmp_path):
+    """Containing `pymp-*` under a long $TMPDIR would make socket paths DataLoader workers cannot
+    bind (they hang): the default is kept there."""
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    code = ("import multiprocessing.process as p; from benchbed.scratch import contain_multiprocessing as c; "
+            "print(c(), p.current_process()._config.get('tempdir'))")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, TMPDIR=str(deep)),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "None"]
+    assert [n for n in os.listdir(deep)] == []  # its scratch folder went at exit

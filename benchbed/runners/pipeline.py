@@ -13,6 +13,7 @@ import inspect
 from typing import Any, Callable
 
 from ..measure.profile import clocked_iter
+from ..scratch import contain_multiprocessing
 from .base import PhaseTimes, Runner
 
 __all__ = ["PipelineRunner", "build_pipeline"]
@@ -75,6 +76,8 @@ class PipelineRunner(Runner):
             def __getitem__(self, i: int) -> Any:
                 return examples[i]
 
+        if self.workers:
+            contain_multiprocessing()
         start = self.clock()
         self.first_result_s = None
         out = []

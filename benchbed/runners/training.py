@@ -19,7 +19,7 @@ import copy
 import time
 from typing import Any, ClassVar
 
-from ..scratch import scratch_root
+from ..scratch import contain_multiprocessing, scratch_root
 from .base import PhaseTimes, Runner
 from .optimizers import make_optimizer, optimizer_spec, trainer_route
 from .pacer import Examples as _Examples
@@ -179,6 +179,8 @@ class TrainLoopRunner(TrainingRunner):
         self.model = self.copy_model()
         self.optimizer = make_optimizer(self.optim, self.model, self.settings, _fused_ok(self.device))
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == "fp16" else None
+        if self.workers:
+            contain_multiprocessing()
         self.loader = torch.utils.data.DataLoader(_Examples(self.inputs), batch_size=self.batch_size, shuffle=False,
                                                   num_workers=self.workers)
         self._batches = iter(())
@@ -292,6 +294,8 @@ class TrainerRunner(TrainingRunner):
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
             **by_name)
         one_device(args)
+        if self.workers:
+            contain_multiprocessing()
         runner = self
         self.pacer = pacer = Pacer("benchbed-trainer")
 
