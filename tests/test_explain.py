@@ -73,6 +73,16 @@ def test_a_gap_within_noise_names_nothing():
     assert "includes 1" in e.reason
 
 
+def test_a_gap_whose_ci_barely_clears_1_names_nothing_but_one_that_clears_it_does():
+    """An A/A twin's 95% CI excludes 1 one time in twenty: a CI that clears 1 by less than
+    `CI_CLEARANCE` is noise, named nothing (a twin was "explained" by noise in CI once)."""
+    run, ref = _pair(extra_ms=0.125, ratio_ci=(1.004, 1.046))
+    e = explain_pair(run, ref)
+    assert e.verdict == "no gap" and e.parts == () and "within 1% of it" in e.reason
+    run, ref = _pair(extra_ms=0.125, ratio_ci=(1.012, 1.038))
+    assert explain_pair(run, ref).verdict == "explained"
+
+
 def test_records_measured_on_a_busy_machine_are_not_attributed():
     run, ref = _pair(interfered=True)
     e = explain_pair(run, ref)
