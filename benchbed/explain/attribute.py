@@ -13,8 +13,8 @@ records with profiles, schema 13's ``profile_json``).
 4. Operators: the same, keyed by name and input shapes; an operator one runner runs and the other
    does not is listed as such (``only_in``).
 
-A gap whose CI includes 1, or comes within `CI_CLEARANCE` of it, names nothing (it is noise), and records measured on a busy machine are
-not attributed (``refused``)."""
+A gap whose CI includes 1, or comes within `CI_CLEARANCE` of it, names nothing (it is noise), and
+records measured on a busy machine are not attributed (``refused``)."""
 
 from __future__ import annotations
 
@@ -198,7 +198,8 @@ def explain_pair(rec: dict[str, Any], ref: dict[str, Any]) -> Explanation:
     o_r = _scaled_view(mine["operators"], stages_r, _operator_rows(mine["operators"]))
     o_ref = _scaled_view(theirs["operators"], stages_ref, _operator_rows(theirs["operators"]))
     operators = _operator_deltas(o_r, o_ref, base["runner"], base["reference"])
-    no_gap = low is not None and high is not None and low <= 1.0 + CI_CLEARANCE and high >= 1.0 - CI_CLEARANCE
+    no_gap = (low is not None and high is not None
+              and low <= 1.0 + CI_CLEARANCE and high >= 1.0 - CI_CLEARANCE)
     small = abs(ratio - 1.0) < MIN_GAP
     parts = () if no_gap or small else _named(f_r, f_ref, gap, ref_median)
     reason = (f"the ratio's CI includes 1 or comes within {CI_CLEARANCE:.0%} of it: the gap is within the "
