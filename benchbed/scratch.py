@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import threading
 
-__all__ = ["scratch_dir", "scratch_root", "sweep_dead", "owner_alive", "contain_multiprocessing"]
+__all__ = ["scratch_dir", "scratch_root", "sweep_dead", "owner_alive", "contain_multiprocessing", "child_tmpdir",
+           "sockets_fit"]
 
 _PATTERN = re.compile(r"^benchbed-(\d+)-(\d+)$")
 _lock = threading.Lock()
@@ -102,10 +103,29 @@ def contain_multiprocessing() -> str | None:
     root = scratch_root()
     if isinstance(mine, str) and mine.startswith(root + os.sep):
         return mine
-    if len(root) + len(os.sep + "pymp-12345678" + os.sep + "listener-12345678") > _UNIX_PATH_MAX:
+    if not sockets_fit(root):
         return mine  # a socket path past the limit fails to bind and hangs the DataLoader: leave the default
     config["tempdir"] = scratch_dir("pymp-")
     return config["tempdir"]
+
+
+def sockets_fit(folder: str) -> bool:
+    """Whether multiprocessing's listener sockets (``pymp-*/listener-*``) fit a socket path under
+    `folder`: one past the limit fails to bind, and a DataLoader waiting on it hangs."""
+    return len(folder) + len(os.sep + "pymp-12345678" + os.sep + "listener-12345678") <= _UNIX_PATH_MAX
+
+
+def child_tmpdir(folder: str) -> dict[str, str]:
+    """An environment for a child process whose temporary files must go with `folder` (a folder
+    under the scratch folder): ``TMPDIR`` set to a folder in it, where the socket paths fit; the
+    environment unchanged otherwise. A server ended by a signal never runs the finalizers that
+    remove its ``pymp-*`` folder; here the folder goes with benchbed's."""
+    env = dict(os.environ)
+    tmp = os.path.join(folder, "tmp")
+    if sockets_fit(tmp):
+        os.makedirs(tmp, exist_ok=True)
+        env["TMPDIR"] = tmp
+    return env
 
 
 #: the longest AF_UNIX socket path Linux binds (sun_path is 108 bytes, one for the NUL)

@@ -7,9 +7,11 @@ benchbed is SIGKILLed."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -118,8 +120,17 @@ def test_a_malformed_chat_service_is_an_error_record_naming_it(tmp_path, app, fa
 def test_serve_transformers_runs_hf_server_beside_benchbed_server_with_parity_and_leaves_nothing(tmp_path):
     pytest.importorskip("fastapi")
     results = tmp_path / "results"
-    p = run_cli("run", *GEN, "--runner", "torch", "--scenario", "latency,http", "--serve", "transformers",
-                "--rate", "4", "--requests", "8", *FAST, "--results", str(results), timeout=500)
+    # a short TMPDIR of the test's own (pytest's tmp paths are too long for the server's sockets):
+    # the server's multiprocessing folder (pymp-*) must not be left in it
+    tmp = tempfile.mkdtemp(prefix="bb-")
+    try:
+        p = run_cli("run", *GEN, "--runner", "torch", "--scenario", "latency,http", "--serve", "transformers",
+                    "--rate", "4", "--requests", "8", *FAST, "--results", str(results), timeout=500,
+                    env={"TMPDIR": tmp})
+        left = os.listdir(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert not left, f"left in TMPDIR: {left}"
     assert p.returncode == 0, p.stderr[-2000:]
     df = _records(results)
     served = df[df.runner == "transformers-serve"].set_index("scenario")

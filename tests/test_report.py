@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -147,11 +148,14 @@ window.addEventListener('load', () => {
 </script>"""
 
 
-def _chromium(*args, url):
+def _chromium(*args, url, home):
+    """Headless chromium on `url`, its home (crash reports, config, cache) in the test's folder:
+    ``--user-data-dir`` alone still left ``~/.config/chromium/Crash Reports``."""
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
     base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--hide-scrollbars", "--virtual-time-budget=5000"]
-    return subprocess.run(base + list(args) + [url], capture_output=True, text=True, timeout=120)
+    return subprocess.run(base + list(args) + [url], capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
@@ -161,7 +165,7 @@ def test_report_renders_in_a_real_headless_browser(real_results, tmp_path):
     assert p.returncode == 0, p.stderr
     probed = tmp_path / "probed.html"  # the probe is the test's; the report itself carries no script
     probed.write_text(out.read_text().replace("<head>", "<head>" + PROBE, 1))
-    dom = _chromium(f"--user-data-dir={tmp_path / 'ud1'}", "--dump-dom", url=probed.as_uri())
+    dom = _chromium(f"--user-data-dir={tmp_path / 'ud1'}", "--dump-dom", url=probed.as_uri(), home=tmp_path)
     m = re.search(r"data-probe=\"([^\"]*)\"", dom.stdout)
     assert m, dom.stderr[-2000:]
     import html
@@ -175,7 +179,7 @@ def test_report_renders_in_a_real_headless_browser(real_results, tmp_path):
 
     shot = tmp_path / "shot.png"
     _chromium(f"--user-data-dir={tmp_path / 'ud2'}", "--window-size=1280,2400", f"--screenshot={shot}",
-              url=out.as_uri())
+              url=out.as_uri(), home=tmp_path)
     from PIL import Image
 
     img = Image.open(shot).convert("RGB")

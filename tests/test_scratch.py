@@ -119,3 +119,22 @@ def test_a_scratch_path_too_long_for_a_socket_leaves_multiprocessing_alone(tmp_p
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "None"]
     assert [n for n in os.listdir(deep)] == []  # its scratch folder went at exit
+
+
+
+def test_a_child_server_gets_a_tmpdir_under_the_folder_only_where_its_sockets_fit(tmp_path):
+    """`transformers serve`, ended by a signal, leaves its ``pymp-*`` folder in its TMPDIR: benchbed
+    hands it one inside the server's scratch folder, unless a socket path there would not fit."""
+    import shutil
+    import tempfile
+
+    from benchbed.scratch import child_tmpdir
+
+    short = tempfile.mkdtemp(prefix="bb-", dir="/tmp")
+    try:
+        assert child_tmpdir(short)["TMPDIR"] == os.path.join(short, "tmp") and os.path.isdir(os.path.join(short, "tmp"))
+    finally:
+        shutil.rmtree(short)
+    deep = tmp_path / ("d" * 90)
+    env = child_tmpdir(str(deep))
+    assert env.get("TMPDIR") == os.environ.get("TMPDIR") and not deep.exists()

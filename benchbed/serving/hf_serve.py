@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, ClassVar
 
-from ..scratch import scratch_dir
+from ..scratch import child_tmpdir, scratch_dir
 from ..spec import HF_SERVE_RUNNER, Endpoint, SpecError
 from .client import HTTP_TIMEOUT_S, Connection, RequestFailed
 from .endpoint import EndpointRunner
@@ -112,7 +112,7 @@ class TransformersServe:
                 port = _free_port()
                 self.proc = subprocess.Popen(self.command(port), stdin=subprocess.DEVNULL, stdout=self.log,
                                              stderr=subprocess.STDOUT, start_new_session=True,
-                                             preexec_fn=die_with_parent)
+                                             preexec_fn=die_with_parent, env=child_tmpdir(self.dir))
                 if self._wait(port):
                     break
                 stop_tree(self.proc, [])
