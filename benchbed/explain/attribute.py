@@ -22,6 +22,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from .rollup import roll_up
+
 __all__ = ["Explanation", "Part", "OperatorDelta", "clean_record", "explain_pair", "explain_change", "explain_records", "NAME_FRACTION",
            "NAME_FLOOR"]
 
@@ -29,7 +31,8 @@ __all__ = ["Explanation", "Part", "OperatorDelta", "clean_record", "explain_pair
 NAME_FRACTION = 0.03
 #: ...and by at least this fraction of the reference's call (so noise in a tiny gap names nothing).
 NAME_FLOOR = 0.005
-#: Named functions per stage, at most (the largest first).
+#: Named functions per stage, at most (the largest first); a waterfall shows this many a stage and
+#: sums the rest (`Explanation.shown_parts`).
 NAMED_PER_STAGE = 8
 #: A gap smaller than this fraction of the reference's call names nothing: below what the timing
 #: resolves by default (the --ratio-ci target: a twin of the reference can measure 1-2% apart).
@@ -53,6 +56,12 @@ class Part:
     delta_s: float
     runner_s: float
     reference_s: float
+    #: distinct functions it called whose differences were too small to name, rolled into it
+    callees: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.name + (f" (and {self.callees} smaller calls)" if self.callees else "")
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,18 @@ class Explanation:
     #: per runner, on a GPU: kernel busy time and launch gaps in its profiled calls
     #: (`measure.device_trace.device_timeline`; host-bound or device-bound)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def shown_parts(self, per_stage: int = NAMED_PER_STAGE) -> list[tuple[str, str, float]]:
+        """(stage, label, seconds) for a waterfall: each stage's largest named parts, then the rest
+        of its named parts summed as one line, so the lines still add up with ``unexplained``."""
+        out: list[tuple[str, str, float]] = []
+        for stage in STAGES:
+            mine = sorted((p for p in self.parts if p.stage == stage), key=lambda p: -abs(p.delta_s))
+            out.extend((stage, p.label, p.delta_s) for p in mine[:per_stage])
+            if len(mine) > per_stage:
+                rest = mine[per_stage:]
+                out.append((stage, f"{len(rest)} more named functions", sum(p.delta_s for p in rest)))
+        return out
 
     @property
     def unexplained_fraction(self) -> float | None:
@@ -201,7 +222,9 @@ def explain_pair(rec: dict[str, Any], ref: dict[str, Any]) -> Explanation:
     no_gap = (low is not None and high is not None
               and low <= 1.0 + CI_CLEARANCE and high >= 1.0 - CI_CLEARANCE)
     small = abs(ratio - 1.0) < MIN_GAP
-    parts = () if no_gap or small else _named(f_r, f_ref, gap, ref_median)
+    parts = () if no_gap or small else (
+        _rolled(mine["python"], theirs["python"], stages_r, stages_ref, gap, ref_median)
+        if "stacks" in mine["python"] and "stacks" in theirs["python"] else _named(f_r, f_ref, gap, ref_median))
     reason = (f"the ratio's CI includes 1 or comes within {CI_CLEARANCE:.0%} of it: the gap is within the "
               "timing's noise" if no_gap else
               f"the gap is under {MIN_GAP:.0%} of the reference's call: below what the timing resolves" if small else None)
@@ -210,6 +233,26 @@ def explain_pair(rec: dict[str, Any], ref: dict[str, Any]) -> Explanation:
     return Explanation(**base, verdict="no gap" if reason else "explained", reason=reason, devices=devices,
                        stages=stage_deltas, parts=parts, unexplained_s=gap - sum(p.delta_s for p in parts),
                        operators=() if reason else operators, overhead=overhead)
+
+
+def _stacks(view: dict[str, Any], stages: dict[str, float], stage: str) -> list[tuple[tuple[str, ...], float]]:
+    """A stage's sampled stacks as function names, scaled to the stage's scaled time."""
+    profiled = float(view["stage_s"].get(stage, 0.0))
+    k = stages.get(stage, 0.0) / profiled if profiled > 0 else 0.0
+    frames = view["frames"]
+    return [(tuple(frames[i] for i in idx), float(s) * k) for idx, s in view["stacks"].get(stage, [])]
+
+
+def _rolled(mine: dict[str, Any], theirs: dict[str, Any], stages_r: dict[str, float], stages_ref: dict[str, float],
+            gap: float, ref_median: float) -> tuple[Part, ...]:
+    """The functions named from the sampled call stacks, small differences rolled up to their
+    callers (`rollup.roll_up`), stage by stage."""
+    floor = max(NAME_FRACTION * abs(gap), NAME_FLOOR * ref_median)
+    out: list[Part] = []
+    for stage in STAGES:
+        named, _ = roll_up(_stacks(mine, stages_r, stage), _stacks(theirs, stages_ref, stage), floor)
+        out.extend(Part(stage, r.name, r.delta_s, r.runner_s, r.reference_s, r.callees) for r in named)
+    return tuple(out)
 
 
 def _named(f_r: dict[tuple[str, str], float], f_ref: dict[tuple[str, str], float], gap: float,

@@ -36,11 +36,12 @@ def explanation_lines(e: Explanation) -> list[str]:
             lines.append(f"  device: {name} busy {d['busy_fraction']:.0%} of its calls ({d['bound']}-bound{gaps})")
     if e.verdict == "no gap":
         return lines + [f"  nothing named: {e.reason}"]
-    scale = max([abs(p.delta_s) for p in e.parts] + [abs(e.unexplained_s or 0.0), 1e-12])
+    shown = e.shown_parts()
+    scale = max([abs(d) for _, _, d in shown] + [abs(e.unexplained_s or 0.0), 1e-12])
     lines.append("  waterfall (named functions, by stage; they and 'unexplained' add up to the gap):")
-    for p in e.parts:
-        bar = "█" * max(1, round(BAR * abs(p.delta_s) / scale))
-        lines.append(f"    {p.stage:<11} {_ms(p.delta_s):>13}  {bar:<{BAR}}  {_short(p.name)}")
+    for stage, label, delta in shown:
+        bar = "█" * max(1, round(BAR * abs(delta) / scale))
+        lines.append(f"    {stage:<11} {_ms(delta):>13}  {bar:<{BAR}}  {_short(label, 90)}")
     frac = e.unexplained_fraction
     share = f" ({frac:.0%} of the gap)" if frac is not None else ""
     bar = "░" * max(1, round(BAR * abs(e.unexplained_s or 0.0) / scale))

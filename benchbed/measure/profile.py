@@ -26,6 +26,8 @@ STAGES = ("preprocess", "forward", "postprocess", "other")
 #: how many functions (per stage) and operators a profile keeps: the rest is summed as ``(rest)``
 KEEP_FUNCTIONS = 25
 KEEP_OPERATORS = 40
+#: how many call stacks (per stage) the timer-signal sampler keeps, the largest first
+KEEP_STACKS = 600
 #: pyinstrument's sampling interval (seconds): fine enough for calls of a few milliseconds; its
 #: overhead is per Python call, and measured x1.8 at 0.5-1 ms against x2.4 at 0.2 ms (docs/explain.md)
 INTERVAL_S = 0.0005
@@ -75,6 +77,8 @@ def benchbed_call(call_in_stages: Callable[[StageFn], Any], stage: StageFn) -> A
 _MARKERS = {"preprocess": benchbed_stage_preprocess, "forward": benchbed_stage_forward,
             "postprocess": benchbed_stage_postprocess}
 _MARKER_STAGE = {f.__name__: name for name, f in _MARKERS.items()}
+#: frames of the markers' own instrumentation (not in the unprofiled stage clock)
+_INSTRUMENTS = (f"{__name__}:_annotation", "torch.autograd.profiler:record_function")
 
 
 def _marked(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -227,7 +231,8 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
         raise ProfilerMissing("the timer-signal sampler needs the main thread on a POSIX system")
     if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None) or signal.getitimer(signal.ITIMER_REAL)[0]:
         raise ProfilerMissing("SIGALRM is in use by someone else")
-    functions: dict[str, dict[str, float]] = {s: {} for s in STAGES}
+    stacks: dict[str, dict[tuple[Any, ...], float]] = {s: {} for s in STAGES}
+    names: dict[Any, str] = {}
     clock = time.perf_counter
     last = [clock()]
     skip = {"benchbed_call", "_marked", "_marked_iter", *_MARKER_STAGE}
@@ -235,21 +240,26 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     def tick(signum: int, frame: Any) -> None:
         now = clock()
         dt, last[0] = now - last[0], now
-        f, stage = frame, None
+        f, stage, codes = frame, None, []
         while f is not None:
-            name = f.f_code.co_name
+            code = f.f_code
+            name = code.co_name
             if name in _MARKER_STAGE:
                 stage = _MARKER_STAGE[name]
                 break
             if name == "benchbed_call":
                 stage = "other"
                 break
+            if code not in names:
+                names[code] = f"{f.f_globals.get('__name__', '?')}:{getattr(code, 'co_qualname', name)}"
+            codes.append(code)
             f = f.f_back
         if stage is None or frame is None or frame.f_code.co_name in skip:
             return
-        code = frame.f_code
-        key = f"{frame.f_globals.get('__name__', '?')}:{getattr(code, 'co_qualname', code.co_name)}"
-        bucket = functions[stage]
+        key = tuple(reversed([c for c in codes if c.co_name not in skip]))
+        if key and names[key[0]].startswith(_INSTRUMENTS):
+            return  # the stage marker's own record_function: the profile's cost, not the runner's
+        bucket = stacks[stage]
         bucket[key] = bucket.get(key, 0.0) + dt
 
     previous = signal.signal(signal.SIGALRM, tick)
@@ -263,8 +273,32 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     wall = (clock() - t0) / calls
-    functions = {s: {k: v / calls for k, v in f.items()} for s, f in functions.items()}
-    return _view_of("timer-signal", wall, calls, interval_s, functions)
+    functions: dict[str, dict[str, float]] = {s: {} for s in STAGES}
+    for stage, bucket in stacks.items():
+        for key, seconds in bucket.items():
+            leaf = names[key[-1]]
+            functions[stage][leaf] = functions[stage].get(leaf, 0.0) + seconds / calls
+    view = _view_of("timer-signal", wall, calls, interval_s, functions)
+    view["frames"], view["stacks"] = _folded(stacks, names, calls)
+    return view
+
+
+def _folded(stacks: dict[str, dict[tuple[Any, ...], float]], names: dict[Any, str], calls: int
+            ) -> tuple[list[str], dict[str, list[list[Any]]]]:
+    """The sampled call stacks (outermost frame first, seconds per call), the largest
+    `KEEP_STACKS` per stage, frames as indices into one list of names; the rest of a stage's time
+    is one stack of the frame ``(rest)``, so a stage's stacks still add up to its time."""
+    index: dict[str, int] = {}
+    out: dict[str, list[list[Any]]] = {}
+    for stage, bucket in stacks.items():
+        ranked = sorted(bucket.items(), key=lambda kv: -kv[1])
+        rows = [[[index.setdefault(names[c], len(index)) for c in key], seconds / calls]
+                for key, seconds in ranked[:KEEP_STACKS]]
+        rest = sum(seconds for _, seconds in ranked[KEEP_STACKS:])
+        if rest:
+            rows.append([[index.setdefault("(rest)", len(index))], rest / calls])
+        out[stage] = rows
+    return list(index), out
 
 
 def _view_of(profiler: str, wall: float, calls: int, interval_s: float,

@@ -48,7 +48,7 @@ def _cell(e: Explanation) -> str:
            "Stages: " + ", ".join(f"{esc(s)} {d * 1e3:+.3f} ms" for s, d in e.stages) + ".</p>")
     if e.verdict != "explained":
         return head + gap + f"<p>Nothing named: {esc(e.reason)}.</p>"
-    rows = [[esc(p.stage), esc(clip(p.name, 200)), f"{p.delta_s * 1e3:+.3f}", fmt_ms(p.runner_s), fmt_ms(p.reference_s)]
+    rows = [[esc(p.stage), esc(clip(p.label, 200)), f"{p.delta_s * 1e3:+.3f}", fmt_ms(p.runner_s), fmt_ms(p.reference_s)]
             for p in sorted(e.parts, key=lambda p: -abs(p.delta_s))]
     share = e.unexplained_fraction
     rows.append([esc("–"), esc("unexplained" + (f" ({share:.0%} of the gap)" if share is not None else "")),
@@ -66,7 +66,7 @@ def waterfall(e: Explanation) -> Chart:
     """Bars from 0: each named function's difference, then the unexplained rest, ending at the
     measured gap (drawn last, in full)."""
     plt = _plt()
-    steps = [(f"{p.stage}: {p.name.split(':', 1)[-1]}", p.delta_s) for p in e.parts]
+    steps = [(f"{stage}: {label.split(':', 1)[-1]}", delta) for stage, label, delta in e.shown_parts()]
     steps.append(("unexplained", e.unexplained_s or 0.0))
     fig, ax = plt.subplots(figsize=(6.4, 0.28 * (len(steps) + 1) + 0.8))
     level = 0.0

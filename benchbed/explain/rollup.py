@@ -1,0 +1,102 @@
+"""Naming the functions that make a gap from two runners' sampled call stacks, by rolling small
+differences up to their callers.
+
+A function is named where the runners' time in it differs by at least the floor. Time whose leaf
+function moved by less is handed up its own call stack, a frame per round, and counts towards the
+caller: forty helpers of a pipeline's post-processing that each moved by 0.02 ms become their
+caller's 0.8 ms, named as that caller "and its smaller calls". Only what reaches the top of its
+stage without ever meeting a function that moved enough is unexplained. Functions are matched by
+qualified name, not by path, so a model's ``Linear.forward`` reached through a pipeline and through
+the raw call are the same function; what both runners spend in a function cancels there, and only
+the excess goes up, along the stacks of the runner that spent it.
+
+Pure functions over folded stacks (outermost frame first, seconds per call, already scaled to the
+timed medians)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Rolled", "roll_up"]
+
+Stack = tuple[tuple[str, ...], float]
+
+
+@dataclass(frozen=True)
+class Rolled:
+    """A named function: its seconds per call in each runner (its own time, and its callees' where
+    they did not move enough to be named) and how many distinct callees were rolled into it."""
+
+    name: str
+    runner_s: float
+    reference_s: float
+    callees: int
+
+    @property
+    def delta_s(self) -> float:
+        return self.runner_s - self.reference_s
+
+
+def roll_up(runner: list[Stack], reference: list[Stack], floor: float) -> tuple[list[Rolled], float]:
+    """The functions named, the largest difference first, and the unexplained seconds (what no
+    named function takes: the differences that reached the top of the stage still small).
+
+    Rounds go up from the leaves, so the same function reached at different depths (a model's
+    layers under a pipeline and under the raw call) is compared at once. Time handed up through a
+    function in several rounds can add up past the floor there without any one round doing so:
+    such a function is named too and the rounds are run again, until nothing more is named (and
+    one whose share then falls under the floor is dropped, for good)."""
+    known: set[str] = set()
+    banned: set[str] = set()
+    while True:
+        named, passed, unexplained = _rounds(runner, reference, floor, known)
+        more = {n for n, d in passed.items() if abs(d) >= floor and n != "(rest)"} - known - banned
+        # one named that way whose own share ended up under the floor (its callees were named
+        # since) is not named after all: its time goes up to its callers
+        small = {n for n in known if n in named and abs(named[n][0] - named[n][1]) < floor}
+        if not more and not small:
+            break
+        known = (known | more) - small
+        banned |= small
+    out = [Rolled(n, a, b, len(callees)) for n, (a, b, callees) in named.items()]
+    out.sort(key=lambda r: -abs(r.delta_s))
+    return out, unexplained
+
+
+def _rounds(runner: list[Stack], reference: list[Stack], floor: float, known: set[str]
+            ) -> tuple[dict[str, list], dict[str, float], float]:
+    # each entry: frames, position (the frame it stands at), seconds in the runner, in the reference
+    active = [[frames, len(frames) - 1, s, 0.0] for frames, s in runner if frames] + \
+             [[frames, len(frames) - 1, 0.0, s] for frames, s in reference if frames]
+    named: dict[str, list] = {n: [0.0, 0.0, set()] for n in known}
+    passed: dict[str, float] = {}
+    unexplained = 0.0
+    while active:
+        here: dict[str, list[list]] = {}
+        for entry in active:
+            here.setdefault(entry[0][entry[1]], []).append(entry)
+        still = []
+        for name, entries in here.items():
+            a, b = sum(e[2] for e in entries), sum(e[3] for e in entries)
+            if name not in named and abs(a - b) >= floor and name != "(rest)":
+                named[name] = [0.0, 0.0, set()]
+            if name in named:
+                slot = named[name]
+                slot[0] += a
+                slot[1] += b
+                for frames, pos, _, _ in entries:
+                    slot[2].update(f for f in frames[pos + 1:] if f != name)
+                continue
+            # what both runners spend here cancels here; only the excess goes up, on its side
+            passed[name] = passed.get(name, 0.0) + a - b
+            for e in entries:
+                e[2], e[3] = (e[2] * (a - b) / a, 0.0) if a > b else (0.0, e[3] * (b - a) / b if b else 0.0)
+                if not e[2] and not e[3]:
+                    continue
+                if e[1] == 0:
+                    unexplained += e[2] - e[3]
+                else:
+                    e[1] -= 1
+                    still.append(e)
+        active = still
+    return {n: v for n, v in named.items() if v[0] or v[1]}, passed, unexplained
