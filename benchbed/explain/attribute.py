@@ -249,8 +249,9 @@ def _rolled(mine: dict[str, Any], theirs: dict[str, Any], stages_r: dict[str, fl
     callers (`rollup.roll_up`), stage by stage."""
     floor = max(NAME_FRACTION * abs(gap), NAME_FLOOR * ref_median)
     out: list[Part] = []
+    ticks = [float(v.get("interval_s") or 0.0) / max(1, int(v.get("calls") or 1)) for v in (mine, theirs)]
     for stage in STAGES:
-        named, _ = roll_up(_stacks(mine, stages_r, stage), _stacks(theirs, stages_ref, stage), floor)
+        named, _ = roll_up(_stacks(mine, stages_r, stage), _stacks(theirs, stages_ref, stage), floor, *ticks)
         out.extend(Part(stage, r.name, r.delta_s, r.runner_s, r.reference_s, r.callees) for r in named)
     return tuple(out)
 

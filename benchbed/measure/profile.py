@@ -254,8 +254,8 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
                 names[code] = f"{f.f_globals.get('__name__', '?')}:{getattr(code, 'co_qualname', name)}"
             codes.append(code)
             f = f.f_back
-        if stage is None or frame is None or frame.f_code.co_name in skip:
-            return
+        if stage is None or frame is None or frame.f_code.co_name in skip or frame.f_code is tick.__code__:
+            return  # (a tick that interrupted the previous tick's handler is the sampler's own time)
         key = tuple(reversed([c for c in codes if c.co_name not in skip]))
         if key and names[key[0]].startswith(_INSTRUMENTS):
             return  # the stage marker's own record_function: the profile's cost, not the runner's
