@@ -90,3 +90,17 @@ def test_a_pipeline_whose_extra_cost_is_forty_small_helpers_is_explained_not_lef
     assert e.verdict == "explained" and e.unexplained_fraction == pytest.approx(0.0, abs=1e-9)
     assert [(p.stage, p.label) for p in e.parts] == [("postprocess", "pipe:post (and 40 smaller calls)")]
     assert e.parts[0].delta_s == pytest.approx(0.002)
+
+
+def test_a_difference_within_the_sampling_noise_is_not_named_and_one_past_it_is():
+    """3 ms of a model's Linear.forward sampled over 100 calls at 0.5 ms ticks is ±0.17 ms: two
+    runners 0.15 ms apart there is noise (it stays unexplained); 1 ms apart is not."""
+    tick = 0.0005 / 100
+    noisy, unexplained = roll_up([(("m:Linear.forward",), 3.15 * MS)], [(("m:Linear.forward",), 3.0 * MS)],
+                                 floor=0.03 * MS, tick_runner=tick, tick_reference=tick)
+    assert noisy == [] and unexplained == pytest.approx(0.15 * MS)
+    moved, _ = roll_up([(("m:Linear.forward",), 4.0 * MS)], [(("m:Linear.forward",), 3.0 * MS)],
+                       floor=0.03 * MS, tick_runner=tick, tick_reference=tick)
+    assert [r.name for r in moved] == ["m:Linear.forward"]
+    ungated, _ = roll_up([(("m:Linear.forward",), 3.15 * MS)], [(("m:Linear.forward",), 3.0 * MS)], floor=0.03 * MS)
+    assert [r.name for r in ungated] == ["m:Linear.forward"]  # without the sampling's noise, the floor alone
