@@ -8,8 +8,9 @@ records with profiles, schema 13's ``profile_json``).
 3. Functions: within a stage, each runner's sampled function times are scaled to the stage's
    scaled time (stage by stage, so the sampler's overhead, which differs between stages, is not
    spread); a function is *named* when its difference is at least `NAME_FRACTION` of the gap
-   (and `NAME_FLOOR` of the reference's call). Whatever the named functions do not account for is
-   ``unexplained``: shown, never spread over the rest.
+   (and `NAME_FLOOR` of the reference's call). Profiles with call stacks are named by `rollup`:
+   small differences roll up to their callers, and sampling noise is not named. Whatever the named
+   functions do not account for is ``unexplained``: shown, never spread over the rest.
 4. Operators: the same, keyed by name and input shapes; an operator one runner runs and the other
    does not is listed as such (``only_in``).
 
