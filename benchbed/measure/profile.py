@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -217,13 +219,16 @@ def python_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
 
 
 def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
-                   interval_s: float = INTERVAL_S) -> dict[str, Any]:
-    """A sampling profile of `calls` calls by a wall-clock timer signal (``ITIMER_REAL``): at each
-    tick the interrupted Python frame gets the seconds since the previous tick, so time in C code
-    (a matmul, the Rust tokenizer) is its caller's, and a tick held back by a long C call still
-    carries its whole time. No per-call hook: Python-heavy code is not inflated (pyinstrument's
-    hook is), only a stack walk per tick, the same everywhere. Needs the main thread and an unused
-    SIGALRM; `ProfilerMissing` otherwise."""
+                   interval_s: float = INTERVAL_S, seed: int = 0) -> dict[str, Any]:
+    """A sampling profile of `calls` calls by a wall-clock timer signal (``ITIMER_REAL``). Each
+    call starts the timer's grid at a random phase; at each tick the interrupted Python frame gets
+    one interval per grid point passed since the last tick, so time in C code (a matmul, the Rust
+    tokenizer) is its caller's, a tick held back by a long C call still carries its whole time, and
+    every instant of a call is counted with the same expectation: the seconds since the previous
+    tick (what this sampler gave before) lost each call's tail after its last tick, about half an
+    interval a call, 40% of a 0.6 ms call (docs/explain.md). No per-call hook: Python-heavy code is
+    not inflated (pyinstrument's hook is), only a stack walk per tick, the same everywhere. Needs
+    the main thread and an unused SIGALRM; `ProfilerMissing` otherwise."""
     import signal
     import threading
 
@@ -234,12 +239,15 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     stacks: dict[str, dict[tuple[Any, ...], float]] = {s: {} for s in STAGES}
     names: dict[Any, str] = {}
     clock = time.perf_counter
-    last = [clock()]
+    grid = [clock(), 0]  # this call's first grid point, and how many grid points ticks have counted
+    phases = random.Random(seed)
     skip = {"benchbed_call", "_marked", "_marked_iter", *_MARKER_STAGE}
 
     def tick(signum: int, frame: Any) -> None:
-        now = clock()
-        dt, last[0] = now - last[0], now
+        passed = math.floor((clock() - grid[0]) / interval_s) + 1
+        count = max(1, passed - grid[1])
+        grid[1] += count
+        dt = count * interval_s
         f, stage, codes = frame, None, []
         while f is not None:
             code = f.f_code
@@ -265,10 +273,12 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     previous = signal.signal(signal.SIGALRM, tick)
     t0 = clock()
     try:
-        signal.setitimer(signal.ITIMER_REAL, interval_s, interval_s)
         for _ in range(calls):
-            last[0] = clock()
+            first = max(1e-6, phases.random() * interval_s)
+            grid[0], grid[1] = clock() + first, 0
+            signal.setitimer(signal.ITIMER_REAL, first, interval_s)
             benchbed_call(call_in_stages, _marked)
+            signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
