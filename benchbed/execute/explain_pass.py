@@ -17,14 +17,19 @@ __all__ = ["EXPLAIN_MODES", "explain_cell", "profile_runners", "profile_columns"
 
 #: Values of `EngineConfig.explain`: no pass; the cells where a runner's ratio CI excludes 1; every cell.
 EXPLAIN_MODES = ("off", "gap", "all")
-#: Seconds each of the three views may take, at most and at least: together at most the timing's
-#: own seconds where it took more than 0.6 s (the issue's goal: an explain pass costs no more
-#: than the cell's timing)
-VIEW_MAX_S, VIEW_MIN_S = 2.0, 0.2
-#: Calls per view, at least and at most.
+#: An explain pass's share of the cell's timing window (the issue's goal: an explain pass costs
+#: no more than the cell's timing), split between the runners profiled, and each runner's share
+#: between the stage clock, the sampling profile and the operator view
+BUDGET_SHARE = 0.8
+CLOCK_SHARE, PYTHON_SHARE, OPERATOR_SHARE = 0.2, 0.55, 0.25
+#: Seconds a runner's pass may take, at least (its views need a few calls) and at most
+RUNNER_MIN_S, RUNNER_MAX_S = 0.3, 4.0
+#: Calls of the stage clock and of the sampling profile, at least and at most.
 CALLS_MIN, CALLS_MAX = 3, 400
-#: The operator view's most calls: torch.profiler's cost is in building its event tree after the
-#: calls (per event, so per call), which made an explain pass of a fast cell cost more than its timing
+#: The operator view's most calls. torch.profiler's cost is in building its event tree after the
+#: calls, per event: 0.05-0.5 s a call of MiniLM (a token-classification pipeline's aggregation
+#: is thousands of small operators), so one profiled call first measures what a call costs, and
+#: a second profile with more calls is taken only where they fit the view's share
 OPERATOR_CALLS_MAX = 10
 
 
@@ -80,44 +85,60 @@ def _calls(seconds: float, median_s: float) -> int:
 
 def profile_runners(runs: dict[str, Any], recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each runner's profile as record columns: the stage clock pass alternates the runners' calls;
-    then each runner's sampling and operator profiles. A profiler that fails is that record's
-    ``explain_status`` ``failed`` with the reason, never the loss of its timed figures."""
+    then each runner's sampling and operator profiles, all within `BUDGET_SHARE` of the cell's
+    timing window. A profiler that fails is that record's ``explain_status`` ``failed`` with the
+    reason, never the loss of its timed figures."""
     medians = {n: recs[n].get("lat_median_s") or 0.0 for n in runs}
-    view = max(VIEW_MIN_S, min(VIEW_MAX_S, min(recs[n].get("measure_s") or 0.0 for n in runs) / 3))
+    timing = min(recs[n].get("measure_s") or 0.0 for n in runs)
+    budget = max(RUNNER_MIN_S, min(RUNNER_MAX_S, BUDGET_SHARE * timing / len(runs)))
     t0 = time.perf_counter()
     try:
-        clocks = stage_clock(runs, _calls(view / len(runs), max(medians.values())))
+        clocks = stage_clock(runs, _calls(CLOCK_SHARE * budget * len(runs), sum(medians.values())))
     except Exception as exc:
         return {n: _failed(exc, time.perf_counter() - t0) for n in runs}
     share = (time.perf_counter() - t0) / len(runs)
-    return {n: profile_columns(run, medians[n], clocks[n], view, recs[n]["device"].startswith("cuda"), share)
+    return {n: profile_columns(run, medians[n], clocks[n], budget, recs[n]["device"].startswith("cuda"), share)
             for n, run in runs.items()}
 
 
-def _python_view(run: Any, calls: int) -> dict[str, Any]:
-    """The timer-signal sampler (no per-call hook: it inflates nothing); pyinstrument where it
-    cannot run (not the main thread, SIGALRM in use), saying so in the profile."""
+def _python_view(run: Any, seconds: float, median_s: float) -> dict[str, Any]:
+    """The timer-signal sampler (no per-call hook: it inflates nothing) for `seconds`; pyinstrument
+    where it cannot run (not the main thread, SIGALRM in use), saying so in the profile."""
     try:
-        return signal_profile(run.call_in_stages, calls)
+        return signal_profile(run.call_in_stages, CALLS_MAX, seconds=seconds, min_calls=CALLS_MIN)
     except ProfilerMissing as exc:
-        python = python_profile(run.call_in_stages, calls)
+        # its hook slows a call about twofold (docs/explain.md): half the calls fill the time
+        python = python_profile(run.call_in_stages, _calls(seconds / 2, median_s))
         python["fallback"] = str(exc)
         return python
+
+
+def _operator_view(run: Any, seconds: float, cuda: bool) -> dict[str, Any]:
+    """torch.profiler over one call, then over as many more (up to `OPERATOR_CALLS_MAX`) as that
+    call's cost says fit in what is left of `seconds`."""
+    t0 = time.perf_counter()
+    operators = operator_profile(run.call_in_stages, 1, cuda)
+    cost = time.perf_counter() - t0
+    more = int((seconds - cost) / cost) if cost > 0 else 0
+    if more >= 2:
+        operators = operator_profile(run.call_in_stages, min(OPERATOR_CALLS_MAX, more), cuda)
+    return operators
 
 
 def _failed(exc: BaseException, seconds: float) -> dict[str, Any]:
     return {"explain_status": "failed", "explain_message": f"{type(exc).__name__}: {exc}"[:500], "explain_s": seconds}
 
 
-def profile_columns(run: Any, median_s: float, stages: dict[str, float], view: float, cuda: bool,
+def profile_columns(run: Any, median_s: float, stages: dict[str, float], budget: float, cuda: bool,
                     spent_s: float = 0.0) -> dict[str, Any]:
-    """One runner's sampling and operator profiles beside its stage clock times, as columns."""
+    """One runner's sampling and operator profiles beside its stage clock times, as columns, in
+    about `budget` seconds with the stage clock's."""
     t0 = time.perf_counter()
     total = sum(stages.values()) or median_s
     try:
-        # profiled calls run slower (the sampler, the operator records): fewer of them fill the view
-        python = _python_view(run, _calls(view / 2, total))
-        operators = operator_profile(run.call_in_stages, min(OPERATOR_CALLS_MAX, _calls(view / 3, total)), cuda)
+        operators = _operator_view(run, OPERATOR_SHARE * budget, cuda)
+        # what the operator view left of its share goes to the sampling profile (it names the functions)
+        python = _python_view(run, (PYTHON_SHARE + OPERATOR_SHARE) * budget - (time.perf_counter() - t0), total)
     except Exception as exc:  # a failed explanation is data; the timed record stands
         return _failed(exc, spent_s + time.perf_counter() - t0)
     profile = {"version": 1, "timed_median_s": median_s, "stage_clock_s": stages, "python": python,

@@ -219,7 +219,8 @@ def python_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
 
 
 def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
-                   interval_s: float = INTERVAL_S, seed: int = 0) -> dict[str, Any]:
+                   interval_s: float = INTERVAL_S, seed: int = 0, seconds: float | None = None,
+                   min_calls: int = 3) -> dict[str, Any]:
     """A sampling profile of `calls` calls by a wall-clock timer signal (``ITIMER_REAL``). Each
     call starts the timer's grid at a random phase; at each tick the interrupted Python frame gets
     one interval per grid point passed since the last tick, so time in C code (a matmul, the Rust
@@ -228,7 +229,8 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     tick (what this sampler gave before) lost each call's tail after its last tick, about half an
     interval a call, 40% of a 0.6 ms call (docs/explain.md). No per-call hook: Python-heavy code is
     not inflated (pyinstrument's hook is), only a stack walk per tick, the same everywhere. Needs
-    the main thread and an unused SIGALRM; `ProfilerMissing` otherwise."""
+    the main thread and an unused SIGALRM; `ProfilerMissing` otherwise. With `seconds`, `calls` is
+    the most: calls stop once `seconds` have passed and `min_calls` were made."""
     import signal
     import threading
 
@@ -272,8 +274,10 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
 
     previous = signal.signal(signal.SIGALRM, tick)
     t0 = clock()
+    made = 0
     try:
-        for _ in range(calls):
+        while made < calls and (seconds is None or made < min_calls or clock() - t0 < seconds):
+            made += 1
             first = max(1e-6, phases.random() * interval_s)
             grid[0], grid[1] = clock() + first, 0
             signal.setitimer(signal.ITIMER_REAL, first, interval_s)
@@ -282,6 +286,7 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    calls = made
     wall = (clock() - t0) / calls
     functions: dict[str, dict[str, float]] = {s: {} for s in STAGES}
     for stage, bucket in stacks.items():
