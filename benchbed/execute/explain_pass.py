@@ -136,9 +136,9 @@ def profile_columns(run: Any, median_s: float, stages: dict[str, float], budget:
     t0 = time.perf_counter()
     total = sum(stages.values()) or median_s
     try:
-        operators = _operator_view(run, OPERATOR_SHARE * budget, cuda)
-        # what the operator view left of its share goes to the sampling profile (it names the functions)
-        python = _python_view(run, (PYTHON_SHARE + OPERATOR_SHARE) * budget - (time.perf_counter() - t0), total)
+        python = _python_view(run, PYTHON_SHARE * budget, total)
+        # the operator view gets what the sampling profile left (one call at least)
+        operators = _operator_view(run, (PYTHON_SHARE + OPERATOR_SHARE) * budget - (time.perf_counter() - t0), cuda)
     except Exception as exc:  # a failed explanation is data; the timed record stands
         return _failed(exc, spent_s + time.perf_counter() - t0)
     profile = {"version": 1, "timed_median_s": median_s, "stage_clock_s": stages, "python": python,
