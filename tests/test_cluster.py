@@ -21,15 +21,18 @@ FAST = ["--min-time", "0.05", "--max-time", "0.3"]
 @pytest.fixture(autouse=True, scope="module")
 def ray_state_outside_the_home():
     """Ray keeps a token, sessions and temp folders in the home and /tmp/ray: every test here runs
-    with HOME and RAY_TMPDIR in one temporary folder (short: Ray's socket paths have a length
-    limit), so the suite leaves the user's home as it was and a later `ray start` behaves as before."""
+    with HOME, RAY_TMPDIR and TMPDIR in one temporary folder (short: Ray's socket paths have a
+    length limit), so the suite leaves the user's home as it was and a later `ray start` behaves as
+    before. TMPDIR: a cluster's dashboard starts its modules through a multiprocessing forkserver
+    whose listener folder (`pymp-*`) is left in /tmp when the cluster is shut down (three per
+    run of this file, found with a logging `get_temp_dir` on 2026-12-07)."""
     import shutil
     import tempfile
 
     base = tempfile.mkdtemp(prefix="bbray", dir="/tmp")
-    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR")}
+    saved = {k: os.environ.get(k) for k in ("HOME", "RAY_TMPDIR", "TMPDIR")}
     os.makedirs(os.path.join(base, "home"))
-    os.environ.update(HOME=os.path.join(base, "home"), RAY_TMPDIR=base)
+    os.environ.update(HOME=os.path.join(base, "home"), RAY_TMPDIR=base, TMPDIR=base)
     try:
         yield base
     finally:
