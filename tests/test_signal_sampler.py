@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from benchbed.measure.profile import signal_profile
+from benchbed.measure.sampler import signal_profile
 
 
 def _spin(seconds):

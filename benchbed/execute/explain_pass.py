@@ -11,7 +11,8 @@ import math
 import time
 from typing import Any
 
-from ..measure.profile import ProfilerMissing, operator_profile, python_profile, signal_profile, stage_clock
+from ..measure.profile import ProfilerMissing, operator_profile, python_profile, stage_clock
+from ..measure.sampler import signal_profile
 
 __all__ = ["EXPLAIN_MODES", "explain_cell", "profile_runners", "profile_columns", "gap_runners"]
 

@@ -1,6 +1,7 @@
 """Profiles of one runner's calls for `benchbed explain`, taken outside every timed window: the
-stages' clock times, a sampling profile of the Python functions (pyinstrument), and the operators
-(torch.profiler, keyed by name and input shapes), each split by benchbed's stages.
+stages' clock times, a sampling profile of the Python functions (pyinstrument here, the fallback;
+the timer-signal sampler, which explain uses, is `sampler`), and the operators (torch.profiler,
+keyed by name and input shapes), each split by benchbed's stages.
 
 A runner marks its stages through `Runner.call_in_stages(stage)`: ``stage(NAME, fn, *args)`` runs
 ``fn`` inside a marker function of its own (``benchbed_stage_<NAME>``, so the sampling profile's
@@ -12,15 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import os
-import random
 import statistics
 import sys
 import time
 from typing import Any, Callable, Iterator
 
-__all__ = ["STAGES", "ProfilerMissing", "clocked_iter", "stage_clock", "python_profile", "signal_profile", "operator_profile", "check_profilers",
+__all__ = ["STAGES", "ProfilerMissing", "clocked_iter", "stage_clock", "python_profile", "operator_profile", "check_profilers",
            "module_of"]
 
 #: benchbed's stages of an inference call, in call order; ``other`` is the call outside them.
@@ -28,8 +27,6 @@ STAGES = ("preprocess", "forward", "postprocess", "other")
 #: how many functions (per stage) and operators a profile keeps: the rest is summed as ``(rest)``
 KEEP_FUNCTIONS = 25
 KEEP_OPERATORS = 40
-#: how many call stacks (per stage) the timer-signal sampler keeps, the largest first
-KEEP_STACKS = 600
 #: pyinstrument's sampling interval (seconds): fine enough for calls of a few milliseconds; its
 #: overhead is per Python call, and measured x1.8 at 0.5-1 ms against x2.4 at 0.2 ms (docs/explain.md)
 INTERVAL_S = 0.0005
@@ -216,104 +213,6 @@ def python_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
             functions[stage][key] = functions[stage].get(key, 0.0) + own / calls
         stack.extend((c, stage) for c in python_children)
     return _view_of("pyinstrument", wall, calls, interval_s, functions)
-
-
-def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
-                   interval_s: float = INTERVAL_S, seed: int = 0, seconds: float | None = None,
-                   min_calls: int = 3) -> dict[str, Any]:
-    """A sampling profile of `calls` calls by a wall-clock timer signal (``ITIMER_REAL``). Each
-    call starts the timer's grid at a random phase; at each tick the interrupted Python frame gets
-    one interval per grid point passed since the last tick, so time in C code (a matmul, the Rust
-    tokenizer) is its caller's, a tick held back by a long C call still carries its whole time, and
-    every instant of a call is counted with the same expectation: the seconds since the previous
-    tick (what this sampler gave before) lost each call's tail after its last tick, about half an
-    interval a call, 40% of a 0.6 ms call (docs/explain.md). No per-call hook: Python-heavy code is
-    not inflated (pyinstrument's hook is), only a stack walk per tick, the same everywhere. Needs
-    the main thread and an unused SIGALRM; `ProfilerMissing` otherwise. With `seconds`, `calls` is
-    the most: calls stop once `seconds` have passed and `min_calls` were made."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        raise ProfilerMissing("the timer-signal sampler needs the main thread on a POSIX system")
-    if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None) or signal.getitimer(signal.ITIMER_REAL)[0]:
-        raise ProfilerMissing("SIGALRM is in use by someone else")
-    stacks: dict[str, dict[tuple[Any, ...], float]] = {s: {} for s in STAGES}
-    names: dict[Any, str] = {}
-    clock = time.perf_counter
-    grid = [clock(), 0]  # this call's first grid point, and how many grid points ticks have counted
-    phases = random.Random(seed)
-    skip = {"benchbed_call", "_marked", "_marked_iter", *_MARKER_STAGE}
-
-    def tick(signum: int, frame: Any) -> None:
-        passed = math.floor((clock() - grid[0]) / interval_s) + 1
-        count = max(1, passed - grid[1])
-        grid[1] += count
-        dt = count * interval_s
-        f, stage, codes = frame, None, []
-        while f is not None:
-            code = f.f_code
-            name = code.co_name
-            if name in _MARKER_STAGE:
-                stage = _MARKER_STAGE[name]
-                break
-            if name == "benchbed_call":
-                stage = "other"
-                break
-            if code not in names:
-                names[code] = f"{f.f_globals.get('__name__', '?')}:{getattr(code, 'co_qualname', name)}"
-            codes.append(code)
-            f = f.f_back
-        if stage is None or frame is None or frame.f_code.co_name in skip or frame.f_code is tick.__code__:
-            return  # (a tick that interrupted the previous tick's handler is the sampler's own time)
-        key = tuple(reversed([c for c in codes if c.co_name not in skip]))
-        if key and names[key[0]].startswith(_INSTRUMENTS):
-            return  # the stage marker's own record_function: the profile's cost, not the runner's
-        bucket = stacks[stage]
-        bucket[key] = bucket.get(key, 0.0) + dt
-
-    previous = signal.signal(signal.SIGALRM, tick)
-    t0 = clock()
-    made = 0
-    try:
-        while made < calls and (seconds is None or made < min_calls or clock() - t0 < seconds):
-            made += 1
-            first = max(1e-6, phases.random() * interval_s)
-            grid[0], grid[1] = clock() + first, 0
-            signal.setitimer(signal.ITIMER_REAL, first, interval_s)
-            benchbed_call(call_in_stages, _marked)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    calls = made
-    wall = (clock() - t0) / calls
-    functions: dict[str, dict[str, float]] = {s: {} for s in STAGES}
-    for stage, bucket in stacks.items():
-        for key, seconds in bucket.items():
-            leaf = names[key[-1]]
-            functions[stage][leaf] = functions[stage].get(leaf, 0.0) + seconds / calls
-    view = _view_of("timer-signal", wall, calls, interval_s, functions)
-    view["frames"], view["stacks"] = _folded(stacks, names, calls)
-    return view
-
-
-def _folded(stacks: dict[str, dict[tuple[Any, ...], float]], names: dict[Any, str], calls: int
-            ) -> tuple[list[str], dict[str, list[list[Any]]]]:
-    """The sampled call stacks (outermost frame first, seconds per call), the largest
-    `KEEP_STACKS` per stage, frames as indices into one list of names; the rest of a stage's time
-    is one stack of the frame ``(rest)``, so a stage's stacks still add up to its time."""
-    index: dict[str, int] = {}
-    out: dict[str, list[list[Any]]] = {}
-    for stage, bucket in stacks.items():
-        ranked = sorted(bucket.items(), key=lambda kv: -kv[1])
-        rows = [[[index.setdefault(names[c], len(index)) for c in key], seconds / calls]
-                for key, seconds in ranked[:KEEP_STACKS]]
-        rest = sum(seconds for _, seconds in ranked[KEEP_STACKS:])
-        if rest:
-            rows.append([[index.setdefault("(rest)", len(index))], rest / calls])
-        out[stage] = rows
-    return list(index), out
 
 
 def _view_of(profiler: str, wall: float, calls: int, interval_s: float,
