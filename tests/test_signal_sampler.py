@@ -15,17 +15,9 @@ def _spin(seconds):
         pass
 
 
-def spin_first(seconds):
-    return _spin(seconds)
-
-
-def spin_last(seconds):
-    return _spin(seconds)
-
-
 def _call(stage):
-    stage("forward", spin_first, 0.0003)
-    stage("postprocess", spin_last, 0.0003)
+    stage("forward", _spin, 0.0003)
+    stage("postprocess", _spin, 0.0003)
 
 
 def test_sampled_time_adds_up_to_the_calls_and_splits_them_fairly():
@@ -38,4 +30,3 @@ def test_sampled_time_adds_up_to_the_calls_and_splits_them_fairly():
     assert 0.75 <= per_call["postprocess"] / per_call["forward"] <= 1.33, per_call
     spins = {stage: view["functions"][stage].get(f"{__name__}:_spin", 0.0) for stage in per_call}
     assert all(t > 0.0002 for t in spins.values()), spins
-
