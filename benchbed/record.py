@@ -109,7 +109,8 @@ Schema history:
       after the other, on each median's CI; ``requests``: server and http scenarios, a fixed number
       of requests), ``ratio_ci_target`` (the
       half-width asked for, ``--ratio-ci``) and ``ratio_ci_half`` (the half-width this runner's
-      ratio reached, relative: max(point − low, high − point) ÷ point; null for the reference).
+      ratio reached, relative: max(point − low, high − point) ÷ point; null for the reference;
+      inf below 6 blocks, where the interval shown is (min, max) and no 95% CI exists).
       Paired ratio CIs (``ref_ratio_low`` / ``_high``) are now the exact order-statistic CI of the
       per-block ratios (a bootstrap of few blocks under-covered, `measure.paired`). Training (issue
       #34): ``optimizer`` (sgd, adam, adamw), ``trainer_optimizer`` (how the Trainer got it: its own

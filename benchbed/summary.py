@@ -253,12 +253,17 @@ def print_progress(index: int, total: int, rec: dict[str, Any], elapsed_s: float
           file=stream, flush=True)
 
 
+def _pct(half: float) -> str:
+    """A half-width as ``±1.2%``, or ``no 95% CI`` where there were too few blocks for one."""
+    return f"±{100 * half:.1f}%" if half != float("inf") else "no 95% CI"
+
+
 def precision_lines(pooled: Iterable[dict[str, Any]], shown: int = 8) -> list[str]:
     """What the ratio rule reached, from records pooled over a case's passes (`pool_records`, as
     the table takes them): each ratio's CI half-width against its target, and the ratios
     that fell short with about how much longer they would need (the half-width shrinks with the
     square root of the blocks)."""
-    from .measure.paired import block_median_ci, ratio_half_width
+    from .measure.paired import MIN_CI_BLOCKS, blocks_half_width
 
     def number(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and v == v else None
@@ -268,22 +273,29 @@ def precision_lines(pooled: Iterable[dict[str, Any]], shown: int = 8) -> list[st
         blocks = r.get("ratio_samples")
         if r.get("stop_rule") == "ratio" and blocks is not None and len(blocks) and \
                 number(r.get("ratio_ci_target")) is not None:
-            rows.append({**r, "ratio_ci_half": ratio_half_width(*block_median_ci(list(blocks)))})
+            rows.append({**r, "ratio_ci_half": blocks_half_width(list(blocks)), "n_blocks": len(blocks)})
     if not rows:
         return []
     halves = sorted(float(r["ratio_ci_half"]) for r in rows)
     short = [r for r in rows if float(r["ratio_ci_half"]) > float(r["ratio_ci_target"]) * 1.0001]
     target = float(rows[0]["ratio_ci_target"])
+    finite = [h for h in halves if h != float("inf")]
+    few = len(halves) - len(finite)
     lines = [f"ratio precision: {len(rows) - len(short)} of {len(rows)} ratios within ±{100 * target:g}% "
-             f"(half-width median ±{100 * halves[len(halves) // 2]:.1f}%, widest ±{100 * halves[-1]:.1f}%)"]
+             f"(half-width median {_pct(halves[len(halves) // 2])}"
+             + (f", widest ±{100 * finite[-1]:.1f}%" if finite else "")
+             + (f"; {few} with fewer than {MIN_CI_BLOCKS} blocks, too few for a 95% CI" if few else "") + ")"]
     for r in sorted(short, key=lambda r: -float(r["ratio_ci_half"]))[:shown]:
-        need = (float(r["ratio_ci_half"]) / float(r["ratio_ci_target"])) ** 2
+        half, n = float(r["ratio_ci_half"]), int(r["n_blocks"])
+        need = (half / float(r["ratio_ci_target"])) ** 2 if half != float("inf") else 8 / n
         took = number(r.get("measure_s"))
         more = f", about {need * took:.0f}s of timing (--max-time, --budget)" if took else ""
-        what = (f"would need about {need:.1f}x the blocks{more}" if need <= 100 else
+        reached = f"{n} blocks, too few for a 95% CI" if half == float("inf") else _pct(half)
+        what = (f"would need {'at least' if half == float('inf') else 'about'} {need:.1f}x the blocks{more}"
+                if need <= 100 else
                 "out of reach here: over 100x the blocks (a busy or drifting machine?)")
         lines.append(f"  short: {r['task']} {r['model']} {r['dtype']} b{r['batch_size']} s{r['seq_len']} "
-                     f"{r['runner']}: ±{100 * float(r['ratio_ci_half']):.1f}% ({r.get('stop_reason')}); {what}")
+                     f"{r['runner']}: {reached} ({r.get('stop_reason')}); {what}")
     if len(short) > shown:
         lines.append(f"  … and {len(short) - shown} more")
     return lines

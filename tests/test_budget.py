@@ -12,6 +12,7 @@ import pytest
 from benchbed.execute.config import EngineConfig, RunContext
 from benchbed.execute.schedule import EXTRA_PASSES, Schedule
 from benchbed.spec import Case
+from benchbed.summary import precision_lines
 from conftest import run_cli
 
 import datetime as _dt
@@ -66,6 +67,28 @@ def test_a_budget_too_small_for_every_first_pass_says_which_cells_it_could_not_m
     assert len(skipped_all) == 2 * 1  # the third cell's two runners (5 s + 5 s > 8 s)
     assert all(rec["status"] == "skipped" and "budget of 8s was spent" in rec["message"]
                for _, rec, _ in skipped_all)
+
+
+def test_a_ratio_of_too_few_blocks_for_a_95_ci_is_short_of_its_target_and_gets_another_pass():
+    # two blocks that agree to 0.1% are (min, max) = a 50% interval, not a ±0.1% 95% CI
+    now = [0.0]
+    sched = Schedule(_cases(1), EngineConfig(budget_s=100.0), CTX, clock=lambda: now[0])
+    seen = []
+    while sched:
+        (job, _), = sched.ready(limit=1)
+        now[0] += 5.0
+        seen.append(job.extra)
+        sched.finish(job, _results(job, [1.000, 1.001] if not job.extra else [1.0 + 0.001 * (i % 2) for i in range(8)]))
+    assert seen == [False, True]  # once pooled to 10 blocks within ±2%, no further pass
+    lines = precision_lines([{"task": "t", "model": "m", "dtype": "fp32", "batch_size": 8, "seq_len": 128,
+                              "runner": "pipeline", "stop_rule": "ratio", "ratio_ci_target": 0.02,
+                              "ratio_samples": [1.000, 1.001], "stop_reason": "max_time", "measure_s": 1.5},
+                             {"task": "t", "model": "m", "dtype": "fp32", "batch_size": 1, "seq_len": 32,
+                              "runner": "pipeline", "stop_rule": "ratio", "ratio_ci_target": 0.02,
+                              "ratio_samples": [1.0 + 0.001 * (i % 3) for i in range(9)]}])
+    assert lines[0].startswith("ratio precision: 1 of 2 ratios within ±2%") and "1 with fewer than 6 blocks" in lines[0]
+    assert "b8 s128 pipeline: 2 blocks, too few for a 95% CI (max_time); would need at least 4.0x the blocks, " \
+           "about 6s of timing" in lines[1]
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "abc", "8d", "700000", "", "1e400"])

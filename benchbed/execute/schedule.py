@@ -186,7 +186,7 @@ class Schedule:
         """The budget's policy after a job: pool its ratios with the cell's earlier passes and, when
         the cell is short of its target (or was measured on a busy machine) and the time left holds
         another pass like this one, queue one, the furthest from its target first."""
-        from ..measure.paired import block_median_ci, ratio_half_width
+        from ..measure.paired import blocks_half_width
 
         worst, busy = 0.0, False
         for case, rec, _ in results:
@@ -197,7 +197,7 @@ class Schedule:
                 continue
             pooled = self.ratios.setdefault((case.pair_id, case.runner), [])
             pooled.extend(float(b) for b in blocks)
-            worst = max(worst, ratio_half_width(*block_median_ci(pooled)) / float(target))
+            worst = max(worst, blocks_half_width(pooled) / float(target))
         cell = job.cells or job.cases
         key = cell[0].pair_id if cell else ""
         cost = self.clock() - (job.started if job.started is not None else self.clock())

@@ -41,7 +41,7 @@ import numpy as np
 from .timer import StopRule, Timing, measure, no_sync
 
 __all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci", "block_ratios",
-           "block_median_ci", "ratio_half_width", "ratio_columns"]
+           "block_median_ci", "ratio_half_width", "blocks_half_width", "MIN_CI_BLOCKS", "ratio_columns"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,20 @@ def _order_index(n: int, confidence: float) -> int:
 def ratio_half_width(point: float, low: float, high: float) -> float:
     """A ratio CI's half-width relative to its point: max(point - low, high - point) / point."""
     return max(point - low, high - point) / point if point > 0 else math.inf
+
+
+#: The fewest per-block ratios whose order statistics make a 95% CI of their median (2 · 2^-n <=
+#: 5%). Below it the interval shown is (min, max), which covers only 1 - 2^(1-n) (50% of 2 blocks):
+#: its width says nothing about reaching a target.
+MIN_CI_BLOCKS = 6
+
+
+def blocks_half_width(per_block: Sequence[float]) -> float:
+    """The 95% CI half-width of the median of per-block ratios, relative to it; inf below
+    `MIN_CI_BLOCKS` blocks (no 95% CI yet, so no target is reached)."""
+    if len(per_block) < MIN_CI_BLOCKS:
+        return math.inf
+    return ratio_half_width(*block_median_ci(per_block))
 
 
 def measure_sequential(fns: Mapping[str, Callable[[], object]], rule: StopRule = StopRule(),
@@ -295,9 +309,11 @@ def ratio_columns(timing: PairedTiming, name: str, reference: str, target: float
             point, lo, hi = paired_ratio_ci(t.samples, timing.blocks[name], ref.samples, timing.blocks[reference])
             out["ratio_samples"] = block_ratios(t.samples, timing.blocks[name], ref.samples,
                                                 timing.blocks[reference]).tolist()
+            half = blocks_half_width(out["ratio_samples"])
         else:
             point, lo, hi = ratio_ci(t.samples, ref.samples, seed=seed)
-        out.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi, ratio_ci_half=ratio_half_width(point, lo, hi))
+            half = ratio_half_width(point, lo, hi)
+        out.update(ref_ratio=point, ref_ratio_low=lo, ref_ratio_high=hi, ratio_ci_half=half)
     if timing.pairing == "interleaved":
         out.update(stop_rule="ratio" if len(timing.timings) > 1 else "latency", ratio_ci_target=target)
     else:  # one after the other: each on its own median; served rounds: a fixed number of requests
