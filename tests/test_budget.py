@@ -25,33 +25,88 @@ def _cases(n):
                  runner=r) for i in range(n) for r in ("torch", "pipeline")]
 
 
-def _results(job, half_blocks):
-    """Records of a job whose pipeline ratio has the per-block ratios `half_blocks`."""
+def _results(job, blocks, window=None):
+    """Records of a job whose pipeline ratio has the per-block ratios `blocks`, timed for `window`
+    seconds (by default: the job's cap, both runners)."""
+    if window is None:
+        window = job.rule.max_time_s * len(job.cases)
     out = []
     for case in job.cases:
-        rec = {"status": "ok", "ratio_ci_target": 0.02}
+        rec = {"status": "ok", "ratio_ci_target": 0.02, "measure_s": window}
         if case.runner == "pipeline":
-            rec["ratio_samples"] = list(half_blocks)
+            rec["ratio_samples"] = list(blocks)
         out.append((case, rec, ()))
     return out
 
 
-def test_first_passes_come_first_then_the_widest_ratio_gets_more_within_the_budget():
-    now = [0.0]
-    sched = Schedule(_cases(3), EngineConfig(budget_s=100.0), CTX, clock=lambda: now[0])
-    wide = [1.0 + 0.1 * ((-1) ** i) * (i % 5) for i in range(12)]  # far from ±2%
-    tight = [1.0 + 0.001 * ((-1) ** i) for i in range(12)]
+def _spread(half, n=12):
+    """`n` evenly spread per-block ratios around 1 whose 95% CI half-width is `half`."""
+    k = {12: 2, 24: 6}[n]  # the order statistic of the exact 95% CI of a median of n
+    return [1.0 + half * (2 * i / (n - 1) - 1) * (n - 1) / (n - 1 - 2 * k) for i in range(n)]
+
+
+def _run(sched, now, blocks_of, fixed=1.0):
+    """Drive `sched` on the fake clock: each job costs `fixed` plus its timing window."""
     seen = []
     while sched:
-        (job, skipped), = sched.ready(limit=1)
-        now[0] += 5.0  # each job costs 5 s
-        seen.append((job.cases[0].seq_len, job.extra))
-        sched.finish(job, _results(job, wide if job.cases[0].seq_len == 32 else tight))
-    firsts = [s for s, extra in seen if not extra]
-    assert firsts == [16, 32, 48]  # every cell's first pass, in matrix order, before any extra
-    extras = [s for s, extra in seen if extra]
-    assert extras == [32] * EXTRA_PASSES  # only the cell short of its target, at most EXTRA_PASSES
-    assert now[0] <= 100.0
+        ready = sched.ready(limit=1)
+        if not ready:
+            break
+        (job, _), = ready
+        res = _results(job, blocks_of(job))
+        now[0] += fixed + res[0][1]["measure_s"]
+        seen.append((job.cases[0].seq_len, job.extra, job.rule.max_time_s))
+        sched.finish(job, res)
+    return seen
+
+
+def test_first_passes_come_first_then_the_short_cell_gets_more_within_the_budget():
+    now = [0.0]
+    sched = Schedule(_cases(3), EngineConfig(budget_s=200.0), CTX, clock=lambda: now[0])
+    seen = _run(sched, now, lambda job: _spread(0.2 if job.cases[0].seq_len == 32 else 0.005))
+    assert [s for s, extra, _ in seen if not extra] == [16, 32, 48]  # every first pass, in order, before any extra
+    assert [s for s, extra, _ in seen if extra] == [32] * EXTRA_PASSES  # only the short cell, at most EXTRA_PASSES
+    assert now[0] <= 200.0 + 1.0  # within the budget, but for a pass's fixed cost
+
+
+def test_extra_passes_go_to_the_cells_that_can_reach_their_target_cheapest_first_sized_to_their_need():
+    now = [0.0]
+    sched = Schedule(_cases(3), EngineConfig(budget_s=60.0), CTX, clock=lambda: now[0])
+    # s16 is nearly there (±2.4%), s32 needs 25x its blocks (out of reach), s48 ±3% (2.25x)
+    half = {16: 0.024, 32: 0.10, 48: 0.03}
+    passes = {16: 0, 32: 0, 48: 0}
+
+    def blocks(job):
+        seq = job.cases[0].seq_len
+        passes[seq] += 1
+        # an extra pass sized to the need brings the cell within its target
+        return _spread(half[seq] if passes[seq] == 1 else 0.005, 24)
+
+    seen = _run(sched, now, blocks)
+    extras = [(s, cap) for s, extra, cap in seen if extra]
+    assert [s for s, _ in extras][:2] == [16, 48], extras  # reachable ones first, the cheapest first
+    first_cap = next(cap for s, extra, cap in seen if not extra)
+    cap16, cap48 = extras[0][1], extras[1][1]
+    assert cap16 < cap48  # each sized to its own need: (0.024/0.02)^2 - 1 = 0.44 vs 1.25 of the first window
+    assert cap16 == pytest.approx(first_cap * 0.44 * 1.25, rel=0.05)
+    assert now[0] <= 60.0 + 1.0
+
+
+def test_a_ratio_of_too_few_blocks_for_a_95_ci_is_short_of_its_target_and_gets_another_pass():
+    # two blocks that agree to 0.1% are (min, max) = a 50% interval, not a ±0.1% 95% CI
+    now = [0.0]
+    sched = Schedule(_cases(1), EngineConfig(budget_s=100.0), CTX, clock=lambda: now[0])
+    seen = _run(sched, now, lambda job: [1.000, 1.001] if not job.extra else [1.0 + 0.001 * (i % 2) for i in range(8)])
+    assert [extra for _, extra, _ in seen] == [False, True]  # once pooled to 10 blocks within ±2%, no further pass
+    lines = precision_lines([{"task": "t", "model": "m", "dtype": "fp32", "batch_size": 8, "seq_len": 128,
+                              "runner": "pipeline", "stop_rule": "ratio", "ratio_ci_target": 0.02,
+                              "ratio_samples": [1.000, 1.001], "stop_reason": "max_time", "measure_s": 1.5},
+                             {"task": "t", "model": "m", "dtype": "fp32", "batch_size": 1, "seq_len": 32,
+                              "runner": "pipeline", "stop_rule": "ratio", "ratio_ci_target": 0.02,
+                              "ratio_samples": [1.0 + 0.001 * (i % 3) for i in range(9)]}])
+    assert lines[0].startswith("ratio precision: 1 of 2 ratios within ±2%") and "1 with fewer than 6 blocks" in lines[0]
+    assert "b8 s128 pipeline: 2 blocks, too few for a 95% CI (max_time); would need at least 4.0x the blocks, " \
+           "about 6s of timing" in lines[1]
 
 
 def test_a_budget_too_small_for_every_first_pass_says_which_cells_it_could_not_measure():
@@ -67,28 +122,6 @@ def test_a_budget_too_small_for_every_first_pass_says_which_cells_it_could_not_m
     assert len(skipped_all) == 2 * 1  # the third cell's two runners (5 s + 5 s > 8 s)
     assert all(rec["status"] == "skipped" and "budget of 8s was spent" in rec["message"]
                for _, rec, _ in skipped_all)
-
-
-def test_a_ratio_of_too_few_blocks_for_a_95_ci_is_short_of_its_target_and_gets_another_pass():
-    # two blocks that agree to 0.1% are (min, max) = a 50% interval, not a ±0.1% 95% CI
-    now = [0.0]
-    sched = Schedule(_cases(1), EngineConfig(budget_s=100.0), CTX, clock=lambda: now[0])
-    seen = []
-    while sched:
-        (job, _), = sched.ready(limit=1)
-        now[0] += 5.0
-        seen.append(job.extra)
-        sched.finish(job, _results(job, [1.000, 1.001] if not job.extra else [1.0 + 0.001 * (i % 2) for i in range(8)]))
-    assert seen == [False, True]  # once pooled to 10 blocks within ±2%, no further pass
-    lines = precision_lines([{"task": "t", "model": "m", "dtype": "fp32", "batch_size": 8, "seq_len": 128,
-                              "runner": "pipeline", "stop_rule": "ratio", "ratio_ci_target": 0.02,
-                              "ratio_samples": [1.000, 1.001], "stop_reason": "max_time", "measure_s": 1.5},
-                             {"task": "t", "model": "m", "dtype": "fp32", "batch_size": 1, "seq_len": 32,
-                              "runner": "pipeline", "stop_rule": "ratio", "ratio_ci_target": 0.02,
-                              "ratio_samples": [1.0 + 0.001 * (i % 3) for i in range(9)]}])
-    assert lines[0].startswith("ratio precision: 1 of 2 ratios within ±2%") and "1 with fewer than 6 blocks" in lines[0]
-    assert "b8 s128 pipeline: 2 blocks, too few for a 95% CI (max_time); would need at least 4.0x the blocks, " \
-           "about 6s of timing" in lines[1]
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "abc", "8d", "700000", "", "1e400"])

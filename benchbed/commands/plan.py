@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..execute.config import EngineConfig
-from ..execute.schedule import budget_rule
 from ..spec import AUTO_RATE, HF_SERVE_RUNNER, Case, Matrix, SpecError, parse_shard
 from ..validate import check_run_id, positive_float, positive_int
 from ..values import OPTIMIZERS
@@ -67,8 +66,8 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
         except ProfilerMissing as exc:
             raise SpecError(str(exc)) from None
     budget = getattr(args, "budget", None)
-    if budget is not None:  # a short first pass for every cell, within the budget's share
-        config = replace(config, budget_s=budget, rule=budget_rule(config.rule, budget, cases))
+    if budget is not None:  # the schedule sizes each job's timing within it (execute.budget)
+        config = replace(config, budget_s=budget)
     endpoints = endpoint_specs(args)
     config = replace(config, endpoints=tuple(endpoints),
                      http_timeout_s=float(getattr(args, "http_timeout", None) or config.http_timeout_s))

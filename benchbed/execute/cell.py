@@ -359,10 +359,11 @@ def _finish(cell: _Cell, name: str, run: Any, timing: PairedTiming, task: Any, c
     rec.update(ratio_columns(timing, name, reference, config.rule.ratio_ci, config.seed))
     driver = cell.driver
     rec.update(driver.runner_columns(name, run, stats))
-    plan = PassPlan(per_call=pass_index == 0 and driver.per_call_passes, flops=driver.flops_pass,
+    first = pass_index == 0  # later passes only time: readers take a case's passes' other figures from its first
+    plan = PassPlan(per_call=first and driver.per_call_passes, flops=driver.flops_pass,
                     phase_calls=pass_calls(config.phase_calls, stats.median),
-                    memory_calls=pass_calls(3, stats.median) if driver.per_call_passes else 1,
-                    items_per_call=driver.items_per_call, resource_pass_s=config.resource_pass_s)
+                    memory_calls=(pass_calls(3, stats.median) if driver.per_call_passes else 1) if first else 0,
+                    items_per_call=driver.items_per_call, resource_pass_s=config.resource_pass_s if first else 0.0)
     t = time.perf_counter()
     if getattr(run, "remote", False):  # its passes run in its own environment's worker
         rec.update(run.finish(stats.median, plan))

@@ -13,12 +13,13 @@ concurrent one (a Ray cluster) starts every ready job at once. Either way:
 - **Interference retry** (``--on-interference retry``): a cell whose records say another process
   used the machine is measured again, up to `EngineConfig.interference_retries` times; the last
   attempt's records are kept and say how many retries it took.
-- **Budget** (``--budget``): every cell's first pass comes first, in matrix order; then, while the
-  time left holds another pass of it, the cell whose pooled ratio CI is furthest from its target
-  (or whose pass was interfered) gets one more pass, at most `EXTRA_PASSES`. Readers pool a
-  case's passes (their blocks concatenated), so each extra pass narrows the ratio it reports and
-  spreads the cell over the run, de-correlating the host's drift. A job the budget cannot reach
-  is a ``skipped`` record that says so.
+- **Budget** (``--budget``, `execute.budget`): every cell's first pass comes first, in matrix
+  order, each runner capped at its share of the budget; then the cells short of their ratio
+  target get extra passes (at most `EXTRA_PASSES` each), those that can reach it in the time left
+  first, the cheapest first, each pass sized to what its cell needs. Readers pool a case's passes
+  (their blocks concatenated), so each extra pass narrows the ratio it reports and spreads the
+  cell over the run, de-correlating the host's drift. A job the budget cannot reach is a
+  ``skipped`` record that says so. A job carries its own stop rule (`Job.config_for`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Callable, Iterable
 
 from ..measure.timer import StopRule
 from ..spec import Case
+from .budget import CellNeed, cell_need, extra_rule, first_rule, reachable
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
@@ -82,8 +84,14 @@ class Job:
     started: float | None = None
     extra: bool = False
     cells: list[Case] = field(default_factory=list)
-    #: An extra pass's urgency: its cell's pooled half-width over its target (inf: interfered).
-    priority: float = 0.0
+    #: An extra pass's reason: how far its cell is from its target, and what it needs.
+    need: CellNeed | None = None
+    #: The stop rule of this job when it is not the run's (a budget sizes every job's timing).
+    rule: StopRule | None = None
+
+    def config_for(self, config: EngineConfig) -> EngineConfig:
+        """The settings this job is measured with: the run's, with the job's own stop rule."""
+        return config if self.rule is None else replace(config, rule=self.rule)
 
 
 class Schedule:
@@ -111,6 +119,12 @@ class Schedule:
                     self.pending.append(Job(todo, p, order=len(self.pending), batch_size=todo[0].batch_size,
                                             sweeps=frozenset(_sweep_key(c) for c in todo), cells=list(cell)))
         self.total = sum(len(j.cases) for j in self.pending)
+        #: per cell (pair id): its passes' timing windows (the budget's measure of what it has had)
+        self.windows: dict[str, list[float]] = {}
+        if self.deadline is not None:
+            first = first_rule(config.rule, config.budget_s, self.total)
+            for job in self.pending:
+                job.rule = first
         self.running: list[Job] = []
         self.oom_at: dict[tuple[str, int], int] = {}
 
@@ -129,6 +143,8 @@ class Schedule:
         left to measure: its skip records are all there is)."""
         out = []
         spent = self.deadline is not None and self.clock() >= self.deadline
+        if self.deadline is not None and not spent:
+            self._order_extras()
         for job in list(self.pending):
             if limit is not None and len(out) >= limit:
                 break
@@ -136,11 +152,19 @@ class Schedule:
                 continue
             self.pending.remove(job)
             if spent:  # the budget is spent: an extra pass is dropped, a first pass is said
-                if not job.extra:
+                if job.extra:
+                    self.total -= len(job.cases)
+                else:
                     said = [self._skip(c, job, f"not measured: the run's budget of {self.config.budget_s:g}s was "
                                                f"spent before it (a larger --budget measures it)") for c in job.cases]
                     out.append((_empty(job), said))
                 continue
+            if job.extra:
+                assert job.need is not None and self.deadline is not None
+                job.rule = extra_rule(self.config.rule, job.need, self.deadline - self.clock())
+                if job.rule is None:  # the time left holds no useful pass of it
+                    self.total -= len(job.cases)
+                    continue
             job.started = self.clock()
             skipped, todo = [], []
             for case in job.cases:
@@ -184,35 +208,54 @@ class Schedule:
 
     def _spend(self, job: Job, results: list[CellResult]) -> None:
         """The budget's policy after a job: pool its ratios with the cell's earlier passes and, when
-        the cell is short of its target (or was measured on a busy machine) and the time left holds
-        another pass like this one, queue one, the furthest from its target first."""
-        from ..measure.paired import blocks_half_width
-
-        worst, busy = 0.0, False
+        the cell is short of its target (or was measured on a busy machine), queue another pass
+        (`_order_extras` decides which goes next, `extra_rule` how long it times)."""
+        busy, target, window = False, None, 0.0
+        pooled: dict[str, list[float]] = {}
         for case, rec, _ in results:
             busy = busy or rec.get("interfered") is True
+            window = max(window, float(rec.get("measure_s") or 0.0))
             blocks = rec.get("ratio_samples")
-            target = rec.get("ratio_ci_target")
-            if not blocks or not isinstance(target, (int, float)):
+            if not blocks or not isinstance(rec.get("ratio_ci_target"), (int, float)):
                 continue
-            pooled = self.ratios.setdefault((case.pair_id, case.runner), [])
-            pooled.extend(float(b) for b in blocks)
-            worst = max(worst, blocks_half_width(pooled) / float(target))
+            target = float(rec["ratio_ci_target"])
+            pooled[case.runner] = self.ratios.setdefault((case.pair_id, case.runner), [])
+            pooled[case.runner].extend(float(b) for b in blocks)
         cell = job.cells or job.cases
         key = cell[0].pair_id if cell else ""
+        windows = self.windows.setdefault(key, [])
+        windows.append(window)
+        if not cell or target is None or self.extra_passes.get(key, 0) >= EXTRA_PASSES:
+            return
         cost = self.clock() - (job.started if job.started is not None else self.clock())
-        left = self.deadline - self.clock() if self.deadline is not None else 0.0
-        if not cell or (worst <= 1.0 and not busy) or self.extra_passes.get(key, 0) >= EXTRA_PASSES or left < cost:
+        need = cell_need(pooled, target, windows, max(0.0, cost - window), len(cell), busy)
+        if need is None:
             return
         self.extra_passes[key] = self.extra_passes.get(key, 0) + 1
         extra = Job(list(cell), self.next_pass, order=len(self.pending), batch_size=cell[0].batch_size,
-                    sweeps=frozenset(_sweep_key(c) for c in cell), extra=True, cells=list(cell),
-                    priority=worst if not busy else float("inf"))
+                    sweeps=frozenset(_sweep_key(c) for c in cell), extra=True, cells=list(cell), need=need)
         self.next_pass += 1
         self.total += len(cell)
+        self.pending.append(extra)
+
+    def _order_extras(self) -> None:
+        """First passes first; then the extra passes whose cells can reach their target in the time
+        left, the least timing first (interfered ones before all), then the rest, the furthest
+        from its target first."""
+        assert self.deadline is not None
+        left = self.deadline - self.clock()
+
+        def key(j: Job) -> tuple:
+            need = j.need
+            assert need is not None
+            if need.short == float("inf") and need.window_s > 0 and reachable(need, left, self.config.rule):
+                return (0, need.window_s)
+            if reachable(need, left, self.config.rule):
+                return (1, need.window_s)
+            return (2, -need.short)
+
         first = [j for j in self.pending if not j.extra]
-        extras = sorted([j for j in self.pending if j.extra] + [extra], key=lambda j: -j.priority)
-        self.pending = first + extras
+        self.pending = first + sorted((j for j in self.pending if j.extra), key=key)
 
     def abandon(self, job: Job) -> None:
         """A job whose launcher gave up on it (its results are recorded as failures by the caller)."""

@@ -40,7 +40,7 @@ class DropsOne(Launcher):
     NAME = "drops-one"
 
     def measure(self, job):
-        results = measure_cell(job.cases, self.workbench, self.config, self.ctx, job.pass_index)
+        results = measure_cell(job.cases, self.workbench, job.config_for(self.config), self.ctx, job.pass_index)
         return results[:1], False
 
 

@@ -25,7 +25,7 @@ class Twice(Launcher):
     def measure(self, job):
         for _ in range(2):
             MEASURED.append((job.cases[0].task, job.cases[0].batch_size))
-            results = measure_cell(job.cases, self.workbench, self.config, self.ctx, job.pass_index)
+            results = measure_cell(job.cases, self.workbench, job.config_for(self.config), self.ctx, job.pass_index)
         for _, rec, _ in results:
             rec["message"] = f"measured {sum(1 for m in MEASURED if m == MEASURED[-1])} times"
         return results, False

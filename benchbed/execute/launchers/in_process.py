@@ -21,4 +21,4 @@ class InProcess(Launcher):
         return []
 
     def measure(self, job: Job) -> tuple[list[CellResult], bool]:
-        return measure_cell(job.cases, self.workbench, self.config, self.ctx, job.pass_index), False
+        return measure_cell(job.cases, self.workbench, job.config_for(self.config), self.ctx, job.pass_index), False

@@ -40,7 +40,7 @@ class Subprocess(Launcher):
     def measure(self, job: Job) -> tuple[list[CellResult], bool]:
         from ...measure.flops import remember_peaks
 
-        cases, config, ctx = job.cases, self.config, self.ctx
+        cases, config, ctx = job.cases, job.config_for(self.config), self.ctx
         data = json.dumps(payload(cases, config, ctx, job.pass_index))
         env = dict(os.environ, TOKENIZERS_PARALLELISM=os.environ.get("TOKENIZERS_PARALLELISM", "false"),
                    BENCHBED_PARENT_PID=str(os.getpid()))

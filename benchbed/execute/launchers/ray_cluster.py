@@ -196,7 +196,7 @@ class RayCluster(Launcher):
         return lines
 
     def _submit(self, remote: Any, job: Job, inflight: dict[Any, Job]) -> None:
-        data = payload(job.cases, self.config, self.ctx, job.pass_index)
+        data = payload(job.cases, job.config_for(self.config), self.ctx, job.pass_index)
         data["config"]["threads"] = self.config.threads  # a worker sizes its own threads to its node
         inflight[remote.options(**self._options(job.cases)).remote(data)] = job
 

@@ -1,0 +1,92 @@
+"""How a run's budget is spent (``--budget``): what each job may time, and which cell gets the
+next extra pass.
+
+A first pass times each runner for its share of `FIRST_SHARE` of the budget (a cell stops sooner
+when its ratio is precise). What is left pays for loading, parity, the per-runner passes and the
+extra passes, which go to the cells short of their ratio target **cheapest first**: the timing a
+cell still needs is estimated from its pooled blocks (a CI's half-width shrinks with the square
+root of the blocks), and a cell that can reach its target in the time left goes before one that
+cannot, the least timing first, so the time buys as many precise ratios as it can; cells out of
+reach then get what is left, the furthest from their target first. Each extra pass is sized to
+what its cell needs (and to the time left), so a cell of fast calls does not pay a slow cell's
+pass, and a slow cell's many blocks come in one pass, not in a pass's fixed costs many times over.
+docs/precision.md gives the measurements behind this.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ..measure.paired import blocks_half_width
+from ..measure.timer import StopRule
+
+__all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "cell_need", "extra_rule", "reachable"]
+
+#: the budget's share for the first passes' timing, split between every runner of the matrix
+FIRST_SHARE = 0.5
+#: no runner's cap is below this (a window of a few calls of a millisecond model)
+MIN_CAP_S = 0.2
+#: the blocks the ratio rule looks at first: a cell with fewer has no CI to judge yet
+FIRST_LOOK_BLOCKS = 8
+#: timing asked for over the estimate (the estimate is a square-root law on a noisy half-width)
+MARGIN = 1.25
+
+
+def first_rule(rule: StopRule, budget_s: float, runners: int) -> StopRule:
+    """The rule of a first pass: each runner's timing capped at its share of `FIRST_SHARE` of the
+    budget, never longer than the rule's own cap."""
+    cap = max(MIN_CAP_S, min(rule.max_time_s, FIRST_SHARE * budget_s / max(1, runners)))
+    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
+
+
+@dataclass(frozen=True)
+class CellNeed:
+    """How far a cell's pooled ratios are from their target, and what reaching it would cost."""
+
+    #: the widest runner's half-width over its target (inf: too few blocks for a CI, or interfered)
+    short: float
+    #: timing window (seconds, all runners together) estimated to reach the target
+    window_s: float
+    #: what a pass costs beyond its timing window (warm-up, parity, passes), from the last one
+    fixed_s: float
+    #: the cell's runners (a window is shared by all of them)
+    runners: int
+
+
+def cell_need(pooled: dict[str, list[float]], target: float, windows_s: list[float], fixed_s: float,
+              runners: int, busy: bool) -> CellNeed | None:
+    """The need of a cell whose runners' pooled per-block ratios are `pooled`, after passes whose
+    timing windows were `windows_s`; None when it has reached its target. A pass measured on a
+    busy machine (`busy`) asks for a pass like it again, before any other."""
+    short, factor = 0.0, 1.0
+    for blocks in pooled.values():
+        half = blocks_half_width(blocks)
+        if half == math.inf:
+            short, factor = math.inf, max(factor, FIRST_LOOK_BLOCKS / max(1, len(blocks)))
+        else:
+            short = max(short, half / target)
+            factor = max(factor, (half / target) ** 2)
+    if busy:
+        return CellNeed(short=math.inf, window_s=windows_s[-1] if windows_s else 0.0, fixed_s=fixed_s,
+                        runners=runners)
+    if short <= 1.0:
+        return None
+    return CellNeed(short=short, window_s=sum(windows_s) * (factor - 1.0) * MARGIN, fixed_s=fixed_s,
+                    runners=runners)
+
+
+def extra_rule(rule: StopRule, need: CellNeed, left_s: float) -> StopRule | None:
+    """The rule of an extra pass for `need`, sized to what it needs and to the time left; None
+    when the time left holds no useful pass."""
+    window = min(need.window_s, left_s - need.fixed_s, rule.max_time_s * need.runners)
+    if window < MIN_CAP_S * need.runners:
+        return None
+    cap = window / need.runners
+    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
+
+
+def reachable(need: CellNeed, left_s: float, rule: StopRule) -> bool:
+    """Whether the cell can reach its target within the time left and its cap."""
+    return need.window_s + need.fixed_s <= left_s and need.window_s <= rule.max_time_s * need.runners
+
