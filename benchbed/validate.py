@@ -95,6 +95,11 @@ def duration(text: Any, what: str = "value") -> float:
     return value
 
 
+def duration_or_off(text: Any, what: str = "value") -> float | str:
+    """A `duration`, or ``off`` (none at all, where there would be a default)."""
+    return "off" if str(text).strip().lower() == "off" else duration(text, what)
+
+
 def unit_interval(text: Any, what: str = "value") -> float:
     """A number from 0 up to (not including) 1 (SGD's momentum)."""
     value = _number(text, what)

@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 
+from benchbed.defaults import DEFAULT_BUDGET_S
 from benchbed.execute.config import EngineConfig, RunContext
 from benchbed.execute.schedule import EXTRA_PASSES, Schedule
 from benchbed.spec import Case
@@ -122,6 +123,23 @@ def test_a_budget_too_small_for_every_first_pass_says_which_cells_it_could_not_m
     assert len(skipped_all) == 2 * 1  # the third cell's two runners (5 s + 5 s > 8 s)
     assert all(rec["status"] == "skipped" and "budget of 8s was spent" in rec["message"]
                for _, rec, _ in skipped_all)
+
+
+@pytest.mark.parametrize("argv, budget", [
+    ([], DEFAULT_BUDGET_S),                                  # the README's first command: bounded
+    (["--budget", "off"], None),                             # said: none
+    (["--budget", "90s"], 90.0),
+    (["--quick"], None),                                     # another matrix: as asked
+    (["--task", "fill-mask"], None),
+    (["--max-time", "30"], None),                            # timing taken in hand: as asked
+    (["--passes", "3"], None),
+])
+def test_a_plain_run_of_the_default_matrix_has_a_default_budget_and_nothing_else_does(tmp_path, argv, budget):
+    from benchbed.cli import build_parser
+    from benchbed.commands.plan import make_plan
+
+    args = build_parser().parse_args(["run", "--results", str(tmp_path / "r"), *argv])
+    assert make_plan(args).config.budget_s == budget
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "abc", "8d", "700000", "", "1e400"])

@@ -9,11 +9,13 @@ import time
 from typing import Any
 
 from ..spec import ATTN_IMPLS, DTYPES, RUNNERS, TRAINING_RUNNERS
+from ..defaults import DEFAULT_BUDGET_S
 from ..measure.timer import StopRule
 from ..validate import (
     arg,
     check_run_id,
     duration,
+    duration_or_off,
     finite_float,
     percent,
     non_negative_float,
@@ -84,10 +86,12 @@ def add_run_options(run: argparse.ArgumentParser, explain_flag: bool = True) -> 
                    help="a cell of two or more runners stops once every runner's ratio to the reference is known "
                         f"within ± this percentage (default: {d.ratio_ci * 100:g}; checked on a 97%% CI so the "
                         "reported 95%% CI keeps its coverage); records say ratio_ci_half and stop_reason")
-    t.add_argument("--budget", type=arg(duration, "--budget"), metavar="TIME",
+    t.add_argument("--budget", type=arg(duration_or_off, "--budget"), metavar="TIME",
                    help="the run's wall-clock budget (90s, 2m, 1.5h), loading and parity included: every cell gets "
-                        "a short pass, then more passes go to the ratios furthest from --ratio-ci while time is "
-                        "left; cells it cannot reach are skipped records that say so (default: none)")
+                        "a first pass, then more passes go to the ratios short of --ratio-ci that the time left "
+                        "can bring there, the cheapest first; cells it cannot reach are skipped records that say "
+                        f"so (default: {DEFAULT_BUDGET_S:g}s for a plain `benchbed run` of the default matrix with "
+                        "the default timing options, none otherwise; 'off': none)")
     t.add_argument("--ci-width", type=arg(positive_float, "--ci-width"), default=d.rel_ci_width,
                    help="a runner alone stops once its median's 95%% CI is narrower than this fraction of it "
                         f"(default: {d.rel_ci_width:g})")
@@ -306,6 +310,10 @@ def run_plan(plan: Any, results: str, quiet: bool, launcher_args: argparse.Names
     if not quiet:
         note = " (each in a subprocess: --case-timeout)" if plan.config.case_timeout_s and \
             plan.config.isolate == "auto" else ""
+        if plan.config.budget_s is not None:
+            note += f"; budget {plan.config.budget_s:g}s" + (
+                " (a plain run's default; --budget TIME or --budget off to change it)"
+                if getattr(launcher_args, "budget", None) is None else "")
         print(f"benchbed run {session.run_id}: {len(plan.cases)} cases x {plan.config.passes} pass(es) -> "
               f"{session.store.run_dir}{note}", file=sys.stderr)
     start = time.perf_counter()
