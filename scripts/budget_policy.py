@@ -73,7 +73,7 @@ def simulate(cells: list[CellModel], budget: float, policy: str, seed: int, targ
     cases = [Case(task="text-classification", model="synthetic:bert-tiny", batch_size=1, seq_len=8 + i, runner=r)
              for i in range(len(cells)) for r in ("torch", "pipeline")]
     model = {8 + i: c for i, c in enumerate(cells)}
-    saved = (B.FIRST_SHARE, B.extra_rule, S.Schedule._order_extras)
+    saved = (B.FIRST_SHARE, S.extra_rule, S.Schedule._order_extras, S.fitted_first_rule)
     try:
         if policy.startswith("new@"):
             B.FIRST_SHARE = float(policy[4:].split(",")[0])
@@ -94,9 +94,10 @@ def simulate(cells: list[CellModel], budget: float, policy: str, seed: int, targ
                 self.pending = [j for j in self.pending if not j.extra] + sorted(
                     (j for j in self.pending if j.extra), key=lambda j: -j.need.short)
             S.extra_rule, S.Schedule._order_extras = same_size, furthest
+            S.fitted_first_rule = lambda first, *_: first  # no fitting of first passes to the time left
         sched = S.Schedule(cases, EngineConfig(budget_s=budget), CTX, clock=clock)
         if policy == "old":
-            first["rule"] = sched.pending[0].rule
+            first["rule"] = sched.first
         pooled: dict[int, list[float]] = {}
         while sched:
             ready = sched.ready(limit=1)
@@ -127,7 +128,7 @@ def simulate(cells: list[CellModel], budget: float, policy: str, seed: int, targ
                     pooled.setdefault(case.seq_len, []).extend(rec["ratio_samples"])
             sched.finish(job, results)
     finally:
-        B.FIRST_SHARE, S.extra_rule, S.Schedule._order_extras = saved
+        B.FIRST_SHARE, S.extra_rule, S.Schedule._order_extras, S.fitted_first_rule = saved
     halves = sorted(blocks_half_width(pooled.get(8 + i, [])) for i in range(len(cells)))
     return {"within": sum(h <= target * 1.0001 for h in halves), "median": halves[len(halves) // 2],
             "wall": now[0], "measured": len(pooled)}

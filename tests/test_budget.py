@@ -93,6 +93,18 @@ def test_extra_passes_go_to_the_cells_that_can_reach_their_target_cheapest_first
     assert now[0] <= 60.0 + 1.0
 
 
+def test_first_passes_shrink_when_their_fixed_costs_would_crowd_the_last_cells_out_of_the_budget():
+    now = [0.0]
+    sched = Schedule(_cases(6), EngineConfig(budget_s=30.0), CTX, clock=lambda: now[0])
+    # 6 cells, 4 s of fixed cost each: 24 s, so the windows have 6 s, not the half of 30 s planned
+    # (without the fitting, the sixth cell would start after the budget and be skipped)
+    seen = _run(sched, now, lambda job: _spread(0.005), fixed=4.0)
+    firsts = [(s, cap) for s, extra, cap in seen if not extra]
+    assert [s for s, _ in firsts] == [16, 32, 48, 64, 80, 96]  # every cell measured
+    assert firsts[-1][1] < firsts[0][1]  # the later ones with less
+    assert now[0] <= 30.0 + 4.0
+
+
 def test_a_ratio_of_too_few_blocks_for_a_95_ci_is_short_of_its_target_and_gets_another_pass():
     # two blocks that agree to 0.1% are (min, max) = a 50% interval, not a ±0.1% 95% CI
     now = [0.0]

@@ -2,7 +2,8 @@
 next extra pass.
 
 A first pass times each runner for its share of `FIRST_SHARE` of the budget (a cell stops sooner
-when its ratio is precise). What is left pays for loading, parity, the per-runner passes and the
+when its ratio is precise; the share shrinks when the passes' fixed costs would otherwise crowd
+the last cells out of the budget). What is left pays for loading, parity, the per-runner passes and the
 extra passes, which go to the cells short of their ratio target **cheapest first**: the timing a
 cell still needs is estimated from its pooled blocks (a CI's half-width shrinks with the square
 root of the blocks), and a cell that can reach its target in the time left goes before one that
@@ -21,7 +22,8 @@ from dataclasses import dataclass, replace
 from ..measure.paired import blocks_half_width
 from ..measure.timer import StopRule
 
-__all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "cell_need", "extra_rule", "reachable"]
+__all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "fitted_first_rule", "cell_need", "extra_rule",
+           "reachable"]
 
 #: the budget's share for the first passes' timing, split between every runner of the matrix
 FIRST_SHARE = 0.5
@@ -38,6 +40,23 @@ def first_rule(rule: StopRule, budget_s: float, runners: int) -> StopRule:
     budget, never longer than the rule's own cap."""
     cap = max(MIN_CAP_S, min(rule.max_time_s, FIRST_SHARE * budget_s / max(1, runners)))
     return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
+
+
+#: what a first pass costs beyond its timing window, until one has been measured (seconds a cell)
+FIXED_GUESS_S = 1.0
+
+
+def fitted_first_rule(first: StopRule, left_s: float, cells_left: int, runners_left: int,
+                      fixed_s: float | None) -> StopRule:
+    """`first`, its cap shrunk where the time left would not otherwise hold every first pass still
+    to come: each costs `fixed_s` (the mean so far) beyond its window, and the windows share the
+    rest. So a budget whose fixed costs are heavier than planned still measures every cell."""
+    fixed = FIXED_GUESS_S if fixed_s is None else fixed_s
+    fit = (left_s - fixed * cells_left) / max(1, runners_left)
+    if fit >= first.max_time_s:
+        return first
+    cap = max(MIN_CAP_S, fit)
+    return replace(first, max_time_s=cap, min_time_s=min(first.min_time_s, cap / 2))
 
 
 @dataclass(frozen=True)

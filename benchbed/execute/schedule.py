@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 from ..measure.timer import StopRule
 from ..spec import Case
-from .budget import CellNeed, cell_need, extra_rule, first_rule, reachable
+from .budget import CellNeed, cell_need, extra_rule, first_rule, fitted_first_rule, reachable
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
@@ -121,10 +121,9 @@ class Schedule:
         self.total = sum(len(j.cases) for j in self.pending)
         #: per cell (pair id): its passes' timing windows (the budget's measure of what it has had)
         self.windows: dict[str, list[float]] = {}
-        if self.deadline is not None:
-            first = first_rule(config.rule, config.budget_s, self.total)
-            for job in self.pending:
-                job.rule = first
+        #: the budget's first-pass rule, and what first passes cost beyond their timing windows
+        self.first = first_rule(config.rule, config.budget_s, self.total) if self.deadline is not None else None
+        self.first_fixed: list[float] = []
         self.running: list[Job] = []
         self.oom_at: dict[tuple[str, int], int] = {}
 
@@ -159,6 +158,12 @@ class Schedule:
                                                f"spent before it (a larger --budget measures it)") for c in job.cases]
                     out.append((_empty(job), said))
                 continue
+            if self.first is not None and not job.extra:
+                firsts = [j for j in self.pending if not j.extra] + [job]
+                job.rule = fitted_first_rule(self.first, self.deadline - self.clock(), len(firsts),
+                                             sum(len(j.cases) for j in firsts),
+                                             sum(self.first_fixed) / len(self.first_fixed)
+                                             if self.first_fixed else None)
             if job.extra:
                 assert job.need is not None and self.deadline is not None
                 job.rule = extra_rule(self.config.rule, job.need, self.deadline - self.clock())
@@ -225,9 +230,11 @@ class Schedule:
         key = cell[0].pair_id if cell else ""
         windows = self.windows.setdefault(key, [])
         windows.append(window)
+        cost = self.clock() - (job.started if job.started is not None else self.clock())
+        if not job.extra:
+            self.first_fixed.append(max(0.0, cost - window))
         if not cell or target is None or self.extra_passes.get(key, 0) >= EXTRA_PASSES:
             return
-        cost = self.clock() - (job.started if job.started is not None else self.clock())
         need = cell_need(pooled, target, windows, max(0.0, cost - window), len(cell), busy)
         if need is None:
             return
