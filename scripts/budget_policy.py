@@ -9,7 +9,8 @@ passes on a first pass; parity on a later one). Deterministic for a seed.
 
 Policies: ``new`` (execute.budget as it is), ``old`` (the rule until 2026-12-07: 40% of the
 budget for first passes, extra passes the size of a first pass, the furthest from its target
-first), ``new@S`` (execute.budget with FIRST_SHARE = S) and ``new@S,furthest`` (the same, but
+first), ``none`` (no budget: every cell one pass, to its ratio target or --max-time), ``new@S``
+(execute.budget with FIRST_SHARE = S) and ``new@S,furthest`` (the same, but
 the extra passes go to the furthest from their target first).
 """
 
@@ -95,7 +96,7 @@ def simulate(cells: list[CellModel], budget: float, policy: str, seed: int, targ
                     (j for j in self.pending if j.extra), key=lambda j: -j.need.short)
             S.extra_rule, S.Schedule._order_extras = same_size, furthest
             S.fitted_first_rule = lambda first, *_: first  # no fitting of first passes to the time left
-        sched = S.Schedule(cases, EngineConfig(budget_s=budget), CTX, clock=clock)
+        sched = S.Schedule(cases, EngineConfig(budget_s=None if policy == "none" else budget), CTX, clock=clock)
         if policy == "old":
             first["rule"] = sched.first
         pooled: dict[int, list[float]] = {}

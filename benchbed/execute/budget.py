@@ -1,17 +1,17 @@
 """How a run's budget is spent (``--budget``): what each job may time, and which cell gets the
 next extra pass.
 
-A first pass times each runner for its share of `FIRST_SHARE` of the budget (a cell stops sooner
-when its ratio is precise; the share shrinks when the passes' fixed costs would otherwise crowd
-the last cells out of the budget). What is left pays for loading, parity, the per-runner passes and the
-extra passes, which go to the cells short of their ratio target **cheapest first**: the timing a
-cell still needs is estimated from its pooled blocks (a CI's half-width shrinks with the square
-root of the blocks), and a cell that can reach its target in the time left goes before one that
-cannot, the least timing first, so the time buys as many precise ratios as it can; cells out of
-reach then get what is left, the furthest from their target first. Each extra pass is sized to
-what its cell needs (and to the time left), so a cell of fast calls does not pay a slow cell's
-pass, and a slow cell's many blocks come in one pass, not in a pass's fixed costs many times over.
-docs/precision.md gives the measurements behind this.
+A first pass times each runner for its fair share of the time left, after the fixed costs
+(loading, parity, warm-up, the per-runner passes: their mean so far) of the first passes still
+to come; a cell stops sooner when its ratio is precise, and what it leaves goes to the cells
+after it and to the extra passes. The extra passes go to the cells short of their ratio target
+**cheapest first**: the timing a cell still needs is estimated from its pooled blocks (a CI's
+half-width shrinks with the square root of the blocks), and a cell that can reach its target in
+the time left goes before one that cannot, the least timing first, so the time buys as many
+precise ratios as it can; cells out of reach then get what is left, the furthest from their
+target first. Each extra pass is sized to what its cell needs (and to the time left), so a cell
+of fast calls does not pay a slow cell's pass. docs/precision.md gives the measurements behind
+this (`scripts/budget_policy.py`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from ..measure.timer import StopRule
 __all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "fitted_first_rule", "cell_need", "extra_rule",
            "reachable"]
 
-#: the budget's share for the first passes' timing, split between every runner of the matrix
-FIRST_SHARE = 0.5
+#: the budget's share for the first passes' timing, split between every runner of the matrix (and
+#: shrunk by `fitted_first_rule`); 1.0 did as well as 0.5-0.7 or better on the fake clock at every
+#: budget tried, and ends an ample budget sooner (docs/precision.md)
+FIRST_SHARE = 1.0
 #: no runner's cap is below this (a window of a few calls of a millisecond model)
 MIN_CAP_S = 0.2
 #: the blocks the ratio rule looks at first: a cell with fewer has no CI to judge yet
@@ -105,7 +107,8 @@ def extra_rule(rule: StopRule, need: CellNeed, left_s: float) -> StopRule | None
     return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
 
 
-def reachable(need: CellNeed, left_s: float, rule: StopRule) -> bool:
-    """Whether the cell can reach its target within the time left and its cap."""
-    return need.window_s + need.fixed_s <= left_s and need.window_s <= rule.max_time_s * need.runners
+def reachable(need: CellNeed, left_s: float) -> bool:
+    """Whether the cell can reach its target within the time left (in one pass, or in several
+    where a pass's cap is shorter than its need)."""
+    return need.window_s + need.fixed_s <= left_s
 

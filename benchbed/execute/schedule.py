@@ -255,9 +255,9 @@ class Schedule:
         def key(j: Job) -> tuple:
             need = j.need
             assert need is not None
-            if need.short == float("inf") and need.window_s > 0 and reachable(need, left, self.config.rule):
+            if need.short == float("inf") and need.window_s > 0 and reachable(need, left):
                 return (0, need.window_s)
-            if reachable(need, left, self.config.rule):
+            if reachable(need, left):
                 return (1, need.window_s)
             return (2, -need.short)
 
