@@ -43,6 +43,7 @@ class CellModel:
     log_resid: np.ndarray  # per-block log ratios less their median
     first_fixed_s: float
     extra_fixed_s: float
+    load_s: float
 
 
 def load_cells(dirs: list[str]) -> list[CellModel]:
@@ -51,7 +52,10 @@ def load_cells(dirs: list[str]) -> list[CellModel]:
     df = pd.concat(frames)
     df = df[df.status == "ok"]
     cells = []
-    for _, g in df.groupby("pair_id"):
+    ranks = df[df.pass_index == 0].assign(t=lambda d: pd.to_datetime(d.cell_started_at)).groupby(
+        ["run_id", "pair_id"]).t.min().groupby(level=0).rank().groupby(level=1).median()
+    for pid in ranks.sort_values().index:  # matrix order: the first cell pays the process's first model load
+        g = df[df.pair_id == pid]
         t, p = g[g.runner == "torch"], g[g.runner == "pipeline"]
         if t.empty or p.empty:
             continue
@@ -62,7 +66,7 @@ def load_cells(dirs: list[str]) -> list[CellModel]:
         first_fixed = float((firsts.load.fillna(0) + firsts.parity.fillna(0) + firsts.passes.fillna(0)).median())
         extra_fixed = float(later.cost_parity_s.median()) if len(later) else float(firsts.parity.median())
         cells.append(CellModel(float(t.lat_median_s.median()), float(p.lat_median_s.median()),
-                               logs - np.median(logs), first_fixed, extra_fixed))
+                               logs - np.median(logs), first_fixed, extra_fixed, float(firsts.load.median())))
     return cells
 
 
@@ -122,7 +126,8 @@ def simulate(cells: list[CellModel], budget: float, policy: str, seed: int, targ
                                          seed=rng.randrange(1 << 30), clock=clock)
             results = []
             for case in job.cases:
-                rec = {"status": "ok", "measure_s": timing.timings[case.runner].total_s}
+                rec = {"status": "ok", "measure_s": timing.timings[case.runner].total_s,
+                       "cost_load_s": 0.0 if job.extra else cell.load_s}
                 rec.update(ratio_columns(timing, case.runner, "torch", target))
                 results.append((case, rec, ()))
                 if case.runner == "pipeline":

@@ -215,11 +215,12 @@ class Schedule:
         """The budget's policy after a job: pool its ratios with the cell's earlier passes and, when
         the cell is short of its target (or was measured on a busy machine), queue another pass
         (`_order_extras` decides which goes next, `extra_rule` how long it times)."""
-        busy, target, window = False, None, 0.0
+        busy, target, window, load = False, None, 0.0, 0.0
         pooled: dict[str, list[float]] = {}
         for case, rec, _ in results:
             busy = busy or rec.get("interfered") is True
             window = max(window, float(rec.get("measure_s") or 0.0))
+            load = max(load, float(rec.get("cost_load_s") or 0.0))
             blocks = rec.get("ratio_samples")
             if not blocks or not isinstance(rec.get("ratio_ci_target"), (int, float)):
                 continue
@@ -231,8 +232,8 @@ class Schedule:
         windows = self.windows.setdefault(key, [])
         windows.append(window)
         cost = self.clock() - (job.started if job.started is not None else self.clock())
-        if not job.extra:
-            self.first_fixed.append(max(0.0, cost - window))
+        if not job.extra:  # a model's loading is paid once (the first cell's includes the process's warm-up)
+            self.first_fixed.append(max(0.0, cost - window - load))
         if not cell or target is None or self.extra_passes.get(key, 0) >= EXTRA_PASSES:
             return
         need = cell_need(pooled, target, windows, max(0.0, cost - window), len(cell), busy)
