@@ -86,9 +86,10 @@ class EngineConfig:
     #: ``--serve-option``: what `transformers serve` is started with for ``--serve transformers``
     #: (``continuous-batching``, ``attn-implementation=IMPL``, ``compile``, ``chat``: the chat API).
     serve_options: tuple[str, ...] = ()
-    #: ``--budget``: the run's wall-clock seconds (None: no budget). Every cell gets a short pass,
-    #: then further passes go to the ratios furthest from their target while time is left
-    #: (`schedule.Schedule`); cells the budget could not reach are skipped records that say so.
+    #: ``--budget``: the run's wall-clock seconds (None: no budget). Every cell gets a first pass,
+    #: then further passes go to the ratios short of their target that the time left can bring
+    #: there, the cheapest first (`schedule.Schedule`, `budget`); cells the budget could not reach
+    #: are skipped records that say so.
     budget_s: float | None = None
     #: ``--explain``: after timing, profile the runners of the cells whose ratio CI excludes 1
     #: ("gap"), of every cell ("all"), or none ("off"); `benchbed.execute.explain_pass`.

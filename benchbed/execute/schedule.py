@@ -56,9 +56,10 @@ def cells_of_cases(cases: list[Case]) -> list[list[Case]]:
 
 
 def budget_rule(rule: StopRule, budget_s: float, cases: list[Case]) -> StopRule:
-    """The stop rule of a run with a budget: each runner's timing capped at its share of 40% of the
-    budget (the rest pays for loading, parity, the per-runner passes and further passes), so every
-    cell gets its first pass; never longer than the rule's own cap."""
+    """The stop rule of a pytest session with a budget (``--benchbed-budget``; its tests run in
+    pytest's order, not through a `Schedule`): each runner's timing capped at its share of 40% of
+    the budget (the rest pays for loading, parity and the per-runner passes), so every cell gets
+    its pass; never longer than the rule's own cap."""
     share = 0.4 * budget_s / max(1, len(cases))
     cap = max(0.2, min(rule.max_time_s, share))
     return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
