@@ -14,6 +14,7 @@ from ..execute.config import EngineConfig
 from ..spec import AUTO_RATE, HF_SERVE_RUNNER, Case, Matrix, SpecError, parse_shard
 from ..validate import check_run_id, positive_float, positive_int
 from ..values import OPTIMIZERS
+from .budget import run_budget
 from .common import non_negative_int
 
 __all__ = ["RunPlan", "make_plan"]
@@ -65,7 +66,7 @@ def make_plan(args: argparse.Namespace) -> RunPlan:
             check_profilers()
         except ProfilerMissing as exc:
             raise SpecError(str(exc)) from None
-    budget = _budget(args, matrix, rule)
+    budget = run_budget(args, matrix, rule)
     if budget is not None:  # the schedule sizes each job's timing within it (execute.budget)
         config = replace(config, budget_s=budget)
     endpoints = endpoint_specs(args)
@@ -373,27 +374,6 @@ def build_envs(args: argparse.Namespace, envs: list[Any]) -> tuple[Any, ...]:
 
     return tuple(build_env(e, tuple(getattr(args, "find_links", None) or ()), bool(getattr(args, "no_index", False)),
                            progress=progress) for e in envs)
-
-
-def _budget(args: argparse.Namespace, matrix: Matrix, rule: Any) -> float | None:
-    """The run's budget: ``--budget`` (``off``: none); a plain ``benchbed run`` — the default
-    matrix, the default timing options, one pass, a new run — gets `DEFAULT_BUDGET_S`, so the
-    README's first command is bounded on a slow or busy host."""
-    from ..defaults import DEFAULT_BUDGET_S, DEFAULT_MATRIX
-    from ..measure import StopRule
-    from ..models import check_model
-    from ..runners import runner_names
-    from ..tasks import task_names
-
-    given = getattr(args, "budget", None)
-    if given == "off":
-        return None
-    if given is not None:
-        return float(given)
-    plain = (matrix == DEFAULT_MATRIX.validate(task_names(), check_model, runner_names())
-             and not getattr(args, "suite", None) and not getattr(args, "shard", None) and rule == StopRule()
-             and getattr(args, "passes", 1) == 1 and not getattr(args, "resume", None))
-    return DEFAULT_BUDGET_S if plain else None
 
 
 def _rule(args: argparse.Namespace) -> Any:
