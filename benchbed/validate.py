@@ -97,7 +97,12 @@ def duration(text: Any, what: str = "value") -> float:
 
 def duration_or_off(text: Any, what: str = "value") -> float | str:
     """A `duration`, or ``off`` (none at all, where there would be a default)."""
-    return "off" if str(text).strip().lower() == "off" else duration(text, what)
+    if str(text).strip().lower() == "off":
+        return "off"
+    try:
+        return duration(text, what)
+    except SpecError as exc:
+        raise SpecError(f"{exc} (or off, for none)") from None
 
 
 def unit_interval(text: Any, what: str = "value") -> float:
