@@ -263,7 +263,7 @@ def precision_lines(pooled: Iterable[dict[str, Any]], shown: int = 8) -> list[st
     the table takes them): each ratio's CI half-width against its target, and the ratios
     that fell short with about how much longer they would need (the half-width shrinks with the
     square root of the blocks)."""
-    from .measure.paired import MIN_CI_BLOCKS, blocks_half_width
+    from .measure.paired import MIN_CI_BLOCKS, blocks_factor, blocks_half_width
 
     def number(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and v == v else None
@@ -287,7 +287,7 @@ def precision_lines(pooled: Iterable[dict[str, Any]], shown: int = 8) -> list[st
              + (f"; {few} with fewer than {MIN_CI_BLOCKS} blocks, too few for a 95% CI" if few else "") + ")"]
     for r in sorted(short, key=lambda r: -float(r["ratio_ci_half"]))[:shown]:
         half, n = float(r["ratio_ci_half"]), int(r["n_blocks"])
-        need = (half / float(r["ratio_ci_target"])) ** 2 if half != float("inf") else 8 / n
+        need = blocks_factor(list(r["ratio_samples"]), float(r["ratio_ci_target"]))
         took = number(r.get("measure_s"))
         more = f", about {need * took:.0f}s of timing (--max-time, --budget)" if took else ""
         reached = f"{n} blocks, too few for a 95% CI" if half == float("inf") else _pct(half)

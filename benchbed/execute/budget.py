@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..measure.paired import blocks_half_width
+from ..measure.paired import blocks_factor, blocks_half_width
 from ..measure.timer import StopRule
 
 __all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "fitted_first_rule", "cell_need", "extra_rule",
@@ -31,8 +31,6 @@ __all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "fitted_first_r
 FIRST_SHARE = 1.0
 #: no runner's cap is below this (a window of a few calls of a millisecond model)
 MIN_CAP_S = 0.2
-#: the blocks the ratio rule looks at first: a cell with fewer has no CI to judge yet
-FIRST_LOOK_BLOCKS = 8
 #: timing asked for over the estimate (the estimate is a square-root law on a noisy half-width)
 MARGIN = 1.25
 
@@ -80,14 +78,8 @@ def cell_need(pooled: dict[str, list[float]], target: float, windows_s: list[flo
     """The need of a cell whose runners' pooled per-block ratios are `pooled`, after passes whose
     timing windows were `windows_s`; None when it has reached its target. A pass measured on a
     busy machine (`busy`) asks for a pass like it again, before any other."""
-    short, factor = 0.0, 1.0
-    for blocks in pooled.values():
-        half = blocks_half_width(blocks)
-        if half == math.inf:
-            short, factor = math.inf, max(factor, FIRST_LOOK_BLOCKS / max(1, len(blocks)))
-        else:
-            short = max(short, half / target)
-            factor = max(factor, (half / target) ** 2)
+    short = max((blocks_half_width(b) / target for b in pooled.values()), default=0.0)
+    factor = max([1.0] + [blocks_factor(b, target) for b in pooled.values()])
     if busy:
         return CellNeed(short=math.inf, window_s=windows_s[-1] if windows_s else 0.0, fixed_s=fixed_s,
                         runners=runners)

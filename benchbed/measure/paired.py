@@ -41,7 +41,7 @@ import numpy as np
 from .timer import StopRule, Timing, measure, no_sync
 
 __all__ = ["PairedTiming", "measure_interleaved", "measure_sequential", "paired_ratio_ci", "block_ratios",
-           "block_median_ci", "ratio_half_width", "blocks_half_width", "MIN_CI_BLOCKS", "ratio_columns"]
+           "block_median_ci", "ratio_half_width", "blocks_half_width", "blocks_factor", "MIN_CI_BLOCKS", "FIRST_LOOK_BLOCKS", "ratio_columns"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,20 @@ def blocks_half_width(per_block: Sequence[float]) -> float:
     return ratio_half_width(*block_median_ci(per_block))
 
 
+#: The blocks the ratio rule has before its first look (`measure_interleaved`'s `min_blocks`).
+FIRST_LOOK_BLOCKS = 8
+
+
+def blocks_factor(per_block: Sequence[float], target: float) -> float:
+    """About how many times its blocks a ratio needs for a CI half-width of `target`: the width
+    shrinks with the square root of the blocks; below `MIN_CI_BLOCKS`, enough for the rule's
+    first look at least."""
+    half = blocks_half_width(per_block)
+    if half == math.inf:
+        return FIRST_LOOK_BLOCKS / max(1, len(per_block))
+    return (half / target) ** 2
+
+
 def measure_sequential(fns: Mapping[str, Callable[[], object]], rule: StopRule = StopRule(),
                        syncs: Mapping[str, Callable[[], None]] | None = None,
                        clock: Callable[[], float] = time.perf_counter, events: Mapping[str, object] | None = None,
@@ -144,7 +158,8 @@ def measure_sequential(fns: Mapping[str, Callable[[], object]], rule: StopRule =
 def measure_interleaved(fns: Mapping[str, Callable[[], object]], rule: StopRule = StopRule(),
                         reference: str | None = None, syncs: Mapping[str, Callable[[], None]] | None = None,
                         clock: Callable[[], float] = time.perf_counter, block_calls: int | None = None,
-                        seed: int = 0, events: Mapping[str, object] | None = None, min_blocks: int = 8,
+                        seed: int = 0, events: Mapping[str, object] | None = None,
+                        min_blocks: int = FIRST_LOOK_BLOCKS,
                         block_s: float = 0.025, yardstick: Callable[[], object] | None = None,
                         yardstick_share: float = 0.12,
                         remote: Mapping[str, Callable[[int], Sequence[float]]] | None = None) -> PairedTiming:
