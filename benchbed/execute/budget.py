@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from ..measure.paired import blocks_factor, blocks_half_width
 from ..measure.timer import StopRule
 
-__all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "first_rule", "fitted_first_rule", "cell_need", "extra_rule",
+__all__ = ["FIRST_SHARE", "MIN_CAP_S", "CellNeed", "capped", "first_rule", "fitted_first_rule", "cell_need", "extra_rule",
            "reachable"]
 
 #: the budget's share for the first passes' timing, split between every runner of the matrix (and
@@ -35,11 +35,15 @@ MIN_CAP_S = 0.2
 MARGIN = 1.25
 
 
+def capped(rule: StopRule, cap_s: float) -> StopRule:
+    """`rule` with each runner's timing capped at `cap_s` (and its floor at most half of that)."""
+    return replace(rule, max_time_s=cap_s, min_time_s=min(rule.min_time_s, cap_s / 2))
+
+
 def first_rule(rule: StopRule, budget_s: float, runners: int) -> StopRule:
     """The rule of a first pass: each runner's timing capped at its share of `FIRST_SHARE` of the
     budget, never longer than the rule's own cap."""
-    cap = max(MIN_CAP_S, min(rule.max_time_s, FIRST_SHARE * budget_s / max(1, runners)))
-    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
+    return capped(rule, max(MIN_CAP_S, min(rule.max_time_s, FIRST_SHARE * budget_s / max(1, runners))))
 
 
 #: what a first pass costs beyond its timing window, until one has been measured (seconds a cell)
@@ -55,8 +59,7 @@ def fitted_first_rule(first: StopRule, left_s: float, cells_left: int, runners_l
     fit = (left_s - fixed * cells_left) / max(1, runners_left)
     if fit >= first.max_time_s:
         return first
-    cap = max(MIN_CAP_S, fit)
-    return replace(first, max_time_s=cap, min_time_s=min(first.min_time_s, cap / 2))
+    return capped(first, max(MIN_CAP_S, fit))
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,7 @@ def extra_rule(rule: StopRule, need: CellNeed, left_s: float) -> StopRule | None
     window = min(need.window_s, left_s - need.fixed_s, rule.max_time_s * need.runners)
     if window < MIN_CAP_S * need.runners:
         return None
-    cap = window / need.runners
-    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
+    return capped(rule, window / need.runners)
 
 
 def reachable(need: CellNeed, left_s: float) -> bool:

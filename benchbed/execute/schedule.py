@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 from ..measure.timer import StopRule
 from ..spec import Case
-from .budget import CellNeed, cell_need, extra_rule, first_rule, fitted_first_rule, reachable
+from .budget import MIN_CAP_S, CellNeed, capped, cell_need, extra_rule, first_rule, fitted_first_rule, reachable
 from .records import CellResult, base_record
 from .config import EngineConfig, RunContext
 
@@ -60,9 +60,7 @@ def budget_rule(rule: StopRule, budget_s: float, cases: list[Case]) -> StopRule:
     pytest's order, not through a `Schedule`): each runner's timing capped at its share of 40% of
     the budget (the rest pays for loading, parity and the per-runner passes), so every cell gets
     its pass; never longer than the rule's own cap."""
-    share = 0.4 * budget_s / max(1, len(cases))
-    cap = max(0.2, min(rule.max_time_s, share))
-    return replace(rule, max_time_s=cap, min_time_s=min(rule.min_time_s, cap / 2))
+    return capped(rule, max(MIN_CAP_S, min(rule.max_time_s, 0.4 * budget_s / max(1, len(cases)))))
 
 
 def _sweep_key(case: Case) -> str:
