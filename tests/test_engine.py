@@ -90,3 +90,31 @@ def test_each_record_says_what_its_cell_spent_on_each_part(tiny_session):
         assert all(v is not None and v >= 0 for v in parts.values()), parts
         assert parts["timing"] >= rec["measure_s"] * 0.99  # the timed window, warm-up included
         assert parts["load"] + parts["parity"] + parts["timing"] + parts["build"] + parts["passes"] <= rec["cell_s"] * 1.01
+
+
+def test_what_a_first_pass_paid_is_not_paid_again(tmp_path, fast_rule, monkeypatch):
+    """Issue #31: a later pass of a cell in the same process warms up with one call (its shapes ran
+    on this model object already), and a call's FLOPs are counted once per runner and shape, not
+    again for another floating precision of the same shapes."""
+    from dataclasses import replace
+
+    import benchbed.execute.passes as passes
+    import benchbed.measure.flops as flops
+    from benchbed.engine import EngineConfig, Session
+
+    counted = []
+    real = flops.count_flops
+    monkeypatch.setattr(flops, "count_flops", lambda fn: counted.append(fn.case.dtype) or real(fn))
+    monkeypatch.setattr(passes, "_FLOPS", {})
+    session = Session(str(tmp_path / "results"), EngineConfig(rule=replace(fast_rule, warmup=3), phase_calls=1))
+    cases = [Case("text-classification", "synthetic:bert-tiny", runner=r, dtype=d, batch_size=3, seq_len=12)
+             for d in ("fp32", "bf16") for r in ("torch", "pipeline")]
+    recs = [r.record for r in session.run(cases, passes=[0, 1])]
+    session.close()
+    assert all(r["status"] == "ok" for r in recs), [r["message"] for r in recs]
+    assert sorted((r["pass_index"], r["warmup"]) for r in recs) == [(0, 3)] * 4 + [(1, 1)] * 4
+    assert counted == ["fp32", "fp32"]  # torch and pipeline, once each
+    first = {(r["dtype"], r["runner"]): r["flops_per_call"] for r in recs if r["pass_index"] == 0}
+    assert first[("fp32", "torch")] > 0
+    assert first[("bf16", "torch")] == first[("fp32", "torch")]
+    assert first[("bf16", "pipeline")] == first[("fp32", "pipeline")]

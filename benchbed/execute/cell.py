@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from ..measure import MemoryCap, noise_warning, summarize
 from ..measure.interference import Interference
 from ..measure.paired import PairedTiming, measure_interleaved, measure_sequential, ratio_columns
-from ..measure.timer import device_sync
+from ..measure.timer import StopRule, device_sync
 from ..spec import HF_SERVE_RUNNER, Case
 from .config import EngineConfig, RunContext
 from ..runners.failures import Skip, attn_unsupported, classify, head_missing, unavailable_reason
@@ -82,6 +83,8 @@ class _Cell:
         self.built: list[Any] = []
         #: seconds the cell spent on each part of its work (the ``cost_*_s`` columns)
         self.costs: dict[str, float] = {}
+        #: marks this cell's shapes as timed on this model object in this process (`warm_rule`)
+        self.warm: dict[str, bool] = {}
 
     def open(self) -> list[str]:
         """Runners whose record has no outcome yet."""
@@ -138,6 +141,7 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
             rec.update(info)
         if bundle.max_positions and first.seq_len > bundle.max_positions:
             raise Skip(f"seq_len {first.seq_len} exceeds the model's {bundle.max_positions} positions")
+        cell.warm = workbench.cache(("timed", id(bundle), first.pair_id), dict)
         cell.driver = make_driver(first, task, bundle, config, workbench.cache)
         inputs = cell.driver.inputs()
         cell.costs["load"] = time.perf_counter() - t_load
@@ -244,10 +248,13 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
     cell.costs["parity"] = time.perf_counter() - t
     runners = {n: r for n, r in runners.items() if cell.recs[n]["status"] is None}
     t = time.perf_counter()
-    timing = _time(cell, task, runners, config, reference)
+    warm = bool(cell.warm) and not cell.driver.serves and all(
+        getattr(r, "LOCAL", True) and not getattr(r, "remote", False) for r in runners.values())
+    timing = _time(cell, task, runners, replace(config, rule=warm_rule(config.rule, warm)), reference)
     cell.costs["timing"] = time.perf_counter() - t
     if timing is None:
         return
+    cell.warm["timed"] = True
     for name, run in runners.items():
         if cell.recs[name]["status"] is not None:
             continue
@@ -257,6 +264,14 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
             cell.fail(name, exc)
     if pass_index == 0 or config.explain == "all":  # after the timed windows, profiled (--explain)
         explain_cell(cell.recs, runners, config.explain, reference, cell.driver.per_call_passes)
+
+
+def warm_rule(rule: StopRule, warm: bool) -> StopRule:
+    """`rule` for a cell whose shapes this process has already timed on the same model object, its
+    runners all in this process (a budget's extra pass, ``--passes``): one warm-up call, parity
+    having made another, where a first pass warms up for up to `rule.warmup` calls (the one-off
+    costs of new shapes are paid by then; a server started for the cell is cold, and keeps them)."""
+    return replace(rule, warmup=min(rule.warmup, 1)) if warm else rule
 
 
 def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,

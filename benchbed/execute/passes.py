@@ -5,7 +5,7 @@ Each pass returns record columns; none of them times anything the others time.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import time
 from typing import Any, Callable
@@ -16,7 +16,7 @@ from ..measure import CudaPeak, PeakRSS, trim_heap
 from ..measure.memory import own_peak_bytes
 from ..runners.build import release
 
-__all__ = ["PASS_S", "PassPlan", "StepTimer", "pass_calls", "runner_passes", "compile_warmup", "flops_columns", "graph_count", "memory_columns",
+__all__ = ["PASS_S", "PassPlan", "StepTimer", "pass_calls", "runner_passes", "compile_warmup", "flop_key", "flops_columns", "graph_count", "memory_columns",
            "nvml_columns", "phase_columns", "resource_columns", "slowed", "tf32_cudnn_enabled", "tf32_enabled",
            "with_steps"]
 
@@ -183,7 +183,10 @@ def flops_columns(run: Any, median_s: float, device: str, dtype: str) -> dict[st
     from ..measure.flops import count_flops, matmul_peak_tflops
     from ..models.precision import base_dtype
 
-    flops = count_flops(run)
+    key = flop_key(run.case)
+    if key not in _FLOPS:
+        _FLOPS[key] = count_flops(run)
+    flops = _FLOPS[key]
     if not flops or median_s <= 0:
         return {}
     out: dict[str, Any] = {"flops_per_call": float(flops), "achieved_tflops": flops / median_s / 1e12}
@@ -192,6 +195,21 @@ def flops_columns(run: Any, median_s: float, device: str, dtype: str) -> dict[st
         out["peak_tflops"], out["peak_probe"] = peak
         out["peak_fraction"] = out["achieved_tflops"] / peak[0]
     return out
+
+
+#: FLOPs of one call, by `flop_key`: counted once per process (a counted call of a slow cell costs
+#: more than the call)
+_FLOPS: dict[Any, int | None] = {}
+
+
+def flop_key(case: Any) -> Any:
+    """What a call's FLOPs depend on: its case, the floating precision aside (the same shapes do the
+    same arithmetic in fp32, bf16 and fp16; the counts were equal on every cell of the default
+    matrix), so a matrix counts each runner's call once per model and shape. int8 keeps its own
+    count (its quantized matmuls are other operators)."""
+    from ..values import TORCH_DTYPES
+
+    return replace(case, dtype="fp32") if case.dtype in TORCH_DTYPES else case
 
 
 def resource_columns(run: Any, device: str, items_per_call: int, seconds: float) -> dict[str, Any]:
