@@ -63,6 +63,16 @@ def test_every_benchbed_command_parses(wf):
     assert {"run", "compare", "history", "report"} <= seen
 
 
+def test_every_run_of_the_workflow_has_a_budget(wf):
+    """Issue #31: the nightly's runs are bounded, and what a quick night leaves goes to imprecise ratios."""
+    parser = build_parser()
+    runs = [parser.parse_args(a) for s in _runs(wf) for a in _commands(s, "benchbed")]
+    runs = [ns for ns in runs if ns.command == "run"]
+    assert len(runs) == 2 and all(ns.budget not in (None, "off") for ns in runs)
+    suites = [a for s in _runs(wf) for a in _commands(s, "pytest")]
+    assert suites and all(any(a.startswith("--benchbed-budget") for a in args) for args in suites)
+
+
 def test_pytest_options_used_exist(wf):
     plugin = open(os.path.join(REPO, "benchbed", "pytest_plugin.py")).read()
     found = False
