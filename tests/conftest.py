@@ -10,17 +10,24 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Caches that libraries keep under ~/.cache (onnxruntime's telemetry database since 1.32,
-# matplotlib's font list) go to a folder of this test session: the suite leaves the home as it was.
-if "BENCHBED_TEST_CACHE" not in os.environ:
+#: this test session's cache folder, made by `pytest_configure` (None: another session's, inherited)
+_OWN_CACHE: str | None = None
+
+
+def _own_cache() -> None:
+    """Caches that libraries keep under ~/.cache (onnxruntime's telemetry database since 1.32,
+    matplotlib's font list) go to a folder of this test session: the suite leaves the home as it
+    was. Made when pytest configures, before any test module imports benchbed, and not when this
+    file is merely imported (a script importing a helper from it left the folder behind)."""
+    global _OWN_CACHE
+    if "BENCHBED_TEST_CACHE" in os.environ:
+        return
     import tempfile
 
     os.environ["BENCHBED_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="benchbed-test-cache-")
     _OWN_CACHE = os.environ["BENCHBED_TEST_CACHE"]
     # torch.compile's cache (else /tmp/torchinductor_USER) goes with it
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_OWN_CACHE, "torchinductor"))
-else:
-    _OWN_CACHE = None
 
 
 def _measured_slow() -> set[str]:
@@ -50,6 +57,7 @@ def pytest_unconfigure(config):
 def pytest_configure(config):
     """pytest's own temporary folders (else /tmp/pytest-of-USER) live in this session's cache
     folder too, so that the suite leaves /tmp as it found it."""
+    _own_cache()
     if _OWN_CACHE and config.option.basetemp is None and not hasattr(config, "workerinput"):
         config.option.basetemp = os.path.join(_OWN_CACHE, "pytest")
 
