@@ -1,6 +1,7 @@
 """Proof by injection for `benchbed explain`: ``torch-injected`` is the raw module call plus a known
 busy delay inside a *named* function at a chosen stage (``BENCHBED_TEST_INJECT=STAGE=MS``, default
-``preprocess=2``); ``torch-twin`` is the raw module call under another name (a gap of about 0).
+``preprocess=2``); ``torch-twin`` and ``pipeline-twin`` are the raw module call and the pipeline
+under another name (a gap of about 0).
 
 Used by tests/test_explain.py and scripts/explain_injections.py through ``--suite``."""
 
@@ -10,7 +11,7 @@ import time
 import torch
 
 from benchbed import Matrix
-from benchbed.runners import TorchRunner, register_runner
+from benchbed.runners import PipelineRunner, TorchRunner, register_runner
 
 
 def _spec():
@@ -80,6 +81,12 @@ class InjectedRunner(TorchRunner):
 class TwinRunner(TorchRunner):
     NAME = "torch-twin"
     DESCRIPTION = "testing aid: the raw module call under another name (explain's A/A)"
+
+
+@register_runner
+class PipelineTwinRunner(PipelineRunner):
+    NAME = "pipeline-twin"
+    DESCRIPTION = "testing aid: the pipeline under another name (explain's A/A, scripts/explain_aa.py)"
 
 
 MATRIX = Matrix(task=("text-classification",), model=("synthetic:bert-tiny",),
