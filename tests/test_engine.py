@@ -1,9 +1,11 @@
 """The engine's records: skipped, error and ok cases are all data, and the matrix goes on."""
 
+import os
+
 import numpy as np
 import pytest
 
-from conftest import holds_or_interfered
+from conftest import REPO, holds_or_interfered
 
 from benchbed.spec import Case
 from benchbed.store import read_results
@@ -118,3 +120,14 @@ def test_what_a_first_pass_paid_is_not_paid_again(tmp_path, fast_rule, monkeypat
     assert first[("fp32", "torch")] > 0
     assert first[("bf16", "torch")] == first[("fp32", "torch")]
     assert first[("bf16", "pipeline")] == first[("fp32", "pipeline")]
+    # scripts/cost_share.py reads where the cells' time went, a cell counted once per pass
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cost_share", os.path.join(REPO, "scripts", "cost_share.py"))
+    cost_share = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cost_share)
+    by_pass, share = cost_share.shares(str(tmp_path / "results"))
+    assert list(by_pass.index) == [0, 1] and 0 < share < 1
+    for _, row in by_pass.iterrows():
+        parts = row["windows"] + row["warmup"] + row["parity"] + row["loading"] + row["passes"]
+        assert 0 < parts <= row["cells"] * 1.01, row
