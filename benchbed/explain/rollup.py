@@ -39,9 +39,11 @@ class Rolled:
         return self.runner_s - self.reference_s
 
 
-#: a difference is named only when it is this many standard errors of the sampling: with a hundred
-#: functions tested a stage, two would name noise about five times, three about once in three
-Z = 3.0
+#: a difference is named only when it is this many standard errors of the sampling. A stage tests a
+#: hundred functions or more: at 3, twins of the same code named a function from noise in 16 of 128
+#: cells (three A/A runs of the default matrix's cells, scripts/explain_aa.py), at 3.5 in 4 of 128,
+#: with the same unexplained share on the real pairs (docs/explain.md)
+Z = 3.5
 
 
 def roll_up(runner: list[Stack], reference: list[Stack], floor: float, tick_runner: float = 0.0,
