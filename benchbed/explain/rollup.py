@@ -73,7 +73,7 @@ def roll_up(runner: list[Stack], reference: list[Stack], floor: float, tick_runn
     banned: set[str] = set()
     while True:
         named, passed, unexplained = _rounds(runner, reference, moved, known, tick_runner, tick_reference)
-        more = {n for n, d in passed.items() if moved(d[0], d[3]) and n != "(rest)"} - known - banned
+        more = {n for n, (net, variance) in passed.items() if moved(net, variance) and n != "(rest)"} - known - banned
         # one named that way whose own share ended up under the floor (its callees were named
         # since) is not named after all: its time goes up to its callers
         small = {n for n in known if n in named and abs(named[n][0] - named[n][1]) < floor}
@@ -94,7 +94,7 @@ def _rounds(runner: list[Stack], reference: list[Stack], moved: Callable[[float,
     active = [[frames, len(frames) - 1, s, 0.0, s * tick_runner] for frames, s in runner if frames] + \
              [[frames, len(frames) - 1, 0.0, s, s * tick_reference] for frames, s in reference if frames]
     named: dict[str, list] = {n: [0.0, 0.0, set()] for n in known}
-    passed: dict[str, list[float]] = {}  # net, the seconds that arrived from each runner, their variance
+    passed: dict[str, list[float]] = {}  # what was handed up through each function: net seconds, variance
     unexplained = 0.0
     while active:
         here: dict[str, list[list]] = {}
@@ -115,11 +115,9 @@ def _rounds(runner: list[Stack], reference: list[Stack], moved: Callable[[float,
                 continue
             # what both runners spend here cancels here; only the excess goes up, on its side,
             # with the variance of all that arrived here
-            through = passed.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+            through = passed.setdefault(name, [0.0, 0.0])
             through[0] += a - b
-            through[1] += a
-            through[2] += b
-            through[3] += variance
+            through[1] += variance
             going = []
             for e in entries:
                 e[2], e[3] = (e[2] * (a - b) / a, 0.0) if a > b else (0.0, e[3] * (b - a) / b if b else 0.0)
