@@ -100,14 +100,12 @@ def test_what_a_first_pass_paid_is_not_paid_again(tmp_path, fast_rule, monkeypat
     again for another floating precision of the same shapes."""
     from dataclasses import replace
 
-    import benchbed.execute.passes as passes
     import benchbed.measure.flops as flops
     from benchbed.engine import EngineConfig, Session
 
     counted = []
     real = flops.count_flops
     monkeypatch.setattr(flops, "count_flops", lambda fn: counted.append(fn.case.dtype) or real(fn))
-    monkeypatch.setattr(passes, "_FLOPS", {})
     session = Session(str(tmp_path / "results"), EngineConfig(rule=replace(fast_rule, warmup=3), phase_calls=1))
     cases = [Case("text-classification", "synthetic:bert-tiny", runner=r, dtype=d, batch_size=3, seq_len=12)
              for d in ("fp32", "bf16") for r in ("torch", "pipeline")]

@@ -183,10 +183,7 @@ def flops_columns(run: Any, median_s: float, device: str, dtype: str) -> dict[st
     from ..measure.flops import count_flops, matmul_peak_tflops
     from ..models.precision import base_dtype
 
-    key = flop_key(run.case)
-    if key not in _FLOPS:
-        _FLOPS[key] = count_flops(run)
-    flops = _FLOPS[key]
+    flops = run.cache(("flops", flop_key(run.case)), lambda: count_flops(run))  # the run's cache: once a shape
     if not flops or median_s <= 0:
         return {}
     out: dict[str, Any] = {"flops_per_call": float(flops), "achieved_tflops": flops / median_s / 1e12}
@@ -197,16 +194,12 @@ def flops_columns(run: Any, median_s: float, device: str, dtype: str) -> dict[st
     return out
 
 
-#: FLOPs of one call, by `flop_key`: counted once per process (a counted call of a slow cell costs
-#: more than the call)
-_FLOPS: dict[Any, int | None] = {}
-
-
 def flop_key(case: Any) -> Any:
     """What a call's FLOPs depend on: its case, the floating precision aside (the same shapes do the
     same arithmetic in fp32, bf16 and fp16; the counts were equal on every cell of the default
-    matrix), so a matrix counts each runner's call once per model and shape. int8 keeps its own
-    count (its quantized matmuls are other operators)."""
+    matrix), so a run counts each runner's call once per model and shape (a counted call of a slow
+    cell costs more than the call). int8 keeps its own count (its quantized matmuls are other
+    operators)."""
     from ..values import TORCH_DTYPES
 
     return replace(case, dtype="fp32") if case.dtype in TORCH_DTYPES else case
