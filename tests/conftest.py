@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -12,6 +13,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: this test session's cache folder, made by `pytest_configure` (None: another session's, inherited)
 _OWN_CACHE: str | None = None
+
+
+def _scratch_name() -> str:
+    """This process's name as benchbed's scratch folders spell it (``benchbed-<pid>-<start
+    ticks>``, `benchbed.scratch`), read here rather than imported: benchbed must not be imported
+    before the caches are pointed at the session's folder."""
+    with open("/proc/self/stat", "rb") as fh:
+        text = fh.read().decode("ascii", "replace")
+    return f"benchbed-{os.getpid()}-{int(text[text.rindex(')') + 2:].split()[19])}"
 
 
 def _own_cache() -> None:
@@ -24,7 +34,10 @@ def _own_cache() -> None:
         return
     import tempfile
 
-    os.environ["BENCHBED_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="benchbed-test-cache-")
+    # named for its owner (pid and start time, as benchbed's scratch folders are), so that another
+    # test session's folder still in use is told from one left behind (`_ours_in_tmp`)
+    prefix = f"benchbed-test-cache-{_scratch_name()}-"
+    os.environ["BENCHBED_TEST_CACHE"] = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix=prefix)
     _OWN_CACHE = os.environ["BENCHBED_TEST_CACHE"]
     # torch.compile's cache (else /tmp/torchinductor_USER) goes with it
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(_OWN_CACHE, "torchinductor"))
@@ -62,6 +75,10 @@ def pytest_configure(config):
         config.option.basetemp = os.path.join(_OWN_CACHE, "pytest")
 
 
+#: a test session's cache folder: ``benchbed-test-cache-`` + its owner's scratch name + a random tail
+_TEST_CACHE = re.compile(r"^benchbed-test-cache-(benchbed-\d+-\d+)-")
+
+
 def _ours_in_tmp() -> set[str]:
     """What benchbed or this suite may leave in the temporary folder."""
     import tempfile
@@ -75,8 +92,14 @@ def _ours_in_tmp() -> set[str]:
 
     # torch's own compile cache (torchinductor_USER) and Ray's session folder are the libraries'
     # caches, not ours: a process that does not inherit the suite's settings may still write them
+    # a folder whose owner still runs (a scratch folder, another test session's cache) is in use,
+    # not left behind: the owner removes it when it ends
+    def in_use(name: str) -> bool:
+        owner = _TEST_CACHE.match(name)
+        return owner_alive(owner.group(1) if owner else name)
+
     return {n for n in names if n.startswith(("benchbed-", "pytest-of-"))
-            and os.path.join(base, n) != _OWN_CACHE and not owner_alive(n)}
+            and os.path.join(base, n) != _OWN_CACHE and not in_use(n)}
 
 
 @pytest.fixture(scope="session", autouse=True)
