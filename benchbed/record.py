@@ -131,6 +131,11 @@ Schema history:
       answers of the completion tokens a service reported in its ``usage``) beside
       ``client_stream_tokens`` (median over streams of the pieces of text the client received).
       No migration: older records have none of them.
+  15 — what each part of a cell's work cost (issue #31), split further: ``cost_warmup_s`` (the
+      timed step's untimed calls before its window: ``cost_timing_s`` less the window, all
+      runners), and each runner's own passes one by one, ``cost_phases_s``, ``cost_flops_s``,
+      ``cost_memory_s`` and ``cost_resource_s`` (``cost_passes_s`` stays their sum with what
+      surrounds them). No migration: older records have none of them.
 """
 
 from __future__ import annotations
@@ -142,7 +147,7 @@ import pyarrow as pa
 __all__ = ["SCHEMA_VERSION", "SCHEMA", "COLUMNS", "STATUSES", "empty_record", "to_table", "pool_records",
            "migrate"]
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 STATUSES = ("ok", "skipped", "error", "oom", "timeout")
 
 _f, _i, _s, _b = pa.float64(), pa.int64(), pa.string(), pa.bool_()
@@ -215,6 +220,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("explain_status", _s), ("explain_message", _s), ("explain_s", _f), ("explain_overhead", _f), ("profile_json", _s),
     # what the cell spent on each part of its work
     ("cost_load_s", _f), ("cost_build_s", _f), ("cost_parity_s", _f), ("cost_timing_s", _f), ("cost_passes_s", _f),
+    ("cost_warmup_s", _f), ("cost_phases_s", _f), ("cost_flops_s", _f), ("cost_memory_s", _f), ("cost_resource_s", _f),
 ]
 
 SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS],

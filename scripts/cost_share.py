@@ -14,16 +14,24 @@ import sys
 
 def shares(results: str):
     """A frame of seconds per pass index (a cell's figures counted once, its runners' passes summed),
-    and the non-timing share of the cells' time."""
+    and the non-timing share of the cells' time. Records of schema 15 and later split the
+    runners' passes into phases, FLOPs, memory and device counters, and carry warm-up."""
     import pandas as pd
 
     df = pd.read_parquet(results)
     df = df[df["cell_s"].notna()]
+    for col in ("cost_warmup_s", "cost_phases_s", "cost_flops_s", "cost_memory_s", "cost_resource_s"):
+        if col not in df:
+            df[col] = float("nan")
     per_cell = df.groupby(["pair_id", "pass_index"]).agg(
         cells=("cell_s", "first"), windows=("measure_s", "first"), timing=("cost_timing_s", "first"),
-        parity=("cost_parity_s", "first"), loading=("cost_load_s", "first"), passes=("cost_passes_s", "sum"))
-    per_cell["warmup"] = per_cell["timing"] - per_cell["windows"]
+        warmup=("cost_warmup_s", "first"), parity=("cost_parity_s", "first"), loading=("cost_load_s", "first"),
+        passes=("cost_passes_s", "sum"), phases=("cost_phases_s", "sum"), flops=("cost_flops_s", "sum"),
+        memory=("cost_memory_s", "sum"), resource=("cost_resource_s", "sum"))
+    per_cell["warmup"] = per_cell["warmup"].fillna(per_cell["timing"] - per_cell["windows"])
     by_pass = per_cell.groupby(level="pass_index").sum().drop(columns="timing")
+    if not df["cost_phases_s"].notna().any():  # older records: the passes in one sum
+        by_pass = by_pass.drop(columns=["phases", "flops", "memory", "resource"])
     total = by_pass.sum()
     return by_pass, 1.0 - total["windows"] / total["cells"]
 

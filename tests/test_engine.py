@@ -92,11 +92,16 @@ def test_each_record_says_what_its_cell_spent_on_each_part(tiny_session):
         assert all(v is not None and v >= 0 for v in parts.values()), parts
         assert parts["timing"] >= rec["measure_s"] * 0.99  # the timed window, warm-up included
         assert parts["load"] + parts["parity"] + parts["timing"] + parts["build"] + parts["passes"] <= rec["cell_s"] * 1.01
+        # the timed step less its window is the warm-up; the runner's passes one by one (schema 15)
+        assert 0 <= rec["cost_warmup_s"] <= parts["timing"] - rec["measure_s"] * 0.99
+        own = {p: rec[f"cost_{p}_s"] for p in ("phases", "flops", "memory")}
+        assert all(v is not None and v > 0 for v in own.values()), own
+        assert sum(own.values()) <= parts["passes"]
 
 
 def test_what_a_first_pass_paid_is_not_paid_again(tmp_path, fast_rule, monkeypatch):
-    """Issue #31: a later pass of a cell in the same process warms up with one call (its shapes ran
-    on this model object already), and a call's FLOPs are counted once per runner and shape, not
+    """Issue #31: parity's call of a runner counts as its first warm-up call; a later pass of a cell
+    in the same process warms up with one call (its shapes ran on this model object already), and a call's FLOPs are counted once per runner and shape, not
     again for another floating precision of the same shapes."""
     from dataclasses import replace
 
@@ -112,7 +117,13 @@ def test_what_a_first_pass_paid_is_not_paid_again(tmp_path, fast_rule, monkeypat
     recs = [r.record for r in session.run(cases, passes=[0, 1])]
     session.close()
     assert all(r["status"] == "ok" for r in recs), [r["message"] for r in recs]
-    assert sorted((r["pass_index"], r["warmup"]) for r in recs) == [(0, 3)] * 4 + [(1, 1)] * 4
+    # parity's call is the first warm-up call: a first pass makes the other two, a later one one
+    assert sorted((r["pass_index"], r["warmup"]) for r in recs) == [(0, 2)] * 4 + [(1, 1)] * 4
+    from benchbed.execute.cell import warm_rule
+
+    rule = replace(fast_rule, warmup=3)  # where parity did not call a runner, its warm-up is whole
+    assert [warm_rule(rule, False).warmup, warm_rule(rule, False, parity_called=True).warmup,
+            warm_rule(rule, True, parity_called=True).warmup, warm_rule(replace(rule, warmup=1), False, True).warmup] == [3, 2, 1, 1]
     assert counted == ["fp32", "fp32"]  # torch and pipeline, once each
     first = {(r["dtype"], r["runner"]): r["flops_per_call"] for r in recs if r["pass_index"] == 0}
     assert first[("fp32", "torch")] > 0
@@ -129,3 +140,5 @@ def test_what_a_first_pass_paid_is_not_paid_again(tmp_path, fast_rule, monkeypat
     for _, row in by_pass.iterrows():
         parts = row["windows"] + row["warmup"] + row["parity"] + row["loading"] + row["passes"]
         assert 0 < parts <= row["cells"] * 1.01, row
+        assert row["phases"] + row["flops"] + row["memory"] <= row["passes"]
+    assert by_pass.loc[0, "memory"] > 0 and by_pass.loc[1, "memory"] == 0  # later passes only time

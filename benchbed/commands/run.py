@@ -74,7 +74,8 @@ def add_run_options(run: argparse.ArgumentParser, explain_flag: bool = True) -> 
     t = run.add_argument_group("timing")
     d = StopRule()  # one home for the defaults: the timer's own
     t.add_argument("--warmup", type=arg(non_negative_int, "--warmup"), default=d.warmup,
-                   help=f"untimed calls per runner before timing (default: {d.warmup})")
+                   help=f"untimed calls per runner before timing, the parity check's call counted as one "
+                        f"(default: {d.warmup})")
     t.add_argument("--min-samples", type=arg(positive_int, "--min-samples"), default=d.min_samples,
                    help=f"timed calls per runner at least (default: {d.min_samples})")
     t.add_argument("--min-time", type=arg(non_negative_float, "--min-time"), default=d.min_time_s,

@@ -158,7 +158,8 @@ def measure_cell(cases: list[Case], workbench: Workbench, config: EngineConfig, 
         release(first.device)
     for rec in cell.recs.values():
         rec.update(cell_started_at=began, cell_s=time.perf_counter() - t0,
-                   **{f"cost_{part}_s": cell.costs[part] for part in ("load", "parity", "timing") if part in cell.costs})
+                   **{f"cost_{part}_s": cell.costs[part] for part in ("load", "parity", "timing", "warmup")
+                      if part in cell.costs})
     return cell.results()
 
 
@@ -243,17 +244,21 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
             except Exception as exc:
                 cell.fail(name, exc)
     t = time.perf_counter()
-    check_parity(cell, task, runners, lambda case: _build(cell, reference, case, task, bundle, inputs, workbench),
-                 reference)
+    checked = check_parity(cell, task, runners,
+                           lambda case: _build(cell, reference, case, task, bundle, inputs, workbench), reference)
     cell.costs["parity"] = time.perf_counter() - t
     runners = {n: r for n, r in runners.items() if cell.recs[n]["status"] is None}
     t = time.perf_counter()
     warm = bool(cell.warm) and not cell.driver.serves and all(
         getattr(r, "LOCAL", True) and not getattr(r, "remote", False) for r in runners.values())
-    timing = _time(cell, task, runners, replace(config, rule=warm_rule(config.rule, warm)), reference)
+    rule = warm_rule(config.rule, warm, parity_called=set(runners) <= checked)
+    timing = _time(cell, task, runners, replace(config, rule=rule), reference)
     cell.costs["timing"] = time.perf_counter() - t
     if timing is None:
         return
+    windows = [tm.total_s for tm in timing.timings.values()]  # one shared window, or one a runner
+    cell.costs["warmup"] = max(0.0, cell.costs["timing"] - (max(windows) if timing.pairing == "interleaved"
+                                                           else sum(windows)))
     cell.warm["timed"] = True
     for name, run in runners.items():
         if cell.recs[name]["status"] is not None:
@@ -266,12 +271,17 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
         explain_cell(cell.recs, runners, config.explain, reference, cell.driver.per_call_passes)
 
 
-def warm_rule(rule: StopRule, warm: bool) -> StopRule:
-    """`rule` for a cell whose shapes this process has already timed on the same model object, its
-    runners all in this process (a budget's extra pass, ``--passes``): one warm-up call, parity
-    having made another, where a first pass warms up for up to `rule.warmup` calls (the one-off
-    costs of new shapes are paid by then; a server started for the cell is cold, and keeps them)."""
-    return replace(rule, warmup=min(rule.warmup, 1)) if warm else rule
+def warm_rule(rule: StopRule, warm: bool, parity_called: bool = False) -> StopRule:
+    """`rule`'s warm-up for this cell. Parity's call of a runner is its first warm-up call, so a
+    first pass makes `rule.warmup` - 1 more (one at least) where parity called every runner timed:
+    measured on the default matrix, the call after parity's was no slower than the ones after it
+    (docs/precision.md). A cell whose shapes this process has already timed on the same model
+    object, its runners all in this process (a budget's extra pass, ``--passes``), makes one (the
+    one-off costs of new shapes are paid by then; a server started for the cell is cold, and
+    keeps its warm-up)."""
+    if warm:
+        return replace(rule, warmup=min(rule.warmup, 1))
+    return replace(rule, warmup=max(1, rule.warmup - 1)) if parity_called and rule.warmup > 1 else rule
 
 
 def _time(cell: _Cell, task: Any, runners: dict[str, Any], config: EngineConfig,

@@ -13,9 +13,11 @@ __all__ = ["check_parity"]
 
 
 def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference: Callable[[Case], Any],
-                 reference: str) -> None:
+                 reference: str) -> set[str]:
     """Every runner's outputs against the reference runner's, on the same inputs; the reference is
-    built for the check alone (`build_reference`) when the cell does not measure it."""
+    built for the check alone (`build_reference`) when the cell does not measure it. Returns the
+    runners of `runners` it called (each call is a warm-up call the timing need not repeat)."""
+    called: set[str] = set()
     ref_run = runners.get(reference)
     if ref_run is None and any(n != reference for n in runners):
         case = next(iter(cell.cases.values())).pair(reference)
@@ -25,11 +27,11 @@ def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference:
             note = f"not checked: reference runner {reference} failed ({classify(exc)[1][:200]})"
             for name in runners:
                 cell.recs[name]["parity_detail"] = note
-            return
+            return called
     if ref_run is None:
         for name in runners:
             cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} cannot serve this case"
-        return
+        return called
     driver = cell.driver
     try:
         expected = driver.reference_outputs(ref_run)
@@ -38,7 +40,9 @@ def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference:
             cell.fail(reference, exc)
         for name in runners:
             cell.recs[name]["parity_detail"] = f"not checked: reference runner {reference} failed"
-        return
+        return called
+    if reference in runners:
+        called.add(reference)
     others = [n for n in runners if n != reference]
     checked = others + ([reference] if driver.checks_reference and reference in runners else [])
     if reference in cell.recs:
@@ -50,7 +54,9 @@ def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference:
     for name in checked:
         try:
             mine = _expected_for(driver, ref_run, runners[name], expected)
-            verdict = task.compare(mine, driver.outputs(runners[name]), cell.recs[name]["dtype"])
+            answers = driver.outputs(runners[name])
+            called.add(name)
+            verdict = task.compare(mine, answers, cell.recs[name]["dtype"])
         except Exception as exc:
             cell.fail(name, exc)
             continue
@@ -60,6 +66,7 @@ def check_parity(cell: Any, task: Any, runners: dict[str, Any], build_reference:
         cell.recs[name].update(parity_ok=verdict.ok, parity_detail=detail)
         if not verdict.ok:
             cell.recs[name]["message"] = f"PARITY MISMATCH: {detail}"
+    return called
 
 
 def _expected_for(driver: Any, ref_run: Any, run: Any, expected: list[Any]) -> list[Any]:

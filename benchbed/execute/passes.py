@@ -257,19 +257,27 @@ class PassPlan:
 
 def runner_passes(run: Any, memory_call: Any, median_s: float, plan: PassPlan) -> dict[str, Any]:
     """A runner's passes after timing — phases, FLOPs, memory, device counters — as record columns
-    (the cell's runners and an environment worker's alike); a pass sized 0 is not run."""
+    (the cell's runners and an environment worker's alike), each with its own seconds
+    (``cost_phases_s``, ``cost_flops_s``, ``cost_memory_s``, ``cost_resource_s``); a pass sized 0
+    is not run and costs nothing."""
     case = run.case
     out: dict[str, Any] = {}
+
+    def timed(part: str, columns: Callable[[], dict[str, Any]]) -> None:
+        t = time.perf_counter()
+        out.update(columns())
+        out[f"cost_{part}_s"] = time.perf_counter() - t
+
     if plan.per_call:
-        out.update(phase_columns(run, plan.phase_calls))
+        timed("phases", lambda: phase_columns(run, plan.phase_calls))
         if plan.flops:
-            out.update(flops_columns(run, median_s, case.device, case.dtype))
+            timed("flops", lambda: flops_columns(run, median_s, case.device, case.dtype))
     if plan.memory_calls:
-        out.update(memory_columns(memory_call, case.device, calls=plan.memory_calls,
-                                  state_bytes=run.state_bytes() if case.device.startswith("cuda") else None,
-                                  torch_allocator=run.TORCH_ALLOCATOR))
+        timed("memory", lambda: memory_columns(memory_call, case.device, calls=plan.memory_calls,
+                                               state_bytes=run.state_bytes() if case.device.startswith("cuda") else None,
+                                               torch_allocator=run.TORCH_ALLOCATOR))
     if plan.resource_pass_s > 0:
-        out.update(resource_columns(run, case.device, plan.items_per_call, plan.resource_pass_s))
+        timed("resource", lambda: resource_columns(run, case.device, plan.items_per_call, plan.resource_pass_s))
     return out
 
 
