@@ -36,8 +36,10 @@ class FeatureExtraction(TextTask):
 def _same_embedding(i: int, a: Any, b: Any, tol: Any) -> tuple[str | None, float]:
     import torch
 
-    a = a.float().cpu()
-    b = torch.as_tensor(b, dtype=torch.float32)
+    # either side may be the pipeline's nested lists (`--reference pipeline`, or two pipelines of
+    # two environments) or the raw module's tensor
+    a = a.float().cpu() if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=torch.float32)
+    b = b.float().cpu() if isinstance(b, torch.Tensor) else torch.as_tensor(b, dtype=torch.float32)
     if a.shape != b.shape:
         return f"item {i}: shape {tuple(a.shape)} (torch) vs {tuple(b.shape)} (pipeline)", 0.0
     diff = (a - b).abs()
