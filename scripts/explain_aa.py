@@ -5,7 +5,7 @@ Two runners running the same code under two names (``torch`` and ``torch-twin``,
 ``pipeline-twin``: tests/plugins/suite_injected_runner.py) are profiled on the cells given. Each
 twin is then taken apart against its original *as if* its measured gap were real (the no-gap gates
 bypassed), so every function it names is named from noise; the same records give pipeline ÷ torch's
-unexplained share. Both are computed for several noise gates (`rollup.Z`, standard errors of the
+unexplained share, and each stage's differences in both (where the unexplained sits). Both are computed for several noise gates (`rollup.Z`, standard errors of the
 sampling) and floors (`attribute.NAME_FLOOR`, a fraction of the reference's call): the figures
 behind explain's settings (docs/explain.md).
 
@@ -89,6 +89,42 @@ def analyse(records: list[dict]) -> list[dict]:
     return rows
 
 
+def stages(records: list[dict]) -> list[dict]:
+    """Each stage's difference, % of the reference's call, over the twins (noise: the twin's ratio
+    to its original, its stage clock against its original's) and over pipeline ÷ torch (real), and
+    the real pairs' unexplained seconds by stage (the stage's difference less what was named in
+    it), at the gates in force: where a gap that is not named sits."""
+    from benchbed.explain import explain_pair
+    from benchbed.explain.attribute import STAGES, clean_record
+
+    cells: dict[str, dict[str, dict]] = {}
+    for r in map(clean_record, records):
+        if r.get("status") == "ok" and r.get("explain_status") == "ok":
+            cells.setdefault(r["pair_id"], {})[r["runner"]] = r
+    diffs: dict[str, dict[str, list[float]]] = {k: {s: [] for s in STAGES} for k in ("twin", "real")}
+    left = dict.fromkeys(STAGES, 0.0)
+    for runners in cells.values():
+        pairs = [("twin", dict(runners[t], reference=o, ref_ratio=runners[t]["ref_ratio"] / (runners[o].get("ref_ratio") or 1.0),
+                               ref_ratio_low=None, ref_ratio_high=None), runners[o])
+                 for t, o in TWINS.items() if t in runners and o in runners and runners[t].get("ref_ratio")]
+        if "pipeline" in runners and "torch" in runners:
+            pairs.append(("real", runners["pipeline"], runners["torch"]))
+        for kind, a, b in pairs:
+            e = explain_pair(a, b)
+            if e.reference_median_s is None or not e.stages:
+                continue
+            for stage, delta in e.stages:
+                diffs[kind][stage].append(100 * delta / e.reference_median_s)
+            if kind == "real" and e.verdict == "explained":
+                for stage, delta in e.stages:
+                    left[stage] += abs(delta - sum(p.delta_s for p in e.parts if p.stage == stage))
+    total = sum(left.values()) or 1.0
+    return [{"stage": s, **{f"{k}_median": statistics.median(v[s]) if v[s] else None for k, v in diffs.items()},
+             **{f"{k}_sd": statistics.pstdev(v[s]) if len(v[s]) > 1 else None for k, v in diffs.items()},
+             "n_twin": len(diffs["twin"][s]), "n_real": len(diffs["real"][s]), "unexplained_share": left[s] / total}
+            for s in STAGES]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = ap.add_mutually_exclusive_group(required=True)
@@ -106,6 +142,16 @@ def main() -> int:
         un = "—" if r["unexplained_median_pct"] is None else f"{r['unexplained_median_pct']:.1f}%"
         print(f"| {r['z']:g} | {r['floor']:.1%} | {r['twins_naming']} of {r['twins']} | {r['named']} ({med}) "
               f"| {r['unexplained_le_10pct']} of {r['explained']} | {un} |")
+    print()
+    print("| stage | twins: difference, % of the call (median, sd) | pipeline ÷ torch (median, sd) "
+          "| share of the unexplained (explained cells, gate in force) |")
+    print("| --- | --- | --- | --- |")
+    for r in stages(read(args.results or args.source)):
+        def cell(kind):
+            if r[f"{kind}_median"] is None:
+                return "—"
+            return f"{r[f'{kind}_median']:+.2f}%, {r[f'{kind}_sd'] or 0:.2f}% (n {r[f'n_{kind}']})"
+        print(f"| {r['stage']} | {cell('twin')} | {cell('real')} | {r['unexplained_share']:.0%} |")
     return 0
 
 
