@@ -131,11 +131,8 @@ Schema history:
       answers of the completion tokens a service reported in its ``usage``) beside
       ``client_stream_tokens`` (median over streams of the pieces of text the client received).
       No migration: older records have none of them.
-  15 — what each part of a cell's work cost (issue #31), split further: ``cost_warmup_s`` (the
-      timed step's untimed calls before its window: ``cost_timing_s`` less the window, all
-      runners), and each runner's own passes one by one, ``cost_phases_s``, ``cost_flops_s``,
-      ``cost_memory_s`` and ``cost_resource_s`` (``cost_passes_s`` stays their sum with what
-      surrounds them). No migration: older records have none of them.
+  15 — #31's costs split: ``cost_warmup_s`` (the timed step less its window(s): warm-up, a served cell's rate search),
+      a runner's passes one by one: ``cost_phases_s``, ``cost_flops_s``, ``cost_memory_s``, ``cost_resource_s``.
 """
 
 from __future__ import annotations

@@ -274,8 +274,8 @@ def _measure_built(cell: _Cell, task: Any, bundle: Any, inputs: list[Any], workb
 def warm_rule(rule: StopRule, warm: bool, parity_called: bool = False) -> StopRule:
     """`rule`'s warm-up for this cell. Parity's call of a runner is its first warm-up call, so a
     first pass makes `rule.warmup` - 1 more (one at least) where parity called every runner timed:
-    measured on the default matrix, the call after parity's was no slower than the ones after it
-    (docs/precision.md). A cell whose shapes this process has already timed on the same model
+    measured on the default matrix, the call after parity's carries what one-off cost is left, the
+    calls after it drift down by a few percent alike for both runners (docs/precision.md). A cell whose shapes this process has already timed on the same model
     object, its runners all in this process (a budget's extra pass, ``--passes``), makes one (the
     one-off costs of new shapes are paid by then; a server started for the cell is cold, and
     keeps its warm-up)."""
