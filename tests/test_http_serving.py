@@ -369,22 +369,6 @@ def test_bad_serving_input_is_one_line_exit_2_and_nothing_written(tmp_path, args
     assert not results.exists()
 
 
-# -- Ray Serve: the same runner as a Ray Serve application, driven over HTTP the same way --
-
-@pytest.mark.slow
-def test_serve_ray_deploys_replicas_and_names_them(tmp_path):
-    pytest.importorskip("ray.serve")
-    results = tmp_path / "results"
-    p = run_cli("run", "--task", "text-classification", *TINY, "--runner", "torch", "--scenario", "http",
-                "--serve", "ray", "--replicas", "2", "--rate", "10", "--requests", "20", "--results", str(results),
-                timeout=400)
-    assert p.returncode == 0, p.stderr[-2000:]
-    row = _records(results).iloc[0]
-    assert row.status == "ok" and row.parity_ok and row.serve_backend == "ray" and row.replicas == 2
-    assert len(str(row.serve_replicas).split(",")) == 2 and row.completed == 20
-    assert not [p for p in psutil.Process().children(recursive=True) if "ray" in p.name()]
-
-
 def test_a_streaming_endpoint_under_open_loop_load_records_ttft_tpot_and_itl(tmp_path, app):
     """vLLM's serving benchmark's figures, plus what it lacks: the answers checked locally."""
     service = app("openai", "text-generation", "synthetic:gpt2-tiny")
