@@ -49,3 +49,46 @@ def test_sampled_time_adds_up_to_the_calls_and_splits_them_fairly():
             return
         busy = watch.reading.reason if watch.reading else None
         assert busy, f"{problem}, and the interference reading does not say the machine was busy"
+
+
+def _drift_problem() -> str | None:
+    """Two runs of the same code sampled together on a machine that slows down while they are
+    sampled; what is wrong (None: they come out alike, and the drift was real)."""
+    from benchbed.measure.sampler import signal_profiles
+
+    clock = {"start": time.perf_counter()}
+
+    def drifting(stage):  # the same work, 30% slower after a second: the host's drift
+        stage("forward", _spin, 0.002 * (1 + 0.3 * min(1.0, time.perf_counter() - clock["start"])))
+
+    views = signal_profiles({"a": drifting, "b": drifting}, 400, interval_s=0.0005, seconds=1.5)
+    if not views["a"]["calls"] == views["b"]["calls"] >= 100:
+        return f"calls {views['a']['calls']} and {views['b']['calls']}"
+    walls = {n: v["wall_s"] for n, v in views.items()}  # clocked per call: no sampling noise
+    if abs(walls["a"] / walls["b"] - 1) >= 0.03:
+        return f"walls apart: {walls}"
+    sampled = {n: sum(v["functions"]["forward"].values()) for n, v in views.items()}
+    if abs(sampled["a"] / sampled["b"] - 1) >= 0.15:  # ±4% of sampling noise a side
+        return f"sampled apart: {sampled}"
+    # the drift is real: one after the other, the later profile is the slower
+    clock["start"] = time.perf_counter()
+    first = signal_profiles({"a": drifting}, 400, interval_s=0.0005, seconds=0.75)["a"]["wall_s"]
+    later = signal_profiles({"b": drifting}, 400, interval_s=0.0005, seconds=0.75)["b"]["wall_s"]
+    return None if later / first > 1.1 else f"no drift one after the other: {first} then {later}"
+
+
+def test_runners_sampled_together_share_the_machine_s_drift():
+    """explain profiles a cell's runners in one window, their calls alternating: two runs of the
+    same code come out alike on a drifting machine, where one after the other the later carries
+    the drift. A timing test: it holds, or the interference reading says the machine was busy."""
+    from benchbed.measure.interference import Interference
+    from benchbed.measure.sampler import signal_profiles
+
+    signal_profiles({"warm": _call}, 1)  # the stage markers' first use imports torch's profiler
+    for _ in range(2):
+        with Interference() as watch:
+            problem = _drift_problem()
+        if problem is None:
+            return
+        busy = watch.reading.reason if watch.reading else None
+        assert busy, f"{problem}, and the interference reading does not say the machine was busy"

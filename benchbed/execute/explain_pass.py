@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ..measure.profile import ProfilerMissing, operator_profile, python_profile, stage_clock
-from ..measure.sampler import signal_profile
+from ..measure.sampler import signal_profiles
 
 __all__ = ["EXPLAIN_MODES", "explain_cell", "profile_runners", "profile_columns", "gap_runners"]
 
@@ -95,23 +95,30 @@ def profile_runners(runs: dict[str, Any], recs: dict[str, dict[str, Any]]) -> di
     t0 = time.perf_counter()
     try:
         clocks = stage_clock(runs, _calls(CLOCK_SHARE * budget * len(runs), sum(medians.values())))
+        pythons = _python_views(runs, PYTHON_SHARE * budget * len(runs), sum(medians.values()))
     except Exception as exc:
         return {n: _failed(exc, time.perf_counter() - t0) for n in runs}
     share = (time.perf_counter() - t0) / len(runs)
-    return {n: profile_columns(run, medians[n], clocks[n], budget, recs[n]["device"].startswith("cuda"), share)
+    return {n: profile_columns(run, medians[n], clocks[n], budget, recs[n]["device"].startswith("cuda"), share,
+                               pythons[n])
             for n, run in runs.items()}
 
 
-def _python_view(run: Any, seconds: float, median_s: float) -> dict[str, Any]:
-    """The timer-signal sampler (no per-call hook: it inflates nothing) for `seconds`; pyinstrument
-    where it cannot run (not the main thread, SIGALRM in use), saying so in the profile."""
+def _python_views(runs: dict[str, Any], seconds: float, median_s: float) -> dict[str, dict[str, Any]]:
+    """The runners' Python views in one window, their calls alternating (`signal_profiles`: the
+    machine's drift falls on all alike); pyinstrument, one runner after the other, where the
+    timer-signal sampler cannot run (not the main thread, SIGALRM in use), saying so."""
     try:
-        return signal_profile(run.call_in_stages, CALLS_MAX, seconds=seconds, min_calls=CALLS_MIN)
+        return signal_profiles({n: run.call_in_stages for n, run in runs.items()}, CALLS_MAX, seconds=seconds,
+                               min_calls=CALLS_MIN)
     except ProfilerMissing as exc:
-        # its hook slows a call about twofold (docs/explain.md): half the calls fill the time
-        python = python_profile(run.call_in_stages, _calls(seconds / 2, median_s))
-        python["fallback"] = str(exc)
-        return python
+        out = {}
+        for name, run in runs.items():
+            # its hook slows a call about twofold (docs/explain.md): half the calls fill the time
+            python = python_profile(run.call_in_stages, _calls(seconds / len(runs) / 2, median_s / len(runs)))
+            python["fallback"] = str(exc)
+            out[name] = python
+        return out
 
 
 def _operator_view(run: Any, seconds: float, cuda: bool) -> dict[str, Any]:
@@ -131,15 +138,19 @@ def _failed(exc: BaseException, seconds: float) -> dict[str, Any]:
 
 
 def profile_columns(run: Any, median_s: float, stages: dict[str, float], budget: float, cuda: bool,
-                    spent_s: float = 0.0) -> dict[str, Any]:
-    """One runner's sampling and operator profiles beside its stage clock times, as columns, in
-    about `budget` seconds with the stage clock's."""
+                    spent_s: float = 0.0, python: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One runner's operator profile (and its sampling profile, unless `python` was taken with the
+    other runners') beside its stage clock times, as columns, in about `budget` seconds with what
+    `spent_s` says was spent on it already."""
     t0 = time.perf_counter()
     total = sum(stages.values()) or median_s
     try:
-        python = _python_view(run, PYTHON_SHARE * budget, total)
-        # the operator view gets what the sampling profile left (one call at least)
-        operators = _operator_view(run, (PYTHON_SHARE + OPERATOR_SHARE) * budget - (time.perf_counter() - t0), cuda)
+        if python is None:
+            python = _python_views({"": run}, PYTHON_SHARE * budget, total)[""]
+            left = (PYTHON_SHARE + OPERATOR_SHARE) * budget - (time.perf_counter() - t0)
+        else:
+            left = OPERATOR_SHARE * budget
+        operators = _operator_view(run, left, cuda)  # what the sampling profile left (one call at least)
     except Exception as exc:  # a failed explanation is data; the timed record stands
         return _failed(exc, spent_s + time.perf_counter() - t0)
     profile = {"version": 1, "timed_median_s": median_s, "stage_clock_s": stages, "python": python,

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from .profile import _INSTRUMENTS, _MARKER_STAGE, INTERVAL_S, STAGES, ProfilerMissing, StageFn, _marked, _view_of, \
     benchbed_call
 
-__all__ = ["KEEP_STACKS", "signal_profile"]
+__all__ = ["KEEP_STACKS", "signal_profile", "signal_profiles"]
 
 #: how many call stacks (per stage) the timer-signal sampler keeps, the largest first
 KEEP_STACKS = 600
@@ -22,16 +22,27 @@ KEEP_STACKS = 600
 def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
                    interval_s: float = INTERVAL_S, seed: int = 0, seconds: float | None = None,
                    min_calls: int = 3) -> dict[str, Any]:
-    """A sampling profile of `calls` calls by a wall-clock timer signal (``ITIMER_REAL``). Each
-    call starts the timer's grid at a random phase; at each tick the interrupted Python frame gets
-    one interval per grid point passed since the last tick, so time in C code (a matmul, the Rust
-    tokenizer) is its caller's, a tick held back by a long C call still carries its whole time, and
-    every instant of a call is counted with the same expectation: the seconds since the previous
-    tick (what this sampler gave before) lost each call's tail after its last tick, about half an
-    interval a call, 40% of a 0.6 ms call (docs/explain.md). No per-call hook: Python-heavy code is
-    not inflated (pyinstrument's hook is), only a stack walk per tick, the same everywhere. Needs
-    the main thread and an unused SIGALRM; `ProfilerMissing` otherwise. With `seconds`, `calls` is
-    the most: calls stop once `seconds` have passed and `min_calls` were made."""
+    """One runner's sampling profile: `signal_profiles` of it alone."""
+    return signal_profiles({"": call_in_stages}, calls, interval_s, seed, seconds, min_calls)[""]
+
+
+def signal_profiles(runs: dict[str, Callable[[StageFn], Any]], calls: int, interval_s: float = INTERVAL_S,
+                    seed: int = 0, seconds: float | None = None, min_calls: int = 3) -> dict[str, dict[str, Any]]:
+    """Sampling profiles of `runs` (name -> a runner's ``call_in_stages``), their calls alternating
+    (ABBA), so that the machine's drift while they are sampled falls on all of them alike, as in
+    the timing: profiled one after the other, two runs of the same code differed in a large
+    operator by 2-4% of the call (GELU, layer_norm, SDPA), and explain named that noise.
+
+    Each call is sampled by a wall-clock timer signal (``ITIMER_REAL``) whose grid starts at a
+    random phase; at each tick the interrupted Python frame gets one interval per grid point passed
+    since the last tick, so time in C code (a matmul, the Rust tokenizer) is its caller's, a tick
+    held back by a long C call still carries its whole time, and every instant of a call is counted
+    with the same expectation: the seconds since the previous tick (what this sampler gave before)
+    lost each call's tail after its last tick, about half an interval a call, 40% of a 0.6 ms call
+    (docs/explain.md). No per-call hook: Python-heavy code is not inflated (pyinstrument's hook
+    is), only a stack walk per tick, the same everywhere. Needs the main thread and an unused
+    SIGALRM; `ProfilerMissing` otherwise. `calls` is each run's most; with `seconds` (all runs
+    together) calls stop once they have passed and each run made `min_calls`."""
     import signal
     import threading
 
@@ -39,7 +50,9 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
         raise ProfilerMissing("the timer-signal sampler needs the main thread on a POSIX system")
     if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None) or signal.getitimer(signal.ITIMER_REAL)[0]:
         raise ProfilerMissing("SIGALRM is in use by someone else")
-    stacks: dict[str, dict[tuple[Any, ...], float]] = {s: {} for s in STAGES}
+    order = list(runs)
+    every: dict[str, dict[str, dict[tuple[Any, ...], float]]] = {n: {s: {} for s in STAGES} for n in order}
+    stacks = every[order[0]]  # the stacks of the run whose call is sampled now
     names: dict[Any, str] = {}
     clock = time.perf_counter
     grid = [clock(), 0]  # this call's first grid point, and how many grid points ticks have counted
@@ -76,19 +89,28 @@ def signal_profile(call_in_stages: Callable[[StageFn], Any], calls: int,
     previous = signal.signal(signal.SIGALRM, tick)
     t0 = clock()
     made = 0
+    spent = dict.fromkeys(order, 0.0)
     try:
         while made < calls and (seconds is None or made < min_calls or clock() - t0 < seconds):
+            for name in order if made % 2 == 0 else order[::-1]:
+                stacks = every[name]
+                first = max(1e-6, phases.random() * interval_s)
+                t = clock()
+                grid[0], grid[1] = t + first, 0
+                signal.setitimer(signal.ITIMER_REAL, first, interval_s)
+                benchbed_call(runs[name], _marked)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                spent[name] += clock() - t
             made += 1
-            first = max(1e-6, phases.random() * interval_s)
-            grid[0], grid[1] = clock() + first, 0
-            signal.setitimer(signal.ITIMER_REAL, first, interval_s)
-            benchbed_call(call_in_stages, _marked)
-            signal.setitimer(signal.ITIMER_REAL, 0)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    calls = made
-    wall = (clock() - t0) / calls
+    return {name: _view(every[name], names, made, spent[name] / made, interval_s) for name in order}
+
+
+def _view(stacks: dict[str, dict[tuple[Any, ...], float]], names: dict[Any, str], calls: int, wall: float,
+          interval_s: float) -> dict[str, Any]:
+    """One run's view: each stage's leaf functions (seconds per call) and its folded stacks."""
     functions: dict[str, dict[str, float]] = {s: {} for s in STAGES}
     for stage, bucket in stacks.items():
         for key, seconds in bucket.items():
