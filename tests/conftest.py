@@ -190,3 +190,19 @@ def holds_or_interfered(measure, check):
     problem = check(result)
     assert problem is None or interfered(records), f"{problem} (re-measured), and the records do not say so"
     return result
+
+
+def holds_or_busy(problem, tries: int = 2) -> None:
+    """A timing relation measured by `problem()` (an error message, or None when it holds) under
+    benchbed's own interference reading: it holds, or the reading says the machine was busy, and
+    is then measured again (at most `tries` times), never passing silently."""
+    from benchbed.measure.interference import Interference
+
+    for _ in range(tries):
+        with Interference() as watch:
+            found = problem()
+        if found is None:
+            return
+        busy = watch.reading.reason if watch.reading else None
+        assert busy, f"{found}, and the interference reading does not say the machine was busy"
+

@@ -8,6 +8,8 @@ import time
 
 from benchbed.measure.sampler import signal_profile
 
+from conftest import holds_or_busy
+
 
 def _spin(seconds):
     end = time.perf_counter() + seconds
@@ -38,17 +40,7 @@ def _split_problem(view) -> str | None:
 
 def test_sampled_time_adds_up_to_the_calls_and_splits_them_fairly():
     # a timing test: it holds, or benchbed's own interference reading says the machine was busy
-    # (then it is measured once more, and must hold or be marked busy again)
-    from benchbed.measure.interference import Interference
-
-    for _ in range(2):
-        with Interference() as watch:
-            view = signal_profile(_call, 400, interval_s=0.0005)
-        problem = _split_problem(view)
-        if problem is None:
-            return
-        busy = watch.reading.reason if watch.reading else None
-        assert busy, f"{problem}, and the interference reading does not say the machine was busy"
+    holds_or_busy(lambda: _split_problem(signal_profile(_call, 400, interval_s=0.0005)))
 
 
 def _drift_problem() -> str | None:
@@ -81,14 +73,7 @@ def test_runners_sampled_together_share_the_machine_s_drift():
     """explain profiles a cell's runners in one window, their calls alternating: two runs of the
     same code come out alike on a drifting machine, where one after the other the later carries
     the drift. A timing test: it holds, or the interference reading says the machine was busy."""
-    from benchbed.measure.interference import Interference
     from benchbed.measure.sampler import signal_profiles
 
     signal_profiles({"warm": _call}, 1)  # the stage markers' first use imports torch's profiler
-    for _ in range(2):
-        with Interference() as watch:
-            problem = _drift_problem()
-        if problem is None:
-            return
-        busy = watch.reading.reason if watch.reading else None
-        assert busy, f"{problem}, and the interference reading does not say the machine was busy"
+    holds_or_busy(_drift_problem)
